@@ -1,0 +1,51 @@
+"""What a plugin registers: a scenario and the schedules it asks for."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+
+class PluginSettings(BaseModel):
+    """Base for a scenario's settings model: unknown keys are errors at every depth, not ignored."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """One business scenario: its workflows, activities, settings model and templates.
+
+    ``name`` is the scenario's permanent identifier: it prefixes workflow IDs (``{org}:{name}:{key}``),
+    Temporal type names (``{name}.CalibrationCycle``) and template names (``{name}:reminder``).
+    ``site_overridable`` lists the settings keys a site may override by default; an organization's
+    config can narrow or widen that list.
+    """
+
+    name: str
+    version: str
+    settings_model: type[BaseModel]
+    workflows: Sequence[type] = ()
+    activities: Sequence[Callable[..., Any]] = ()
+    templates: Path | None = None
+    description: str = ""
+    site_overridable: Sequence[str] = ()
+
+
+@dataclass(frozen=True)
+class ScheduleSpec:
+    """A recurring run a scenario wants for one organization.
+
+    ``cron`` is read in the organization's timezone. ``workflow`` is the Temporal workflow type name,
+    started with ``args``; each run gets the ID ``{org}:{scenario}:schedule:{id}`` plus the run time.
+    """
+
+    id: str
+    cron: str
+    workflow: str
+    args: Sequence[Any] = field(default_factory=tuple)
+    description: str = ""

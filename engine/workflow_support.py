@@ -1,0 +1,68 @@
+"""Helpers for plugin workflows: safe to import inside Temporal's workflow sandbox.
+
+Nothing here does I/O or reads the wall clock. Workflows call the engine's Feishu activities by name
+(:mod:`engine.feishu.requests`) with :func:`feishu_call`, and absorb duplicate event deliveries with
+:class:`SeenEvents`.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterable
+from datetime import timedelta
+from typing import Any
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+
+# Feishu calls: retried with backoff for up to a day (rate limits, 5xx, outages); errors the edge marks
+# non-retryable (bad ids, no permission) fail at once and surface in the workflow.
+FEISHU_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=2),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(minutes=10),
+)
+FEISHU_START_TO_CLOSE = timedelta(seconds=60)
+# Always bounded: the time-skipping test server would otherwise leap years (TEMPORAL_NOTES.md).
+FEISHU_SCHEDULE_TO_CLOSE = timedelta(days=1)
+
+
+async def feishu_call(activity: str, request: Any, *, result_type: type | None = None) -> Any:
+    """Run one of the engine's Feishu activities with the engine's retry policy and timeouts."""
+    return await workflow.execute_activity(
+        activity,
+        request,
+        start_to_close_timeout=FEISHU_START_TO_CLOSE,
+        schedule_to_close_timeout=FEISHU_SCHEDULE_TO_CLOSE,
+        retry_policy=FEISHU_RETRY,
+        result_type=result_type,
+    )
+
+
+class SeenEvents:
+    """The last ``size`` event ids a workflow applied, to absorb Feishu's at-least-once delivery.
+
+    Keep it in the workflow's state and carry ``ids()`` over continue-as-new, so a duplicate that arrives
+    after a new run began is absorbed too.
+    """
+
+    def __init__(self, ids: Iterable[str] = (), size: int = 500):
+        self._order: deque[str] = deque(maxlen=size)
+        self._set: set[str] = set()
+        for event_id in ids:
+            self.first_time(event_id)
+
+    def first_time(self, event_id: str | None) -> bool:
+        """True the first time ``event_id`` is seen (and remembers it); events without an id always pass."""
+        if not event_id:
+            return True
+        if event_id in self._set:
+            return False
+        if len(self._order) == self._order.maxlen:
+            self._set.discard(self._order[0])
+        self._order.append(event_id)
+        self._set.add(event_id)
+        return True
+
+    def ids(self) -> list[str]:
+        return list(self._order)
