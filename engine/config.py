@@ -1,0 +1,457 @@
+"""The organization config: one TOML file, validated as a whole, every mistake reported at once.
+
+The group sets each plugin's settings; a site (e.g. one hospital of the group) overrides only the keys
+the group lets it (``site_overridable``). Secrets are never written in the file: they are references to
+environment variables (``app_secret = { env = "FEISHU_APP_SECRET" }``) and are never printed.
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime as dt
+import os
+import tomllib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+if TYPE_CHECKING:
+    from engine.scenario import Scenario
+
+SUPPORTED_LOCALES = ("zh_CN", "en_US")
+FEISHU_ENV_OVERRIDES = {
+    "app_id": "FEISHU_APP_ID",
+    "app_secret": "FEISHU_APP_SECRET",
+    "verification_token": "FEISHU_VERIFICATION_TOKEN",
+    "encrypt_key": "FEISHU_ENCRYPT_KEY",
+    "base_url": "FEISHU_BASE_URL",
+}
+
+
+# ---------------------------------------------------------------------------------------------- errors
+
+
+@dataclass(frozen=True)
+class ConfigIssue:
+    """One mistake: where it is, what was expected, what was found, and how to fix it."""
+
+    file: str
+    key: str
+    expected: str
+    found: str
+    hint: str = ""
+
+    def __str__(self) -> str:
+        text = f"{self.file}: {self.key}: expected {self.expected}, found {self.found}"
+        return f"{text} ({self.hint})" if self.hint else text
+
+
+class ConfigError(Exception):
+    """Raised with every issue of a config file, not just the first."""
+
+    def __init__(self, issues: list[ConfigIssue]):
+        self.issues = issues
+        super().__init__("\n".join(str(issue) for issue in issues))
+
+
+# ------------------------------------------------------------------------------------------ the models
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class SecretRef(_Strict):
+    """A secret's value lives in an environment variable; only the variable's name is in the file."""
+
+    env: str
+
+    def resolve(self) -> str:
+        value = os.environ.get(self.env)
+        if value is None:
+            raise KeyError(self.env)
+        return value
+
+    def __repr__(self) -> str:
+        return f"SecretRef(env={self.env!r})"
+
+
+class TlsSettings(_Strict):
+    client_cert: Path | None = None
+    client_key: Path | None = None
+    server_root_ca_cert: Path | None = None
+    domain: str | None = None
+
+
+class TemporalSettings(_Strict):
+    """``embedded`` runs the ``temporal`` dev server from the state dir; ``cluster`` connects to one."""
+
+    mode: Literal["embedded", "cluster"] = "embedded"
+    address: str = "127.0.0.1:7233"
+    namespace: str = "default"
+    task_queue: str = "engine"
+    tls: TlsSettings | None = None
+    ui_port: int | None = None
+
+
+class IngressSettings(_Strict):
+    host: str = "127.0.0.1"
+    port: int = 8080
+    mode: Literal["webhook", "long_connection"] = "webhook"
+    max_body_bytes: int = 1_048_576
+    timestamp_tolerance_seconds: int = 300
+    public_url: str | None = None  # how Feishu users reach the ingress (links in QR codes, cards)
+
+
+class FeishuSettings(_Strict):
+    """The Feishu app. With no ``[feishu]`` table at all, ``engine dev`` runs the local stand-in."""
+
+    app_id: str
+    app_secret: SecretRef
+    verification_token: SecretRef | None = None
+    encrypt_key: SecretRef | None = None
+    base_url: str = "https://open.feishu.cn"
+    bot_open_id: str | None = None
+    timeout_seconds: float = 10.0
+    # Client-side limits, below Feishu's published ones (message send: 50/s per app, 5/s per chat).
+    messages_per_second: float = 40.0
+    messages_per_second_per_chat: float = 4.0
+    calls_per_second: float = 40.0
+
+
+class SiteConfig(_Strict):
+    name: str = ""
+    timezone: str | None = None
+    locale: str | None = None
+    settings: dict[str, dict[str, Any]] = Field(default_factory=dict)
+
+
+class OrgConfig(_Strict):
+    name: str = ""
+    timezone: str = "Asia/Shanghai"
+    locale: str = "zh_CN"
+    tenant_key: str = ""
+    plugins: list[str] = Field(default_factory=list)
+    settings: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    site_overridable: dict[str, list[str]] = Field(default_factory=dict)
+    sites: dict[str, SiteConfig] = Field(default_factory=dict)
+    templates_dir: Path | None = None
+    # Extra days off / make-up workdays beyond the maintained calendar (ISO dates).
+    holidays: list[str] = Field(default_factory=list)
+    workdays: list[str] = Field(default_factory=list)
+
+
+class PluginsSection(_Strict):
+    """``load`` is an allowlist: only these plugins load (like ``ENGINE_LOAD_PLUGINS``)."""
+
+    load: list[str] | None = None
+
+
+class FileConfig(_Strict):
+    temporal: TemporalSettings = Field(default_factory=TemporalSettings)
+    ingress: IngressSettings = Field(default_factory=IngressSettings)
+    feishu: FeishuSettings | None = None
+    plugins: PluginsSection = Field(default_factory=PluginsSection)
+    state_dir: Path | None = None
+    organizations: dict[str, OrgConfig] = Field(default_factory=dict)
+
+
+# ----------------------------------------------------------------------------------- resolved context
+
+
+@dataclass
+class OrgContext:
+    """One organization as the engine uses it: resolved zone, enabled plugins, effective settings."""
+
+    id: str
+    name: str
+    timezone: str
+    locale: str
+    tenant_key: str
+    plugins: tuple[str, ...]
+    config: OrgConfig
+    _settings: dict[tuple[str, str | None], BaseModel] = field(default_factory=dict, repr=False)
+    templates_dir: Path | None = None
+
+    @cached_property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    @property
+    def site_ids(self) -> list[str]:
+        return list(self.config.sites)
+
+    def enabled(self, scenario: str) -> bool:
+        return scenario in self.plugins
+
+    def settings(self, scenario: str, site: str | None = None) -> Any:
+        """The effective settings of ``scenario`` for the group (``site=None``) or one site."""
+        if site is not None and (scenario, site) not in self._settings:
+            site = None  # an unknown or settings-less site gets the group's standard
+        try:
+            return self._settings[(scenario, site)]
+        except KeyError:
+            raise KeyError(f"{scenario!r} is not enabled for organization {self.id!r}") from None
+
+    def site_zone(self, site: str | None) -> ZoneInfo:
+        if site and site in self.config.sites and self.config.sites[site].timezone:
+            return ZoneInfo(self.config.sites[site].timezone)  # type: ignore[arg-type]
+        return self.zone
+
+
+@dataclass
+class EngineConfig:
+    """The whole validated config. ``path`` is where it came from (names in error messages)."""
+
+    path: Path
+    file: FileConfig
+    orgs: dict[str, OrgContext]
+
+    @property
+    def temporal(self) -> TemporalSettings:
+        return self.file.temporal
+
+    @property
+    def ingress(self) -> IngressSettings:
+        return self.file.ingress
+
+    @property
+    def feishu(self) -> FeishuSettings | None:
+        return self.file.feishu
+
+    def state_dir(self, override: Path | None = None) -> Path:
+        if override is not None:
+            return override
+        if self.file.state_dir is not None:
+            return (self.path.parent / self.file.state_dir).resolve()
+        return (self.path.parent / ".state").resolve()
+
+    def org(self, org_id: str) -> OrgContext:
+        try:
+            return self.orgs[org_id]
+        except KeyError:
+            raise KeyError(f"no organization {org_id!r} in {self.path}") from None
+
+    def org_by_tenant(self, tenant_key: str) -> OrgContext | None:
+        for org in self.orgs.values():
+            if org.tenant_key and org.tenant_key == tenant_key:
+                return org
+        return None
+
+    def secret(self, name: str) -> str | None:
+        """Resolve a Feishu secret (environment first, for every key in FEISHU_ENV_OVERRIDES)."""
+        env_name = FEISHU_ENV_OVERRIDES.get(name)
+        if env_name and env_name in os.environ:
+            return os.environ[env_name]
+        if self.feishu is None:
+            return None
+        value = getattr(self.feishu, name, None)
+        if isinstance(value, SecretRef):
+            return value.resolve()
+        return value
+
+
+# --------------------------------------------------------------------------------------------- loading
+
+
+def _dotted(loc: Iterable[Any]) -> str:
+    return ".".join(str(part) for part in loc)
+
+
+def _describe(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _pydantic_issues(file: str, prefix: str, error: ValidationError) -> list[ConfigIssue]:
+    issues = []
+    for item in error.errors():
+        key = _dotted([prefix, *item["loc"]] if prefix else item["loc"])
+        if item["type"] == "extra_forbidden":
+            issues.append(ConfigIssue(file, key, "no such key", _describe(item.get("input")),
+                                      "remove it or check its spelling"))
+        elif item["type"] == "missing":
+            issues.append(ConfigIssue(file, key, "a value", "nothing", "add this required key"))
+        else:
+            issues.append(ConfigIssue(file, key, item["msg"].lower(), _describe(item.get("input")),
+                                      "fix the value"))
+    return issues
+
+
+def deep_merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    """``override`` on top of ``base``; nested tables merge, everything else replaces."""
+    merged = copy.deepcopy(dict(base))
+    for key, value in override.items():
+        if isinstance(value, Mapping) and isinstance(merged.get(key), Mapping):
+            merged[key] = deep_merge(merged[key], value)
+        else:
+            merged[key] = copy.deepcopy(value)
+    return merged
+
+
+def _leaf_keys(table: Mapping[str, Any], prefix: str = "") -> list[str]:
+    keys = []
+    for key, value in table.items():
+        dotted = f"{prefix}{key}"
+        if isinstance(value, Mapping) and value:
+            keys.extend(_leaf_keys(value, dotted + "."))
+        else:
+            keys.append(dotted)
+    return keys
+
+
+def _allowed(key: str, allowed: Iterable[str]) -> bool:
+    return any(key == a or key.startswith(a + ".") for a in allowed)
+
+
+def _check_zone(file: str, key: str, zone: str) -> list[ConfigIssue]:
+    try:
+        ZoneInfo(zone)
+    except (ZoneInfoNotFoundError, ValueError):
+        return [ConfigIssue(file, key, "an IANA timezone such as 'Asia/Shanghai'", _describe(zone),
+                            "use a name from the tz database")]
+    return []
+
+
+def _check_locale(file: str, key: str, locale: str) -> list[ConfigIssue]:
+    if locale not in SUPPORTED_LOCALES:
+        return [ConfigIssue(file, key, f"one of {', '.join(SUPPORTED_LOCALES)}", _describe(locale),
+                            "pick a supported locale")]
+    return []
+
+
+def _unknown_keys(file: str, prefix: str, table: Mapping[str, Any], model: type[BaseModel]) -> list[ConfigIssue]:
+    """Top-level keys the settings model does not know (a typo must not silently keep the default).
+
+    Models built on :class:`engine.scenario.PluginSettings` forbid unknown keys at every depth; this
+    check covers the top level of any model.
+    """
+    if model.model_config.get("extra") == "forbid":
+        return []  # pydantic reports them, with their full path
+    known = set(model.model_fields) | {f.alias for f in model.model_fields.values() if f.alias}
+    return [ConfigIssue(file, f"{prefix}.{key}", "no such key", _describe(key), "remove it or check its spelling")
+            for key in table if key not in known]
+
+
+def parse_config(
+    data: Mapping[str, Any], path: Path, scenarios: Mapping[str, Scenario]
+) -> EngineConfig:
+    """Validate a parsed TOML document against the engine's models and each plugin's settings model."""
+    file = str(path)
+    try:
+        parsed = FileConfig.model_validate(data)
+    except ValidationError as error:
+        raise ConfigError(_pydantic_issues(file, "", error)) from None
+
+    issues: list[ConfigIssue] = []
+    if parsed.feishu is not None:
+        for name in ("app_secret", "verification_token", "encrypt_key"):
+            ref = getattr(parsed.feishu, name)
+            if isinstance(ref, SecretRef) and ref.env not in os.environ:
+                issues.append(ConfigIssue(file, f"feishu.{name}", f"environment variable {ref.env} to be set",
+                                          "it unset", f"export {ref.env}=... before starting the engine"))
+    if not parsed.organizations:
+        issues.append(ConfigIssue(file, "organizations", "at least one organization", "none",
+                                  "add an [organizations.<id>] table"))
+
+    orgs: dict[str, OrgContext] = {}
+    for org_id, org in parsed.organizations.items():
+        base = f"organizations.{org_id}"
+        if ":" in org_id or not org_id:
+            issues.append(ConfigIssue(file, base, "an id without ':'", _describe(org_id), "rename the table"))
+        issues += _check_zone(file, f"{base}.timezone", org.timezone)
+        issues += _check_locale(file, f"{base}.locale", org.locale)
+        for site_id, site in org.sites.items():
+            if site.timezone:
+                issues += _check_zone(file, f"{base}.sites.{site_id}.timezone", site.timezone)
+            if site.locale:
+                issues += _check_locale(file, f"{base}.sites.{site_id}.locale", site.locale)
+        for day_key in ("holidays", "workdays"):
+            for index, text in enumerate(getattr(org, day_key)):
+                try:
+                    dt.date.fromisoformat(text)
+                except ValueError:
+                    issues.append(ConfigIssue(file, f"{base}.{day_key}[{index}]", "an ISO date (YYYY-MM-DD)",
+                                              _describe(text), "write the date as 2026-10-01"))
+
+        context = OrgContext(
+            id=org_id, name=org.name or org_id, timezone=org.timezone, locale=org.locale,
+            tenant_key=org.tenant_key, plugins=tuple(org.plugins), config=org,
+            templates_dir=(path.parent / org.templates_dir).resolve() if org.templates_dir else None,
+        )
+        for index, name in enumerate(org.plugins):
+            if name not in scenarios:
+                known = ", ".join(sorted(scenarios)) or "none loaded"
+                issues.append(ConfigIssue(file, f"{base}.plugins[{index}]", f"an installed plugin ({known})",
+                                          _describe(name), "install the plugin or remove it from the list"))
+        for key_table in ("settings", "site_overridable"):
+            for name in getattr(org, key_table):
+                if name not in org.plugins:
+                    issues.append(ConfigIssue(file, f"{base}.{key_table}.{name}", "a plugin listed in plugins",
+                                              _describe(name), f"add {name!r} to {base}.plugins or remove the table"))
+        for site_id, site in org.sites.items():
+            for name in site.settings:
+                if name not in org.plugins:
+                    issues.append(ConfigIssue(file, f"{base}.sites.{site_id}.settings.{name}",
+                                              "a plugin listed in plugins", _describe(name),
+                                              f"add {name!r} to {base}.plugins or remove the table"))
+
+        for name in org.plugins:
+            scenario = scenarios.get(name)
+            if scenario is None:
+                continue
+            group = org.settings.get(name, {})
+            issues += _unknown_keys(file, f"{base}.settings.{name}", group, scenario.settings_model)
+            try:
+                context._settings[(name, None)] = scenario.settings_model.model_validate(group)
+            except ValidationError as error:
+                issues += _pydantic_issues(file, f"{base}.settings.{name}", error)
+                continue
+            allowed = org.site_overridable.get(name, list(scenario.site_overridable))
+            for site_id, site in org.sites.items():
+                own = site.settings.get(name)
+                if not own:
+                    continue
+                site_base = f"{base}.sites.{site_id}.settings.{name}"
+                refused = [key for key in _leaf_keys(own) if not _allowed(key, allowed)]
+                for key in refused:
+                    issues.append(ConfigIssue(
+                        file, f"{site_base}.{key}",
+                        f"only keys the group lets sites override ({', '.join(allowed) or 'none'})",
+                        _describe(key),
+                        f"remove it, or add it to {base}.site_overridable.{name}"))
+                if refused:
+                    continue
+                try:
+                    # on top of the group's *effective* settings, so a nested key keeps its siblings
+                    effective = context._settings[(name, None)].model_dump()
+                    context._settings[(name, site_id)] = scenario.settings_model.model_validate(
+                        deep_merge(effective, own))
+                except ValidationError as error:
+                    issues += _pydantic_issues(file, site_base, error)
+        orgs[org_id] = context
+
+    if issues:
+        raise ConfigError(issues)
+    return EngineConfig(path=path, file=parsed, orgs=orgs)
+
+
+def load_config(path: Path, scenarios: Mapping[str, Scenario]) -> EngineConfig:
+    """Read and validate ``path``; raise :class:`ConfigError` with every issue found."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError([ConfigIssue(str(path), "(file)", "a readable TOML file", "no such file",
+                                       "check the path given to --config")]) from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError([ConfigIssue(str(path), "(syntax)", "valid TOML", str(error),
+                                       "fix the syntax at the position shown")]) from None
+    return parse_config(data, path.resolve(), scenarios)
