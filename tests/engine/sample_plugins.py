@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, Field
-from temporalio import workflow
+from temporalio import activity, workflow
 
 from engine import actions
 from engine.hookspecs import hookimpl
@@ -66,6 +66,12 @@ class Conversation:
         return {"pings": self.pings, "count": len(self.pings)}
 
 
+@activity.defn(name="echo.wall_clock")
+async def wall_clock() -> str:
+    """What an activity believes the time is (code that reads the wall clock, e.g. a report date)."""
+    return datetime.now(UTC).isoformat()
+
+
 @workflow.defn(name="echo.Timer")
 class Timer:
     """Sleeps `days`, then sends one reminder: the smallest long-lived workflow."""
@@ -73,11 +79,12 @@ class Timer:
     @workflow.run
     async def run(self, days: int, to: str) -> str:
         await workflow.sleep(timedelta(days=days))
+        seen = await workflow.execute_activity(wall_clock, schedule_to_close_timeout=timedelta(minutes=1))
         await feishu_call(fr.SEND_MESSAGE, fr.SendMessage(
             org=workflow.info().workflow_id.split(":")[0], to=fr.Recipient(id=to), template="echo:pong",
             context={"text": f"{days} days passed", "count": 0},
             idempotency_key=f"{workflow.info().workflow_id}:timer"))
-        return "done"
+        return seen
 
 
 class EchoPlugin:
@@ -86,7 +93,7 @@ class EchoPlugin:
     @hookimpl
     def register_scenarios(self, register: Any) -> None:
         register(Scenario(name="echo", version="1.0", settings_model=EchoSettings,
-                          workflows=[Conversation, Timer], templates=TEMPLATES,
+                          workflows=[Conversation, Timer], activities=[wall_clock], templates=TEMPLATES,
                           site_overridable=["greeting"]))
 
     @hookimpl

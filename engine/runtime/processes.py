@@ -1,0 +1,207 @@
+"""The engine's long-running processes: ``engine dev`` (all in one), ``engine worker``, ``engine ingress``.
+
+In production the worker and the ingress are separate processes pointed at a Temporal cluster and
+scaled horizontally; ``engine dev`` runs both plus an embedded Temporal server and, when no Feishu
+credentials are configured, the local Feishu stand-in.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from engine.config import EngineConfig
+from engine.plugins import PluginSet
+from engine.runtime.app import EngineApp, set_current_app
+
+log = logging.getLogger(__name__)
+
+Say = Callable[[str], None]
+
+
+@dataclass
+class DevOptions:
+    state_dir: Path
+    ingress_port: int | None = None
+    temporal_port: int | None = None
+    standin_port: int = 0
+    standin_seed: Path | None = None
+
+
+def _stop_event() -> asyncio.Event:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(sig, stop.set)
+    return stop
+
+
+async def _serve_ingress(app: EngineApp, router: Any, host: str, port: int) -> tuple[Any, asyncio.Task[Any]]:
+    import uvicorn
+
+    from engine.feishu.ingress import build_ingress
+    from engine.runtime.pages import plugin_routes
+
+    bot = app.config.feishu.bot_open_id if app.config.feishu else None
+    asgi = build_ingress(app.config, router, extra_routes=plugin_routes(app),
+                         bot_open_id=bot or app.extras.get("bot_open_id"))
+    server = uvicorn.Server(uvicorn.Config(asgi, host=host, port=port, log_level="warning", lifespan="off"))
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        if task.done():
+            task.result()  # surfaces the bind error
+        await asyncio.sleep(0.05)
+    return server, task
+
+
+async def _start_worker(app: EngineApp, client: Any) -> tuple[Any, asyncio.Task[Any]]:
+    from engine.runtime.worker import build_worker, engine_activities
+
+    worker = build_worker(client, app.plugins, engine_activities(app), task_queue=app.config.temporal.task_queue)
+    task = asyncio.create_task(worker.run())
+    return worker, task
+
+
+async def _connect(config: EngineConfig, address: str | None = None) -> Any:
+    from engine.runtime.worker import connect
+
+    t = config.temporal
+    return await connect(address or t.address, t.namespace, tls=t.tls)
+
+
+def _router(app: EngineApp, client: Any) -> Any:
+    from engine.runtime.router import Router, feishu_reply_sender
+
+    return Router(client, app.plugins, task_queue=app.config.temporal.task_queue,
+                  send_reply=feishu_reply_sender(app))
+
+
+async def run_dev(config: EngineConfig, plugins: PluginSet, options: DevOptions, say: Say,
+                  ready: asyncio.Event | None = None, stop: asyncio.Event | None = None) -> None:
+    """Embedded Temporal + worker + ingress (+ the Feishu stand-in) until SIGINT/SIGTERM or ``stop``."""
+    from engine.runtime.schedules import sync_schedules
+    from engine.runtime.server import EmbeddedTemporal
+
+    stop = stop or _stop_event()
+    state_dir = options.state_dir
+    state_dir.mkdir(parents=True, exist_ok=True)
+    cleanups: list[Callable[[], Any]] = []
+    app = EngineApp(config=config, plugins=plugins)
+    try:
+        standin = None
+        if config.feishu is None and "FEISHU_APP_ID" not in os.environ:
+            from engine.feishu.standin import FeishuStandIn
+
+            say("starting the local Feishu stand-in (no Feishu credentials configured) ...")
+            state_file = state_dir / "feishu-standin.json"
+            if not state_file.exists() and options.standin_seed and options.standin_seed.exists():
+                state_file.write_text(options.standin_seed.read_text(encoding="utf-8"), encoding="utf-8")
+            tenants = [org.tenant_key for org in config.orgs.values() if org.tenant_key]
+            standin = FeishuStandIn(state_file=state_file, tenant_key=tenants[0] if tenants else "t_standin")
+            await standin.start(port=options.standin_port)
+            cleanups.append(standin.stop)
+            # the documented FEISHU_* overrides point this process's Feishu client at the stand-in
+            os.environ.update({"FEISHU_APP_ID": standin.app_id, "FEISHU_APP_SECRET": standin.app_secret,
+                               "FEISHU_VERIFICATION_TOKEN": standin.verification_token or "",
+                               "FEISHU_BASE_URL": standin.base_url})
+            if standin.encrypt_key:
+                os.environ["FEISHU_ENCRYPT_KEY"] = standin.encrypt_key
+            app.feishu_base_url = standin.base_url
+            app.extras["bot_open_id"] = standin.bot_open_id
+            say(f"  Feishu stand-in   {standin.base_url}   (outbox: {standin.base_url}/_standin/)")
+
+        address = None
+        if config.temporal.mode == "embedded":
+            port = options.temporal_port or int(config.temporal.address.rsplit(":", 1)[1])
+            server = EmbeddedTemporal(state_dir, port=port, ui_port=config.temporal.ui_port,
+                                      namespace=config.temporal.namespace)
+            say(f"starting the embedded Temporal server (state: {server.db_file}) ...")
+            await server.start()
+            cleanups.append(server.stop)
+            address = server.address
+            say(f"  Temporal          {server.address}   (Web UI: {server.ui_url})")
+
+        client = await _connect(config, address)
+        app.temporal = client
+        set_current_app(app)
+        cleanups.append(lambda: set_current_app(None))
+        report = await sync_schedules(client, config, plugins, task_queue=config.temporal.task_queue)
+        say(f"  schedules         {sum(len(v) for v in report.values())} synchronized")
+        worker, worker_task = await _start_worker(app, client)
+        cleanups.append(worker.shutdown)
+        say(f"  worker            task queue {config.temporal.task_queue!r}, "
+            f"{len(plugins.workflows())} workflow types, plugins: {', '.join(sorted(plugins.scenarios)) or 'none'}")
+
+        router = _router(app, client)
+        port = options.ingress_port if options.ingress_port is not None else config.ingress.port
+        server_, ingress_task = await _serve_ingress(app, router, config.ingress.host, port)
+        cleanups.append(lambda: _stop_uvicorn(server_, ingress_task))
+        bound = server_.servers[0].sockets[0].getsockname()[1] if server_.servers else port
+        say(f"  ingress           http://{config.ingress.host}:{bound}   (GET /healthz, POST /feishu/events)")
+        say("engine dev is running; press Ctrl+C to stop")
+        if ready is not None:
+            ready.set()
+        waiter = asyncio.create_task(stop.wait())
+        done, _ = await asyncio.wait({waiter, worker_task, ingress_task}, return_when=asyncio.FIRST_COMPLETED)
+        for task in done:
+            if task is not waiter:
+                task.result()  # a crashed worker or ingress stops dev with its error
+        waiter.cancel()
+        say("stopping ...")
+    finally:
+        for cleanup in reversed(cleanups):
+            with contextlib.suppress(Exception):
+                result = cleanup()
+                if asyncio.iscoroutine(result):
+                    await asyncio.wait_for(result, 20)
+
+
+async def _stop_uvicorn(server: Any, task: asyncio.Task[Any]) -> None:
+    server.should_exit = True
+    await task
+
+
+async def run_worker(config: EngineConfig, plugins: PluginSet, say: Say) -> None:
+    """A worker process: every installed plugin's workflows and activities, until SIGINT/SIGTERM."""
+    from engine.runtime.schedules import sync_schedules
+
+    stop = _stop_event()
+    app = EngineApp(config=config, plugins=plugins)
+    set_current_app(app)
+    client = app.temporal = await _connect(config)
+    await sync_schedules(client, config, plugins, task_queue=config.temporal.task_queue)
+    worker, task = await _start_worker(app, client)
+    say(f"worker running on {config.temporal.address}, task queue {config.temporal.task_queue!r}")
+    waiter = asyncio.create_task(stop.wait())
+    await asyncio.wait({waiter, task}, return_when=asyncio.FIRST_COMPLETED)
+    await worker.shutdown()
+    if task.done():
+        task.result()
+
+
+async def run_ingress(config: EngineConfig, plugins: PluginSet, say: Say, port: int | None = None) -> None:
+    """An ingress process: webhook (or long connection) → router → Temporal, until SIGINT/SIGTERM."""
+    stop = _stop_event()
+    app = EngineApp(config=config, plugins=plugins)
+    set_current_app(app)
+    client = app.temporal = await _connect(config)
+    router = _router(app, client)
+    if config.ingress.mode == "long_connection":
+        from engine.feishu.longconn import LongConnection
+
+        LongConnection(config, router, asyncio.get_running_loop()).start()
+        say("long connection to Feishu started")
+    server, task = await _serve_ingress(app, router, config.ingress.host,
+                                        port if port is not None else config.ingress.port)
+    say(f"ingress listening on http://{config.ingress.host}:{port or config.ingress.port}")
+    waiter = asyncio.create_task(stop.wait())
+    await asyncio.wait({waiter, task}, return_when=asyncio.FIRST_COMPLETED)
+    await _stop_uvicorn(server, task)

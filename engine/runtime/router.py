@@ -1,0 +1,167 @@
+"""The router: a normalized event goes through the enabled plugins' ``route_event`` hooks, and the
+actions they return are carried out on Temporal.
+
+It is the only place where enablement is checked: an organization that did not enable a scenario never
+reaches that scenario's workflows, and an action aimed at another organization is refused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+from temporalio.client import Client, WorkflowUpdateFailedError
+from temporalio.common import WorkflowIDConflictPolicy
+from temporalio.service import RPCError, RPCStatusCode
+
+from engine import actions as act
+from engine.config import OrgContext
+from engine.events import FeishuEvent
+from engine.ids import workflow_id
+from engine.plugins import PluginSet
+from engine.runtime.dispatch import DispatchResult
+from engine.runtime.errors import TemporalUnavailable
+
+log = logging.getLogger(__name__)
+
+# gRPC statuses that mean "Temporal is not there right now": Feishu must deliver the event again.
+_UNAVAILABLE = {RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED, RPCStatusCode.CANCELLED,
+                RPCStatusCode.RESOURCE_EXHAUSTED}
+
+ReplySender = Callable[[OrgContext, act.Reply, str, dict[str, Any]], Awaitable[None]]
+
+
+class RoutingError(Exception):
+    """A plugin returned an action the router will not carry out (wrong scenario, unknown type)."""
+
+
+class Router:
+    """Carries out plugin actions for one Temporal client; implements the ingress's ``Dispatcher``."""
+
+    def __init__(self, client: Client, plugins: PluginSet, *, task_queue: str,
+                 send_reply: ReplySender | None = None):
+        self.client = client
+        self.plugins = plugins
+        self.task_queue = task_queue
+        self.send_reply = send_reply
+        self._hooks: dict[tuple[str, ...], Any] = {}
+
+    def actions_for(self, event: FeishuEvent, org: OrgContext) -> list[act.Action]:
+        """Ask the organization's enabled plugins what to do; pure, no I/O."""
+        key = tuple(sorted(org.plugins))
+        hook = self._hooks.get(key)
+        if hook is None:
+            hook = self._hooks[key] = self.plugins.hook_for("route_event", org.plugins)
+        results: Sequence[list[act.Action] | None] = hook(event=event, org=org)
+        return [action for result in results if result for action in result]
+
+    async def dispatch(self, event: FeishuEvent, org: OrgContext) -> DispatchResult:
+        result = DispatchResult()
+        for action in self.actions_for(event, org):
+            outcome = await self.execute(action, event, org)
+            result.effects += 1
+            if isinstance(outcome, dict):
+                result.toast = outcome.get("toast", result.toast)
+                result.card = outcome.get("card", result.card)
+        return result
+
+    async def healthy(self) -> bool:
+        try:
+            await self.client.service_client.check_health()
+            return True
+        except Exception:
+            return False
+
+    def _workflow_id(self, action: act.StartWorkflow | act.SignalWithStart | act.SignalWorkflow
+                     | act.UpdateWorkflow | act.QueryWorkflow, org: OrgContext) -> str:
+        if action.scenario not in org.plugins:
+            raise RoutingError(f"organization {org.id!r} has not enabled scenario {action.scenario!r}")
+        return workflow_id(org.id, action.scenario, action.key)
+
+    async def execute(self, action: act.Action, event: FeishuEvent, org: OrgContext) -> Any:
+        """Carry out one action; Temporal being unreachable raises :class:`TemporalUnavailable`."""
+        try:
+            return await self._execute(action, event, org)
+        except RPCError as error:
+            if error.status in _UNAVAILABLE:
+                raise TemporalUnavailable(str(error)) from error
+            raise
+        except (ConnectionError, TimeoutError) as error:
+            raise TemporalUnavailable(str(error)) from error
+
+    async def _execute(self, action: act.Action, event: FeishuEvent, org: OrgContext) -> Any:
+        if isinstance(action, act.Reply):
+            return await self._reply(org, action, event, {})
+        wid = self._workflow_id(action, org)
+        if isinstance(action, act.StartWorkflow):
+            # Starting twice is a no-op: the running workflow keeps its state.
+            await self.client.start_workflow(
+                action.workflow, args=action.args, id=wid, task_queue=self.task_queue,
+                id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING)
+            return None
+        if isinstance(action, act.SignalWithStart):
+            await self.client.start_workflow(
+                action.workflow, args=action.start_args, id=wid, task_queue=self.task_queue,
+                start_signal=action.signal, start_signal_args=[action.arg],
+                id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING)
+            return None
+        handle = self.client.get_workflow_handle(wid)
+        if isinstance(action, act.SignalWorkflow):
+            try:
+                await handle.signal(action.signal, action.arg)
+            except RPCError as error:
+                if error.status != RPCStatusCode.NOT_FOUND:
+                    raise
+                log.info("signal %s skipped: no workflow %s", action.signal, wid)
+            return None
+        if isinstance(action, act.UpdateWorkflow):
+            try:
+                return await handle.execute_update(action.update, action.arg, id=action.update_id)
+            except WorkflowUpdateFailedError as error:
+                cause = error.cause
+                message = getattr(cause, "message", None) or str(cause or error)
+                return {"toast": message}
+            except RPCError as error:
+                if error.status != RPCStatusCode.NOT_FOUND:
+                    raise
+                return {"toast": f"not found: {action.key}"}
+        if isinstance(action, act.QueryWorkflow):
+            try:
+                state = await handle.query(action.query)
+            except RPCError as error:
+                if error.status not in (RPCStatusCode.NOT_FOUND, RPCStatusCode.INVALID_ARGUMENT):
+                    raise
+                if action.reply_missing is not None:
+                    await self._reply(org, action.reply_missing, event, {})
+                return None
+            if action.reply is not None:
+                await self._reply(org, action.reply, event, {"result": _plain(state)})
+            return state
+        raise RoutingError(f"unknown action {type(action).__name__}")
+
+    async def _reply(self, org: OrgContext, reply: act.Reply, event: FeishuEvent,
+                     extra: dict[str, Any]) -> None:
+        if self.send_reply is None:
+            raise RoutingError("this router cannot send replies (no Feishu client)")
+        # one reply per event and template, also when Feishu delivers the event twice
+        uuid = hashlib.sha256(f"{event.event_id}|{reply.template}".encode()).hexdigest()[:32]
+        await self.send_reply(org, reply, uuid, extra)
+
+
+def _plain(value: Any) -> Any:
+    dump = getattr(value, "model_dump", None)
+    return dump(mode="json") if callable(dump) else value
+
+
+def feishu_reply_sender(app: Any) -> ReplySender:
+    """A reply sender that renders in the organization's locale and replies through the Feishu client."""
+
+    async def send(org: OrgContext, reply: act.Reply, uuid: str, extra: dict[str, Any]) -> None:
+        message = app.templates.render_message(
+            reply.template, {**reply.context, **extra}, locale=org.locale,
+            override_dir=org.templates_dir, tz=org.timezone)
+        await app.feishu.reply_message(reply.message_id, message.msg_type, message.content, uuid)
+
+    return send

@@ -1,0 +1,78 @@
+"""One Temporal worker for every installed plugin's workflows and activities.
+
+All installed plugins are registered, not just the enabled ones: a workflow that is running when its
+organization switches the plugin off must still replay. Enablement is checked at the router.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.worker import Worker
+from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
+
+from engine.plugins import PluginSet
+
+# Side-effect-free modules the workflow sandbox may share instead of re-importing them for every run
+# (6.5x faster for a plugin workflow, TEMPORAL_NOTES.md). Plugin workflow modules themselves are still
+# re-imported, so the sandbox keeps checking them.
+PASSTHROUGH_MODULES = (
+    "pydantic", "pydantic_core", "annotated_types", "typing_extensions",
+    "jinja2", "markupsafe", "pluggy", "chinese_calendar", "croniter", "dateutil", "zoneinfo",
+    "freezegun", "engine",
+)
+
+
+def workflow_runner() -> SandboxedWorkflowRunner:
+    restrictions = SandboxRestrictions.default.with_passthrough_modules(*PASSTHROUGH_MODULES)
+    return SandboxedWorkflowRunner(restrictions=restrictions)
+
+
+def engine_activities(app: Any) -> list[Callable[..., Any]]:
+    """The engine's Feishu activities bound to ``app``, plus every scenario's own activities."""
+    from engine.feishu.activities import FeishuActivities
+
+    feishu = FeishuActivities(app.config, app.feishu, app.templates)
+    return [*feishu.all(), *app.plugins.activities()]
+
+
+def build_worker(
+    client: Client,
+    plugins: PluginSet,
+    activities: Sequence[Callable[..., Any]],
+    *,
+    task_queue: str,
+    workflows: Sequence[type] | None = None,
+    max_concurrent_activities: int = 100,
+    interceptors: Sequence[Any] = (),
+) -> Worker:
+    return Worker(
+        client,
+        task_queue=task_queue,
+        workflows=list(workflows if workflows is not None else plugins.workflows()),
+        activities=list(activities),
+        workflow_runner=workflow_runner(),
+        # plugin activities may be plain functions; Feishu activities are async
+        activity_executor=concurrent.futures.ThreadPoolExecutor(max_workers=max_concurrent_activities),
+        max_concurrent_activities=max_concurrent_activities,
+        interceptors=list(interceptors),
+    )
+
+
+async def connect(address: str, namespace: str, *, tls: Any = None) -> Client:
+    """A client with the pydantic data converter every engine process uses."""
+    kwargs: dict[str, Any] = {}
+    if tls is not None:
+        from temporalio.service import TLSConfig
+
+        def read(path: Any) -> bytes | None:
+            return path.read_bytes() if path else None
+
+        kwargs["tls"] = TLSConfig(
+            client_cert=read(tls.client_cert), client_private_key=read(tls.client_key),
+            server_root_ca_cert=read(tls.server_root_ca_cert), domain=tls.domain)
+    return await Client.connect(address, namespace=namespace, data_converter=pydantic_data_converter, **kwargs)

@@ -1,0 +1,1 @@
+"""The test kit for plugin authors: time-skipping Temporal, the Feishu stand-in, frozen wall clock."""

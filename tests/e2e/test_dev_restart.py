@@ -1,0 +1,145 @@
+"""`engine dev` as a subprocess: an event through the ingress starts a workflow; the workflow survives
+a stop and a restart of the embedded Temporal server on the same state file."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from engine.feishu.standin import FeishuStandIn, message_event
+from engine.runtime.server import free_port
+from engine.runtime.worker import connect
+
+pytestmark = pytest.mark.e2e
+
+ROOT = Path(__file__).resolve().parents[2]
+ENGINE = str(Path(sys.executable).parent / "engine")
+
+
+class DevProcess:
+    def __init__(self, config: Path, state: Path, ports: dict[str, int]):
+        self.args = [ENGINE, "dev", "--config", str(config), "--state-dir", str(state),
+                     "--port", str(ports["ingress"]), "--temporal-port", str(ports["temporal"]),
+                     "--standin-port", str(ports["standin"])]
+        self.env = {**os.environ, "PYTHONPATH": str(ROOT / "tests" / "engine"),
+                    "ENGINE_PLUGIN_MODULES": "sample_plugins:EchoPlugin", "ENGINE_LOAD_PLUGINS": "EchoPlugin"}
+        for key in ("FEISHU_APP_ID", "FEISHU_APP_SECRET", "FEISHU_BASE_URL"):
+            self.env.pop(key, None)
+        self.process: subprocess.Popen[str] | None = None
+        self.output: list[str] = []
+
+    def start(self, timeout: float = 120) -> None:
+        self.process = subprocess.Popen(self.args, env=self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                        text=True, start_new_session=True)
+        assert self.process.stdout is not None
+        import time
+
+        deadline = time.monotonic() + timeout
+        for line in self.process.stdout:
+            self.output.append(line)
+            if "engine dev is running" in line:
+                return
+            if time.monotonic() > deadline:
+                break
+        raise AssertionError("engine dev did not start:\n" + "".join(self.output))
+
+    def stop(self) -> int:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGINT)
+        try:
+            code = self.process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            code = self.process.wait()
+        return code
+
+
+@pytest.fixture
+def dev_setup(tmp_path: Path) -> Iterator[tuple[Path, Path, dict[str, int]]]:
+    ports = {"ingress": free_port(), "temporal": free_port(), "standin": free_port()}
+    config = tmp_path / "engine.toml"
+    config.write_text(f"""
+[temporal]
+address = "127.0.0.1:{ports['temporal']}"
+
+[organizations.acme]
+name = "Acme Hospital"
+tenant_key = "t_standin"
+plugins = ["echo"]
+""", encoding="utf-8")
+    yield config, tmp_path / "state", ports
+
+
+async def wait_for(predicate, timeout: float = 30.0) -> None:  # type: ignore[no-untyped-def]
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not await predicate():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(0.2)
+
+
+async def test_workflow_survives_a_restart_of_engine_dev(dev_setup: tuple[Path, Path, dict[str, int]]) -> None:
+    config, state, ports = dev_setup
+    ingress = f"http://127.0.0.1:{ports['ingress']}"
+    feishu = FeishuStandIn()  # only to push events the way Feishu does (signed, same verification token)
+    dev = DevProcess(config, state, ports)
+    dev.start()
+    try:
+        async with httpx.AsyncClient(timeout=10) as http:
+            assert (await http.get(f"{ingress}/healthz")).status_code == 200
+            ui = await http.get(f"http://127.0.0.1:{ports['temporal'] + 1000}/")
+            assert ui.status_code == 200
+
+            delivery = await feishu.deliver_event(f"{ingress}/feishu/events", "im.message.receive_v1",
+                                                  message_event("hello", "oc_e2e", "ou_alice"), retries=())
+            assert delivery.acknowledged, delivery
+            client = await connect(f"127.0.0.1:{ports['temporal']}", "default")
+            handle = client.get_workflow_handle("acme:echo:oc_e2e")
+
+            async def pinged_once() -> bool:
+                return (await handle.query("state"))["count"] == 1
+
+            await wait_for(pinged_once)
+
+            async def bot_answered() -> bool:
+                outbox = (await http.get(f"http://127.0.0.1:{ports['standin']}/_standin/outbox")).json()
+                return any("hello" in (m["text"] or "") for m in outbox)
+
+            await wait_for(bot_answered)
+
+            listed = subprocess.run([ENGINE, "workflows", "list", "--config", str(config), "--org", "acme"],
+                                    capture_output=True, text=True, env=dev.env, timeout=60)
+            assert "acme:echo:oc_e2e" in listed.stdout, listed.stdout + listed.stderr
+            shown = subprocess.run([ENGINE, "workflows", "show", "acme:echo:oc_e2e", "--config", str(config)],
+                                   capture_output=True, text=True, env=dev.env, timeout=60)
+            assert '"count": 1' in shown.stdout, shown.stdout + shown.stderr
+    finally:
+        assert dev.stop() == 0, "".join(dev.output)
+
+    assert (state / "temporal.sqlite").exists()
+    dev.start()
+    try:
+        client = await connect(f"127.0.0.1:{ports['temporal']}", "default")
+        handle = client.get_workflow_handle("acme:echo:oc_e2e")
+        description = await handle.describe()
+        assert description.status is not None and description.status.name == "RUNNING"
+        assert (await handle.query("state"))["pings"] == ["hello"]
+        delivery = await feishu.deliver_event(f"http://127.0.0.1:{ports['ingress']}/feishu/events",
+                                              "im.message.receive_v1",
+                                              message_event("again", "oc_e2e", "ou_alice"), retries=())
+        assert delivery.acknowledged
+
+        async def pinged_twice() -> bool:
+            return (await handle.query("state"))["pings"] == ["hello", "again"]
+
+        await wait_for(pinged_twice)
+    finally:
+        assert dev.stop() == 0, "".join(dev.output)
