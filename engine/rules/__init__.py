@@ -1,0 +1,34 @@
+"""Pure, explainable building blocks for scenario rules: decisions, work calendars, ladders, recurrence.
+
+Everything here is deterministic (callers pass ``now``; no wall clock, I/O or randomness) and safe to
+import inside Temporal's workflow sandbox.
+"""
+
+from engine.rules.decision import Decision
+from engine.rules.ladder import EscalationStep, LadderSettings, all_notices, next_notice
+from engine.rules.recurrence import (
+    add_months,
+    cron_iter,
+    cron_next,
+    first_workday_of_month,
+    next_due,
+    validate_cron,
+)
+from engine.rules.workdays import WorkCalendar, as_zone, china_calendar_covers
+
+__all__ = [
+    "Decision",
+    "EscalationStep",
+    "LadderSettings",
+    "WorkCalendar",
+    "add_months",
+    "all_notices",
+    "as_zone",
+    "china_calendar_covers",
+    "cron_iter",
+    "cron_next",
+    "first_workday_of_month",
+    "next_due",
+    "next_notice",
+    "validate_cron",
+]
