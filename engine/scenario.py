@@ -49,3 +49,6 @@ class ScheduleSpec:
     workflow: str
     args: Sequence[Any] = field(default_factory=tuple)
     description: str = ""
+    # `engine dev` triggers the schedule once when it starts (e.g. a reconciliation that loads the
+    # sample Bitable data into workflows), so a developer sees the scenario at work without waiting.
+    run_on_dev_start: bool = False

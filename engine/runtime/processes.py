@@ -134,11 +134,16 @@ async def run_dev(config: EngineConfig, plugins: PluginSet, options: DevOptions,
         set_current_app(app)
         cleanups.append(lambda: set_current_app(None))
         report = await sync_schedules(client, config, plugins, task_queue=config.temporal.task_queue)
-        say(f"  schedules         {sum(len(v) for v in report.values())} synchronized")
+        synced = sum(len(report[k]) for k in ("created", "updated"))
+        say(f"  schedules         {synced} synchronized, {len(report['deleted'])} removed")
         worker, worker_task = await _start_worker(app, client)
         cleanups.append(worker.shutdown)
         say(f"  worker            task queue {config.temporal.task_queue!r}, "
             f"{len(plugins.workflows())} workflow types, plugins: {', '.join(sorted(plugins.scenarios)) or 'none'}")
+
+        for schedule_id in report["dev_start"]:
+            await client.get_schedule_handle(schedule_id).trigger()
+            say(f"  triggered         {schedule_id} (runs once at dev start)")
 
         router = _router(app, client)
         port = options.ingress_port if options.ingress_port is not None else config.ingress.port

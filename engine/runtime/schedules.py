@@ -66,7 +66,11 @@ def _schedule(item: DeclaredSchedule, task_queue: str) -> Schedule:
 
 async def sync_schedules(client: Client, config: EngineConfig, plugins: PluginSet, *,
                          task_queue: str) -> dict[str, list[str]]:
-    """Create, update and delete schedules; returns the ids under ``created``/``updated``/``deleted``."""
+    """Create, update and delete schedules.
+
+    Returns the ids under ``created``/``updated``/``deleted``, and under ``dev_start`` those that ask to
+    run once when ``engine dev`` starts.
+    """
     report: dict[str, list[str]] = {"created": [], "updated": [], "deleted": []}
     wanted = {item.id: item for item in declared_schedules(config, plugins)}
     for schedule_id, item in wanted.items():
@@ -85,7 +89,8 @@ async def sync_schedules(client: Client, config: EngineConfig, plugins: PluginSe
         if listed.id.startswith(org_prefixes) and ":schedule:" in listed.id and listed.id not in wanted:
             await client.get_schedule_handle(listed.id).delete()
             report["deleted"].append(listed.id)
-    for kind, ids in report.items():
-        for schedule_id in ids:
+    report["dev_start"] = [item.id for item in wanted.values() if item.spec.run_on_dev_start]
+    for kind in ("created", "updated", "deleted"):
+        for schedule_id in report[kind]:
             log.info("schedule %s: %s", kind, schedule_id)
     return report
