@@ -1,0 +1,1 @@
+"""Scenario plugins shipped with the engine, registered through the ``engine.plugins`` entry points."""
