@@ -28,7 +28,15 @@ from types import ModuleType
 from typing import Any
 
 from temporalio import activity
-from temporalio.client import Client, WorkflowHandle
+from temporalio.client import (
+    Client,
+    OutboundInterceptor,
+    StartWorkflowInput,
+    WorkflowHandle,
+)
+from temporalio.client import (
+    Interceptor as ClientInterceptor,
+)
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import (
@@ -74,6 +82,28 @@ class FreezeWallClock(Interceptor):
 
     def intercept_activity(self, next: ActivityInboundInterceptor) -> ActivityInboundInterceptor:
         return _FrozenActivities(next)
+
+
+class _TrackStarts(ClientInterceptor):
+    """Remembers every workflow this test's client starts, from the test, the router or an activity."""
+
+    def __init__(self, ids: list[str]):
+        self.ids = ids
+
+    def intercept_client(self, next: OutboundInterceptor) -> OutboundInterceptor:
+        return _TrackingOutbound(next, self.ids)
+
+
+class _TrackingOutbound(OutboundInterceptor):
+    def __init__(self, next: OutboundInterceptor, ids: list[str]):
+        super().__init__(next)
+        self.ids = ids
+
+    async def start_workflow(self, input: StartWorkflowInput) -> WorkflowHandle[Any, Any]:
+        handle = await super().start_workflow(input)
+        if input.id not in self.ids:
+            self.ids.append(input.id)
+        return handle
 
 
 def org_config(
@@ -161,19 +191,23 @@ class ScenarioHarness:
             await standin.start()
         env = await WorkflowEnvironment.start_time_skipping(
             test_server_existing_path=find_test_server(), data_converter=pydantic_data_converter)
+        started: list[str] = []
+        client_config = env.client.config()
+        client_config["interceptors"] = [*client_config.get("interceptors", []), _TrackStarts(started)]
+        client = Client(**client_config)
         try:
             with _feishu_environment(standin):
                 app = EngineApp(config=engine_config, plugins=plugin_set, feishu_base_url=standin.base_url)
                 app.extras["bot_open_id"] = standin.bot_open_id
-                app.temporal = env.client
+                app.temporal = client
                 set_current_app(app)
                 interceptors = [FreezeWallClock()] if freeze_wall_clock else []
-                worker = build_worker(env.client, plugin_set, engine_activities(app), task_queue=TASK_QUEUE,
+                worker = build_worker(client, plugin_set, engine_activities(app), task_queue=TASK_QUEUE,
                                       interceptors=interceptors)
-                router = RecordingRouter(env.client, plugin_set, task_queue=TASK_QUEUE,
+                router = RecordingRouter(client, plugin_set, task_queue=TASK_QUEUE,
                                          send_reply=feishu_reply_sender(app))
-                harness = cls(env=env, client=env.client, worker=worker, config=engine_config, plugins=plugin_set,
-                              app=app, router=router, standin=standin)
+                harness = cls(env=env, client=client, worker=worker, config=engine_config, plugins=plugin_set,
+                              app=app, router=router, standin=standin, started=started)
                 async with worker:
                     yield harness
         finally:
@@ -203,7 +237,6 @@ class ScenarioHarness:
 
     async def start_workflow(self, workflow: str, *args: Any, id: str) -> WorkflowHandle[Any, Any]:
         handle = await self.client.start_workflow(workflow, args=list(args), id=id, task_queue=TASK_QUEUE)
-        self.started.append(id)
         await self.settle()
         return handle
 
