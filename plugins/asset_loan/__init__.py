@@ -1,0 +1,130 @@
+"""asset_loan: QR-coded R&D materials, borrowed and returned by scanning, reminded until returned.
+
+Only the hook implementations live here (the workflow sandbox re-imports parent packages): everything
+else is imported inside the hooks.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+from engine.hookspecs import hookimpl
+
+SCENARIO = "asset_loan"
+TEMPLATES = Path(__file__).parent / "templates"
+_ASK_CARD = re.compile(r"^(?:资产|物资|asset)\s*[:：]?\s*(\S+)$", re.IGNORECASE)
+_CARD_OPS = {"borrow", "return", "extend", "remind_now", "approve", "reject", "mark_lost", "mark_damaged"}
+
+
+@hookimpl
+def register_scenarios(register: Any) -> None:
+    from engine.scenario import Scenario
+
+    from .activities import ACTIVITIES
+    from .config import SITE_OVERRIDABLE, AssetLoanSettings
+    from .workflows import WORKFLOWS
+
+    register(Scenario(
+        name=SCENARIO, version="1.0", settings_model=AssetLoanSettings, workflows=WORKFLOWS,
+        activities=ACTIVITIES, templates=TEMPLATES, site_overridable=SITE_OVERRIDABLE,
+        description="QR-coded materials: borrow and return by scanning, reminders and escalation until returned"))
+
+
+def _start(asset_id: str) -> Any:
+    from engine import actions as act
+
+    from .models import LoanInput
+
+    # a no-op when the asset's workflow already runs; the first action on a new asset starts it
+    return act.StartWorkflow(scenario=SCENARIO, key=asset_id, workflow="asset_loan.Loan",
+                             args=[LoanInput(asset_id=asset_id)])
+
+
+def _card_action(event: Any) -> list[Any] | None:
+    from engine import actions as act
+
+    from .models import ActorRequest, BorrowRequest, ExtendRequest, MarkRequest
+
+    value = event.action_value or {}
+    op, asset_id = value.get("op"), str(value.get("asset") or "")
+    if value.get("scenario") != SCENARIO or op not in _CARD_OPS or not asset_id:
+        return None
+    actor, event_id = event.operator_open_id, event.event_id
+    form = event.form_value or {}
+    arg: Any
+    if op == "borrow":
+        from datetime import date
+
+        due = None
+        with_due = str(form.get("due") or value.get("due") or "")[:10]
+        if with_due:
+            try:
+                due = date.fromisoformat(with_due)
+            except ValueError:
+                due = None
+        update, arg = "borrow", BorrowRequest(borrower_open_id=actor, due=due, event_id=event_id, via="card")
+    elif op == "extend":
+        update, arg = "extend", ExtendRequest(actor_open_id=actor, event_id=event_id, via="card")
+    elif op in ("mark_lost", "mark_damaged"):
+        update, arg = "mark", MarkRequest(actor_open_id=actor, event_id=event_id, via="card",
+                                          condition="lost" if op == "mark_lost" else "damaged",
+                                          note=str(form.get("note") or ""))
+    else:
+        update = "return_asset" if op == "return" else op
+        arg = ActorRequest(actor_open_id=actor, event_id=event_id, via="card")
+    return [_start(asset_id),
+            act.UpdateWorkflow(scenario=SCENARIO, key=asset_id, update=update, arg=arg, update_id=event_id)]
+
+
+@hookimpl
+def route_event(event: Any, org: Any) -> list[Any] | None:
+    from engine import actions as act
+    from engine.events import CardAction, MessageReceived
+
+    if isinstance(event, CardAction):
+        return _card_action(event)
+    if not isinstance(event, MessageReceived) or not (event.chat_type == "p2p" or event.mentions_bot):
+        return None
+    text = " ".join(event.text.split())
+    settings = org.settings(SCENARIO)
+    if text.lower() in {phrase.lower() for phrase in settings.my_loans_phrases}:
+        from .models import MyLoansInput
+
+        return [act.StartWorkflow(scenario=SCENARIO, key=f"my_loans:{event.event_id}", workflow="asset_loan.MyLoans",
+                                  args=[MyLoansInput(org=org.id, open_id=event.sender_open_id,
+                                                     message_id=event.message_id)])]
+    match = _ASK_CARD.match(text)
+    if match:
+        from .models import CardRequest, LoanInput
+
+        asset_id = match.group(1)
+        return [act.SignalWithStart(scenario=SCENARIO, key=asset_id, workflow="asset_loan.Loan", signal="send_card",
+                                    arg=CardRequest(open_id=event.sender_open_id, event_id=event.event_id),
+                                    start_args=[LoanInput(asset_id=asset_id)])]
+    return None
+
+
+@hookimpl
+def schedules(org: Any) -> list[Any]:
+    from engine.scenario import ScheduleSpec
+
+    settings = org.settings(SCENARIO)
+    return [ScheduleSpec(id="weekly_summary", cron=settings.summary_cron, workflow="asset_loan.WeeklySummary",
+                         args=[{"org": org.id}], description="weekly summary to each keeper")]
+
+
+@hookimpl
+def register_commands(cli: Any) -> None:
+    from .labels import register
+
+    register(cli)
+
+
+@hookimpl
+def ingress_routes(register: Any) -> None:
+    from .web import ROUTES
+
+    for path, endpoint, methods in ROUTES:
+        register(path, endpoint, methods=methods)

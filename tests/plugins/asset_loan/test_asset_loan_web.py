@@ -1,0 +1,154 @@
+"""The scan page over real HTTP (uvicorn) with the stand-in's Feishu web login, signed-link tampering, and
+the label sheet produced by the ``engine asset_loan labels`` command and read back with a QR decoder."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import re
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from click.testing import CliRunner
+from starlette.applications import Starlette
+
+import plugins.asset_loan as asset_loan
+from engine.runtime.pages import plugin_routes
+from engine.runtime.server import free_port
+from engine.testing.kit import org_config
+from plugins.asset_loan import signing
+from plugins.asset_loan.config import DEV_SIGNING_KEY
+
+REPO = Path(__file__).parents[3]
+INVENTORY = REPO / "examples" / "asset_loan" / "inventory.json"
+SEED = json.loads(INVENTORY.read_text("utf-8"))
+KEY = DEV_SIGNING_KEY.encode()
+BORROWER, OTHER, KEEPER = "ou_al_li", "ou_al_wang", "ou_al_zhang"
+
+
+@contextlib.asynccontextmanager
+async def serve(app: Any, port: int) -> AsyncIterator[None]:
+    import uvicorn
+
+    server = uvicorn.Server(uvicorn.Config(Starlette(routes=plugin_routes(app)), host="127.0.0.1", port=port,
+                                           log_level="warning", lifespan="off"))
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        await asyncio.sleep(0.02)
+    try:
+        yield
+    finally:
+        server.should_exit = True
+        await task
+
+
+def csrf_of(page: str) -> str:
+    match = re.search(r"name='csrf' value='([^']+)'", page)
+    assert match, page
+    return match.group(1)
+
+
+async def test_scan_page_login_borrow_and_return(scenario_harness: Any) -> None:
+    port = free_port()
+    public = f"http://127.0.0.1:{port}"
+    document = org_config(plugins=["asset_loan"])
+    document["ingress"] = {"public_url": public}
+    async with scenario_harness({"asset_loan": asset_loan}, config=document) as env, serve(env.app, port):
+        env.standin.state.merge_json(SEED)
+        url = signing.scan_url(public, KEY, "acme", "RD-OSC-001")
+        env.standin.oauth_default_user = BORROWER
+        async with httpx.AsyncClient(follow_redirects=True, timeout=30) as browser:
+            # no session: the page sends the browser through Feishu's authorize endpoint and back
+            first = await browser.get(url)
+            hops = [str(r.url) for r in first.history]
+            assert any("/open-apis/authen/v1/authorize?" in hop for hop in hops), hops
+            assert any("/asset_loan/auth/callback?code=" in hop for hop in hops), hops
+            assert first.status_code == 200 and "示波器 Tek MDO34" in first.text and "李娜" in first.text
+            assert "value='borrow'" in first.text and "type='date'" in first.text
+
+            posted = await browser.post(url, data={"op": "borrow", "csrf": csrf_of(first.text),
+                                                   "request_id": "r1"})
+            assert posted.status_code == 200 and "请于" in posted.text, posted.text
+            assert "value='return'" in posted.text and "value='extend'" in posted.text
+            row = env.standin.state.table("bascnAssetLoan", "tblAssets")["records"]["recAsset001"]["fields"]
+            assert row["状态"] == "借出" and row["借用人"][0]["id"] == BORROWER
+
+            # a forged form (no csrf token) is refused
+            forged = await browser.post(url, data={"op": "return", "csrf": "nope"})
+            assert forged.status_code == 403
+
+        # another person scanning sees who has it and since when, and no borrow button
+        env.standin.oauth_default_user = OTHER
+        async with httpx.AsyncClient(follow_redirects=True, timeout=30) as other:
+            page = await other.get(url)
+            assert "王芳" in page.text and "李娜" in page.text and "value='borrow'" not in page.text
+            # no forms for a bystander; even a well-formed POST is refused by the workflow
+            token = signing.asset_signature(KEY, "csrf", other.cookies.get("asset_loan_session", ""))
+            sneaky = await other.post(url, data={"op": "return", "csrf": token})
+            assert "只有借用人" in sneaky.text
+
+        # the keeper confirms the return from the page
+        env.standin.oauth_default_user = KEEPER
+        async with httpx.AsyncClient(follow_redirects=True, timeout=30) as keeper:
+            page = await keeper.get(url)
+            assert "确认归还" in page.text
+            done = await keeper.post(url, data={"op": "return", "csrf": csrf_of(page.text), "request_id": "r2"})
+            assert "已归还" in done.text and "value='borrow'" in done.text
+        await env.settle()
+
+
+async def test_tampered_links_are_rejected(scenario_harness: Any) -> None:
+    port = free_port()
+    document = org_config(plugins=["asset_loan"])
+    document["ingress"] = {"public_url": f"http://127.0.0.1:{port}"}
+    async with scenario_harness({"asset_loan": asset_loan}, config=document) as env, serve(env.app, port):
+        good = signing.scan_url(f"http://127.0.0.1:{port}", KEY, "acme", "RD-OSC-001")
+        sig = good.rsplit("=", 1)[1]
+        async with httpx.AsyncClient(timeout=10) as client:
+            ok = await client.get(good)
+            assert ok.status_code == 302  # to the login, not refused
+            for bad in (good.replace("RD-OSC-001", "RD-OSC-002"), good.rsplit("?", 1)[0],
+                        good.replace(sig, sig[::-1]), good.replace("/acme/", "/other/")):
+                answer = await client.get(bad)
+                assert answer.status_code in (403, 404), bad
+            assert (await client.get(good.replace("RD-OSC-001", "RD-OSC-002"))).status_code == 403
+            # a callback with a forged state never sets a session
+            forged = await client.get(f"http://127.0.0.1:{port}/asset_loan/auth/callback?code=x&state=abc.def")
+            assert forged.status_code == 403 and "asset_loan_session" not in forged.headers.get("set-cookie", "")
+
+
+def test_label_sheet_from_the_command(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from engine.cli import cli
+
+    config = tmp_path / "engine.toml"
+    config.write_text('[ingress]\npublic_url = "https://loans.example.org"\n\n'
+                      '[organizations.acme]\nplugins = ["asset_loan"]\n', encoding="utf-8")
+    monkeypatch.setenv("ENGINE_LOAD_PLUGINS", "asset_loan")
+    out, pngs = tmp_path / "labels.svg", tmp_path / "png"
+    result = CliRunner().invoke(cli, ["--config", str(config), "asset_loan", "labels", "--org", "acme",
+                                      "--inventory", str(INVENTORY), "--out", str(out), "--png-dir", str(pngs)])
+    assert result.exit_code == 0, result.output
+    assert "10 label(s)" in result.output
+    sheet = out.read_text("utf-8")
+    assert sheet.startswith("<svg") and sheet.count('class="label"') == 10
+    assert "RD-OSC-001" in sheet and "示波器 Tek MDO34" in sheet and sheet.count("<path") >= 10
+
+    some = tmp_path / "some.svg"
+    result = CliRunner().invoke(cli, ["--config", str(config), "asset_loan", "labels", "--org", "acme",
+                                      "--inventory", str(INVENTORY), "--asset", "RD-PHN-005", "--out", str(some)])
+    assert result.exit_code == 0 and some.read_text("utf-8").count('class="label"') == 1
+    missing = CliRunner().invoke(cli, ["--config", str(config), "asset_loan", "labels", "--org", "acme",
+                                       "--inventory", str(INVENTORY), "--asset", "NOPE", "--out", str(some)])
+    assert missing.exit_code != 0 and "NOPE" in missing.output
+
+    # the printed code reads back as the signed link (zxing-cpp and pillow are in the test extra)
+    import zxingcpp
+    from PIL import Image
+
+    decoded = zxingcpp.read_barcodes(Image.open(pngs / "RD-OSC-001.png"))
+    assert [code.text for code in decoded] == [
+        signing.scan_url("https://loans.example.org", KEY, "acme", "RD-OSC-001")]
