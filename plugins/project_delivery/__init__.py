@@ -1,0 +1,140 @@
+"""project_delivery: "@bot 建群 <customer> <product>" creates the project group, and the delivery of a
+medical-equipment installation runs itself from contract to acceptance and warranty.
+
+Only the hook implementations live here (the workflow sandbox re-imports parent packages): everything
+else is imported inside the hooks.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from engine.hookspecs import hookimpl
+
+SCENARIO = "project_delivery"
+REGISTRY_KEY = "registry"
+TEMPLATES = Path(__file__).parent / "templates"
+
+
+@hookimpl
+def register_scenarios(register: Any) -> None:
+    from engine.scenario import Scenario
+
+    from .activities import ACTIVITIES
+    from .config import SITE_OVERRIDABLE, ProjectDeliverySettings
+    from .workflows import WORKFLOWS
+
+    register(Scenario(
+        name=SCENARIO, version="1.0", settings_model=ProjectDeliverySettings, workflows=WORKFLOWS,
+        activities=ACTIVITIES, templates=TEMPLATES, site_overridable=SITE_OVERRIDABLE,
+        description="project groups by @bot, delivery stages with reminders, slips, digests, warranty and close"))
+
+
+def _create(parsed: Any, reply_to: str, org: Any, request_key: str) -> list[Any]:
+    """Actions for a parsed request: a reply naming what is missing, the form, or the project's start."""
+    from engine import actions as act
+
+    from .models import ProjectInput, RegistryState
+    from .rules import project_id_for
+
+    if parsed.request is None:
+        if parsed.empty and reply_to:
+            return [act.Reply(template=f"{SCENARIO}:form.card", message_id=reply_to)]
+        if not reply_to:
+            return []
+        return [act.Reply(template=f"{SCENARIO}:missing", context={"missing": parsed.missing},
+                          message_id=reply_to)]
+    project_id = project_id_for(request_key)
+    # the registry first, so it runs (a no-op when it does) before the project asks it for a name
+    return [act.StartWorkflow(scenario=SCENARIO, key=REGISTRY_KEY, workflow="project_delivery.Registry",
+                              args=[RegistryState()]),
+            act.StartWorkflow(scenario=SCENARIO, key=project_id, workflow="project_delivery.Project",
+                              args=[ProjectInput(project_id=project_id, request=parsed.request)])]
+
+
+def _message(event: Any, org: Any) -> list[Any] | None:
+    from .rules import match_trigger, parse_request
+
+    if not event.mentions_bot:
+        return None
+    settings = org.settings(SCENARIO)
+    rest = match_trigger(event.text, settings.trigger_words)
+    if rest is None:
+        return None
+    extra = [m.open_id for m in event.mentions if not m.is_bot and m.open_id]
+    parsed = parse_request(rest, settings, requester_open_id=event.sender_open_id, chat_id=event.chat_id,
+                           message_id=event.message_id, event_id=event.event_id, extra_member_open_ids=extra,
+                           via="message")
+    return _create(parsed, event.message_id, org, event.message_id)
+
+
+def _card(event: Any, org: Any) -> list[Any] | None:
+    from engine import actions as act
+
+    from .models import CloseRequest, StageChange
+
+    value = event.action_value or {}
+    if value.get("scenario") != SCENARIO:
+        return None
+    op = value.get("op")
+    if op == "create":
+        from .rules import request_from_parts
+
+        form = event.form_value or {}
+        parsed = request_from_parts(str(form.get("customer") or ""), str(form.get("product") or ""),
+                                    str(form.get("region") or ""), org.settings(SCENARIO),
+                                    requester_open_id=event.operator_open_id, chat_id=event.open_chat_id,
+                                    message_id=event.open_message_id, event_id=event.event_id, via="card")
+        if parsed.request is None:
+            parsed.empty = False  # a submitted form with gaps names them
+        return _create(parsed, event.open_message_id, org, f"card:{event.event_id}")
+    project = str(value.get("project") or "")
+    if not project:
+        return None
+    if op == "stage" and value.get("stage"):
+        change = StageChange(stage=str(value["stage"]), operator_open_id=event.operator_open_id,
+                             event_id=event.event_id, via="card")
+        return [act.UpdateWorkflow(scenario=SCENARIO, key=project, update="set_stage", arg=change,
+                                   update_id=event.event_id)]
+    if op in ("close", "cancel"):
+        request = CloseRequest(cancelled=op == "cancel", operator_open_id=event.operator_open_id,
+                               event_id=event.event_id, reason=str(value.get("reason") or op))
+        return [act.UpdateWorkflow(scenario=SCENARIO, key=project, update="close", arg=request,
+                                   update_id=event.event_id)]
+    return None
+
+
+@hookimpl
+def route_event(event: Any, org: Any) -> list[Any] | None:
+    from engine import actions as act
+    from engine.events import BitableRecordChanged, CardAction, MessageReceived
+
+    if isinstance(event, MessageReceived):
+        return _message(event, org)
+    if isinstance(event, CardAction):
+        return _card(event, org)
+    if isinstance(event, BitableRecordChanged):
+        table = org.settings(SCENARIO).projects
+        if (event.app_token, event.table_id) != (table.app_token, table.table_id):
+            return None
+        if event.action != "record_edited":
+            return None
+        from .models import RecordChanged
+
+        # the registry knows which project owns the row (events carry field ids, not our columns)
+        return [act.SignalWorkflow(scenario=SCENARIO, key=REGISTRY_KEY, signal="record_changed",
+                                   arg=RecordChanged(record_id=event.record_id, event_id=event.event_id,
+                                                     operator_open_id=event.operator_open_id))]
+    return None
+
+
+@hookimpl
+def schedules(org: Any) -> list[Any]:
+    from engine.scenario import ScheduleSpec
+
+
+    settings = org.settings(SCENARIO)
+    return [ScheduleSpec(id="portfolio_digest", cron=settings.portfolio_cron,
+                         workflow="project_delivery.PortfolioDigest", args=[{"org": org.id}],
+                         description="weekly portfolio digest per region to the regional managers")]

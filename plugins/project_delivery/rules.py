@@ -1,0 +1,471 @@
+"""Pure decisions of project_delivery: parsing requests, naming groups, planning and moving stages,
+choosing the next reminder/escalation/digest, and reading and writing table rows.
+
+Nothing here does I/O or reads the clock: callers pass ``now``/``today``. Safe inside workflows.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from engine.rules import Decision, LadderSettings, WorkCalendar, add_months, cron_next, next_notice
+
+from .config import ROLES, NamingRule, ProjectDeliverySettings, StaffingTable
+from .models import CreateRequest, ParseResult, ProjectRow, ProjectState, StageChange, StageEvent
+
+_SPLIT = re.compile(r"[\s,，、;；]+")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_OPEN_ID = re.compile(r"\bou_[A-Za-z0-9_-]+")
+
+# ------------------------------------------------------------------------------------------ requests
+
+
+def match_trigger(text: str, triggers: Sequence[str]) -> str | None:
+    """The text after a trigger word at the start of ``text`` (case-insensitive), or None."""
+    stripped = " ".join(text.split())
+    for word in sorted(triggers, key=len, reverse=True):  # longest first: "create project" before "create"
+        if stripped.lower().startswith(word.lower()):
+            rest = stripped[len(word):]
+            # "create projects" is not "create project s"; a CJK trigger needs no space after it
+            if rest and word[-1].isascii() and word[-1].isalnum() and not (rest[0].isspace() or rest[0] in ",，:："):
+                continue
+            return rest.lstrip(" ,，:：")
+    return None
+
+
+def parse_request(rest: str, settings: ProjectDeliverySettings, **fields: Any) -> ParseResult:
+    """Parse "<customer> <product> [region]" (the text after the trigger word).
+
+    Tokens split on spaces and commas. With three or more tokens the first is the customer, the last
+    the region and those between the product (products often have spaces: "CT NeuViz 128"). The region
+    is required only when the naming rule uses ``{region}`` and no ``default_region`` is set.
+    """
+    tokens = [t for t in _SPLIT.split(rest.strip()) if t]
+    if not tokens:
+        return ParseResult(missing=_needed(settings, "", "", ""), empty=True)
+    customer = tokens[0]
+    product = " ".join(tokens[1:-1]) if len(tokens) >= 3 else (tokens[1] if len(tokens) == 2 else "")
+    region = tokens[-1] if len(tokens) >= 3 else ""
+    return request_from_parts(customer, product, region, settings, **fields)
+
+
+def request_from_parts(customer: str, product: str, region: str, settings: ProjectDeliverySettings,
+                       **fields: Any) -> ParseResult:
+    """A request from its parts (message or card form), or the list of parts that are missing."""
+    customer, product = clean_part(customer, settings.naming), clean_part(product, settings.naming)
+    region = clean_part(region, settings.naming) or settings.default_region
+    missing = _needed(settings, customer, product, region)
+    if missing:
+        return ParseResult(missing=missing)
+    return ParseResult(request=CreateRequest(customer=customer, product=product, region=region, **fields))
+
+
+def _needed(settings: ProjectDeliverySettings, customer: str, product: str, region: str) -> list[str]:
+    missing = []
+    if not customer:
+        missing.append("customer")
+    if not product:
+        missing.append("product")
+    if not region and ("region" in settings.naming.placeholders):
+        missing.append("region")
+    return missing
+
+
+def project_id_for(message_id: str) -> str:
+    """A project id derived from the request's message (or card event) id: a retried request maps to the
+    same workflow, so it never makes two projects."""
+    return "PD-" + hashlib.sha256(message_id.encode("utf-8")).hexdigest()[:10].upper()
+
+
+# ------------------------------------------------------------------------------------------- naming
+
+
+def clean_part(value: str, naming: NamingRule) -> str:
+    """A name part without forbidden or control characters, whitespace collapsed."""
+    text = _CONTROL.sub("", value or "")
+    text = "".join(ch for ch in text if ch not in naming.forbidden_chars)
+    return " ".join(text.split())
+
+
+def build_group_name(naming: NamingRule, *, customer: str, product: str, region: str, today: date,
+                     project_id: str = "") -> Decision:
+    """The group name by the rule: ``action="name"`` with ``data["name"]``, or ``"invalid"`` and why.
+
+    Parts are cleaned first; a name over ``max_length`` shortens the longest of customer and product
+    (never below 2 characters each) and, failing that, is cut with "…".
+    """
+    parts = {"customer": clean_part(customer, naming), "product": clean_part(product, naming),
+             "region": clean_part(region, naming), "project_id": project_id,
+             "yyyymm": f"{today:%Y%m}", "yyyy": f"{today:%Y}", "mm": f"{today:%m}", "yyyymmdd": f"{today:%Y%m%d}"}
+    empty = [p for p in naming.placeholders if p in ("customer", "product", "region") and not parts[p]]
+    if empty:
+        return Decision(action="invalid", reason=f"required parts empty after cleaning: {', '.join(sorted(empty))}",
+                        data={"missing": sorted(empty)})
+    name = naming.template.format(**parts)
+    notes: list[str] = []
+    while len(name) > naming.max_length:
+        longest = max(("customer", "product"), key=lambda p: len(parts[p]))
+        if len(parts[longest]) <= 2:
+            name = name[: naming.max_length - 1] + "…"
+            notes.append("cut to the length limit")
+            break
+        parts[longest] = parts[longest][:-1]
+        name = naming.template.format(**parts)
+        if f"shortened {longest}" not in notes:
+            notes.append(f"shortened {longest}")
+    reason = f"named by rule {naming.template!r}" + (f" ({'; '.join(notes)})" if notes else "")
+    return Decision(action="name", reason=reason, data={"name": name})
+
+
+def unique_name(name: str, taken: Iterable[str], max_length: int) -> str:
+    """``name``, or ``name-2``, ``name-3``... (shortened to fit) when an open project already uses it."""
+    used = set(taken)
+    if name not in used:
+        return name
+    n = 2
+    while True:
+        suffix = f"-{n}"
+        candidate = name[: max_length - len(suffix)] + suffix
+        if candidate not in used:
+            return candidate
+        n += 1
+
+
+def same_project_key(customer: str, product: str) -> str:
+    """How duplicates are recognized: customer + product, case and spaces ignored."""
+    return f"{''.join(customer.split()).casefold()}|{''.join(product.split()).casefold()}"
+
+
+def closed_name(name: str, naming: NamingRule, cancelled: bool) -> str:
+    marker = naming.cancelled_marker if cancelled else naming.closed_marker
+    if name.startswith(marker):
+        return name
+    full = marker + name
+    return full if len(full) <= naming.max_length else full[: naming.max_length - 1] + "…"
+
+
+# ----------------------------------------------------------------------------------------- staffing
+
+
+def person_ids(cell: Any) -> list[str]:
+    """Open ids in a staffing cell: text ("ou_a, ou_b"), a list of ids, or Feishu person cells."""
+    if cell is None:
+        return []
+    if isinstance(cell, str):
+        return _OPEN_ID.findall(cell)
+    if isinstance(cell, Mapping):
+        for key in ("id", "open_id"):
+            if isinstance(cell.get(key), str):
+                return [cell[key]]
+        return person_ids(cell.get("text") or cell.get("value"))
+    if isinstance(cell, list):
+        return [i for item in cell for i in person_ids(item)]
+    return []
+
+
+def cell_text(cell: Any) -> str:
+    """The text of a Bitable cell (plain, rich-text segments, single select)."""
+    if cell is None:
+        return ""
+    if isinstance(cell, str):
+        return cell
+    if isinstance(cell, (int, float)):
+        return str(cell)
+    if isinstance(cell, Mapping):
+        return cell_text(cell.get("text") or cell.get("name") or cell.get("value"))
+    if isinstance(cell, list):
+        return "".join(cell_text(item) for item in cell)
+    return str(cell)
+
+
+def staff_for_region(rows: Iterable[Mapping[str, Any]], region: str, staffing: StaffingTable) -> dict[str, list[str]]:
+    """Role -> open ids for ``region`` from the staffing table's rows (empty lists when no row matches)."""
+    staff: dict[str, list[str]] = {role: [] for role in ROLES}
+    for fields in rows:
+        if cell_text(fields.get(staffing.region_field)).strip() != region:
+            continue
+        for role, column in staffing.role_fields.items():
+            for open_id in person_ids(fields.get(column)):
+                if open_id not in staff[role]:
+                    staff[role].append(open_id)
+    return staff
+
+
+def members_for(staff: Mapping[str, list[str]], staffing: StaffingTable, *extra: Iterable[str]) -> list[str]:
+    """Who is invited: the invited roles' people, then the requester and mentioned users, without repeats."""
+    ordered = [i for role in staffing.invite_roles for i in staff.get(role, [])]
+    for group in extra:
+        ordered.extend(group)
+    return [i for i in dict.fromkeys(ordered) if i]
+
+
+# ------------------------------------------------------------------------------------------- stages
+
+
+def plan(start: date, settings: ProjectDeliverySettings) -> dict[str, date]:
+    """Planned date of each stage: contract signing plus the stage's offset."""
+    return {s.key: start + timedelta(days=s.offset_days) for s in settings.stages}
+
+
+def check_stage_change(state: ProjectState, change: StageChange, settings: ProjectDeliverySettings) -> Decision:
+    """Accept, refuse or turn into a close a request to move the project to ``change.stage``."""
+    if state.status != "open":
+        return Decision(action="refuse", reason=f"project is {state.status}", data={"code": "not_open"})
+    target = settings.stage(change.stage)
+    if target is None:
+        return Decision(action="refuse", reason=f"unknown stage {change.stage!r}", data={"code": "unknown"})
+    if change.stage == state.stage:
+        return Decision(action="refuse", reason=f"already at stage {change.stage}", data={"code": "already"})
+    if change.stage == settings.closing_stage:
+        return Decision(action="close", reason=f"{change.via}: closing stage reached", data={"code": "close"})
+    old, new = settings.stage_index(state.stage), settings.stage_index(change.stage)
+    skipped = [s.key for s in settings.stages[old + 1:new]] if new > old else []
+    return Decision(action="accept", reason=f"{state.stage} -> {change.stage} via {change.via}",
+                    data={"backwards": new < old, "skipped": skipped})
+
+
+def apply_stage(state: ProjectState, change: StageChange, now: datetime, today: date,
+                settings: ProjectDeliverySettings) -> ProjectState:
+    """The project after moving to ``change.stage`` (already accepted): history, acceptance, warranty."""
+    new = state.model_copy(deep=True)
+    planned = state.planned.get(change.stage)
+    slipped = max(0, (today - planned).days) if planned else 0
+    new.history.append(StageEvent(stage=change.stage, at=now, by=change.operator_open_id, via=change.via,
+                                  planned=planned, slipped_days=slipped, note=change.note))
+    old_i, new_i = settings.stage_index(state.stage), settings.stage_index(change.stage)
+    acc_i = settings.stage_index(settings.acceptance_stage) if settings.acceptance_stage else -1
+    # Passing beyond the acceptance stage is the acceptance: the warranty runs from that day.
+    if acc_i >= 0 and old_i <= acc_i < new_i and new.accepted_on is None:
+        new.accepted_on = today
+    if new_i < old_i and acc_i >= 0 and new_i <= acc_i:
+        new.accepted_on = None  # moved back before acceptance: not accepted any more
+    if settings.warranty_stage and change.stage == settings.warranty_stage:
+        start = new.accepted_on or today
+        new.accepted_on = start
+        new.warranty_end = add_months(start, settings.warranty_months)
+        new.planned[settings.closing_stage] = new.warranty_end
+    new.stage = change.stage
+    new.fired = []
+    new.warranty_fired = []
+    new.cycle += 1
+    return new
+
+
+def next_milestone(state: ProjectState, settings: ProjectDeliverySettings) -> tuple[str, date] | None:
+    """The next stage to reach and its planned date (None after the last)."""
+    i = settings.stage_index(state.stage)
+    if i < 0 or i + 1 >= len(settings.stages):
+        return None
+    key = settings.stages[i + 1].key
+    due = state.planned.get(key)
+    return (key, due) if due else None
+
+
+def milestone_ladder(settings: ProjectDeliverySettings) -> LadderSettings:
+    return LadderSettings(before_days=settings.reminder_lead_days, on_due=True, after=settings.slip_ladder,
+                          working_days_only=settings.working_days_only, send_at=settings.send_at)
+
+
+def warranty_ladder(settings: ProjectDeliverySettings) -> LadderSettings:
+    return LadderSettings(before_days=settings.warranty_reminder_days, on_due=False, after=[],
+                          working_days_only=settings.working_days_only, send_at=settings.send_at)
+
+
+def next_timer(state: ProjectState, now: datetime, settings: ProjectDeliverySettings,
+               calendar: WorkCalendar) -> Decision:
+    """The next thing the project does by itself: a milestone reminder or escalation, a warranty reminder,
+    the end of the warranty, or the weekly group digest. The earliest wins."""
+    if state.status != "open":
+        return Decision.nothing(f"project is {state.status}")
+    candidates: list[Decision] = []
+    in_warranty = bool(settings.warranty_stage) and state.stage == settings.warranty_stage
+    if in_warranty and state.warranty_end:
+        notice = next_notice(state.warranty_end, state.warranty_fired, now, warranty_ladder(settings), calendar)
+        if not notice.is_nothing:
+            candidates.append(Decision(action="warranty", reason=f"warranty {notice.reason}", at=notice.at,
+                                       step=notice.step, data={**notice.data, "role": "service_engineer"}))
+        if settings.close_at_warranty_end:
+            end = calendar.at_local(state.warranty_end, settings.send_at).astimezone(UTC)
+            candidates.append(Decision(action="warranty_end", at=max(end, now), step="warranty_end",
+                                       reason=f"warranty ends {state.warranty_end.isoformat()}: close the project"))
+    elif (upcoming := next_milestone(state, settings)) is not None:
+        key, due = upcoming
+        notice = next_notice(due, state.fired, now, milestone_ladder(settings), calendar)
+        if not notice.is_nothing:
+            spec = settings.stage(key)
+            assert spec is not None
+            to = notice.data.get("to")
+            role = spec.role if to == "owner" else str(to)
+            candidates.append(Decision(action=notice.action, reason=f"milestone {key}: {notice.reason}",
+                                       at=notice.at, step=notice.step,
+                                       data={**notice.data, "role": role, "milestone": key}))
+    after = state.last_digest_at or state.created_at or now
+    digest_at = cron_next(settings.digest_cron, after, calendar.zone)
+    candidates.append(Decision(action="digest", at=max(digest_at, now),
+                               step=f"digest:{calendar.local(digest_at).date().isoformat()}",
+                               reason=f"weekly digest ({settings.digest_cron})"))
+    return min(candidates, key=lambda d: d.at or now)
+
+
+# ---------------------------------------------------------------------------------------- summaries
+
+
+def stage_view(settings: ProjectDeliverySettings, state: ProjectState, today: date) -> list[dict[str, Any]]:
+    """Each stage for templates: names, planned date, reached date, whether current/late."""
+    reached = {e.stage: e for e in state.history}
+    current = settings.stage_index(state.stage)
+    out = []
+    for i, spec in enumerate(settings.stages):
+        planned = state.planned.get(spec.key)
+        event = reached.get(spec.key) if i <= current else None
+        out.append({
+            "key": spec.key, "name_zh": spec.name_zh, "name_en": spec.name_en, "note_zh": spec.note_zh,
+            "note_en": spec.note_en, "role": spec.role,
+            "planned": planned.isoformat() if planned else "", "done": i < current, "current": i == current,
+            "reached": event.at.isoformat() if event else "",
+            "late": bool(planned and i > current and today > planned),
+        })
+    return out
+
+
+def slipped_items(state: ProjectState, today: date, settings: ProjectDeliverySettings) -> list[dict[str, Any]]:
+    """Milestones reached late (from history) and the next one if it is already overdue."""
+    items = []
+    for event in state.history:
+        if event.slipped_days > 0:
+            spec = settings.stage(event.stage)
+            items.append({"stage": event.stage, "name_zh": spec.name_zh if spec else event.stage,
+                          "name_en": spec.name_en if spec else event.stage, "days": event.slipped_days,
+                          "open": False})
+    upcoming = next_milestone(state, settings)
+    in_warranty = state.stage == settings.warranty_stage
+    if upcoming and not in_warranty and today > upcoming[1]:
+        spec = settings.stage(upcoming[0])
+        assert spec is not None
+        items.append({"stage": spec.key, "name_zh": spec.name_zh, "name_en": spec.name_en,
+                      "days": (today - upcoming[1]).days, "open": True})
+    return items
+
+
+def overdue_days(state: ProjectState, today: date, settings: ProjectDeliverySettings) -> int:
+    upcoming = next_milestone(state, settings)
+    if not upcoming or state.stage == settings.warranty_stage:
+        return 0
+    return max(0, (today - upcoming[1]).days)
+
+
+def project_context(state: ProjectState, settings: ProjectDeliverySettings, today: date) -> dict[str, Any]:
+    """The template context every project message shares."""
+    spec = settings.stage(state.stage)
+    upcoming = next_milestone(state, settings)
+    nxt = settings.stage(upcoming[0]) if upcoming else None
+    return {
+        "project_id": state.project_id, "name": state.name, "customer": state.customer,
+        "product": state.product, "region": state.region, "status": state.status, "today": today.isoformat(),
+        "stage": state.stage, "stage_zh": spec.name_zh if spec else state.stage,
+        "stage_en": spec.name_en if spec else state.stage,
+        "next_stage": nxt.key if nxt else "", "next_zh": nxt.name_zh if nxt else "",
+        "next_en": nxt.name_en if nxt else "", "next_due": upcoming[1].isoformat() if upcoming else "",
+        "days_left": (upcoming[1] - today).days if upcoming else 0,
+        "stages": stage_view(settings, state, today), "slipped": slipped_items(state, today, settings),
+        "warranty_end": state.warranty_end.isoformat() if state.warranty_end else "",
+        "accepted_on": state.accepted_on.isoformat() if state.accepted_on else "",
+        "project_manager": (state.staff.get("project_manager") or [""])[0],
+        "closing_stage": settings.closing_stage,
+    }
+
+
+# ------------------------------------------------------------------------------------------ bitable
+
+
+def _ms(day: date | None, zone: ZoneInfo) -> int | None:
+    if day is None:
+        return None
+    return int(datetime(day.year, day.month, day.day, tzinfo=zone).timestamp() * 1000)
+
+
+def _log_line(event: StageEvent, settings: ProjectDeliverySettings, zone: ZoneInfo) -> str:
+    """One line of the row's stage log: when, which stage, how and by whom, how late."""
+    spec = settings.stage(event.stage)
+    who = f" {event.by}" if event.by else ""
+    late = f", 延期{event.slipped_days}天" if event.slipped_days else ""
+    name = spec.name_zh if spec else event.stage
+    return f"{event.at.astimezone(zone):%Y-%m-%d %H:%M} {name} ({event.via}{who}{late})"
+
+
+def project_fields(state: ProjectState, settings: ProjectDeliverySettings, today: date,
+                   zone: ZoneInfo) -> dict[str, Any]:
+    """The project's row in the projects table (dates as Feishu date cells: epoch milliseconds)."""
+    f, table = settings.projects.fields, settings.projects
+    status = {"open": table.status_open, "closed": table.status_closed,
+              "cancelled": table.status_cancelled}.get(state.status, state.status)
+    spec = settings.stage(state.stage)
+    upcoming = next_milestone(state, settings) if state.status == "open" else None
+    nxt = settings.stage(upcoming[0]) if upcoming else None
+    log = "\n".join(_log_line(e, settings, zone) for e in state.history)
+    fields: dict[str, Any] = {
+        f.project_id: state.project_id, f.name: state.name, f.customer: state.customer, f.product: state.product,
+        f.region: state.region, f.stage: spec.name_zh if spec else state.stage, f.status: status,
+        f.chat_id: state.chat_id, f.project_manager: ", ".join(state.staff.get("project_manager", [])),
+        f.next_milestone: nxt.name_zh if nxt else "", f.next_due: _ms(upcoming[1], zone) if upcoming else None,
+        f.slipped_days: overdue_days(state, today, settings) if state.status == "open" else 0,
+        f.warranty_end: _ms(state.warranty_end, zone), f.stage_log: log,
+        f.created: int(state.created_at.timestamp() * 1000) if state.created_at else None,
+        f.closed: int(state.closed_at.timestamp() * 1000) if state.closed_at else None,
+    }
+    return {k: v for k, v in fields.items() if v is not None}
+
+
+def stage_from_fields(fields: Mapping[str, Any], settings: ProjectDeliverySettings) -> str | None:
+    """The stage key a (possibly hand-edited) row names: its key, Chinese or English name."""
+    text = cell_text(fields.get(settings.projects.fields.stage)).strip()
+    for spec in settings.stages:
+        if text in (spec.key, spec.name_zh, spec.name_en):
+            return spec.key
+    return None
+
+
+def _date_cell(value: Any, zone: ZoneInfo) -> date | None:
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return datetime.fromtimestamp(value / 1000, tz=zone).date()
+    text = cell_text(value)[:10]
+    try:
+        return date.fromisoformat(text) if text else None
+    except ValueError:
+        return None
+
+
+def project_row(fields: Mapping[str, Any], settings: ProjectDeliverySettings, today: date,
+                zone: ZoneInfo) -> ProjectRow:
+    f = settings.projects.fields
+    due = _date_cell(fields.get(f.next_due), zone)
+    status = cell_text(fields.get(f.status))
+    late = (today - due).days if due and today > due and status == settings.projects.status_open else 0
+    return ProjectRow(project_id=cell_text(fields.get(f.project_id)), name=cell_text(fields.get(f.name)),
+                      region=cell_text(fields.get(f.region)), stage=cell_text(fields.get(f.stage)), status=status,
+                      next_milestone=cell_text(fields.get(f.next_milestone)), next_due=due, late_days=late)
+
+
+def portfolio(rows: Iterable[ProjectRow], settings: ProjectDeliverySettings) -> dict[str, dict[str, Any]]:
+    """Per region: open projects counted by stage (in stage order) and the late ones, latest first."""
+    order = [s.name_zh for s in settings.stages]
+    regions: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        if row.status != settings.projects.status_open or not row.project_id:
+            continue
+        entry = regions.setdefault(row.region, {"region": row.region, "total": 0, "by_stage": {}, "late": []})
+        entry["total"] += 1
+        entry["by_stage"][row.stage] = entry["by_stage"].get(row.stage, 0) + 1
+        if row.late_days > 0:
+            entry["late"].append({"project_id": row.project_id, "name": row.name, "milestone": row.next_milestone,
+                                  "due": row.next_due.isoformat() if row.next_due else "", "days": row.late_days})
+    for entry in regions.values():
+        entry["by_stage"] = [{"stage": s, "count": entry["by_stage"][s]}
+                             for s in sorted(entry["by_stage"], key=lambda s: order.index(s) if s in order else 99)]
+        entry["late"].sort(key=lambda item: -item["days"])
+    return dict(sorted(regions.items()))
