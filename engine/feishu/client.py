@@ -65,6 +65,7 @@ CHAT_MEMBERS_PER_CALL = 50  # Feishu: at most 50 users per chat create / add-mem
 BITABLE_RECORDS_PER_CALL = 500  # Feishu: at most 500 records per batch call (1254104 beyond)
 BITABLE_PAGE_SIZE = 500  # Feishu's largest search page
 CHAT_NAME_MAX = 60  # Feishu rejects longer chat names
+CHAT_NOT_FOUND = 232006  # "invalid chat id": also what a second delete of a dissolved chat answers
 LOOKUP_PER_CALL = 50  # contact batch_get_id: at most 50 emails and 50 mobiles per call
 UPSERT_KEYS_PER_SEARCH = 20  # keys OR-ed into one search filter when matching upsert keys
 # Refresh the tenant token this long before Feishu says it expires (it lives 7,200 s).
@@ -449,6 +450,21 @@ class FeishuClient:
             return self._lark.im.v1.chat.update(request, option)
 
         await self._call("im.v1.chat.update", invoke)
+
+    async def delete_chat(self, chat_id: str) -> bool:
+        """Dissolve a group chat; ``False`` when it was already gone (so a retry is harmless)."""
+        from lark_oapi.api.im.v1 import DeleteChatRequest
+
+        def invoke(option: Any) -> Any:
+            return self._lark.im.v1.chat.delete(DeleteChatRequest.builder().chat_id(chat_id).build(), option)
+
+        try:
+            await self._call("im.v1.chat.delete", invoke)
+        except FeishuError as error:
+            if error.code == CHAT_NOT_FOUND:
+                return False
+            raise
+        return True
 
     # ------------------------------------------------------------------------------------- bitable
     def table_lock(self, app_token: str, table_id: str) -> asyncio.Lock:

@@ -59,22 +59,13 @@ async def reserve_name(request: Reservation) -> ReserveResult:
 
 @activity.defn(name="project_delivery.dissolve_chat")
 async def dissolve_chat(ref: dict[str, str]) -> None:
-    """Dissolve a project group (``DELETE /open-apis/im/v1/chats/{chat_id}``); a gone chat is fine."""
-    import httpx
+    """Dissolve a project group; a chat that is already gone is fine (a retried close)."""
+    from engine.feishu.errors import FeishuError
 
-    feishu = _app().feishu
-    token = await feishu.tenant_token()
-    async with httpx.AsyncClient(base_url=feishu.base_url, timeout=feishu.timeout) as http:
-        response = await http.delete(f"/open-apis/im/v1/chats/{ref['chat_id']}",
-                                     headers={"Authorization": f"Bearer {token}"})
-    body = response.json() if response.headers.get("content-type", "").startswith("application/json") else {}
-    if response.status_code >= 500 or response.status_code == 429:
-        raise RuntimeError(f"chat delete answered {response.status_code}: {body.get('msg', '')}")
-    if body.get("code") not in (0, 232006):  # 232006: chat not found (already dissolved)
-        from temporalio.exceptions import ApplicationError
-
-        raise ApplicationError(f"chat delete refused: {body.get('code')} {body.get('msg', '')}",
-                               type="FeishuError", non_retryable=True)
+    try:
+        await _app().feishu.delete_chat(ref["chat_id"])
+    except FeishuError as error:
+        raise error.to_application_error() from error
 
 
 ACTIVITIES = [load_context, reserve_name, dissolve_chat]

@@ -403,3 +403,12 @@ def test_from_config_uses_the_environment(config: EngineConfig, monkeypatch: pyt
     monkeypatch.delenv("FEISHU_APP_ID")
     with pytest.raises(ValueError, match="FEISHU_APP_ID"):
         FeishuClient.from_config(config)
+
+
+async def test_delete_chat_dissolves_once_and_a_retry_is_harmless(client: FeishuClient,
+                                                                  standin: FeishuStandIn) -> None:
+    created = await client.create_chat("临时群", "", None, [], uuid="dissolve-1")
+    assert created.chat_id in standin.state.chats
+    assert await client.delete_chat(created.chat_id) is True
+    assert created.chat_id not in standin.state.chats
+    assert await client.delete_chat(created.chat_id) is False

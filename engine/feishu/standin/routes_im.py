@@ -277,6 +277,15 @@ async def update_chat(ctx: Ctx) -> Reply:
     return ok({})
 
 
+async def delete_chat(ctx: Ctx) -> Reply:
+    """Dissolve a group: it disappears, and a second delete answers chat-not-found like Feishu."""
+    chat = _chat_or_fail(ctx)
+    if isinstance(chat, Reply):
+        return chat
+    del ctx.state.chats[ctx.params["chat_id"]]
+    return ok({})
+
+
 async def add_members(ctx: Ctx) -> Reply:
     chat = _chat_or_fail(ctx)
     if isinstance(chat, Reply):
@@ -354,6 +363,7 @@ ENDPOINTS = [
     Endpoint("POST", "/open-apis/im/v1/chats", create_chat, api="im.chat.create"),
     Endpoint("GET", "/open-apis/im/v1/chats/{chat_id}", get_chat),
     Endpoint("PUT", "/open-apis/im/v1/chats/{chat_id}", update_chat),
+    Endpoint("DELETE", "/open-apis/im/v1/chats/{chat_id}", delete_chat),
     Endpoint("POST", "/open-apis/im/v1/chats/{chat_id}/members", add_members),
     Endpoint("GET", "/open-apis/im/v1/chats/{chat_id}/members", list_members),
     Endpoint("POST", "/open-apis/im/v1/pins", pin_message),

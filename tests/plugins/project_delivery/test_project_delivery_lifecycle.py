@@ -150,3 +150,17 @@ async def test_portfolio_digest_per_region_lists_late_projects(scenario_harness:
         assert "延期项目 1 个" in north_text and north in north_text
         [east_text] = [t for t in _texts(env, to="ou_rm_east") if "区域项目周报" in t]
         assert "无延期项目" in east_text and "现场勘察：1" in east_text
+
+
+async def test_cancel_with_dissolve_removes_the_group(scenario_harness: Any) -> None:
+    settings = {"project_delivery": {"working_days_only": False, "close_action": "dissolve"}}
+    async with scenario_harness(PLUGINS, org_settings=settings) as env:
+        h.seed(env)
+        pid, chat_id = await _create(env)
+        assert chat_id in env.standin.state.chats
+        await env.deliver(h.press({"op": "cancel", "project": pid}, "ev-d", h.NORTH["pm"]))
+        await env.advance(seconds=1)
+        assert (await env.handle("project_delivery", pid).result())["status"] == "cancelled"
+        assert chat_id not in env.standin.state.chats
+        deletes = [c for c in env.standin.calls if c.method == "DELETE" and chat_id in c.path]
+        assert len(deletes) == 1
