@@ -20,6 +20,7 @@ import asyncio
 import contextlib
 import shutil
 import sys
+import threading
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -43,7 +44,11 @@ from temporalio.worker import (
     ActivityInboundInterceptor,
     ExecuteActivityInput,
     Interceptor,
+    StartChildWorkflowInput,
     Worker,
+    WorkflowInboundInterceptor,
+    WorkflowInterceptorClassInput,
+    WorkflowOutboundInterceptor,
 )
 
 from engine.config import EngineConfig, parse_config
@@ -68,20 +73,87 @@ def find_test_server() -> str:
     return found
 
 
-class _FrozenActivities(ActivityInboundInterceptor):
-    async def execute_activity(self, input: ExecuteActivityInput) -> Any:
+class _SharedWallClock:
+    """One freezegun clock shared by the activities that run at the same time.
+
+    freezegun patches the process, so nested ``freeze_time`` blocks entered and left by interleaving
+    asyncio tasks corrupt each other. Instead the first running activity starts the clock, later ones
+    move it to their own scheduled time, and the last one to finish stops it.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._running = 0
+        self._freezer: Any = None
+        self._clock: Any = None
+
+    def enter(self, moment: datetime) -> None:
         from freezegun import freeze_time
 
+        with self._lock:
+            if self._running == 0:
+                self._freezer = freeze_time(moment, real_asyncio=True, tick=True)
+                self._clock = self._freezer.start()
+            else:
+                self._clock.move_to(moment)
+            self._running += 1
+
+    def leave(self) -> None:
+        with self._lock:
+            self._running -= 1
+            if self._running == 0:
+                self._freezer.stop()
+                self._freezer = self._clock = None
+
+
+class _FrozenActivities(ActivityInboundInterceptor):
+    def __init__(self, next: ActivityInboundInterceptor, clock: _SharedWallClock):
+        super().__init__(next)
+        self.clock = clock
+
+    async def execute_activity(self, input: ExecuteActivityInput) -> Any:
         # The skipped clock: an activity 30 skipped days later reads the date it was scheduled for.
-        with freeze_time(activity.info().current_attempt_scheduled_time, real_asyncio=True, tick=True):
+        self.clock.enter(activity.info().current_attempt_scheduled_time)
+        try:
             return await super().execute_activity(input)
+        finally:
+            self.clock.leave()
 
 
 class FreezeWallClock(Interceptor):
     """Runs each activity with the wall clock frozen at its (skipped) scheduled time."""
 
+    def __init__(self) -> None:
+        self.clock = _SharedWallClock()
+
     def intercept_activity(self, next: ActivityInboundInterceptor) -> ActivityInboundInterceptor:
-        return _FrozenActivities(next)
+        return _FrozenActivities(next, self.clock)
+
+
+class TrackChildWorkflows(Interceptor):
+    """Remembers the child workflows that workflows start, so the harness waits on them too.
+
+    The interceptor class is built here, outside the workflow sandbox, so the list it appends to is
+    the harness's own; appending to it changes nothing a workflow decides, so replay is unaffected.
+    """
+
+    def __init__(self, ids: list[str]):
+        self.ids = ids
+
+    def workflow_interceptor_class(self, input: WorkflowInterceptorClassInput) -> type[WorkflowInboundInterceptor]:
+        ids = self.ids
+
+        class Outbound(WorkflowOutboundInterceptor):
+            async def start_child_workflow(self, input: StartChildWorkflowInput) -> Any:
+                if input.id not in ids:
+                    ids.append(input.id)
+                return await super().start_child_workflow(input)
+
+        class Inbound(WorkflowInboundInterceptor):
+            def init(self, outbound: WorkflowOutboundInterceptor) -> None:
+                super().init(Outbound(outbound))
+
+        return Inbound
 
 
 class _TrackStarts(ClientInterceptor):
@@ -201,7 +273,9 @@ class ScenarioHarness:
                 app.extras["bot_open_id"] = standin.bot_open_id
                 app.temporal = client
                 set_current_app(app)
-                interceptors = [FreezeWallClock()] if freeze_wall_clock else []
+                interceptors: list[Interceptor] = [TrackChildWorkflows(started)]
+                if freeze_wall_clock:
+                    interceptors.append(FreezeWallClock())
                 worker = build_worker(client, plugin_set, engine_activities(app), task_queue=TASK_QUEUE,
                                       interceptors=interceptors)
                 router = RecordingRouter(client, plugin_set, task_queue=TASK_QUEUE,
