@@ -394,6 +394,18 @@ def _approval_instance(body: Mapping[str, Any], bot_open_id: str | None) -> list
     )]
 
 
+def _hire_event(body: Mapping[str, Any], bot_open_id: str | None) -> list[FeishuEvent]:
+    """Feishu Hire events: the generic model, with the event object in ``raw`` for the scenario.
+
+    Hire payloads carry only ids and a target status; the recruiting scenario reads what it needs
+    (application id, stage or offer status) from ``raw`` and re-reads the rest.
+    """
+    base, event = _v2_base(body)
+    if not event:
+        raise MalformedEvent("event: expected a Hire event object, found nothing")
+    return [FeishuEvent(**base)]
+
+
 _NORMALIZERS: dict[str, Callable[[Mapping[str, Any], str | None], list[FeishuEvent]]] = {
     "im.message.receive_v1": _message_received,
     "card.action.trigger": _card_action,
@@ -401,6 +413,8 @@ _NORMALIZERS: dict[str, Callable[[Mapping[str, Any], str | None], list[FeishuEve
     "im.chat.member.bot.added_v1": _bot_added,
     "contact.user.created_v3": _user_created,
     "approval_instance": _approval_instance,
+    "hire.application.stage_changed_v1": _hire_event,
+    "hire.offer.status_changed_v1": _hire_event,
 }
 
 V2_EVENT_TYPES: tuple[str, ...] = tuple(t for t in _NORMALIZERS if t != "approval_instance")

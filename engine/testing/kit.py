@@ -228,6 +228,7 @@ class ScenarioHarness:
     router: RecordingRouter
     standin: Any
     started: list[str] = field(default_factory=list)
+    _ingress: Any = None
 
     # ---------------------------------------------------------------------------------------- start
 
@@ -283,7 +284,10 @@ class ScenarioHarness:
                 harness = cls(env=env, client=client, worker=worker, config=engine_config, plugins=plugin_set,
                               app=app, router=router, standin=standin, started=started)
                 async with worker:
-                    yield harness
+                    try:
+                        yield harness
+                    finally:
+                        await harness._stop_ingress()
         finally:
             set_current_app(None)
             await env.shutdown()
@@ -308,6 +312,32 @@ class ScenarioHarness:
         result = await self.router.dispatch(event, context)
         await self.settle()
         return result
+
+    async def push(self, event_type: str, event: dict[str, Any], **options: Any) -> Any:
+        """Deliver ``event`` the way Feishu does: signed over real HTTP to the engine's ingress.
+
+        The ingress verifies, normalizes and routes it, exactly as in production; ``options`` go to the
+        stand-in's ``deliver_event`` (``event_id``, ``tamper``, ...). Returns its ``DeliveryResult``.
+        """
+        if self._ingress is None:
+            from engine.runtime.processes import _serve_ingress
+
+            self._ingress = await _serve_ingress(self.app, self.router, "127.0.0.1", 0)
+        server, _ = self._ingress
+        port = server.servers[0].sockets[0].getsockname()[1]
+        options.setdefault("retries", ())
+        options.setdefault("tenant_key", self.org.tenant_key or None)
+        result = await self.standin.deliver_event(f"http://127.0.0.1:{port}/feishu/events", event_type, event,
+                                                  **options)
+        await self.settle()
+        return result
+
+    async def _stop_ingress(self) -> None:
+        if self._ingress is not None:
+            server, task = self._ingress
+            server.should_exit = True
+            await task
+            self._ingress = None
 
     async def start_workflow(self, workflow: str, *args: Any, id: str) -> WorkflowHandle[Any, Any]:
         handle = await self.client.start_workflow(workflow, args=list(args), id=id, task_queue=TASK_QUEUE)
@@ -385,6 +415,7 @@ def _feishu_environment(standin: Any) -> Any:
     import os
 
     values = {"FEISHU_APP_ID": standin.app_id, "FEISHU_APP_SECRET": standin.app_secret,
+              "FEISHU_VERIFICATION_TOKEN": standin.verification_token or "",
               "FEISHU_BASE_URL": standin.base_url}
     saved = {k: os.environ.get(k) for k in values}
     os.environ.update(values)

@@ -12,6 +12,7 @@ from engine.events import (
     BitableRecordChanged,
     BotAddedToChat,
     CardAction,
+    FeishuEvent,
     MessageReceived,
     UserCreated,
 )
@@ -296,3 +297,13 @@ def test_unknown_types_yield_nothing() -> None:
     assert normalize({"uuid": "u", "ts": "1", "event": {"type": "im.message.receive_v1"}}, bot_open_id=BOT) is None
     assert normalize({"uuid": "u", "ts": "1", "event": {"type": "leave_approvalV2"}}, bot_open_id=BOT) is None
     assert normalize({"challenge": "c", "type": "url_verification"}, bot_open_id=BOT) is None
+
+
+def test_hire_events_keep_their_payload_for_the_scenario() -> None:
+    body = v2("hire.application.stage_changed_v1", {"application_id": "6001", "target_stage_id": "7001"})
+    (event,) = normalize_all(body, bot_open_id=None)
+    assert type(event) is FeishuEvent
+    assert event.event_type == "hire.application.stage_changed_v1"
+    assert event.raw == {"application_id": "6001", "target_stage_id": "7001"}
+    with pytest.raises(MalformedEvent, match="Hire event"):
+        normalize_all(v2("hire.offer.status_changed_v1", {}), bot_open_id=None)

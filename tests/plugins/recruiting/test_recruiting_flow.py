@@ -259,3 +259,16 @@ async def test_monthly_report_figures_from_the_recorded_rows(scenario_harness: A
         outcome = await skip.result()
         expected = rules.report_due(await env.now(), calendar())
         assert ("skipped" in outcome) == expected.is_nothing
+
+
+async def test_a_hire_event_pushed_through_the_ingress_moves_an_application(scenario_harness: Any) -> None:
+    async with harness(scenario_harness, hire={"stage_map": {"7001": "interview"}}) as env:
+        seed(env, applications=False)
+        delivery = await env.push("hire.application.stage_changed_v1",
+                                  {"application_id": "6002", "target_stage_id": "7001"})
+        assert delivery.acknowledged
+        assert (await state(env, "app:hire_6002")).stage == "interview"
+        forged = await env.push("hire.application.stage_changed_v1",
+                                {"application_id": "6003", "target_stage_id": "7001"}, tamper="wrong_token")
+        assert not forged.acknowledged and forged.attempts[-1].status == 401
+        assert not env.router.touched or all("6003" not in wid for wid in env.router.touched)
