@@ -161,9 +161,9 @@ async def dev(state: CliState, state_dir: Path | None, port: int | None, tempora
     from engine.runtime.server import ServerError
 
     config = state.config()
-    seed = config.path.parent / "standin-seed.json"
+    seeds = tuple(config.path.parent / seed for seed in config.file.dev.standin_seeds)
     options = DevOptions(state_dir=config.state_dir(state_dir), ingress_port=port, temporal_port=temporal_port,
-                         standin_port=standin_port, standin_seed=seed)
+                         standin_port=standin_port, standin_seeds=seeds)
     _say(f"engine dev: config {config.path}, organizations: {', '.join(config.orgs)}")
     try:
         await run_dev(config, state.plugins, options, _say)

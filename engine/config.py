@@ -146,6 +146,12 @@ class OrgConfig(_Strict):
     workdays: list[str] = Field(default_factory=list)
 
 
+class DevSettings(_Strict):
+    """Only for ``engine dev``: sample data the local stand-in starts with (paths beside the config)."""
+
+    standin_seeds: list[Path] = Field(default_factory=list)
+
+
 class PluginsSection(_Strict):
     """``load`` is an allowlist: only these plugins load (like ``ENGINE_LOAD_PLUGINS``)."""
 
@@ -157,6 +163,7 @@ class FileConfig(_Strict):
     ingress: IngressSettings = Field(default_factory=IngressSettings)
     feishu: FeishuSettings | None = None
     plugins: PluginsSection = Field(default_factory=PluginsSection)
+    dev: DevSettings = Field(default_factory=DevSettings)
     state_dir: Path | None = None
     organizations: dict[str, OrgConfig] = Field(default_factory=dict)
 
@@ -355,6 +362,10 @@ def parse_config(
             if isinstance(ref, SecretRef) and ref.env not in os.environ:
                 issues.append(ConfigIssue(file, f"feishu.{name}", f"environment variable {ref.env} to be set",
                                           "it unset", f"export {ref.env}=... before starting the engine"))
+    for index, seed in enumerate(parsed.dev.standin_seeds):
+        if not (path.parent / seed).is_file():
+            issues.append(ConfigIssue(file, f"dev.standin_seeds[{index}]", "a JSON file beside the config",
+                                      _describe(str(seed)), "fix the path (relative to the config file)"))
     if not parsed.organizations:
         issues.append(ConfigIssue(file, "organizations", "at least one organization", "none",
                                   "add an [organizations.<id>] table"))

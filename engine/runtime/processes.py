@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import os
 import signal
@@ -32,7 +33,7 @@ class DevOptions:
     ingress_port: int | None = None
     temporal_port: int | None = None
     standin_port: int = 0
-    standin_seed: Path | None = None
+    standin_seeds: tuple[Path, ...] = ()
 
 
 def _stop_event() -> asyncio.Event:
@@ -101,11 +102,15 @@ async def run_dev(config: EngineConfig, plugins: PluginSet, options: DevOptions,
             from engine.feishu.standin import FeishuStandIn
 
             say("starting the local Feishu stand-in (no Feishu credentials configured) ...")
+            # the stand-in's state survives restarts; the sample data seeds it only the first time
             state_file = state_dir / "feishu-standin.json"
-            if not state_file.exists() and options.standin_seed and options.standin_seed.exists():
-                state_file.write_text(options.standin_seed.read_text(encoding="utf-8"), encoding="utf-8")
+            fresh = not state_file.exists()
             tenants = [org.tenant_key for org in config.orgs.values() if org.tenant_key]
             standin = FeishuStandIn(state_file=state_file, tenant_key=tenants[0] if tenants else "t_standin")
+            if fresh:
+                for seed in options.standin_seeds:
+                    standin.state.merge_json(json.loads(seed.read_text(encoding="utf-8")))
+                    say(f"  seeded            {seed.name}")
             await standin.start(port=options.standin_port)
             cleanups.append(standin.stop)
             # the documented FEISHU_* overrides point this process's Feishu client at the stand-in
