@@ -151,7 +151,8 @@ def _config_option(function: F) -> F:
               help="Where Temporal's SQLite file and the stand-in's state live (default: .state beside the config).")
 @click.option("--port", type=int, default=None, help="Ingress port (default: the config's ingress.port).")
 @click.option("--temporal-port", type=int, default=None, help="Embedded Temporal gRPC port (UI: +1000).")
-@click.option("--standin-port", type=int, default=0, help="Port of the local Feishu stand-in (0: any free port).")
+@click.option("--standin-port", type=int, default=9100, show_default=True,
+              help="Port of the local Feishu stand-in (0: any free port).")
 @pass_app
 @run_async
 async def dev(state: CliState, state_dir: Path | None, port: int | None, temporal_port: int | None,

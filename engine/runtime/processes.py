@@ -32,7 +32,7 @@ class DevOptions:
     state_dir: Path
     ingress_port: int | None = None
     temporal_port: int | None = None
-    standin_port: int = 0
+    standin_port: int = 9100
     standin_seeds: tuple[Path, ...] = ()
 
 
@@ -156,6 +156,9 @@ async def run_dev(config: EngineConfig, plugins: PluginSet, options: DevOptions,
         cleanups.append(lambda: _stop_uvicorn(server_, ingress_task))
         bound = server_.servers[0].sockets[0].getsockname()[1] if server_.servers else port
         say(f"  ingress           http://{config.ingress.host}:{bound}   (GET /healthz, POST /feishu/events)")
+        if standin is not None:
+            # POST /_standin/deliver pushes events here, signed like Feishu (see README, "Try it")
+            standin.event_url = f"http://{config.ingress.host}:{bound}/feishu/events"
         say("engine dev is running; press Ctrl+C to stop")
         if ready is not None:
             ready.set()
