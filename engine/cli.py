@@ -46,6 +46,7 @@ class CliState:
     _plugins: PluginSet | None = None
     _config: EngineConfig | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    plugin_commands: dict[str, click.Command] | None = None
 
     @property
     def plugins(self) -> PluginSet:
@@ -88,22 +89,24 @@ def _say(text: str) -> None:
 class EngineGroup(click.Group):
     """Adds the plugins' commands (``register_commands``) when the command line is built."""
 
-    def _ensure_plugin_commands(self, ctx: click.Context) -> None:
-        if getattr(self, "_plugins_added", False):
-            return
-        self._plugins_added = True
+    def _plugin_commands(self, ctx: click.Context) -> dict[str, click.Command]:
+        # Collected per invocation into a scratch group, never into this module-level one: which plugins
+        # load depends on the environment and the config, and may differ from one invocation to the next.
         state = ctx.ensure_object(CliState)
-        state.plugins.pm.hook.register_commands(cli=self)
+        if state.plugin_commands is None:
+            scratch = click.Group("plugins")
+            state.plugins.pm.hook.register_commands(cli=scratch)
+            state.plugin_commands = {name: command for name, command in scratch.commands.items()
+                                     if name not in self.commands}
+        return state.plugin_commands
 
     def list_commands(self, ctx: click.Context) -> list[str]:
-        self._ensure_plugin_commands(ctx)
-        return super().list_commands(ctx)
+        return sorted({*super().list_commands(ctx), *self._plugin_commands(ctx)})
 
     def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
         command = super().get_command(ctx, name)
         if command is None:
-            self._ensure_plugin_commands(ctx)
-            command = super().get_command(ctx, name)
+            command = self._plugin_commands(ctx).get(name)
         return command
 
     def invoke(self, ctx: click.Context) -> Any:

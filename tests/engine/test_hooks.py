@@ -84,6 +84,17 @@ def test_hook_register_commands() -> None:
     assert "hello from echo" in result.output
 
 
+def test_plugin_commands_follow_each_invocations_plugins() -> None:
+    # The command line is a module-level group: commands from one invocation's plugins must not stick
+    # to it and hide (or leak into) the next invocation's.
+    echo_only = CliState()
+    echo_only._plugins = plugin_set()  # type: ignore[assignment]
+    assert CliRunner().invoke(cli, ["echo-hello"], obj=echo_only).exit_code == 0
+    bundled = CliRunner().invoke(cli, ["--help"], obj=CliState())
+    assert "handover" in bundled.output and "echo-hello" not in bundled.output
+    assert CliRunner().invoke(cli, ["handover", "--help"], obj=CliState()).exit_code == 0
+
+
 async def test_hook_ingress_routes(tmp_path: Path) -> None:
     plugins = plugin_set()
     config = parse_config(org_config(plugins=["echo"]), tmp_path / "x.toml", plugins.scenarios)
