@@ -57,11 +57,14 @@ async def test_days_of_shifts_holiday_rota_statistics_and_group_privacy(scenario
                         extra={"holidays": [holiday.isoformat()]})
     async with scenario_harness({"handover": handover}, config=config) as env:
         first = rules.next_change(await env.now() - timedelta(minutes=45), ["08:00", "20:00"], ZONE)
+        if await env.now() > first - timedelta(minutes=50):  # its form is (nearly) out: begin with the next shift
+            await env.advance_to(first + timedelta(minutes=46))
+            first = rules.next_change(await env.now() - timedelta(minutes=45), ["08:00", "20:00"], ZONE)
         expected: list[dict[str, Any]] = []
         plans: list[m.ShiftPlan] = []
         for index in range(4):
             change = (first + timedelta(hours=12 * index)).strftime("%H:%M")
-            plan = await start_shift(env, change)
+            plan = await start_shift(env, change, before_form=False)
             plans.append(plan)
             giver, receiver, off = expected_pair(plan.change_at.astimezone(ZONE), holiday)
             assert (plan.giver, plan.receiver, plan.holiday) == (giver, receiver, off), plan.rota_source

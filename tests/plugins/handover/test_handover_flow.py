@@ -24,10 +24,18 @@ async def finished_result(env, handle) -> Any:
     return (await env.client.data_converter.decode(payloads))[0]
 
 
-async def start_shift(env, change: str, lead: int = 45) -> m.ShiftPlan:
-    """Start the department's rota driver for ``change`` as its schedule would; return the shift's plan."""
+async def start_shift(env, change: str, lead: int = 45, *, before_form: bool = True) -> m.ShiftPlan:
+    """Start the department's rota driver for ``change`` as its schedule would; return the shift's plan.
+
+    The time-skipping clock starts at the real time of day: with ``before_form``, a shift whose form
+    would already be due (or nearly) is skipped for the next one, so the test sees the shift from its start.
+    """
     now = await env.now()
     change_local = rules.next_change(now - timedelta(minutes=lead), [change], ZONE)
+    if before_form and now > change_local - timedelta(minutes=lead + 5):
+        await env.advance_to(change_local + timedelta(minutes=lead + 1))
+        now = await env.now()
+        change_local = rules.next_change(now - timedelta(minutes=lead), [change], ZONE)
     key = f"icu:{rules.shift_key(change_local)}"
     driver_id = env.workflow_id("handover", f"schedule:rota-icu-{change.replace(':', '')}:{key}")
     handle = await env.start_workflow("handover.RotaDriver", m.RotaRequest(org=env.org.id, department="icu",
@@ -207,9 +215,9 @@ async def test_rota_from_a_file_and_a_bitable_table_or_none(scenario_harness, tm
         env.standin.state.merge_json({"bitable": {"bascnRota": {"tblRota": {"records": [
             {"日期": millis, "交班时间": "20:00", "交班医生": [{"id": "ou_table_a"}], "接班医生": "ou_table_b",
              "科室": "icu"}]}}}})
-        from_file = await start_shift(env, "08:00")
+        from_file = await start_shift(env, "08:00", before_form=False)
         assert (from_file.giver, from_file.receiver, from_file.rota_source) == ("ou_file_a", "ou_file_b", "table")
-        from_table = await start_shift(env, "20:00")
+        from_table = await start_shift(env, "20:00", before_form=False)
         assert (from_table.giver, from_table.receiver) == ("ou_table_a", "ou_table_b")
 
         handle = await env.start_workflow("handover.RotaDriver", m.RotaRequest(
