@@ -92,7 +92,10 @@ class _SharedWallClock:
 
         with self._lock:
             if self._running == 0:
-                self._freezer = freeze_time(moment, real_asyncio=True, tick=True)
+                # The Feishu rate limiter keeps grant times on time.monotonic: frozen values (epoch-sized)
+                # left in it would make a later unfrozen call (a router reply) wait for years.
+                self._freezer = freeze_time(moment, real_asyncio=True, tick=True,
+                                            ignore=["engine.feishu.ratelimit"])
                 self._clock = self._freezer.start()
             else:
                 self._clock.move_to(moment)
