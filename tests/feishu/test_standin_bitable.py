@@ -200,3 +200,19 @@ async def test_concurrent_writes_to_one_table_conflict() -> None:
         assert len(s.state.table(APP_TOKEN, TABLE)["records"]) == 1
     finally:
         await s.stop()
+
+
+def test_seed_date_cells_relative_to_today() -> None:
+    from datetime import datetime, timedelta
+    from zoneinfo import ZoneInfo
+
+    from engine.feishu.standin.state import SEED_ZONE, State
+
+    state = State()
+    state.merge_json({"bitable": {"bascnS": {"tblS": {"records": [
+        {"record_id": "rec1", "fields": {"到期": {"$days_from_today": -3}, "备注": {"text": "kept as is"}}}]}}}})
+    fields = state.table("bascnS", "tblS")["records"]["rec1"]["fields"]  # type: ignore[index]
+    zone = ZoneInfo(SEED_ZONE)
+    day = datetime.fromtimestamp(fields["到期"] / 1000, zone)
+    assert day.date() == datetime.now(zone).date() - timedelta(days=3) and (day.hour, day.minute) == (0, 0)
+    assert fields["备注"] == {"text": "kept as is"}

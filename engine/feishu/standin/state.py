@@ -175,7 +175,8 @@ class State:
         """Load a saved state or a hand-written seed into this state (seed-friendly: ids are optional).
 
         In a seed, a Bitable record may be ``{"record_id": ..., "fields": {...}}`` or just its fields, and a
-        user needs only a name; everything missing is generated.
+        user needs only a name; everything missing is generated. A date cell may be written relative to the
+        day the seed is loaded, ``{"$days_from_today": -3}``, so sample data stays current.
         """
         for app in data.get("apps", []):
             self.apps[app["app_id"]] = App(**app)
@@ -221,11 +222,26 @@ class State:
         self.merge_json(json.loads(Path(path).read_text(encoding="utf-8")))
 
 
+# Bitable date cells are milliseconds at midnight in the table's timezone; seeds speak of China's days.
+SEED_ZONE = "Asia/Shanghai"
+
+
+def _seed_cell(value: Any) -> Any:
+    if isinstance(value, dict) and set(value) == {"$days_from_today"}:
+        from datetime import datetime, timedelta
+        from zoneinfo import ZoneInfo
+
+        zone = ZoneInfo(SEED_ZONE)
+        day = datetime.now(zone).date() + timedelta(days=int(value["$days_from_today"]))
+        return int(datetime(day.year, day.month, day.day, tzinfo=zone).timestamp() * 1000)
+    return value
+
+
 def _seed_record(raw: dict[str, Any]) -> dict[str, Any]:
     fields = raw["fields"] if "fields" in raw else {k: v for k, v in raw.items() if k != "record_id"}
     rid = raw.get("record_id") or raw.get("id") or record_id()
     ts = raw.get("created_time") or now_ms()
-    return {"record_id": rid, "fields": dict(fields), "created_time": ts,
+    return {"record_id": rid, "fields": {name: _seed_cell(cell) for name, cell in fields.items()}, "created_time": ts,
             "last_modified_time": raw.get("last_modified_time") or ts}
 
 
