@@ -1,0 +1,258 @@
+"""The device_calibration scenario's own activities: reading the device table and reaching other workflows.
+
+They use the running engine (:func:`engine.runtime.app.current_app`): its config (settings, calendar),
+its Feishu client (the device table) and its Temporal client (signal-with-start of cycles). Time comes
+from the activity's scheduled time, never the wall clock, so frozen-time tests see the skipped date.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import date
+from typing import Any
+
+from temporalio import activity
+from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.common import WorkflowIDConflictPolicy
+from temporalio.service import RPCError, RPCStatusCode
+
+from engine.feishu.errors import FeishuError
+from engine.ids import workflow_id
+from engine.runtime.app import current_app
+from plugins.device_calibration import rules
+from plugins.device_calibration.config import DeviceCalibrationSettings
+from plugins.device_calibration.models import (
+    CYCLE_WORKFLOW,
+    SCENARIO,
+    CalendarFacts,
+    CycleContext,
+    CycleInput,
+    CycleState,
+    DepartmentDigest,
+    DeviceRecord,
+    DigestInput,
+    DigestItem,
+    LoadContext,
+    ReconcileChange,
+    ReconcileInput,
+    ReconcileReport,
+    RecordChanged,
+    Retire,
+    cycle_key,
+)
+
+log = logging.getLogger(__name__)
+
+RECORD_NOT_FOUND = 1254043
+
+
+def _org(org_id: str) -> Any:
+    return current_app().config.org(org_id)
+
+
+def _settings(org: Any) -> DeviceCalibrationSettings:
+    return org.settings(SCENARIO)  # type: ignore[no-any-return]
+
+
+def _as_of(org: Any) -> date:
+    """Today in the organization's zone at the activity's scheduled time (the skipped clock in tests)."""
+    return activity.info().current_attempt_scheduled_time.astimezone(org.zone).date()
+
+
+def calendar_facts(org: Any) -> CalendarFacts:
+    return CalendarFacts(timezone=org.timezone, holidays=[date.fromisoformat(d) for d in org.config.holidays],
+                         workdays=[date.fromisoformat(d) for d in org.config.workdays])
+
+
+async def read_devices(org: Any, settings: DeviceCalibrationSettings,
+                       record_ids: list[str] | None = None) -> list[DeviceRecord]:
+    """Every device row of the table (or the rows ``record_ids``), decoded; rows without an id are left out."""
+    feishu = current_app().feishu
+    bitable = settings.bitable
+    if record_ids is None:
+        raw = await feishu.bitable_search(bitable.app_token, bitable.table_id)
+    else:
+        raw = []
+        for record_id in record_ids:
+            try:
+                raw.append(await feishu.bitable_get(bitable.app_token, bitable.table_id, record_id))
+            except FeishuError as error:
+                if error.code != RECORD_NOT_FOUND:
+                    raise
+    devices = []
+    for record in raw:
+        device = rules.parse_device(record.record_id, record.fields, settings, org.zone)
+        if device is not None:
+            devices.append(device)
+    return devices
+
+
+@activity.defn(name="device_calibration.load_context")
+async def load_context(request: LoadContext) -> CycleContext:
+    """The organization's settings and calendar, and the device's row (by record id, else by device id)."""
+    org = _org(request.org)
+    settings = _settings(org)
+    device: DeviceRecord | None = None
+    if request.record_id:
+        found = await read_devices(org, settings, [request.record_id])
+        device = found[0] if found and found[0].device_id == request.device_id.upper() else None
+    if device is None:
+        bitable = settings.bitable
+        condition = {"field_name": settings.fields.device_id, "operator": "is", "value": [request.device_id]}
+        raw = await current_app().feishu.bitable_search(
+            bitable.app_token, bitable.table_id, filter={"conjunction": "and", "conditions": [condition]})
+        for record in raw:
+            parsed = rules.parse_device(record.record_id, record.fields, settings, org.zone)
+            if parsed is not None and parsed.device_id == request.device_id.upper():
+                device = parsed
+                break
+    return CycleContext(settings=settings.model_dump(mode="json"), calendar=calendar_facts(org),
+                        locale=org.locale, device=device)
+
+
+@activity.defn(name="device_calibration.settings")
+async def load_settings(org_id: str) -> dict[str, Any]:
+    """The organization's current settings of this scenario, as JSON."""
+    return _settings(_org(org_id)).model_dump(mode="json")
+
+
+# ------------------------------------------------------------------------------------- reconciliation
+
+
+async def cycle_state(client: Client, wid: str) -> CycleState | None:
+    """The state of the running cycle ``wid``; None when no cycle runs under that id."""
+    handle = client.get_workflow_handle(wid)
+    try:
+        description = await handle.describe()
+    except RPCError as error:
+        if error.status == RPCStatusCode.NOT_FOUND:
+            return None
+        raise
+    if description.status != WorkflowExecutionStatus.RUNNING:
+        return None
+    raw = await handle.query("state")
+    return CycleState.model_validate(raw) if raw is not None else None
+
+
+def drift(state: CycleState, device: DeviceRecord, kind_name: str, settings: DeviceCalibrationSettings,
+          today: date) -> str:
+    """Why the running cycle disagrees with the row ("" when it agrees)."""
+    intent = rules.table_intent(device, settings)
+    if intent.action == "pause" and state.phase != "paused":
+        return f"{intent.reason}, cycle is {state.phase}"
+    if intent.action == "track" and state.phase == "paused" and state.paused_by_table:
+        return "status back in use, cycle is paused"
+    if state.info != device.info:
+        return "device details changed (people, department, name)"
+    if state.phase in ("active", "overdue"):
+        plan = rules.plan_due(device.kinds[kind_name], settings.schedules[kind_name], today)
+        if plan.data["due"] != (state.due.isoformat() if state.due else None):
+            return f"cycle due {state.due}, row says {plan.data['due']} ({plan.reason})"
+    return ""
+
+
+@activity.defn(name="device_calibration.reconcile")
+async def reconcile(request: ReconcileInput) -> ReconcileReport:
+    """Start, update or retire cycles so they match the device table; say what changed and why."""
+    app = current_app()
+    org = _org(request.org)
+    settings = _settings(org)
+    client: Client = app.temporal
+    task_queue = app.config.temporal.task_queue
+    today = _as_of(org)
+    devices = await read_devices(org, settings, request.record_ids)
+    report = ReconcileReport(org=org.id, rows=len(devices))
+    wanted: set[str] = set()
+    for device in devices:
+        intent = rules.table_intent(device, settings)
+        for kind_name, kind in settings.schedules.items():
+            key = cycle_key(device.device_id, kind_name)
+            wid = workflow_id(org.id, SCENARIO, key)
+            applies = rules.applies(kind_name, kind, device.kinds.get(kind_name))
+            state = await cycle_state(client, wid)
+            if applies.is_nothing or intent.action == "retire":
+                if state is None:
+                    continue
+                reason = applies.reason if applies.is_nothing else intent.reason
+                await client.get_workflow_handle(wid).signal(
+                    "retire", Retire(event_id=f"{request.run_key}:{key}", reason=reason, by="reconciliation"))
+                report.changes.append(ReconcileChange(key=key, action="retired", reason=reason))
+                continue
+            wanted.add(wid)
+            start = CycleInput(org=org.id, device_id=device.device_id, kind=kind_name, record_id=device.record_id)
+            if state is None:
+                await client.start_workflow(CYCLE_WORKFLOW, start, id=wid, task_queue=task_queue,
+                                            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING)
+                report.changes.append(ReconcileChange(key=key, action="started", reason="no cycle was running"))
+                continue
+            why = drift(state, device, kind_name, settings, today)
+            if not why:
+                report.changes.append(ReconcileChange(key=key, action="unchanged"))
+                continue
+            # signal-with-start: if the cycle ended in the meantime, it starts again with the row's facts
+            await client.start_workflow(
+                CYCLE_WORKFLOW, start, id=wid, task_queue=task_queue, start_signal="record_changed",
+                start_signal_args=[RecordChanged(event_id=f"{request.run_key}:{key}", record_id=device.record_id,
+                                                 operator="reconciliation")],
+                id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING)
+            report.changes.append(ReconcileChange(key=key, action="updated", reason=why))
+    if request.record_ids is None:
+        await _retire_vanished(client, org.id, wanted, request.run_key, report)
+    return report
+
+
+async def _retire_vanished(client: Client, org_id: str, wanted: set[str], run_key: str,
+                           report: ReconcileReport) -> None:
+    """Cycles still running for devices no longer in the table (rows deleted while no event came)."""
+    prefix = f"{org_id}:{SCENARIO}:"
+    query = f"WorkflowType = '{CYCLE_WORKFLOW}' AND ExecutionStatus = 'Running'"
+    try:
+        async for execution in client.list_workflows(query):
+            if not execution.id.startswith(prefix) or execution.id in wanted:
+                continue
+            key = execution.id[len(prefix):]
+            await client.get_workflow_handle(execution.id).signal(
+                "retire", Retire(event_id=f"{run_key}:{key}", reason="no longer in the device table",
+                                 by="reconciliation"))
+            report.changes.append(ReconcileChange(key=key, action="retired", reason="no longer in the device table"))
+    except RPCError as error:
+        # the time-skipping test server has no visibility API; a real server always does
+        report.errors.append(f"running cycles could not be listed ({error.message}); deleted rows not checked")
+
+
+# -------------------------------------------------------------------------------------------- digest
+
+
+@activity.defn(name="device_calibration.collect_digest")
+async def collect_digest(request: DigestInput) -> list[DepartmentDigest]:
+    """Per department: devices due within the window, overdue (or quarantined), and out for calibration."""
+    org = _org(request.org)
+    settings = _settings(org)
+    window = request.window_days or settings.digest_window_days
+    client: Client = current_app().temporal
+    today = _as_of(org)
+    digests: dict[str, DepartmentDigest] = {}
+    for device in await read_devices(org, settings):
+        department = device.info.department or "-"
+        digest = digests.setdefault(department, DepartmentDigest(department=department))
+        if digest.head is None and device.info.department_head:
+            digest.head = device.info.department_head.open_id
+        for kind_name in settings.schedules:
+            key = cycle_key(device.device_id, kind_name)
+            state = await cycle_state(client, workflow_id(org.id, SCENARIO, key))
+            if state is None:
+                continue
+            left = (state.due - today).days if state.due else None
+            item = DigestItem(key=key, device_id=device.device_id, name=device.info.name, kind=kind_name,
+                              due=state.due, days_left=left, phase=state.phase,
+                              vendor=state.sent_out.vendor if state.sent_out else "")
+            if state.phase == "sent_out":
+                digest.sent_out.append(item)
+            elif state.phase in ("overdue", "quarantined") or (left is not None and left < 0):
+                digest.overdue.append(item)
+            elif state.phase == "active" and left is not None and left <= window:
+                digest.due_soon.append(item)
+    return [digests[name] for name in sorted(digests)]
+
+
+ACTIVITIES = [load_context, load_settings, reconcile, collect_digest]

@@ -1,0 +1,360 @@
+"""The device_calibration scenario's typed facts: device records, cycle state, signal and update payloads.
+
+Everything here is a pydantic model, so it travels through Temporal's pydantic data converter unchanged and
+is safe to import in the workflow sandbox (no I/O, no wall clock). Parsing a Bitable record into a
+:class:`DeviceRecord` is pure too: Feishu's cell shapes (ms timestamps, person lists, rich-text segments)
+are decoded here, in one place.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from typing import Any, Literal
+from zoneinfo import ZoneInfo
+
+from pydantic import BaseModel, Field
+
+from plugins.device_calibration.config import PRIMARY_KIND
+
+SCENARIO = "device_calibration"
+CYCLE_WORKFLOW = f"{SCENARIO}.CalibrationCycle"
+RECONCILE_WORKFLOW = f"{SCENARIO}.Reconcile"
+DIGEST_WORKFLOW = f"{SCENARIO}.WeeklyDigest"
+
+Phase = Literal["active", "sent_out", "overdue", "quarantined", "paused", "retired", "not_found"]
+ResultValue = Literal["pass", "fail", "adjusted"]
+
+
+def cycle_key(device_id: str, kind: str) -> str:
+    """The business key of one cycle: ``{device_id}`` for calibration, ``{device_id}:{kind}`` otherwise."""
+    return device_id if kind == PRIMARY_KIND else f"{device_id}:{kind}"
+
+
+def split_cycle_key(key: str) -> tuple[str, str]:
+    """Inverse of :func:`cycle_key` (device ids never contain ':')."""
+    device_id, sep, kind = key.partition(":")
+    return device_id, (kind if sep else PRIMARY_KIND)
+
+
+# ------------------------------------------------------------------------------------------ cell decoding
+
+
+def cell_text(value: Any) -> str:
+    """Text of a Bitable cell: plain strings, numbers, rich-text segments or option lists."""
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value.strip()
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return str(int(value)) if float(value).is_integer() else str(value)
+    if isinstance(value, dict):
+        for key in ("text", "name", "value", "link"):
+            if key in value:
+                return cell_text(value[key])
+        return ""
+    if isinstance(value, list):
+        return "".join(cell_text(item) for item in value).strip()
+    return str(value).strip()
+
+
+def cell_int(value: Any) -> int | None:
+    """A whole number from a number or text cell ("12", 12, 12.0); None when empty or not a number."""
+    text = cell_text(value)
+    if not text:
+        return None
+    try:
+        return int(float(text))
+    except ValueError:
+        return None
+
+
+def cell_date(value: Any, zone: ZoneInfo) -> date | None:
+    """A date from a Bitable date cell (ms since the epoch, shown in ``zone``) or an ISO date text."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, list) and value:
+        return cell_date(value[0], zone)
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return datetime.fromtimestamp(value / 1000, tz=UTC).astimezone(zone).date()
+    text = cell_text(value)
+    if not text:
+        return None
+    if text.isdigit():
+        return cell_date(int(text), zone)
+    try:
+        return date.fromisoformat(text[:10].replace("/", "-"))
+    except ValueError:
+        return None
+
+
+def date_cell(day: date, zone: ZoneInfo) -> int:
+    """How a date is written into a Bitable date field: ms at local midnight in ``zone``."""
+    return int(datetime(day.year, day.month, day.day, tzinfo=zone).timestamp() * 1000)
+
+
+class Person(BaseModel):
+    """Someone named in a person field (or an open_id typed as text)."""
+
+    open_id: str
+    name: str = ""
+
+
+def cell_person(value: Any) -> Person | None:
+    """The first person of a person cell (``[{"id": "ou_...", "name": ...}]``) or an open_id as text."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, list):
+        for item in value:
+            person = cell_person(item)
+            if person is not None:
+                return person
+        return None
+    if isinstance(value, dict):
+        open_id = value.get("id") or value.get("open_id") or ""
+        if not open_id:
+            return None
+        return Person(open_id=str(open_id), name=str(value.get("name") or value.get("en_name") or ""))
+    text = cell_text(value)
+    return Person(open_id=text) if text.startswith("ou_") else None
+
+
+# ---------------------------------------------------------------------------------------------- records
+
+
+class KindFacts(BaseModel):
+    """What the device table says about one schedule kind of one device."""
+
+    interval_months: int | None = None
+    last: date | None = None
+    due: date | None = None
+    certificate: str = ""
+
+
+class DeviceInfo(BaseModel):
+    """Who and what a device is: shown in cards, replies and the digest."""
+
+    device_id: str
+    name: str = ""
+    model: str = ""
+    department: str = ""
+    location: str = ""
+    custodian: Person | None = None
+    manager: Person | None = None
+    department_head: Person | None = None
+
+
+class DeviceRecord(BaseModel):
+    """One row of the device table, decoded with the organization's field names."""
+
+    record_id: str
+    info: DeviceInfo
+    status: str = ""  # the raw status label (合格 / 准用 / 停用 / 报废 ...)
+    kinds: dict[str, KindFacts] = Field(default_factory=dict)
+
+    @property
+    def device_id(self) -> str:
+        return self.info.device_id
+
+
+# ------------------------------------------------------------------------------------------- the cycle
+
+
+class HistoryEntry(BaseModel):
+    """One decision or confirmation: what happened, who did it (open_id, or ``system``), when, and why."""
+
+    at: datetime
+    cycle: int
+    seq: int = 0  # numbers every entry of a device's kind, across cycles (the audit log's key)
+    action: str
+    actor: str = "system"
+    reason: str = ""
+    detail: dict[str, Any] = Field(default_factory=dict)
+
+
+class SentOut(BaseModel):
+    vendor: str
+    sent_on: date
+    by: str
+    at: datetime
+
+
+class CalibrationResult(BaseModel):
+    performed_on: date
+    performed_by: str
+    certificate: str
+    as_found: ResultValue
+    as_left: ResultValue
+    recorded_by: str
+    recorded_at: datetime
+    note: str = ""
+
+
+class Assessment(BaseModel):
+    """An out-of-tolerance assessment: which earlier measurements the device may have affected."""
+
+    opened_at: datetime
+    result: CalibrationResult
+    owner: str = ""  # the equipment manager's open_id
+    closed_at: datetime | None = None
+    closed_by: str | None = None
+    conclusion: str = ""
+    affected: str = ""  # earlier measurements / patients / batches the manager reviewed
+    outcome: Literal["return_to_service", "retire", ""] = ""
+
+
+class CycleState(BaseModel):
+    """Everything a cycle knows; the ``state`` query returns it (with ``days_left`` filled in)."""
+
+    org: str
+    device_id: str
+    kind: str
+    record_id: str | None = None
+    info: DeviceInfo
+    phase: Phase = "active"
+    status_label: str = ""
+    cycle: int = 1
+    interval_months: int = 12
+    last_calibrated: date | None = None
+    due: date | None = None
+    days_left: int | None = None
+    last_certificate: str = ""
+    sent_out: SentOut | None = None
+    last_result: CalibrationResult | None = None
+    assessment: Assessment | None = None
+    overdue_stage: str = ""  # "grace" or "overdue" once the due date passed without a result
+    paused_reason: str = ""
+    paused_by_table: bool = False
+    phase_before_pause: Phase | None = None
+    fired: list[str] = Field(default_factory=list)
+    next_notice_at: datetime | None = None
+    next_notice: str = ""
+    history: list[HistoryEntry] = Field(default_factory=list)
+    next_seq: int = 0
+    seen: list[str] = Field(default_factory=list)
+
+
+class CycleInput(BaseModel):
+    """How a cycle starts: from the router or reconciliation (``carry`` empty), or continued as new."""
+
+    org: str
+    device_id: str
+    kind: str = PRIMARY_KIND
+    record_id: str | None = None
+    carry: CycleState | None = None
+
+
+class CycleOutcome(BaseModel):
+    phase: Phase
+    cycles: int
+    reason: str = ""
+
+
+# ---------------------------------------------------------------------------------- signals and updates
+
+
+class RecordChanged(BaseModel):
+    """The device's row changed (Bitable event or reconciliation): re-read it and re-plan."""
+
+    event_id: str
+    record_id: str | None = None
+    action: str = "record_edited"
+    operator: str = ""
+
+
+class Retire(BaseModel):
+    event_id: str
+    reason: str = ""
+    by: str = "system"
+
+
+class PauseRequest(BaseModel):
+    event_id: str
+    reason: str = ""
+    by: str = "system"
+
+
+class CardInput(BaseModel):
+    """A button press or form submission on one of this scenario's cards."""
+
+    event_id: str
+    operator: str
+    cycle: int | None = None
+    values: dict[str, Any] = Field(default_factory=dict)
+    message_id: str = ""
+
+
+# --------------------------------------------------------------------------------------- context / sync
+
+
+class CalendarFacts(BaseModel):
+    """What a workflow needs to build the organization's WorkCalendar (no config access in workflows)."""
+
+    timezone: str = "Asia/Shanghai"
+    holidays: list[date] = Field(default_factory=list)
+    workdays: list[date] = Field(default_factory=list)
+
+
+class CycleContext(BaseModel):
+    """The organization's current settings and the device's current row, read by an activity."""
+
+    settings: dict[str, Any]
+    calendar: CalendarFacts
+    locale: str = "zh_CN"
+    device: DeviceRecord | None = None
+
+
+class LoadContext(BaseModel):
+    org: str
+    device_id: str
+    record_id: str | None = None
+
+
+class ReconcileInput(BaseModel):
+    """A reconciliation run: the whole table, or only ``record_ids`` (a Bitable event we could not key)."""
+
+    org: str
+    record_ids: list[str] | None = None
+    report: bool = True
+    run_key: str = ""  # set by the workflow: makes the event ids of this run's signals unique
+
+
+class ReconcileChange(BaseModel):
+    key: str
+    action: Literal["started", "updated", "retired", "unchanged", "skipped"]
+    reason: str = ""
+
+
+class ReconcileReport(BaseModel):
+    org: str
+    rows: int = 0
+    changes: list[ReconcileChange] = Field(default_factory=list)
+    errors: list[str] = Field(default_factory=list)
+
+    def count(self, action: str) -> int:
+        return sum(1 for change in self.changes if change.action == action)
+
+
+class DigestInput(BaseModel):
+    org: str
+    window_days: int | None = None
+
+
+class DigestItem(BaseModel):
+    key: str
+    device_id: str
+    name: str
+    kind: str
+    due: date | None
+    days_left: int | None
+    phase: str
+    vendor: str = ""
+
+
+class DepartmentDigest(BaseModel):
+    department: str
+    head: str | None = None
+    due_soon: list[DigestItem] = Field(default_factory=list)
+    overdue: list[DigestItem] = Field(default_factory=list)
+    sent_out: list[DigestItem] = Field(default_factory=list)

@@ -1,0 +1,86 @@
+"""Daily reconciliation fixes drift between the device table and the cycles; the weekly digest; the CSV export."""
+
+from __future__ import annotations
+
+import csv
+from datetime import timedelta
+from pathlib import Path
+
+import devcal_helpers as h
+
+import plugins.device_calibration as device_calibration
+from engine.rules import add_months
+from engine.testing.kit import org_config
+from plugins.device_calibration.commands import export_rows, write_csv
+from plugins.device_calibration.models import CycleState, ReconcileReport
+
+
+def _config() -> dict[str, object]:
+    return org_config(plugins=["device_calibration"], settings={"device_calibration": h.SETTINGS},
+                      extra=h.ORG_EXTRA)
+
+
+async def test_reconciliation_digest_and_export(scenario_harness: object, tmp_path: Path) -> None:
+    async with scenario_harness({"device_calibration": device_calibration},  # type: ignore[operator]
+                                config=_config()) as env:
+        today = h.local(await env.now()).date()
+        h.seed(env.standin, {
+            "recA": h.device_row("CT-0001", last=add_months(today + timedelta(days=10), -12)),  # event missed
+            "recB": h.device_row("CT-0002", last=add_months(today + timedelta(days=60), -12)),  # due hand-edited
+            "recC": h.device_row("CT-0003", last=add_months(today, -2), department="检验科"),  # scrapped
+            "recD": h.device_row("CT-0004", last=add_months(today, -3), department="检验科"),  # in step
+        })
+        for record_id, device_id in (("recB", "CT-0002"), ("recC", "CT-0003"), ("recD", "CT-0004")):
+            await env.deliver(h.record_event(record_id, device_id))
+        # hand edits nobody told the engine about
+        new_due = today + timedelta(days=90)  # an extension: later than last + interval, so it wins
+        h.row(env.standin, "recB")["有效期至"] = h.ms(new_due)
+        h.row(env.standin, "recC")["状态"] = "报废"
+
+        handle = await env.start_workflow("device_calibration.Reconcile", {"org": "acme"},
+                                          id="acme:device_calibration:schedule:reconcile-test")
+        report = ReconcileReport.model_validate(await handle.result())
+        env.started.extend(env.workflow_id("device_calibration", k) for k in ("CT-0001", "CT-0002"))
+        await env.settle()
+        by_key = {c.key: c for c in report.changes}
+        assert report.rows == 4
+        assert by_key["CT-0001"].action == "started"
+        assert by_key["CT-0002"].action == "updated" and new_due.isoformat() in by_key["CT-0002"].reason
+        assert by_key["CT-0003"].action == "retired"
+        assert by_key["CT-0004"].action == "unchanged"
+        assert "CT-0001:electrical_safety" not in by_key  # the row carries no safety test
+        report_text = [m.text for m in env.messages(to=h.MANAGER) if "对账" in m.text]
+        assert report_text and "CT-0001" in report_text[-1] and "CT-0003" in report_text[-1]
+
+        started = CycleState.model_validate(await env.query("device_calibration", "CT-0001"))
+        assert started.phase == "active" and started.due == today + timedelta(days=10)
+        fixed = CycleState.model_validate(await env.query("device_calibration", "CT-0002"))
+        assert fixed.due == new_due and h.history(fixed, "due_changed")[0].actor == "reconciliation"
+        retired = await env.handle("device_calibration", "CT-0003").result()
+        assert retired["phase"] == "retired"
+
+        # a second run finds nothing to fix
+        again = await env.start_workflow("device_calibration.Reconcile", {"org": "acme"},
+                                         id="acme:device_calibration:schedule:reconcile-again")
+        second = ReconcileReport.model_validate(await again.result())
+        assert {c.action for c in second.changes} == {"unchanged"}
+
+        # weekly digest: the department head hears of the device due within 30 days, not the extended one
+        digest = await env.start_workflow("device_calibration.WeeklyDigest", {"org": "acme"},
+                                          id="acme:device_calibration:schedule:digest-test")
+        await digest.result()
+        cards = [m for m in env.messages(to=h.HEAD) if "周报" in m.text]
+        assert cards and "CT-0001" in cards[-1].text and "CT-0002" not in cards[-1].text
+        assert "CT-0004" not in cards[-1].text
+
+        # the audit export: Bitable log and workflow history, one row per decision or confirmation
+        rows = await export_rows(env.config, env.app.feishu, env.client, "acme")
+        out = tmp_path / "audit.csv"
+        write_csv(rows, out)
+        with out.open(encoding="utf-8-sig") as handle_:
+            read = list(csv.DictReader(handle_))
+        assert {r["device_id"] for r in read} >= {"CT-0001", "CT-0002", "CT-0003"}
+        assert any(r["action"] == "due_changed" and r["actor"] == "reconciliation" for r in read)
+        one = await export_rows(env.config, env.app.feishu, env.client, "acme", device="CT-0003")
+        assert one and {r["device_id"] for r in one} == {"CT-0003"}
+        assert any(r["action"] == "retired" for r in one)

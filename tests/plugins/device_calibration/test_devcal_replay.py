@@ -1,0 +1,62 @@
+"""Replay: a recorded history of a calibration cycle still replays against the current workflow code.
+
+``histories/cycle.json`` was recorded by :func:`test_record_and_replay` (registration, a catch-up reminder,
+sent out, a passing result, continue-as-new). Re-record it on purpose only, with
+``DEVCAL_RECORD_HISTORY=1``; a change that breaks its replay must go behind ``workflow.patched``.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import timedelta
+from pathlib import Path
+
+import devcal_helpers as h
+from temporalio.client import WorkflowHistory
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.worker import Replayer
+
+import plugins.device_calibration as device_calibration
+from engine.rules import add_months
+from engine.runtime.worker import workflow_runner
+from engine.testing.kit import org_config
+from plugins.device_calibration.workflows import WORKFLOWS
+
+FIXTURE = Path(__file__).parent / "histories" / "cycle.json"
+WORKFLOW_ID = "acme:device_calibration:CT-0012"
+
+
+def _replayer() -> Replayer:
+    return Replayer(workflows=WORKFLOWS, workflow_runner=workflow_runner(), data_converter=pydantic_data_converter)
+
+
+async def test_record_and_replay(scenario_harness: object) -> None:
+    config = org_config(plugins=["device_calibration"], settings={"device_calibration": h.SETTINGS},
+                        extra=h.ORG_EXTRA)
+    async with scenario_harness({"device_calibration": device_calibration},  # type: ignore[operator]
+                                config=config) as env:
+        today = h.local(await env.now()).date()
+        h.seed(env.standin, {"rec1": h.device_row("CT-0012", last=add_months(today + timedelta(days=5), -12))})
+        await env.deliver(h.record_event("rec1", "CT-0012"))
+        first_run = (await env.handle("device_calibration", "CT-0012").describe()).run_id
+        value = {"scenario": "device_calibration", "org": "acme", "device": "CT-0012", "kind": "calibration",
+                 "cycle": 1}
+        await env.deliver(h.card({**value, "op": "sent_out"}, h.CUSTODIAN, {"vendor": "省计量院"}))
+        await env.advance(days=2)
+        await env.deliver(h.card({**value, "op": "result"}, h.MANAGER, {
+            "performed_on": h.local(await env.now()).date().isoformat(), "performed_by": "省计量院",
+            "certificate": "JL-R-1", "as_found": "pass", "as_left": "pass"}))
+        history = await env.client.get_workflow_handle(WORKFLOW_ID, run_id=first_run).fetch_history()
+        text = history.to_json()
+        assert "EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW" in text
+        result = await _replayer().replay_workflow(history)
+        assert result.replay_failure is None
+        if os.environ.get("DEVCAL_RECORD_HISTORY") or not FIXTURE.exists():
+            FIXTURE.parent.mkdir(parents=True, exist_ok=True)
+            FIXTURE.write_text(text, encoding="utf-8")
+
+
+async def test_recorded_history_replays() -> None:
+    history = WorkflowHistory.from_json(WORKFLOW_ID, FIXTURE.read_text(encoding="utf-8"))
+    result = await _replayer().replay_workflow(history)
+    assert result.replay_failure is None
