@@ -20,6 +20,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from engine.clock import BusinessClock
+
 if TYPE_CHECKING:
     from engine.scenario import Scenario
 
@@ -144,6 +146,8 @@ class OrgConfig(_Strict):
     # Extra days off / make-up workdays beyond the maintained calendar (ISO dates).
     holidays: list[str] = Field(default_factory=list)
     workdays: list[str] = Field(default_factory=list)
+    # Real time unless a drill or reliability run compresses it (engine/clock.py).
+    clock: BusinessClock = Field(default_factory=BusinessClock)
 
 
 class DevSettings(_Strict):

@@ -56,12 +56,12 @@ def _settings(org: Any) -> DeviceCalibrationSettings:
 
 def _as_of(org: Any) -> date:
     """Today in the organization's zone at the activity's scheduled time (the skipped clock in tests)."""
-    return activity.info().current_attempt_scheduled_time.astimezone(org.zone).date()
+    return org.config.clock.now(activity.info().current_attempt_scheduled_time).astimezone(org.zone).date()
 
 
 def calendar_facts(org: Any) -> CalendarFacts:
     return CalendarFacts(timezone=org.timezone, holidays=[date.fromisoformat(d) for d in org.config.holidays],
-                         workdays=[date.fromisoformat(d) for d in org.config.workdays])
+                         workdays=[date.fromisoformat(d) for d in org.config.workdays], clock=org.config.clock)
 
 
 async def read_devices(org: Any, settings: DeviceCalibrationSettings,

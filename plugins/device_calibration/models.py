@@ -14,6 +14,7 @@ from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, Field
 
+from engine.clock import BusinessClock
 from plugins.device_calibration.config import PRIMARY_KIND
 
 SCENARIO = "device_calibration"
@@ -294,6 +295,7 @@ class CalendarFacts(BaseModel):
     timezone: str = "Asia/Shanghai"
     holidays: list[date] = Field(default_factory=list)
     workdays: list[date] = Field(default_factory=list)
+    clock: BusinessClock = Field(default_factory=BusinessClock)
 
 
 class CycleContext(BaseModel):

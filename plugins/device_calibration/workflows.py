@@ -7,7 +7,8 @@
 * ``device_calibration.Reconcile``: reads the device table and starts, updates or retires cycles.
 * ``device_calibration.WeeklyDigest``: one card per department: due soon, overdue, out for calibration.
 
-Workflow code is deterministic: time comes from ``workflow.now()``, decisions from :mod:`.rules`, and all
+Workflow code is deterministic: time comes from ``workflow.now()`` (through the organization's
+:class:`~engine.clock.BusinessClock`), decisions from :mod:`.rules`, and all
 I/O from activities (the engine's Feishu activities, and this plugin's in :mod:`.activities`).
 """
 
@@ -16,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from temporalio import workflow
@@ -24,6 +25,7 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
+    from engine.clock import BusinessClock
     from engine.feishu import requests as fr
     from engine.rules import Decision, WorkCalendar
     from engine.workflow_support import SeenEvents, feishu_call
@@ -77,6 +79,7 @@ class CalibrationCycle:
         self.s: CycleState | None = None
         self.settings = DeviceCalibrationSettings()
         self.calendar: WorkCalendar = rules.build_calendar(CalendarFacts())
+        self.clock = BusinessClock()
         self.locale = "zh_CN"
         self.seen = SeenEvents()
         self.wid = ""
@@ -114,7 +117,7 @@ class CalibrationCycle:
                 self.s.seen = self.seen.ids()
                 workflow.continue_as_new(CycleInput(org=self.s.org, device_id=self.s.device_id, kind=self.s.kind,
                                                     record_id=self.s.record_id, carry=self.s))
-            decision = rules.next_action(self.s, workflow.now(), self.settings, self.calendar)
+            decision = rules.next_action(self.s, self._now(), self.settings, self.calendar)
             self.s.next_notice_at = decision.at
             self.s.next_notice = decision.reason
             if decision.is_nothing:
@@ -122,10 +125,10 @@ class CalibrationCycle:
                 self._wake = False
                 continue
             assert decision.at is not None
-            delay = decision.at - workflow.now()
+            delay = decision.at - self._now()
             if delay > timedelta(0):
                 with contextlib.suppress(asyncio.TimeoutError):
-                    await workflow.wait_condition(lambda: self._wake, timeout=delay)
+                    await workflow.wait_condition(lambda: self._wake, timeout=self.clock.real_delay(delay))
                 if self._wake:
                     self._wake = False
                     continue  # facts changed: decide again
@@ -168,6 +171,7 @@ class CalibrationCycle:
             CycleContext)
         self.settings = DeviceCalibrationSettings.model_validate(ctx.settings)
         self.calendar = rules.build_calendar(ctx.calendar)
+        self.clock = ctx.calendar.clock
         self.locale = ctx.locale
         return ctx
 
@@ -391,7 +395,7 @@ class CalibrationCycle:
         if isinstance(parsed, str):
             return rules.toast(self.locale, "invalid", problem=parsed)
         vendor, sent_on = parsed
-        s.sent_out = SentOut(vendor=vendor, sent_on=sent_on, by=inp.operator, at=workflow.now())
+        s.sent_out = SentOut(vendor=vendor, sent_on=sent_on, by=inp.operator, at=self._now())
         s.phase = "sent_out"
         self._history("sent_out", actor=inp.operator, reason=f"sent to {vendor} on {sent_on.isoformat()}",
                       detail={"vendor": vendor, "sent_on": sent_on.isoformat(), "event_id": inp.event_id})
@@ -433,7 +437,7 @@ class CalibrationCycle:
         parsed = rules.parse_result(inp.values, self._today())
         if isinstance(parsed, str):
             return rules.toast(self.locale, "invalid", problem=parsed)
-        result = CalibrationResult(**parsed, recorded_by=inp.operator, recorded_at=workflow.now())
+        result = CalibrationResult(**parsed, recorded_by=inp.operator, recorded_at=self._now())
         verdict = rules.assess_result(result.as_found, result.as_left)
         self._history("result", actor=inp.operator, reason=verdict.reason,
                       detail={**result.model_dump(mode="json"), "verdict": verdict.action, "event_id": inp.event_id})
@@ -456,7 +460,7 @@ class CalibrationCycle:
         # out of tolerance: protect from use first, then ask for the assessment
         s.phase, s.sent_out, s.last_result = "quarantined", None, result
         managers = rules.recipients("manager", s.info, self.settings)
-        s.assessment = Assessment(opened_at=workflow.now(), result=result, owner=managers[0] if managers else "")
+        s.assessment = Assessment(opened_at=self._now(), result=result, owner=managers[0] if managers else "")
         self._history("quarantined", reason=verdict.reason, detail={"certificate": result.certificate})
         fields = self._labels()
         kind = self.settings.schedules[s.kind]
@@ -492,7 +496,7 @@ class CalibrationCycle:
             return rules.toast(self.locale, "invalid", problem="conclusion is required")
         if outcome not in ("return_to_service", "retire"):
             return rules.toast(self.locale, "invalid", problem="outcome must be return_to_service or retire")
-        s.assessment.closed_at, s.assessment.closed_by = workflow.now(), inp.operator
+        s.assessment.closed_at, s.assessment.closed_by = self._now(), inp.operator
         s.assessment.conclusion = conclusion
         s.assessment.affected = rules.cell_text(inp.values.get("affected"))
         s.assessment.outcome = outcome  # type: ignore[assignment]
@@ -518,19 +522,23 @@ class CalibrationCycle:
             return None
         status, _ = rules.bitable_labels(self.s.phase, self.s.overdue_stage, self.settings)
         return self.s.model_copy(update={
-            "days_left": rules.days_left(self.s.due, workflow.now(), self.calendar.zone),
+            "days_left": rules.days_left(self.s.due, self._now(), self.calendar.zone),
             "status_label": status, "seen": []})
 
     # ------------------------------------------------------------------------------------ helpers
 
+    def _now(self) -> datetime:
+        """The organization's business time (the real one unless its clock is compressed for a drill)."""
+        return self.clock.now(workflow.now())
+
     def _today(self) -> date:
-        return workflow.now().astimezone(self.calendar.zone).date()
+        return self._now().astimezone(self.calendar.zone).date()
 
     def _history(self, action: str, *, actor: str = "system", reason: str = "",
                  detail: dict[str, Any] | None = None) -> None:
         assert self.s is not None
         self.s.next_seq += 1
-        self.s.history.append(HistoryEntry(at=workflow.now(), cycle=self.s.cycle, seq=self.s.next_seq,
+        self.s.history.append(HistoryEntry(at=self._now(), cycle=self.s.cycle, seq=self.s.next_seq,
                                            action=action, actor=actor, reason=reason, detail=detail or {}))
 
     def _labels(self) -> dict[str, Any]:
@@ -553,8 +561,8 @@ class CalibrationCycle:
             "cycle": s.cycle, "name": info.name, "model": info.model, "department": info.department,
             "location": info.location, "custodian": info.custodian.name if info.custodian else "",
             "manager": info.manager.name if info.manager else "",
-            "due": s.due.isoformat() if s.due else "", "now": workflow.now().isoformat(),
-            "days_left": rules.days_left(s.due, workflow.now(), self.calendar.zone),
+            "due": s.due.isoformat() if s.due else "", "now": self._now().isoformat(),
+            "days_left": rules.days_left(s.due, self._now(), self.calendar.zone),
             "last_certificate": s.last_certificate, "phase": s.phase,
             "vendor": s.sent_out.vendor if s.sent_out else "",
             "sent_on": s.sent_out.sent_on.isoformat() if s.sent_out else "",
