@@ -7,6 +7,7 @@ from the activity's scheduled time, never the wall clock, so frozen-time tests s
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from datetime import date
 from typing import Any
@@ -14,6 +15,7 @@ from typing import Any
 from temporalio import activity
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.common import WorkflowIDConflictPolicy
+from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
 from engine.feishu.errors import FeishuError
@@ -38,12 +40,15 @@ from plugins.device_calibration.models import (
     ReconcileReport,
     RecordChanged,
     Retire,
+    WriteStatus,
     cycle_key,
 )
 
 log = logging.getLogger(__name__)
 
 RECORD_NOT_FOUND = 1254043
+# Devices a reconciliation checks at once (each is a few round trips to the Temporal server).
+RECONCILE_IN_FLIGHT = 16
 
 
 def _org(org_id: str) -> Any:
@@ -106,8 +111,32 @@ async def load_context(request: LoadContext) -> CycleContext:
             if parsed is not None and parsed.device_id == request.device_id.upper():
                 device = parsed
                 break
+    if device is not None and device.info.site:
+        # the hospital's own settings (those its site_overridable lets it set), e.g. its reminder ladder
+        settings = org.settings(SCENARIO, site=device.info.site)
     return CycleContext(settings=settings.model_dump(mode="json"), calendar=calendar_facts(org),
                         locale=org.locale, device=device)
+
+
+@activity.defn(name="device_calibration.write_status")
+async def write_status(request: WriteStatus) -> None:
+    """Write a device's row; its usage status becomes the most restrictive of all the device's kinds."""
+    org = _org(request.org)
+    settings = _settings(org)
+    feishu = current_app().feishu
+    bitable = settings.bitable
+    fields = dict(request.fields)
+    status_field = settings.fields.status
+    try:
+        if status_field in fields:
+            row = await feishu.bitable_get(bitable.app_token, bitable.table_id, request.record_id)
+            fields[status_field] = rules.combined_status(str(fields[status_field]), request.kind, row.fields, settings)
+        await feishu.bitable_update(bitable.app_token, bitable.table_id, request.record_id, fields)
+    except FeishuError as error:
+        if error.code == RECORD_NOT_FOUND:
+            # the same failure type as the engine's Bitable activity, which the cycle handles
+            raise ApplicationError(str(error), type=f"FeishuError.{RECORD_NOT_FOUND}", non_retryable=True) from None
+        raise
 
 
 @activity.defn(name="device_calibration.settings")
@@ -146,6 +175,8 @@ def drift(state: CycleState, device: DeviceRecord, kind_name: str, settings: Dev
         return "device details changed (people, department, name)"
     if state.phase in ("active", "overdue"):
         plan = rules.plan_due(device.kinds[kind_name], settings.schedules[kind_name], today)
+        if plan.data.get("undated") and state.due is not None:
+            return ""  # a row with no dates: the cycle keeps the due date it was registered with
         if plan.data["due"] != (state.due.isoformat() if state.due else None):
             return f"cycle due {state.due}, row says {plan.data['due']} ({plan.reason})"
     return ""
@@ -158,66 +189,110 @@ async def reconcile(request: ReconcileInput) -> ReconcileReport:
     org = _org(request.org)
     settings = _settings(org)
     client: Client = app.temporal
-    task_queue = app.config.temporal.task_queue
     today = _as_of(org)
     devices = await read_devices(org, settings, request.record_ids)
     report = ReconcileReport(org=org.id, rows=len(devices))
+    # One listing of the running cycles spares a describe per device and kind that does not apply.
+    running = await _running_cycles(client, org.id, report) if request.record_ids is None else None
     wanted: set[str] = set()
-    for device in devices:
+    checker = _DeviceCheck(client, org.id, app.config.temporal.task_queue, settings, today, request.run_key,
+                           running, wanted, report)
+    # Several devices at a time: each costs round trips to the server (describe, query, start), not CPU.
+    limit = asyncio.Semaphore(RECONCILE_IN_FLIGHT)
+
+    async def check(device: DeviceRecord) -> None:
+        async with limit:
+            await checker.device(device)
+            checker.done += 1
+            if checker.done % 200 == 0:
+                activity.heartbeat(checker.done)
+
+    await asyncio.gather(*(check(device) for device in devices))
+    if running is not None:
+        await _retire_vanished(client, org.id, running, wanted, request.run_key, report)
+    report.changes.sort(key=lambda change: change.key)
+    return report
+
+
+class _DeviceCheck:
+    """Brings one device's cycles in line with its row (the body of a reconciliation)."""
+
+    def __init__(self, client: Client, org_id: str, task_queue: str, settings: DeviceCalibrationSettings,
+                 today: date, run_key: str, running: set[str] | None, wanted: set[str],
+                 report: ReconcileReport) -> None:
+        self.client, self.org_id, self.task_queue = client, org_id, task_queue
+        self.settings, self.today, self.run_key = settings, today, run_key
+        self.running, self.wanted, self.report = running, wanted, report
+        self.done = 0
+
+    async def device(self, device: DeviceRecord) -> None:
+        settings, client, report = self.settings, self.client, self.report
         intent = rules.table_intent(device, settings)
         for kind_name, kind in settings.schedules.items():
             key = cycle_key(device.device_id, kind_name)
-            wid = workflow_id(org.id, SCENARIO, key)
+            wid = workflow_id(self.org_id, SCENARIO, key)
             applies = rules.applies(kind_name, kind, device.kinds.get(kind_name))
+            stop = applies.is_nothing or intent.action == "retire"
+            if stop and self.running is not None and wid not in self.running:
+                continue  # nothing runs that would have to end
+            if not stop:
+                self.wanted.add(wid)
             state = await cycle_state(client, wid)
-            if applies.is_nothing or intent.action == "retire":
+            if stop:
                 if state is None:
                     continue
                 reason = applies.reason if applies.is_nothing else intent.reason
                 await client.get_workflow_handle(wid).signal(
-                    "retire", Retire(event_id=f"{request.run_key}:{key}", reason=reason, by="reconciliation"))
+                    "retire", Retire(event_id=f"{self.run_key}:{key}", reason=reason, by="reconciliation"))
                 report.changes.append(ReconcileChange(key=key, action="retired", reason=reason))
                 continue
-            wanted.add(wid)
-            start = CycleInput(org=org.id, device_id=device.device_id, kind=kind_name, record_id=device.record_id)
+            start = CycleInput(org=self.org_id, device_id=device.device_id, kind=kind_name,
+                               record_id=device.record_id)
             if state is None:
-                await client.start_workflow(CYCLE_WORKFLOW, start, id=wid, task_queue=task_queue,
+                await client.start_workflow(CYCLE_WORKFLOW, start, id=wid, task_queue=self.task_queue,
                                             id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING)
                 report.changes.append(ReconcileChange(key=key, action="started", reason="no cycle was running"))
                 continue
-            why = drift(state, device, kind_name, settings, today)
+            why = drift(state, device, kind_name, settings, self.today)
             if not why:
                 report.changes.append(ReconcileChange(key=key, action="unchanged"))
                 continue
             # signal-with-start: if the cycle ended in the meantime, it starts again with the row's facts
             await client.start_workflow(
-                CYCLE_WORKFLOW, start, id=wid, task_queue=task_queue, start_signal="record_changed",
-                start_signal_args=[RecordChanged(event_id=f"{request.run_key}:{key}", record_id=device.record_id,
+                CYCLE_WORKFLOW, start, id=wid, task_queue=self.task_queue, start_signal="record_changed",
+                start_signal_args=[RecordChanged(event_id=f"{self.run_key}:{key}", record_id=device.record_id,
                                                  operator="reconciliation")],
                 id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING)
             report.changes.append(ReconcileChange(key=key, action="updated", reason=why))
-    if request.record_ids is None:
-        await _retire_vanished(client, org.id, wanted, request.run_key, report)
-    return report
 
 
-async def _retire_vanished(client: Client, org_id: str, wanted: set[str], run_key: str,
-                           report: ReconcileReport) -> None:
-    """Cycles still running for devices no longer in the table (rows deleted while no event came)."""
+async def _running_cycles(client: Client, org_id: str, report: ReconcileReport) -> set[str] | None:
+    """The ids of this organization's running cycles; None when the server cannot list them."""
     prefix = f"{org_id}:{SCENARIO}:"
     query = f"WorkflowType = '{CYCLE_WORKFLOW}' AND ExecutionStatus = 'Running'"
     try:
-        async for execution in client.list_workflows(query):
-            if not execution.id.startswith(prefix) or execution.id in wanted:
-                continue
-            key = execution.id[len(prefix):]
-            await client.get_workflow_handle(execution.id).signal(
-                "retire", Retire(event_id=f"{run_key}:{key}", reason="no longer in the device table",
-                                 by="reconciliation"))
-            report.changes.append(ReconcileChange(key=key, action="retired", reason="no longer in the device table"))
+        return {execution.id async for execution in client.list_workflows(query) if execution.id.startswith(prefix)}
     except RPCError as error:
         # the time-skipping test server has no visibility API; a real server always does
         report.errors.append(f"running cycles could not be listed ({error.message}); deleted rows not checked")
+        return None
+
+
+async def _retire_vanished(client: Client, org_id: str, running: set[str], wanted: set[str], run_key: str,
+                           report: ReconcileReport) -> None:
+    """Cycles still running for devices no longer in the table (rows deleted while no event came)."""
+    prefix = f"{org_id}:{SCENARIO}:"
+    for wid in sorted(running - wanted):
+        key = wid[len(prefix):]
+        try:
+            await client.get_workflow_handle(wid).signal(
+                "retire", Retire(event_id=f"{run_key}:{key}", reason="no longer in the device table",
+                                 by="reconciliation"))
+        except RPCError as error:
+            if error.status == RPCStatusCode.NOT_FOUND:
+                continue  # it ended since the listing (the listing lags a little behind)
+            raise
+        report.changes.append(ReconcileChange(key=key, action="retired", reason="no longer in the device table"))
 
 
 # -------------------------------------------------------------------------------------------- digest
@@ -255,4 +330,4 @@ async def collect_digest(request: DigestInput) -> list[DepartmentDigest]:
     return [digests[name] for name in sorted(digests)]
 
 
-ACTIVITIES = [load_context, load_settings, reconcile, collect_digest]
+ACTIVITIES = [load_context, load_settings, write_status, reconcile, collect_digest]

@@ -1,4 +1,4 @@
-"""``engine device_calibration ...``: the audit export (and a reconciliation on demand).
+"""``engine device_calibration export``: the calibration audit trail as CSV.
 
 ``engine device_calibration export --org X [--device ID] --out FILE`` writes the calibration history
 (every decision and confirmation: who, what, when, why) as CSV, from two sources merged on their key:

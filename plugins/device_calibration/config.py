@@ -49,6 +49,7 @@ class DeviceFields(PluginSettings):
     name: str = "设备名称"
     model: str = "型号"
     department: str = "使用科室"
+    site: str = "院区"  # the hospital (site id of the config) the device belongs to; empty: the group's
     location: str = "存放位置"
     custodian: str = "保管人"  # person field ([{"id": "ou_..."}]) or an open_id as text
     manager: str = "设备管理员"  # person field
@@ -152,6 +153,14 @@ class DeviceCalibrationSettings(PluginSettings):
     digest_cron: str = "0 9 * * mon"
     digest_window_days: int = Field(30, ge=1)
     history_limit: int = Field(200, ge=10)  # history entries a cycle carries over continue-as-new
+
+    @field_validator("reminders", mode="before")
+    @classmethod
+    def _over_the_default_ladder(cls, value: object) -> object:
+        # `reminders = { before_days = [14, 3] }` changes the lead times and keeps the default escalations
+        if isinstance(value, dict):
+            return {**default_ladder().model_dump(), **value}
+        return value
 
     @field_validator("device_id_pattern")
     @classmethod

@@ -140,6 +140,7 @@ class DeviceInfo(BaseModel):
     name: str = ""
     model: str = ""
     department: str = ""
+    site: str = ""
     location: str = ""
     custodian: Person | None = None
     manager: Person | None = None
@@ -268,6 +269,7 @@ class Retire(BaseModel):
     event_id: str
     reason: str = ""
     by: str = "system"
+    mark_retired: bool = False  # write the first of `retired_values` into the usage status
 
 
 class PauseRequest(BaseModel):
@@ -305,6 +307,15 @@ class CycleContext(BaseModel):
     calendar: CalendarFacts
     locale: str = "zh_CN"
     device: DeviceRecord | None = None
+
+
+class WriteStatus(BaseModel):
+    """Cells of a device's row to write, with a usage status to combine with the other kinds' states."""
+
+    org: str
+    record_id: str
+    kind: str
+    fields: dict[str, Any]
 
 
 class LoadContext(BaseModel):

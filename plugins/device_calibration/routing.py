@@ -104,7 +104,7 @@ def _record(event: BitableRecordChanged, org: Any,
 def _status_question(event: MessageReceived, settings: DeviceCalibrationSettings) -> list[actions.Action] | None:
     if not event.mentions_bot:
         return None
-    device_id = rules.find_device_id(event.text, settings.device_id_pattern)
+    device_id = rules.status_question(event.text, settings.device_id_pattern)
     if device_id is None:
         return None
     context = {"device_id": device_id, "today": event.create_time.isoformat()}

@@ -63,6 +63,7 @@ def parse_device(record_id: str, fields: dict[str, Any], settings: DeviceCalibra
     info = DeviceInfo(
         device_id=device_id, name=cell_text(fields.get(names.name)), model=cell_text(fields.get(names.model)),
         department=cell_text(fields.get(names.department)), location=cell_text(fields.get(names.location)),
+        site=cell_text(fields.get(names.site)),
         custodian=cell_person(fields.get(names.custodian)), manager=cell_person(fields.get(names.manager)),
         department_head=cell_person(fields.get(names.department_head)))
     kinds = {}
@@ -117,7 +118,7 @@ def plan_due(facts: KindFacts, kind: ScheduleKind, today: date) -> Decision:
                                              f"{interval} months{note}",
                         data={"due": computed.isoformat(), "interval": interval})
     return Decision(action="due", reason="no calibration on record: due today, not to be used until calibrated",
-                    data={"due": today.isoformat(), "interval": interval})
+                    data={"due": today.isoformat(), "interval": interval, "undated": True})
 
 
 # ------------------------------------------------------------------------------------------- recipients
@@ -260,6 +261,26 @@ def bitable_labels(phase: str, stage: str, settings: DeviceCalibrationSettings) 
     return table.get(phase, (status.in_service, states.ok))
 
 
+def combined_status(own: str, kind: str, row: dict[str, Any], settings: DeviceCalibrationSettings) -> str:
+    """The usage status to write for ``kind`` given the other kinds' cycle states on the same row.
+
+    The status column is the device's, shared by its kinds: a passing calibration must not put 合格 over
+    an electrical safety test that is overdue. The most restrictive of the kinds wins.
+    """
+    status, states = settings.status_labels, settings.cycle_state_labels
+    rank = {status.in_service: 0, status.limited: 1, status.out_of_service: 2}
+    implied = {states.grace: status.limited, states.overdue: status.out_of_service,
+               states.quarantined: status.out_of_service}
+    worst = own
+    for name, other in settings.schedules.items():
+        if name == kind or not other.enabled or not other.state_field:
+            continue
+        label = implied.get(cell_text(row.get(other.state_field)))
+        if label is not None and rank.get(label, 0) > rank.get(worst, 0):
+            worst = label
+    return worst
+
+
 # ---------------------------------------------------------------------------------------------- forms
 
 
@@ -317,6 +338,24 @@ def find_device_id(text: str, pattern: str) -> str | None:
     """The device id in a message such as "CT-0012 状态" (upper-cased), or None."""
     match = re.search(rf"(?<![A-Za-z0-9])({pattern})(?![A-Za-z0-9])", text)
     return match.group(1).upper() if match else None
+
+
+STATUS_WORDS = ("状态", "状况", "查询", "有效期", "校准", "到期", "status", "due", "?", "？")
+
+
+def status_question(text: str, pattern: str) -> str | None:
+    """The device asked about in a message to the bot, or None when the message asks something else.
+
+    "CT-0012 状态", "CT-0012?" or just "CT-0012" ask; "建群 协和医院 CT128 华北" (another plugin's
+    command that happens to hold something shaped like a device id) does not.
+    """
+    device_id = find_device_id(text, pattern)
+    if device_id is None:
+        return None
+    words = [word for word in text.split() if not word.startswith("@")]
+    rest = re.sub(rf"(?<![A-Za-z0-9])({pattern})(?![A-Za-z0-9])", "", " ".join(words)).strip()
+    lowered = rest.lower()
+    return device_id if not rest or any(word in lowered for word in STATUS_WORDS) else None
 
 
 def is_primary(kind: str) -> bool:

@@ -54,11 +54,19 @@ with workflow.unsafe.imports_passed_through():
         RecordChanged,
         Retire,
         SentOut,
+        WriteStatus,
         cycle_key,
         date_cell,
     )
 
 ROW_MISSING = "FeishuError.1254043"  # Bitable: record not found
+
+# Changes to running cycles' logic, each behind its patch marker (histories recorded before replay as before).
+PATCH_UNDATED_KEEPS_DUE = "undated-row-keeps-due"
+PATCH_QUARANTINE_AS_LEFT = "quarantine-ends-on-usable-as-left"
+PATCH_ASSESSMENT_RETIRE_STATUS = "assessment-retire-marks-row"
+PATCH_RESUME_RESTORES_STATUS = "resume-restores-restricted-status"
+PATCH_COMBINED_STATUS = "status-combines-every-kind"
 
 PLUGIN_RETRY = RetryPolicy(initial_interval=timedelta(seconds=2), backoff_coefficient=2.0,
                            maximum_interval=timedelta(minutes=10))
@@ -203,6 +211,8 @@ class CalibrationCycle:
             return
         plan = rules.plan_due(facts, kind, self._today())
         new_due = date.fromisoformat(plan.data["due"])
+        if plan.data.get("undated") and s.due is not None and workflow.patched(PATCH_UNDATED_KEEPS_DUE):
+            new_due = s.due  # "due today" of a row with no dates is the day it was registered, not every day
         if new_due != s.due:
             old = s.due
             s.due, s.interval_months = new_due, plan.data["interval"]
@@ -313,8 +323,14 @@ class CalibrationCycle:
             return
         s.phase = "retired"
         self._history("retired", actor=request.by, reason=request.reason or "retired")
-        # only this kind's state cell: the usage status stays as people set it (报废 ...)
-        await self._write_row(self._labels(), status=False)
+        fields = self._labels()
+        if request.mark_retired and self.settings.retired_values:
+            # retired by the engine (the assessment's outcome): the usage status says so
+            fields[self.settings.fields.status] = self.settings.retired_values[0]
+            await self._write_row(fields)
+        else:
+            # only this kind's state cell: the usage status stays as people set it (报废 ...)
+            await self._write_row(fields, status=False)
         await self._log(s.history[-1])
         self._ended = True
 
@@ -335,7 +351,9 @@ class CalibrationCycle:
         s.phase = s.phase_before_pause or "active"
         s.phase_before_pause, s.paused_reason, s.paused_by_table = None, "", False
         self._history("resumed", actor=request.by, reason=request.reason or "resumed")
-        await self._write_row(self._labels(), status=False)
+        # back to overdue or quarantine: the usage status must say 停用 again, whatever people typed
+        restricted = s.phase in ("overdue", "quarantined") and workflow.patched(PATCH_RESUME_RESTORES_STATUS)
+        await self._write_row(self._labels(), status=restricted)
         await self._log(s.history[-1])
 
     # ------------------------------------------------------------------------------------ signals
@@ -444,7 +462,11 @@ class CalibrationCycle:
         await self._log(s.history[-1])
         self._wake = True
         if s.phase == "quarantined" and s.assessment is not None:
-            if verdict.action != "pass":
+            # Quarantined already, the assessment covers the earlier results: what matters is whether the
+            # device is usable now (as-left), not how it was found after its repair.
+            usable = result.as_left in rules.USABLE if workflow.patched(PATCH_QUARANTINE_AS_LEFT) \
+                else verdict.action == "pass"
+            if not usable:
                 s.last_result = result
                 return rules.toast(self.locale, "quarantined")
             s.last_result = result
@@ -505,8 +527,10 @@ class CalibrationCycle:
         await self._log(s.history[-1])
         self._wake = True
         if outcome == "retire":
+            # the row's usage status must say so, or the next reconciliation would start a new cycle
+            mark = workflow.patched(PATCH_ASSESSMENT_RETIRE_STATUS)
             self._controls.append(("retire", Retire(event_id="", reason=f"assessment: {conclusion}",
-                                                    by=inp.operator)))
+                                                    by=inp.operator, mark_retired=mark)))
             return rules.toast(self.locale, "closed_retire")
         if s.last_result is not None and s.last_result.as_left in rules.USABLE:
             self._complete = s.last_result
@@ -583,10 +607,18 @@ class CalibrationCycle:
         if not s.record_id or not fields:
             return
         bitable = self.settings.bitable
+        status_label = fields.get(self.settings.fields.status)
         try:
-            await feishu_call(fr.BITABLE_UPDATE, fr.BitableUpdate(
-                org=s.org, app_token=bitable.app_token, table_id=bitable.table_id, record_id=s.record_id,
-                fields=fields))
+            if status_label not in (None, self.settings.status_labels.out_of_service) and \
+                    workflow.patched(PATCH_COMBINED_STATUS):
+                # the status column is shared by the device's kinds: the plugin's activity reads the row and
+                # keeps the most restrictive status
+                await _plugin_activity("device_calibration.write_status", WriteStatus(
+                    org=s.org, record_id=s.record_id, kind=s.kind, fields=fields), type(None))
+            else:
+                await feishu_call(fr.BITABLE_UPDATE, fr.BitableUpdate(
+                    org=s.org, app_token=bitable.app_token, table_id=bitable.table_id, record_id=s.record_id,
+                    fields=fields))
         except ActivityError as error:
             cause = error.cause
             if not (isinstance(cause, ApplicationError) and cause.type == ROW_MISSING):

@@ -168,6 +168,11 @@ def test_device_ids_in_messages() -> None:
     assert rules.find_device_id("CT-0012 状态", pattern) == "CT-0012"
     assert rules.find_device_id("请问 ct-0012 的状态？", pattern) == "CT-0012"
     assert rules.find_device_id("你好", pattern) is None
+    # a status question, or only the id; not another plugin's command that holds an id-shaped word
+    assert rules.status_question("@_user_1 CT-0012 状态", pattern) == "CT-0012"
+    assert rules.status_question("@_user_1 ct-0012", pattern) == "CT-0012"
+    assert rules.status_question("US-0031 什么时候到期？", pattern) == "US-0031"
+    assert rules.status_question("@_user_1 建群 协和医院 CT128 华北", pattern) is None
     assert cycle_key("CT-0012", "calibration") == "CT-0012"
     assert split_cycle_key(cycle_key("CT-0012", "electrical_safety")) == ("CT-0012", "electrical_safety")
 
@@ -179,6 +184,12 @@ def test_cells_round_trip() -> None:
     assert cell_person([{"id": "ou_x", "name": "张伟"}]) is not None
     assert cell_person("ou_y") is not None and cell_person("张伟") is None
     assert rules.recipients("department_head", DeviceInfo(device_id="A-01"), SETTINGS) == ["ou_m"]
+
+
+def test_partial_reminders_keep_the_default_escalations() -> None:
+    settings = DeviceCalibrationSettings.model_validate({"reminders": {"before_days": [14, 3]}})
+    assert settings.reminders.before_days == [14, 3]
+    assert [step.to for step in settings.reminders.after] == ["manager", "department_head"]
 
 
 def test_settings_reject_mistakes() -> None:
