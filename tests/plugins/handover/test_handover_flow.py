@@ -199,9 +199,13 @@ async def test_rota_from_a_file_and_a_bitable_table_or_none(scenario_harness, tm
 
     from engine.testing.kit import DEFAULT_ORG, org_config
 
-    now_local = datetime.now(ZONE)  # the time-skipping clock starts at the real current time
-    morning = rules.next_change(now_local - timedelta(minutes=45), ["08:00"], ZONE)
-    evening = rules.next_change(now_local - timedelta(minutes=45), ["20:00"], ZONE)
+    # The time-skipping clock starts at the real time of day: the test first moves it to the next 03:00,
+    # so both shifts of that day are ahead of it whenever the suite runs.
+    night = (datetime.now(ZONE) + timedelta(minutes=10)).replace(hour=3, minute=0, second=0, microsecond=0)
+    if night <= datetime.now(ZONE) + timedelta(minutes=5):
+        night += timedelta(days=1)
+    morning = rules.next_change(night, ["08:00"], ZONE)
+    evening = rules.next_change(night, ["20:00"], ZONE)
     (tmp_path / "rota.json").write_text(json.dumps({"department": "icu", "entries": [
         {"date": morning.date().isoformat(), "shift": "08:00", "giver": "ou_file_a", "receiver": "ou_file_b"}]}))
     settings = handover_settings()
@@ -211,6 +215,7 @@ async def test_rota_from_a_file_and_a_bitable_table_or_none(scenario_harness, tm
     settings["departments"]["er"] = {"head": HEAD}  # no rota at all
     config = org_config(plugins=["handover"], settings={"handover": settings})
     async with scenario_harness({"handover": handover}, config=config, config_dir=tmp_path) as env:
+        await env.advance_to(night)
         millis = int(datetime.combine(evening.date(), datetime.min.time(), ZONE).timestamp() * 1000)
         env.standin.state.merge_json({"bitable": {"bascnRota": {"tblRota": {"records": [
             {"日期": millis, "交班时间": "20:00", "交班医生": [{"id": "ou_table_a"}], "接班医生": "ou_table_b",
