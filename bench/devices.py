@@ -1,0 +1,213 @@
+"""10,000 devices' calibration cycles started, held and reconciled on the embedded server.
+
+A device table of ``BENCH_DEVICES`` rows (default 10,000; due dates 60 to 425 days ahead, so no reminder
+is due) sits in the Feishu stand-in (in this process). ``engine worker`` runs as its own process, so its
+memory is its own. The figures:
+
+* baseline: the server's floor for starting workflows, raw ``client.start_workflow`` of the same number
+  of workflows of a type no worker polls (32 in flight), measured first in the same run;
+* start: the first reconciliation over the table, which starts one cycle per device (its wall time,
+  and the ratio to the baseline), then the time until every cycle has registered (read its row, written
+  its first audit-log row to Bitable, and gone to sleep on its timer);
+* held: the worker's resident memory idle before, and while it holds every cycle (now and peak);
+* reconcile: the daily run over the whole table with nothing to change, and with 1% of the rows edited.
+
+The stand-in writes one Bitable table at a time, 20 ms a write, as Feishu does (concurrent writes to one
+table are refused): every cycle's first audit row goes through it, so registration is bounded by it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from temporalio.client import Client
+
+from bench.common import embedded_server
+from engine.feishu.standin import FeishuStandIn
+from engine.runtime.server import free_port
+from engine.runtime.worker import connect
+
+DEVICES = int(os.environ.get("BENCH_DEVICES", "10000"))
+IN_FLIGHT = 32
+ORG = "bench"
+APP, TABLE, LOG = "bascnDeviceLedger", "tblDevices", "tblCalibrationLog"
+ZONE = ZoneInfo("Asia/Shanghai")
+DEPARTMENTS = ["放射科", "检验科", "ICU", "心内科", "超声科"]
+REGISTER_DEADLINE_S = 3600.0
+
+
+def _ms(day: date) -> int:
+    return int(datetime(day.year, day.month, day.day, tzinfo=ZONE).timestamp() * 1000)
+
+
+def device_rows(count: int, today: date) -> list[dict[str, object]]:
+    rows = []
+    for i in range(count):
+        due = today + timedelta(days=60 + i % 365)
+        rows.append({"record_id": f"recBench{i:05d}", "fields": {
+            "设备编号": f"DEV-{i:05d}", "设备名称": f"设备 {i}", "型号": "M-1",
+            "使用科室": DEPARTMENTS[i % len(DEPARTMENTS)], "存放位置": f"{i % 9 + 1} 楼",
+            "保管人": [{"id": f"ou_custodian_{i % 400}"}], "设备管理员": [{"id": "ou_bench_manager"}],
+            "校准周期(月)": 12, "有效期至": _ms(due), "状态": "合格"}})
+    return rows
+
+
+def config_text(temporal_address: str) -> str:
+    return f"""
+[temporal]
+mode = "cluster"
+address = "{temporal_address}"
+
+[organizations.{ORG}]
+timezone = "Asia/Shanghai"
+tenant_key = "t_standin"
+plugins = ["device_calibration"]
+
+[organizations.{ORG}.settings.device_calibration]
+default_managers = ["ou_bench_manager"]
+report_reconciliation = false
+"""
+
+
+def rss_mib(pid: int) -> tuple[float, float]:
+    """(current, peak) resident memory of ``pid`` in MiB, from /proc."""
+    values: dict[str, float] = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        name, _, rest = line.partition(":")
+        if name in ("VmRSS", "VmHWM"):
+            values[name] = int(rest.split()[0]) / 1024
+    return values["VmRSS"], values["VmHWM"]
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time ``pid`` has used so far, from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def start_floor(client: Client, count: int) -> float:
+    """Seconds to start ``count`` workflows that no worker runs: what the server alone costs."""
+    run = uuid.uuid4().hex[:6]
+    queue: asyncio.Queue[int] = asyncio.Queue()
+    for i in range(count):
+        queue.put_nowait(i)
+
+    async def starter() -> None:
+        while not queue.empty():
+            i = queue.get_nowait()
+            await client.start_workflow("bench.Nothing", id=f"floor-{run}-{i}", task_queue="bench-nobody")
+
+    began = time.perf_counter()
+    await asyncio.gather(*(starter() for _ in range(IN_FLIGHT)))
+    return time.perf_counter() - began
+
+
+async def reconcile(client: Client) -> tuple[float, dict[str, int]]:
+    """Run the reconciliation workflow as the schedule would; its wall time and its changes by action."""
+    from plugins.device_calibration.models import RECONCILE_WORKFLOW, ReconcileInput, ReconcileReport
+
+    began = time.perf_counter()
+    report = await client.execute_workflow(
+        RECONCILE_WORKFLOW, ReconcileInput(org=ORG), id=f"{ORG}:device_calibration:bench-reconcile-{uuid.uuid4().hex}",
+        task_queue="engine", result_type=ReconcileReport)
+    elapsed = time.perf_counter() - began
+    counts: dict[str, int] = {}
+    for change in report.changes:
+        counts[change.action] = counts.get(change.action, 0) + 1
+    if report.errors:
+        counts["errors"] = len(report.errors)
+    return elapsed, counts
+
+
+def registered(standin: FeishuStandIn) -> int:
+    table = standin.state.table(APP, LOG)
+    if table is None:
+        return 0
+    return sum(1 for record in table["records"].values() if record["fields"].get("动作") == "registered")
+
+
+async def bench() -> None:
+    today = datetime.now(ZONE).date()
+    with tempfile.TemporaryDirectory(prefix="engine-bench-devices-") as folder:
+        standin = FeishuStandIn()
+        standin.state.merge_json({"bitable": {APP: {TABLE: {"name": "设备台账", "records": device_rows(DEVICES, today)},
+                                                    LOG: {"name": "校准记录", "records": []}}}})
+        await standin.start(port=free_port())
+        async with embedded_server() as server:
+            config = Path(folder) / "engine.toml"
+            config.write_text(config_text(server.address), encoding="utf-8")
+            env = {**os.environ, "ENGINE_LOAD_PLUGINS": "device_calibration", "FEISHU_APP_ID": standin.app_id,
+                   "FEISHU_APP_SECRET": standin.app_secret, "FEISHU_BASE_URL": standin.base_url}
+            log_path = Path(folder) / "worker.log"
+            with log_path.open("w") as log:
+                worker = subprocess.Popen([sys.executable, "-m", "engine.cli", "--config", str(config), "worker"],
+                                          env=env, stdout=log, stderr=subprocess.STDOUT)
+            try:
+                client = await connect(server.address, "default")
+                print(f"  {DEVICES:,} devices, worker pid {worker.pid}")
+                floor = await start_floor(client, DEVICES)
+                print(f"  baseline: raw start of {DEVICES:,} workflows   {floor:7.1f} s   "
+                      f"{DEVICES / floor:7.1f} starts/s")
+                await asyncio.sleep(3)  # let the worker finish starting (schedules synced, pollers up)
+                idle_rss, _ = rss_mib(worker.pid)
+
+                assert server.process is not None
+                pids = {"worker": worker.pid, "server": server.process.pid}
+                cpu_before = {name: cpu_seconds(pid) for name, pid in pids.items()}
+                first, changes = await reconcile(client)
+                print(f"  reconcile #1 (starts every cycle)      {first:7.1f} s   {DEVICES / first:7.1f} rows/s   "
+                      f"{first / floor:5.2f}x baseline   {changes}")
+                began = time.perf_counter()
+                while (done := registered(standin)) < DEVICES:
+                    if worker.poll() is not None or time.perf_counter() - began > REGISTER_DEADLINE_S:
+                        raise RuntimeError(f"{done} of {DEVICES} cycles registered; worker exit {worker.poll()}")
+                    await asyncio.sleep(2)
+                settle = time.perf_counter() - began
+                cpu = {name: cpu_seconds(pid) - cpu_before[name] for name, pid in pids.items()}
+                print(f"  all cycles registered                  {first + settle:7.1f} s after reconcile began   "
+                      f"({settle:.1f} s after it ended; {DEVICES / (first + settle):.1f} cycles/s)")
+                print(f"  CPU for it: worker {cpu['worker']:6.1f} s ({cpu['worker'] / DEVICES * 1000:.1f} ms/cycle)   "
+                      f"Temporal server {cpu['server']:6.1f} s ({cpu['server'] / DEVICES * 1000:.1f} ms/cycle)")
+                await asyncio.sleep(5)
+                held_rss, peak_rss = rss_mib(worker.pid)
+                print(f"  worker memory: idle {idle_rss:6.1f} MiB   holding {DEVICES:,} cycles {held_rss:6.1f} MiB   "
+                      f"peak {peak_rss:6.1f} MiB   ({held_rss / idle_rss:.2f}x idle)")
+
+                steady, changes = await reconcile(client)
+                print(f"  reconcile #2 (nothing to change)       {steady:7.1f} s   {DEVICES / steady:7.1f} rows/s   "
+                      f"{changes}")
+                records = standin.state.table(APP, TABLE)["records"]  # type: ignore[index]
+                edited = max(1, DEVICES // 100)
+                for i in range(edited):
+                    fields = records[f"recBench{i:05d}"]["fields"]
+                    fields["有效期至"] = _ms(today + timedelta(days=500 + i % 30))
+                drift, changes = await reconcile(client)
+                print(f"  reconcile #3 ({edited} rows edited)        {drift:7.1f} s   {DEVICES / drift:7.1f} rows/s   "
+                      f"{changes}")
+                _, peak_rss = rss_mib(worker.pid)
+                print(f"  worker peak memory over the run        {peak_rss:6.1f} MiB")
+            finally:
+                worker.terminate()
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    worker.wait(timeout=20)
+                if worker.poll() is None:
+                    worker.kill()
+                await standin.stop()
+
+
+def main() -> None:
+    asyncio.run(bench())
+
+
+if __name__ == "__main__":
+    main()
