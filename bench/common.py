@@ -3,12 +3,22 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import statistics
 import tempfile
 from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
 from engine.runtime.server import EmbeddedTemporal, free_port
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time a process has used so far (Linux /proc); NaN elsewhere."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return float("nan")
 
 
 def percentile(values: Sequence[float], q: float) -> float:

@@ -32,7 +32,7 @@ from zoneinfo import ZoneInfo
 
 from temporalio.client import Client
 
-from bench.common import embedded_server
+from bench.common import cpu_seconds, embedded_server
 from engine.feishu.standin import FeishuStandIn
 from engine.runtime.server import free_port
 from engine.runtime.worker import connect
@@ -87,12 +87,6 @@ def rss_mib(pid: int) -> tuple[float, float]:
         if name in ("VmRSS", "VmHWM"):
             values[name] = int(rest.split()[0]) / 1024
     return values["VmRSS"], values["VmHWM"]
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time ``pid`` has used so far, from /proc."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 async def start_floor(client: Client, count: int) -> float:

@@ -37,7 +37,7 @@ from typing import Any
 
 import httpx
 
-from bench.common import percentile, summary
+from bench.common import cpu_seconds, percentile, summary
 
 ROOT = Path(__file__).resolve().parents[1]
 EVENTS = 1_000  # measured requests per mode
@@ -193,15 +193,6 @@ class RunResult:
         return cpu_s / self.sent * 1000 if self.sent else float("nan")
 
 
-def _cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process (Linux /proc); NaN elsewhere."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    except (OSError, IndexError, ValueError):
-        return float("nan")
-
-
 def build_requests(client: httpx.AsyncClient, url: str, mode: str, count: int, tag: str) -> list[httpx.Request]:
     """``count`` pushes exactly as Feishu sends them, each with its own event_id, built before timing."""
     from engine.feishu.standin import events as ev
@@ -305,9 +296,9 @@ async def run_all(errors: Any) -> tuple[dict[str, RunResult], dict[str, dict[str
                 url = f"{base}/feishu/events"
                 # built just before their run: the push timestamps must be fresh (±300 s)
                 requests = build_requests(client, url, WIRE[mode], EVENTS // ROUNDS, f"{mode}-{round_no}")
-                cpu_before = _cpu_seconds(pid)
+                cpu_before = cpu_seconds(pid)
                 part = await load(client, requests, CONCURRENCY)
-                server_cpu = _cpu_seconds(pid) - cpu_before
+                server_cpu = cpu_seconds(pid) - cpu_before
                 serial = await load(client, build_requests(client, url, WIRE[mode], SERIAL_EVENTS // ROUNDS,
                                                            f"{mode}-serial-{round_no}"), 1)
                 total = results[mode]

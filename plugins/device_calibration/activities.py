@@ -15,7 +15,6 @@ from typing import Any
 from temporalio import activity
 from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.common import WorkflowIDConflictPolicy
-from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
 from engine.feishu.errors import FeishuError
@@ -133,10 +132,8 @@ async def write_status(request: WriteStatus) -> None:
             fields[status_field] = rules.combined_status(str(fields[status_field]), request.kind, row.fields, settings)
         await feishu.bitable_update(bitable.app_token, bitable.table_id, request.record_id, fields)
     except FeishuError as error:
-        if error.code == RECORD_NOT_FOUND:
-            # the same failure type as the engine's Bitable activity, which the cycle handles
-            raise ApplicationError(str(error), type=f"FeishuError.{RECORD_NOT_FOUND}", non_retryable=True) from None
-        raise
+        # mapped as the engine's Bitable activity maps it: the cycle handles FeishuError.1254043 (row deleted)
+        raise error.to_application_error() from error
 
 
 @activity.defn(name="device_calibration.settings")

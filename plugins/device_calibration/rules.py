@@ -334,9 +334,13 @@ def next_cycle_due(result: CalibrationResult, interval_months: int) -> date:
 # ------------------------------------------------------------------------------------------- messages
 
 
+def _device_id_match(text: str, pattern: str) -> re.Match[str] | None:
+    return re.search(rf"(?<![A-Za-z0-9])({pattern})(?![A-Za-z0-9])", text)
+
+
 def find_device_id(text: str, pattern: str) -> str | None:
     """The device id in a message such as "CT-0012 状态" (upper-cased), or None."""
-    match = re.search(rf"(?<![A-Za-z0-9])({pattern})(?![A-Za-z0-9])", text)
+    match = _device_id_match(text, pattern)
     return match.group(1).upper() if match else None
 
 
@@ -349,13 +353,12 @@ def status_question(text: str, pattern: str) -> str | None:
     "CT-0012 状态", "CT-0012?" or just "CT-0012" ask; "建群 协和医院 CT128 华北" (another plugin's
     command that happens to hold something shaped like a device id) does not.
     """
-    device_id = find_device_id(text, pattern)
-    if device_id is None:
+    words = " ".join(word for word in text.split() if not word.startswith("@"))
+    match = _device_id_match(words, pattern)
+    if match is None:
         return None
-    words = [word for word in text.split() if not word.startswith("@")]
-    rest = re.sub(rf"(?<![A-Za-z0-9])({pattern})(?![A-Za-z0-9])", "", " ".join(words)).strip()
-    lowered = rest.lower()
-    return device_id if not rest or any(word in lowered for word in STATUS_WORDS) else None
+    rest = (words[:match.start()] + words[match.end():]).strip().lower()
+    return match.group(1).upper() if not rest or any(word in rest for word in STATUS_WORDS) else None
 
 
 def is_primary(kind: str) -> bool:
