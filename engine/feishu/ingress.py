@@ -305,6 +305,20 @@ def _capture_card(payload: dict[str, Any]) -> dict[str, Any]:
     return {}  # lark marshals this; the real answer is built after dispatch
 
 
+class _LarkRefusalFilter(logging.Filter):
+    """Drops lark-oapi's own report of a push it refused (``logger.exception``: a traceback at ERROR).
+
+    The ingress answers that push 401 and logs the reason in one line; without this filter anyone who can
+    reach the endpoint could write a traceback into the log with every forged request.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().startswith("handle event failed")
+
+
+_LARK_REFUSALS = _LarkRefusalFilter()
+
+
 class _Rejected(Exception):
     def __init__(self, status: int, reason: str) -> None:
         super().__init__(reason)
@@ -342,6 +356,8 @@ class _Webhook:
         self.encrypt_key = config.secret("encrypt_key") or ""
         self.verification_token = config.secret("verification_token") or ""
         self.clock = clock
+        # addFilter ignores a filter already present, so many webhooks in one process add it once
+        logging.getLogger("Lark").addFilter(_LARK_REFUSALS)
         if not self.encrypt_key and not self.verification_token:
             log.warning("feishu ingress: neither an encrypt key nor a verification token is configured; "
                         "pushes cannot be authenticated")

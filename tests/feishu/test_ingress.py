@@ -225,6 +225,22 @@ async def test_forged_pushes_never_reach_the_dispatcher(tmp_path: Path, tamper: 
     assert len(refusals) == 1
 
 
+@pytest.mark.parametrize("tamper", ["bad_signature", "wrong_token", "wrong_key"])
+async def test_a_forged_push_is_one_log_line_without_a_traceback(tmp_path: Path, tamper: str,
+                                                                 caplog: pytest.LogCaptureFixture,
+                                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    """lark-oapi reports every push it refuses with ``logger.exception``; the ingress keeps that out of the
+    log (regression, issue 9: each forged request wrote an ERROR traceback, twice, into the ingress log)."""
+    app = build_ingress(make_config(tmp_path), RecordingDispatcher())
+    caplog.set_level(logging.WARNING)
+    body, headers = sender().build(message(), tamper=tamper)
+    assert (await post(app, body, headers)).status_code == 401
+    records = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert [r.name for r in records] == ["engine.feishu.ingress"]
+    assert records[0].exc_info is None and "not authentic" in records[0].getMessage()
+    assert "Traceback" not in capsys.readouterr().out  # lark's own stdout handler stays quiet too
+
+
 async def test_future_request_timestamp_is_refused(tmp_path: Path) -> None:
     dispatcher = RecordingDispatcher()
     app = build_ingress(make_config(tmp_path), dispatcher)
