@@ -71,11 +71,35 @@ async def _start_worker(app: EngineApp, client: Any) -> tuple[Any, asyncio.Task[
     return worker, task
 
 
-async def _connect(config: EngineConfig, address: str | None = None) -> Any:
+CONNECT_PATIENCE = 120.0
+"""Seconds a starting process waits for Temporal before it gives up."""
+
+
+async def _connect(config: EngineConfig, address: str | None = None, *,
+                   patience: float = CONNECT_PATIENCE) -> Any:
+    """The process's Temporal client, waiting (with backoff) while Temporal is not reachable yet.
+
+    A worker or an ingress may start while Temporal restarts (a rollout, a crash and its supervisor's
+    restart): it waits for it, one warning per attempt, instead of exiting; after ``patience`` seconds the
+    last connection error is raised.
+    """
     from engine.runtime.worker import connect
 
     t = config.temporal
-    return await connect(address or t.address, t.namespace, tls=t.tls)
+    target = address or t.address
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + patience
+    delay = 0.5
+    while True:
+        try:
+            return await connect(target, t.namespace, tls=t.tls)
+        except (RuntimeError, OSError) as error:  # temporalio: RuntimeError("Failed client connect: ...")
+            if loop.time() + delay > deadline:
+                raise
+            log.warning("Temporal at %s is not reachable (%s); trying again in %.1f s", target,
+                        str(error).splitlines()[0][:200], delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)
 
 
 def _router(app: EngineApp, client: Any) -> Any:
