@@ -27,6 +27,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG = REPO_ROOT / "examples" / "engine.toml"
 CONFIG_ENV = "ENGINE_CONFIG"
+TEMPLATE_HINT = "fix the template; `engine templates render PLUGIN NAME` renders it with its sample"
 
 
 class Fail(click.ClickException):
@@ -161,7 +162,7 @@ def _config_option(function: F) -> F:
 async def dev(state: CliState, state_dir: Path | None, port: int | None, temporal_port: int | None,
               standin_port: int) -> None:
     """Run everything locally: embedded Temporal, worker, ingress and (without credentials) the stand-in."""
-    from engine.runtime.processes import DevOptions, run_dev
+    from engine.runtime.processes import DevOptions, StartupCheckError, run_dev
     from engine.runtime.server import ServerError
 
     config = state.config()
@@ -173,6 +174,8 @@ async def dev(state: CliState, state_dir: Path | None, port: int | None, tempora
         await run_dev(config, state.plugins, options, _say)
     except ServerError as error:
         raise Fail(str(error), "pass --temporal-port, or stop the process holding the port") from None
+    except StartupCheckError as error:
+        raise Fail(str(error), TEMPLATE_HINT) from None
     except OSError as error:
         raise Fail(str(error), "is another engine already running? pass --port / --temporal-port") from None
 
@@ -183,9 +186,12 @@ async def dev(state: CliState, state_dir: Path | None, port: int | None, tempora
 @run_async
 async def worker(state: CliState) -> None:
     """Run a Temporal worker with every installed plugin (production process)."""
-    from engine.runtime.processes import run_worker
+    from engine.runtime.processes import StartupCheckError, run_worker
 
-    await run_worker(state.config(), state.plugins, _say)
+    try:
+        await run_worker(state.config(), state.plugins, _say)
+    except StartupCheckError as error:
+        raise Fail(str(error), TEMPLATE_HINT) from None
 
 
 @cli.command()
@@ -195,9 +201,12 @@ async def worker(state: CliState) -> None:
 @run_async
 async def ingress(state: CliState, port: int | None) -> None:
     """Run the Feishu ingress: webhook or long connection → router → Temporal (production process)."""
-    from engine.runtime.processes import run_ingress
+    from engine.runtime.processes import StartupCheckError, run_ingress
 
-    await run_ingress(state.config(), state.plugins, _say, port=port)
+    try:
+        await run_ingress(state.config(), state.plugins, _say, port=port)
+    except StartupCheckError as error:
+        raise Fail(str(error), TEMPLATE_HINT) from None
 
 
 @cli.command()

@@ -36,6 +36,26 @@ class DevOptions:
     standin_seeds: tuple[Path, ...] = ()
 
 
+class StartupCheckError(Exception):
+    """Something the engine refuses to start with (a template that does not render)."""
+
+
+def check_templates(app: EngineApp) -> None:
+    """Render every template (and each organization's overrides) with its sample before serving anything.
+
+    Templates render in the activity that sends, so without this a syntax error or an undefined
+    variable would only show when a reminder is due, possibly months after a deployment.
+    """
+    problems = [str(error) for error in app.templates.check_all()]
+    for org in app.config.orgs.values():
+        if org.templates_dir is not None:
+            problems += [str(error) for error in app.templates.check_all(override_dir=org.templates_dir)]
+    problems = list(dict.fromkeys(problems))  # an override check renders the plugins' own templates again
+    if problems:
+        raise StartupCheckError(f"{len(problems)} template(s) do not render:\n" +
+                                "\n".join(f"  {problem}" for problem in problems))
+
+
 def _stop_event() -> asyncio.Event:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -120,6 +140,7 @@ async def run_dev(config: EngineConfig, plugins: PluginSet, options: DevOptions,
     state_dir.mkdir(parents=True, exist_ok=True)
     cleanups: list[Callable[[], Any]] = []
     app = EngineApp(config=config, plugins=plugins)
+    check_templates(app)
     try:
         standin = None
         if config.feishu is None and "FEISHU_APP_ID" not in os.environ:
@@ -212,6 +233,7 @@ async def run_worker(config: EngineConfig, plugins: PluginSet, say: Say) -> None
 
     stop = _stop_event()
     app = EngineApp(config=config, plugins=plugins)
+    check_templates(app)  # before anything else: a broken template must stop a deployment at once
     set_current_app(app)
     client = app.temporal = await _connect(config)
     await sync_schedules(client, config, plugins, task_queue=config.temporal.task_queue)
@@ -228,6 +250,7 @@ async def run_ingress(config: EngineConfig, plugins: PluginSet, say: Say, port: 
     """An ingress process: webhook (or long connection) → router → Temporal, until SIGINT/SIGTERM."""
     stop = _stop_event()
     app = EngineApp(config=config, plugins=plugins)
+    check_templates(app)  # the ingress renders replies (a device's status, a missing one)
     set_current_app(app)
     client = app.temporal = await _connect(config)
     router = _router(app, client)
