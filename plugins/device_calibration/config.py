@@ -12,7 +12,7 @@ from datetime import time
 
 from pydantic import Field, field_validator, model_validator
 
-from engine.rules import EscalationStep, LadderSettings
+from engine.rules import EscalationStep, LadderSettings, validate_cron
 from engine.scenario import PluginSettings
 
 PRIMARY_KIND = "calibration"
@@ -170,6 +170,12 @@ class DeviceCalibrationSettings(PluginSettings):
         except re.error as error:
             raise ValueError(f"not a regular expression: {error}") from None
         return value
+
+    @field_validator("reconcile_cron", "digest_cron")
+    @classmethod
+    def _crons(cls, value: str) -> str:
+        # a typo must fail `engine config check`, not the worker when it registers the schedules
+        return validate_cron(value)
 
     @field_validator("schedules")
     @classmethod

@@ -12,6 +12,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from engine.rules import validate_cron
 from engine.scenario import PluginSettings
 
 Structure = Literal["ipass", "sbar"]
@@ -153,6 +154,12 @@ class HandoverSettings(PluginSettings):
     patients_table: TableRef | None = None  # one record per patient entry (restricted: patient data)
     medical_affairs: list[str] = Field(default_factory=list)  # open ids of the medical affairs office
     stats_cron: str = "0 9 1 * *"  # monthly statistics card (org timezone); "" switches it off
+
+    @field_validator("stats_cron")
+    @classmethod
+    def _stats_cron(cls, value: str) -> str:
+        # "" switches the statistics card off; anything else must be a cron the schedule can use
+        return validate_cron(value) if value.strip() else ""
 
     @field_validator("shift_changes")
     @classmethod

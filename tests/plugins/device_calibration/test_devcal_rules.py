@@ -53,6 +53,14 @@ def _run(state: CycleState, start: datetime, end: datetime,
         done.append((decision.step, now.astimezone(ZONE), decision.reason))
 
 
+def test_schedule_crons_are_checked_with_the_config() -> None:
+    """Regression (issue 9): a mistyped cron passed `engine config check` and failed only at schedule sync."""
+    assert DeviceCalibrationSettings(reconcile_cron="30 6 * * *", digest_cron="@weekly").digest_cron == "@weekly"
+    for key in ("reconcile_cron", "digest_cron"):
+        with pytest.raises(ValidationError, match="cron"):
+            DeviceCalibrationSettings.model_validate({key: "every morning"})
+
+
 def test_reminders_around_national_day_2026() -> None:
     due = date(2026, 10, 12)
     fired = _run(_state(due), datetime(2026, 9, 1, tzinfo=UTC), datetime(2026, 10, 20, tzinfo=UTC))

@@ -60,6 +60,14 @@ def test_settings_defaults_and_validation():
         HandoverSettings(lead_minute=30)  # a typo is an error, not a silent default
 
 
+def test_stats_cron_is_checked_with_the_config():
+    """Regression (issue 9): a mistyped cron passed `engine config check` and failed only at schedule sync."""
+    assert HandoverSettings(stats_cron="").stats_cron == ""  # switched off
+    assert HandoverSettings(stats_cron="0  9 1 * *").stats_cron == "0 9 1 * *"
+    with pytest.raises(ValidationError, match="cron"):
+        HandoverSettings(stats_cron="monthly at nine")
+
+
 def test_site_override_through_the_engine_config():
     plugins = load_plugins(modules={"handover": handover}, entry_points=False)
     document = org_config(plugins=["handover"], settings={"handover": handover_settings()},
