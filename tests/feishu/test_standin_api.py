@@ -156,6 +156,9 @@ async def test_send_text_and_uuid_dedupe(standin: FeishuStandIn) -> None:
     assert [m.content for m in sent] == ["你好", "second"]
     assert sent[0].chat_id == sent[1].chat_id == first.data.chat_id
     assert other.data.message_id != first.data.message_id
+    # the uuid is kept, so a run can count messages per idempotency key (tests/reliability)
+    assert [m.uuid for m in sent] == ["k-1", "k-2"]
+    assert [item["uuid"] for item in standin.outbox()] == ["k-1", "k-2"]
 
 
 async def test_send_validation(standin: FeishuStandIn) -> None:

@@ -40,6 +40,7 @@ class SentMessage:
     create_time: int
     app_id: str
     history: list[str] = field(default_factory=list)  # earlier contents of an updated card
+    uuid: str = ""  # the ``uuid`` the sender gave (Feishu dedupes sends by it for an hour)
 
     @property
     def text(self) -> str:
@@ -215,7 +216,7 @@ class FeishuStandIn:
             reply_to=msg.get("parent_id") or None, root_id=msg.get("root_id") or None,
             updated=bool(msg.get("updated")), deleted=bool(msg.get("deleted")),
             create_time=int(msg["create_time"]), app_id=msg.get("_app_id", ""),
-            history=list(msg.get("_history", [])))
+            history=list(msg.get("_history", [])), uuid=msg.get("_uuid", ""))
 
     def _addressed_to(self, msg: dict[str, Any], to: str) -> bool:
         target = msg.get("_to") or {}
@@ -252,7 +253,7 @@ class FeishuStandIn:
                 "message_id": m.message_id, "chat_id": m.chat_id, "chat_name": chat.get("name", ""),
                 "to": (f"{user['name']} ({m.to})" if user else m.to) or "", "msg_type": m.msg_type,
                 "text": m.text, "card": m.card, "reply_to": m.reply_to or "", "updated": m.updated,
-                "deleted": m.deleted, "app_id": m.app_id,
+                "deleted": m.deleted, "app_id": m.app_id, "uuid": m.uuid,
             })
         return out
 

@@ -78,6 +78,8 @@ def _new_message(ctx: Ctx, *, chat_id: str, msg_type: str, content: str, to: dic
         "_app_id": ctx.app.app_id,
         "_origin": "bot",
         "_history": [],
+        # the sender's idempotency uuid, so tests can tell a resend from a second message
+        "_uuid": str(ctx.json.get("uuid") or ""),
     }
     ctx.state.messages[message["message_id"]] = message
     return message
