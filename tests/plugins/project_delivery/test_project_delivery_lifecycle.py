@@ -3,7 +3,9 @@ warranty, closing and cancelling, and the regional portfolio digest."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pd_helpers as h
 
@@ -21,6 +23,18 @@ async def _create(env: Any, text: str = "建群 协和医院 CT128 华北", even
     project = await h.state(env, pid)
     assert project.status == "open", project.reason
     return pid, project.chat_id
+
+
+async def _to_the_night(env: Any) -> None:
+    """Move the clock to the next 03:00 in the organization's timezone.
+
+    The time-skipping clock starts at the real time of day; a test that counts notices sent at 09:00 after
+    whole days must start at a fixed hour, or its outcome depends on when the suite runs.
+    """
+    zone = ZoneInfo("Asia/Shanghai")
+    now = (await env.now()).astimezone(zone)
+    night = now.replace(hour=3, minute=0, second=0, microsecond=0)
+    await env.advance_to(night if night > now + timedelta(minutes=5) else night + timedelta(days=1))
 
 
 def _texts(env: Any, **filters: Any) -> list[str]:
@@ -67,6 +81,7 @@ async def test_stage_changes_from_card_and_bitable_are_announced_and_recorded(sc
 async def test_reminders_before_a_milestone_then_the_slip_ladder_and_weekly_digests(scenario_harness: Any) -> None:
     async with scenario_harness(PLUGINS, org_settings=CALENDAR_DAYS) as env:
         h.seed(env)
+        await _to_the_night(env)  # created at 03:00: 14.5 days later is 15:00 on the planned day
         pid, chat_id = await _create(env)
         # site survey is planned 14 days after signing: reminders 3 and 1 days before and on the day
         await env.advance(days=14, hours=12)
