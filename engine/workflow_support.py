@@ -23,6 +23,9 @@ FEISHU_RETRY = RetryPolicy(
     maximum_interval=timedelta(minutes=10),
 )
 FEISHU_START_TO_CLOSE = timedelta(seconds=60)
+# The worker heartbeats every activity that has a heartbeat timeout (engine/runtime/keepalive.py): an
+# activity in flight when its worker dies is retried after this, not after its start-to-close timeout.
+ACTIVITY_HEARTBEAT = timedelta(seconds=15)
 # Always bounded: the time-skipping test server would otherwise leap years (TEMPORAL_NOTES.md).
 FEISHU_SCHEDULE_TO_CLOSE = timedelta(days=1)
 
@@ -34,6 +37,7 @@ async def feishu_call(activity: str, request: Any, *, result_type: type | None =
         request,
         start_to_close_timeout=FEISHU_START_TO_CLOSE,
         schedule_to_close_timeout=FEISHU_SCHEDULE_TO_CLOSE,
+        heartbeat_timeout=ACTIVITY_HEARTBEAT,
         retry_policy=FEISHU_RETRY,
         result_type=result_type,
     )

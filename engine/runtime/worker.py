@@ -19,6 +19,7 @@ from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from engine.plugins import PluginSet
+from engine.runtime.keepalive import KeepAlive
 
 # Side-effect-free modules the workflow sandbox may share instead of re-importing them for every run
 # (6.5x faster for a plugin workflow, TEMPORAL_NOTES.md). Plugin workflow modules themselves are still
@@ -78,7 +79,8 @@ def build_worker(
         # plugin activities may be plain functions; Feishu activities are async
         activity_executor=concurrent.futures.ThreadPoolExecutor(max_workers=max_concurrent_activities),
         max_concurrent_activities=max_concurrent_activities,
-        interceptors=list(interceptors),
+        # KeepAlive first: its beats must go on while the other interceptors and the activity run
+        interceptors=[KeepAlive(), *interceptors],
     )
 
 

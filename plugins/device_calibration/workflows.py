@@ -28,7 +28,7 @@ with workflow.unsafe.imports_passed_through():
     from engine.clock import BusinessClock
     from engine.feishu import requests as fr
     from engine.rules import Decision, WorkCalendar
-    from engine.workflow_support import SeenEvents, feishu_call
+    from engine.workflow_support import ACTIVITY_HEARTBEAT, SeenEvents, feishu_call
     from plugins.device_calibration import rules
     from plugins.device_calibration.config import DeviceCalibrationSettings
     from plugins.device_calibration.models import (
@@ -76,7 +76,8 @@ async def _plugin_activity(name: str, arg: Any, result_type: type, *, minutes: i
     """One of this plugin's activities, bounded (the test server leaps years without schedule_to_close)."""
     return await workflow.execute_activity(
         name, arg, result_type=result_type, start_to_close_timeout=timedelta(minutes=minutes),
-        schedule_to_close_timeout=timedelta(hours=6), retry_policy=PLUGIN_RETRY)
+        schedule_to_close_timeout=timedelta(hours=6), heartbeat_timeout=ACTIVITY_HEARTBEAT,
+        retry_policy=PLUGIN_RETRY)
 
 
 @workflow.defn(name=CYCLE_WORKFLOW)
