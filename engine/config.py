@@ -99,6 +99,10 @@ class TemporalSettings(_Strict):
     task_queue: str = "engine"
     tls: TlsSettings | None = None
     ui_port: int | None = None
+    # Workflow tasks are CPU work under one GIL: more at once only makes each slower. After a worker
+    # restart every workflow replays; with a hundred at once each took over the 10 s task timeout and was
+    # done again (tests/reliability). The server queues the rest.
+    max_concurrent_workflow_tasks: int = Field(8, ge=2)
 
 
 class IngressSettings(_Strict):

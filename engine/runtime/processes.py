@@ -86,7 +86,9 @@ async def _serve_ingress(app: EngineApp, router: Any, host: str, port: int) -> t
 async def _start_worker(app: EngineApp, client: Any) -> tuple[Any, asyncio.Task[Any]]:
     from engine.runtime.worker import build_worker, engine_activities
 
-    worker = build_worker(client, app.plugins, engine_activities(app), task_queue=app.config.temporal.task_queue)
+    temporal = app.config.temporal
+    worker = build_worker(client, app.plugins, engine_activities(app), task_queue=temporal.task_queue,
+                          max_concurrent_workflow_tasks=temporal.max_concurrent_workflow_tasks)
     task = asyncio.create_task(worker.run())
     return worker, task
 

@@ -66,6 +66,7 @@ def build_worker(
     task_queue: str,
     workflows: Sequence[type] | None = None,
     max_concurrent_activities: int = 100,
+    max_concurrent_workflow_tasks: int = 8,
     interceptors: Sequence[Any] = (),
 ) -> Worker:
     workflows = list(workflows if workflows is not None else plugins.workflows())
@@ -79,6 +80,7 @@ def build_worker(
         # plugin activities may be plain functions; Feishu activities are async
         activity_executor=concurrent.futures.ThreadPoolExecutor(max_workers=max_concurrent_activities),
         max_concurrent_activities=max_concurrent_activities,
+        max_concurrent_workflow_tasks=max_concurrent_workflow_tasks,
         # KeepAlive first: its beats must go on while the other interceptors and the activity run
         interceptors=[KeepAlive(), *interceptors],
     )

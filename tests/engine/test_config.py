@@ -107,6 +107,15 @@ def test_wrong_types_in_engine_sections(tmp_path: Path) -> None:
     assert keys == {"temporal.mode", "temporal.port"}
 
 
+def test_workflow_task_slots(tmp_path: Path) -> None:
+    """Few workflow tasks at a time by default: a replay storm after a restart must not run into task timeouts."""
+    assert load_config(write(tmp_path, GOOD), SCENARIOS).temporal.max_concurrent_workflow_tasks == 8
+    text = GOOD.replace('mode = "embedded"', 'mode = "embedded"\nmax_concurrent_workflow_tasks = 1')
+    with pytest.raises(ConfigError) as caught:
+        load_config(write(tmp_path, text), SCENARIOS)
+    assert [i.key for i in caught.value.issues] == ["temporal.max_concurrent_workflow_tasks"]
+
+
 def test_toml_syntax_error_names_the_file(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as caught:
         load_config(write(tmp_path, "[organizations.a\n"), SCENARIOS)
