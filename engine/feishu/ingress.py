@@ -78,6 +78,8 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 DEFAULT_DISPATCH_TIMEOUT = 2.5
+DRAIN_GRACE = 10.0
+"""Seconds a stopping ingress gives dispatches still under way (already answered 503) to finish."""
 """Seconds a dispatch may take before the push is answered 503 (Feishu gives up waiting at 3 s)."""
 REDELIVERY_WINDOW_SECONDS = 7 * 3600.0
 """How old an event's ``create_time`` may legitimately be: Feishu redelivers up to ~6 h 20 min later."""
@@ -177,6 +179,7 @@ class EventPipeline:
         # dispatching a second time; and how many requests are waiting on each.
         self._inflight: dict[str, asyncio.Task[DispatchResult]] = {}
         self._waiters: dict[str, int] = {}
+        self._draining = False
 
     # -- authorization
 
@@ -272,6 +275,26 @@ class EventPipeline:
             else:
                 del self._waiters[event_id]
 
+    async def drain(self, grace: float = DRAIN_GRACE) -> None:
+        """At shutdown: let the dispatches still under way finish for up to ``grace`` seconds, then cancel them.
+
+        Each was answered 503 when it ran over its budget, so Feishu pushes a cancelled one again; without
+        this, the process's exit cancelled them and each logged a traceback.
+        """
+        self._draining = True
+        pending = dict(self._inflight)
+        if not pending:
+            return
+        log.info("feishu ingress stopping: waiting up to %.0f s for %d dispatch(es) under way", grace, len(pending))
+        _, late = await asyncio.wait(pending.values(), timeout=grace)
+        for event_id, task in pending.items():
+            if task in late:
+                log.warning("feishu event %s: dispatch still under way at shutdown, cancelled; it was answered "
+                            "503, so Feishu pushes it again", event_id)
+                task.cancel()
+        if late:
+            await asyncio.wait(late)
+
     def _settled(self, event_id: str, event_type: str, task: asyncio.Task[DispatchResult]) -> None:
         """A dispatch task ended: remember a success; report a failure nobody is waiting for any more."""
         self._inflight.pop(event_id, None)
@@ -280,6 +303,9 @@ class EventPipeline:
         error = task.exception()  # always retrieved, so asyncio never warns about it
         if error is None:
             self.seen.remember(event_id)
+        elif self._draining:
+            # cancelled by drain(): temporalio reports a cancelled RPC as its own error, already logged there
+            log.info("feishu event %s (%s): dispatch ended by shutdown: %r", event_id, event_type, error)
         elif not self._waiters.get(event_id):
             # The request that started it already answered 503 (over budget); this is the only report.
             log.error("feishu event %s (%s): dispatch failed after its answer: %r", event_id, event_type, error,

@@ -16,11 +16,14 @@ import signal
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from engine.config import EngineConfig
 from engine.plugins import PluginSet
 from engine.runtime.app import EngineApp, set_current_app
+
+if TYPE_CHECKING:
+    from engine.feishu.ingress import EventPipeline
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +68,8 @@ def _stop_event() -> asyncio.Event:
     return stop
 
 
-async def _serve_ingress(app: EngineApp, router: Any, host: str, port: int) -> tuple[Any, asyncio.Task[Any]]:
+async def _serve_ingress(app: EngineApp, router: Any, host: str,
+                         port: int) -> tuple[Any, asyncio.Task[Any], EventPipeline]:
     import uvicorn
 
     from engine.feishu.ingress import build_ingress
@@ -80,7 +84,7 @@ async def _serve_ingress(app: EngineApp, router: Any, host: str, port: int) -> t
         if task.done():
             task.result()  # surfaces the bind error
         await asyncio.sleep(0.05)
-    return server, task
+    return server, task, asgi.state.pipeline
 
 
 async def _start_worker(app: EngineApp, client: Any) -> tuple[Any, asyncio.Task[Any]]:
@@ -199,8 +203,8 @@ async def run_dev(config: EngineConfig, plugins: PluginSet, options: DevOptions,
 
         router = _router(app, client)
         port = options.ingress_port if options.ingress_port is not None else config.ingress.port
-        server_, ingress_task = await _serve_ingress(app, router, config.ingress.host, port)
-        cleanups.append(lambda: _stop_uvicorn(server_, ingress_task))
+        server_, ingress_task, pipeline = await _serve_ingress(app, router, config.ingress.host, port)
+        cleanups.append(lambda: _stop_uvicorn(server_, ingress_task, pipeline))
         bound = server_.servers[0].sockets[0].getsockname()[1] if server_.servers else port
         say(f"  ingress           http://{config.ingress.host}:{bound}   (GET /healthz, POST /feishu/events)")
         if standin is not None:
@@ -224,9 +228,10 @@ async def run_dev(config: EngineConfig, plugins: PluginSet, options: DevOptions,
                     await asyncio.wait_for(result, 20)
 
 
-async def _stop_uvicorn(server: Any, task: asyncio.Task[Any]) -> None:
+async def _stop_uvicorn(server: Any, task: asyncio.Task[Any], pipeline: EventPipeline) -> None:
     server.should_exit = True
     await task
+    await pipeline.drain()  # dispatches that ran over their budget, answered 503 but still under way
 
 
 async def run_worker(config: EngineConfig, plugins: PluginSet, say: Say) -> None:
@@ -261,9 +266,9 @@ async def run_ingress(config: EngineConfig, plugins: PluginSet, say: Say, port: 
 
         LongConnection(config, router, asyncio.get_running_loop()).start()
         say("long connection to Feishu started")
-    server, task = await _serve_ingress(app, router, config.ingress.host,
+    server, task, pipeline = await _serve_ingress(app, router, config.ingress.host,
                                         port if port is not None else config.ingress.port)
     say(f"ingress listening on http://{config.ingress.host}:{port or config.ingress.port}")
     waiter = asyncio.create_task(stop.wait())
     await asyncio.wait({waiter, task}, return_when=asyncio.FIRST_COMPLETED)
-    await _stop_uvicorn(server, task)
+    await _stop_uvicorn(server, task, pipeline)

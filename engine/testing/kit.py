@@ -326,7 +326,7 @@ class ScenarioHarness:
             from engine.runtime.processes import _serve_ingress
 
             self._ingress = await _serve_ingress(self.app, self.router, "127.0.0.1", 0)
-        server, _ = self._ingress
+        server = self._ingress[0]
         port = server.servers[0].sockets[0].getsockname()[1]
         options.setdefault("retries", ())
         options.setdefault("tenant_key", self.org.tenant_key or None)
@@ -337,9 +337,9 @@ class ScenarioHarness:
 
     async def _stop_ingress(self) -> None:
         if self._ingress is not None:
-            server, task = self._ingress
-            server.should_exit = True
-            await task
+            from engine.runtime.processes import _stop_uvicorn
+
+            await _stop_uvicorn(*self._ingress)
             self._ingress = None
 
     async def start_workflow(self, workflow: str, *args: Any, id: str) -> WorkflowHandle[Any, Any]:

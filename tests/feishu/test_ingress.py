@@ -505,3 +505,35 @@ async def test_lowercase_headers_are_canonicalized(tmp_path: Path) -> None:
     assert response.status_code == 200
     assert json.loads(response.text) == {}
     assert len(dispatcher.events) == 1
+
+
+class CancelledAsItsOwnError(RecordingDispatcher):
+    """Like the Temporal client: a cancelled update RPC ends in an error of its own, not CancelledError."""
+
+    async def dispatch(self, event: FeishuEvent, org: OrgContext) -> DispatchResult:
+        self.calls += 1
+        try:
+            await asyncio.sleep(self.delay)
+        except asyncio.CancelledError:
+            raise RuntimeError("Timeout or cancellation waiting for update") from None
+        self.events.append((event, org))
+        return self.result
+
+
+@pytest.mark.parametrize("delay, finished", [(0.3, True), (30.0, False)])
+async def test_a_stopping_ingress_drains_dispatches_answered_503(tmp_path: Path, caplog: pytest.LogCaptureFixture,
+                                                                 delay: float, finished: bool) -> None:
+    """Regression (issue 9): an ingress stopped while a dispatch that ran over its budget was still under way
+    logged an ERROR traceback per dispatch. It now lets them finish for a grace period, then cancels the rest
+    with one line each (Feishu pushes them again: they were answered 503)."""
+    dispatcher = CancelledAsItsOwnError()
+    dispatcher.delay = delay
+    app = build_ingress(make_config(tmp_path), dispatcher, dispatch_timeout=0.1)
+    body, headers = sender().build(message())
+    assert (await post(app, body, headers)).status_code == 503
+    caplog.set_level(logging.INFO, logger="engine.feishu.ingress")
+    await app.state.pipeline.drain(grace=1.0)
+    assert len(dispatcher.events) == (1 if finished else 0)
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+    cancelled = [r for r in caplog.records if "cancelled" in r.getMessage()]
+    assert len(cancelled) == (0 if finished else 1) and all(r.exc_info is None for r in cancelled)
