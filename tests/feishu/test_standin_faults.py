@@ -97,6 +97,8 @@ async def test_slow_fault_trips_client_timeout(standin: FeishuStandIn) -> None:
     assert time.monotonic() - started < 0.9
     await asyncio.sleep(0.8)  # the slow call still completes server-side (a timeout is not a failure)
     assert [m.to for m in standin.messages()].count("ou_d") == 1
+    # recorded as answered by the fault (regression, issue 9: a slowed call was recorded as a plain one)
+    assert [c.fault for c in standin.calls_to("/open-apis/im/v1/messages")] == [None, "slow"]
 
 
 async def test_expired_token_fault(standin: FeishuStandIn) -> None:

@@ -144,16 +144,18 @@ async def _dispatch(standin: FeishuStandIn, endpoint: Endpoint, ctx: Ctx) -> tup
         ctx.app = standin.state.apps.get(str(ctx.body.get("app_id") or ctx.body.get("client_id") or ""))
 
     fault = standin.faults.take(ctx.path, ctx.app_id)
+    slowed: str | None = None  # a slow fault answers normally, late: the call still counts as faulted
     if fault is not None:
         if fault.kind == "slow":
             await asyncio.sleep(fault.delay)
+            slowed = fault.kind
         else:
             return _fault_reply(fault), fault.kind
 
     if endpoint.auth != "none":
         denied = _check_token(endpoint, bearer, token)
         if denied is not None:
-            return denied, None
+            return denied, slowed
     if standin.enforce_rate_limits and endpoint.api and ctx.app is not None:
         receiver = endpoint.receiver(ctx) if endpoint.receiver else None
         broken = standin.rate_limiter.check(endpoint.api, ctx.app.app_id, receiver)
@@ -163,7 +165,7 @@ async def _dispatch(standin: FeishuStandIn, endpoint: Endpoint, ctx: Ctx) -> tup
                         headers={"x-ogw-ratelimit-limit": str(rule.limit),
                                  "x-ogw-ratelimit-reset": str(max(1, round(wait + 0.499)))}), "rate_limit"
     try:
-        return await endpoint.handler(ctx), None
+        return await endpoint.handler(ctx), slowed
     except Exception as exc:  # a stand-in bug should read as a 500, with the reason, not a dropped socket
         standin.log.exception("stand-in handler %s %s failed", endpoint.method, endpoint.path)
         return fail(500, 1, f"stand-in internal error: {type(exc).__name__}: {exc}"), None
