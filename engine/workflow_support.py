@@ -68,5 +68,9 @@ class SeenEvents:
         self._set.add(event_id)
         return True
 
+    def __contains__(self, event_id: object) -> bool:
+        """Whether ``event_id`` was seen (without remembering it: for update validators, which must not mutate)."""
+        return event_id in self._set
+
     def ids(self) -> list[str]:
         return list(self._order)

@@ -155,6 +155,7 @@ class LoanWorkflow:
     @workflow.update(name="borrow")
     async def borrow(self, request: BorrowRequest) -> dict[str, Any]:
         """Borrow the asset (or ask the keeper, when the category needs approval)."""
+        self.seen.first_time(request.event_id)  # a redelivery in a later run is refused (validator)
         # claim before the first await: a second borrower arriving meanwhile is refused by name
         self._check_available(request.borrower_open_id)
         self.claim = request.borrower_open_id
@@ -195,11 +196,19 @@ class LoanWorkflow:
     @borrow.validator
     def _validate_borrow(self, request: BorrowRequest) -> None:
         # refused before it is written to history: the loser of a race gets the answer at once
+        self._refuse_seen(request)
         self._check_available(request.borrower_open_id)
+
+    def _refuse_seen(self, request: ActorRequest | BorrowRequest) -> None:
+        """Refuse an event applied before. Temporal dedupes an update id within a run only; after a return
+        (continue-as-new) a redelivered borrow press would lend the asset again (tests/reliability)."""
+        if request.event_id and request.event_id in self.seen:
+            raise Refused(rules.text("already_done", self.locale))
 
     @workflow.update(name="approve")
     async def approve(self, request: ActorRequest) -> dict[str, Any]:
         """The keeper approves a pending borrow request."""
+        self.seen.first_time(request.event_id)  # a redelivery in a later run is refused (validator)
         await workflow.wait_condition(lambda: self.loaded)
         loan = self._pending(request)
         loan.approved_by = request.actor_open_id
@@ -211,6 +220,7 @@ class LoanWorkflow:
     @workflow.update(name="reject")
     async def reject(self, request: ActorRequest) -> dict[str, Any]:
         """The keeper rejects a pending borrow request."""
+        self.seen.first_time(request.event_id)  # a redelivery in a later run is refused (validator)
         await workflow.wait_condition(lambda: self.loaded)
         loan = self._pending(request)
         self.status, self.loan = "available", None
@@ -221,6 +231,14 @@ class LoanWorkflow:
                          f"decision:{len(self.history)}")
         return {"ok": True, "status": self.status,
                 "toast": rules.text("rejected", self.locale, borrower=loan.borrower_name or loan.borrower_open_id)}
+
+    @approve.validator
+    def _validate_approve(self, request: ActorRequest) -> None:
+        self._refuse_seen(request)
+
+    @reject.validator
+    def _validate_reject(self, request: ActorRequest) -> None:
+        self._refuse_seen(request)
 
     def _pending(self, request: ActorRequest) -> Loan:
         if self.status != "requested" or self.loan is None:
@@ -234,6 +252,7 @@ class LoanWorkflow:
     async def return_asset(self, request: ActorRequest) -> dict[str, Any]:
         """Return by the borrower's scan or the keeper's confirmation; the keeper also restores a lost or
         damaged asset this way."""
+        self.seen.first_time(request.event_id)  # a redelivery in a later run is refused (validator)
         await workflow.wait_condition(lambda: self.loaded)
         now = workflow.now()
         roles = rules.roles_of(request.actor_open_id, asset=self.asset, loan=self.loan, manager=self._manager())
@@ -270,6 +289,7 @@ class LoanWorkflow:
     @workflow.update(name="extend")
     async def extend(self, request: ExtendRequest) -> dict[str, Any]:
         """Push the due date back, within the category's limits."""
+        self.seen.first_time(request.event_id)  # a redelivery in a later run is refused (validator)
         await workflow.wait_condition(lambda: self.loaded)
         loan = self._active(request, allowed={"borrower", "keeper", "manager"})
         category = (self.asset.category if self.asset else "") or self.settings.default_category
@@ -291,6 +311,7 @@ class LoanWorkflow:
     @workflow.update(name="mark")
     async def mark(self, request: MarkRequest) -> dict[str, Any]:
         """The keeper marks the asset lost or damaged: reminders stop, the loan (if any) ends."""
+        self.seen.first_time(request.event_id)  # a redelivery in a later run is refused (validator)
         await workflow.wait_condition(lambda: self.loaded)
         roles = rules.roles_of(request.actor_open_id, asset=self.asset, loan=None, manager=self._manager())
         if not roles & {"keeper", "manager"}:
@@ -315,6 +336,7 @@ class LoanWorkflow:
     @workflow.update(name="remind_now")
     async def remind_now(self, request: ActorRequest) -> dict[str, Any]:
         """A manual reminder to the borrower by the keeper (or a manager), logged with who asked."""
+        self.seen.first_time(request.event_id)  # a redelivery in a later run is refused (validator)
         await workflow.wait_condition(lambda: self.loaded)
         loan = self._active(request, allowed={"keeper", "manager"})
         loan.manual_reminders += 1
@@ -326,6 +348,22 @@ class LoanWorkflow:
                           "days": rules.days_overdue(loan.due, workflow.now(), self.zone)}, f"manual:{number}")
         return {"ok": True, "status": self.status,
                 "toast": rules.text("reminded", self.locale, borrower=loan.borrower_name or loan.borrower_open_id)}
+
+    @return_asset.validator
+    def _validate_return(self, request: ActorRequest) -> None:
+        self._refuse_seen(request)
+
+    @extend.validator
+    def _validate_extend(self, request: ExtendRequest) -> None:
+        self._refuse_seen(request)
+
+    @mark.validator
+    def _validate_mark(self, request: MarkRequest) -> None:
+        self._refuse_seen(request)
+
+    @remind_now.validator
+    def _validate_remind_now(self, request: ActorRequest) -> None:
+        self._refuse_seen(request)
 
     def _active(self, request: ActorRequest, *, allowed: set[str]) -> Loan:
         if self.status != "on_loan" or self.loan is None:

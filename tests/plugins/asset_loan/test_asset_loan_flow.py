@@ -115,6 +115,29 @@ async def test_borrow_remind_escalate_extend_return(scenario_harness: Any) -> No
         assert "逾期" in env.messages(to=BORROWER)[-1].text or "归还" in env.messages(to=BORROWER)[-1].text
 
 
+async def test_a_press_delivered_again_after_the_return_changes_nothing(scenario_harness: Any) -> None:
+    """Regression (issue 9, the reliability suite): Temporal dedupes an update id within one run only, so a
+    borrow press redelivered after the return (a new run) lent the asset again, with a card and a row write."""
+    async with harness(scenario_harness) as env:
+        env.standin.state.merge_json(SEED)
+        borrow = press("borrow", "RD-OSC-002", BORROWER)
+        returned = press("return", "RD-OSC-002", BORROWER)
+        await env.deliver(borrow)
+        await env.deliver(returned)
+        await env.settle()
+        assert (await loan_state(env, "RD-OSC-002")).cycle == 1  # the return began the next run
+        cards = len(env.messages(to=BORROWER))
+        for again in (borrow, returned):
+            result = await env.deliver(again)
+            assert result.toast == "这个操作已经处理过了"
+        await env.settle()
+        state = await loan_state(env, "RD-OSC-002")
+        assert (state.status, state.cycle) == ("available", 1)
+        assert len(env.messages(to=BORROWER)) == cards
+        assert asset_row(env, "recAsset002")["状态"] == "在库"
+        assert [h["动作"] for h in history(env)] == ["borrow", "return"]
+
+
 async def test_concurrent_borrow_exactly_one_wins(scenario_harness: Any) -> None:
     async with harness(scenario_harness) as env:
         env.standin.state.merge_json(SEED)
