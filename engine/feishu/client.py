@@ -67,6 +67,7 @@ BITABLE_PAGE_SIZE = 500  # Feishu's largest search page
 CHAT_NAME_MAX = 60  # Feishu rejects longer chat names
 CHAT_NOT_FOUND = 232006  # "invalid chat id": also what a second delete of a dissolved chat answers
 LOOKUP_PER_CALL = 50  # contact batch_get_id: at most 50 emails and 50 mobiles per call
+NO_USER_AUTHORITY = 41050  # contact user get: the user is unknown or outside the app's contact scope
 UPSERT_KEYS_PER_SEARCH = 20  # keys OR-ed into one search filter when matching upsert keys
 # Refresh the tenant token this long before Feishu says it expires (it lives 7,200 s).
 TOKEN_REFRESH_MARGIN = 300.0
@@ -691,6 +692,24 @@ class FeishuClient:
                 users.append(UserRef(open_id=item.user_id or None, email=item.email or None,
                                      mobile=item.mobile or None))
         return users
+
+    async def get_user(self, open_id: str) -> dict[str, Any] | None:
+        """A user's contact record (``name``, ``department_ids``, ...), or ``None`` when Feishu says the user
+        is unknown or outside the app's contact scope (41050). Other failures raise, like every call."""
+        from lark_oapi.api.contact.v3 import GetUserRequest
+
+        def invoke(option: Any) -> Any:
+            request = (GetUserRequest.builder().user_id(open_id).user_id_type("open_id")
+                       .department_id_type("open_department_id").build())
+            return self._lark.contact.v3.user.get(request, option)
+
+        try:
+            response = await self._call("contact.v3.user.get", invoke)
+        except FeishuError as error:
+            if error.code == NO_USER_AUTHORITY:
+                return None
+            raise
+        return dict(_raw_data(response).get("user") or {})
 
     async def bot_info(self) -> dict[str, Any]:
         """The bot's identity (``open_id``, ``app_name``, ``activate_status``) from ``/bot/v3/info``."""

@@ -10,6 +10,8 @@ from zoneinfo import ZoneInfo
 
 from temporalio import activity
 
+from engine.feishu.errors import FeishuError
+
 from .models import AssetInfo, AssetRef, AssetRow, GuardResult, LoanContext, UserProfile
 
 log = logging.getLogger(__name__)
@@ -59,24 +61,20 @@ def _info(row: AssetRow) -> AssetInfo:
 
 @activity.defn(name="asset_loan.user_profile")
 async def user_profile(ref: AssetRef) -> UserProfile:
-    """Name and departments of a user (contact API); unknown users get an empty profile."""
-    import httpx
+    """Name and departments of a user (contact API); unknown users get an empty profile.
 
-    feishu = _app().feishu
-    token = await feishu.tenant_token()
-    async with httpx.AsyncClient(base_url=feishu.base_url, timeout=feishu.timeout) as http:
-        response = await http.get(f"/open-apis/contact/v3/users/{ref.open_id}",
-                                  params={"user_id_type": "open_id", "department_id_type": "open_department_id"},
-                                  headers={"Authorization": f"Bearer {token}"})
-    body = response.json() if response.headers.get("content-type", "").startswith("application/json") else {}
-    if body.get("code") != 0:
-        if response.status_code >= 500 or response.status_code == 429:
-            raise RuntimeError(f"contact API answered {response.status_code}: {body.get('msg', '')}")
-        log.info("no profile for %s: %s", ref.open_id, body.get("msg"))
+    Through the engine's client: rate-limited, a refused token re-fetched, and a Feishu failure raised as
+    the retryable (or not) error every Feishu activity raises.
+    """
+    try:
+        user = await _app().feishu.get_user(ref.open_id)
+    except FeishuError as error:
+        raise error.to_application_error() from error
+    if user is None:
+        log.info("no profile for %s: unknown to the contact API or outside the app's scope", ref.open_id)
         return UserProfile(open_id=ref.open_id)
-    user = body["data"]["user"]
-    return UserProfile(open_id=ref.open_id, name=user.get("name", ""),
-                       department_ids=list(user.get("department_ids") or []))
+    return UserProfile(open_id=ref.open_id, name=str(user.get("name") or ""),
+                       department_ids=[str(d) for d in user.get("department_ids") or []])
 
 
 def _find_status(state: Any) -> tuple[str, str]:

@@ -222,6 +222,20 @@ async def test_pin_upload_lookup_and_bot_info(standin: FeishuStandIn, client: Fe
     assert bot.get("open_id", "").startswith("ou_")
 
 
+async def test_get_user_known_unknown_and_failing(standin: FeishuStandIn, client: FeishuClient) -> None:
+    """Regression (issue 9): asset_loan read profiles with its own HTTP call, past the limiter and the error
+    mapping; an expired token there read as "unknown user". The client's get_user does it the engine's way."""
+    standin.add_user("ou_gil", name="Gil")
+    assert (await client.get_user("ou_gil") or {}).get("name") == "Gil"
+    assert await client.get_user("ou_nobody") is None  # 41050: unknown or outside the contact scope
+    standin.inject(Fault("expired_token", path_prefix="/open-apis/contact/"))
+    assert (await client.get_user("ou_gil") or {}).get("name") == "Gil"  # token re-fetched, asked again
+    standin.inject(Fault("server_error", status=502, path_prefix="/open-apis/contact/"))
+    with pytest.raises(FeishuError) as failure:
+        await client.get_user("ou_gil")
+    assert failure.value.retryable
+
+
 # --------------------------------------------------------------------------------------------- bitable
 async def test_upsert_creates_then_updates(standin: FeishuStandIn, activities: FeishuActivities) -> None:
     standin.state.table("bascnDevices", "tblCal", create=True)
