@@ -8,24 +8,16 @@ go behind ``workflow.patched``.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
-from temporalio.client import WorkflowHistory
-from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.worker import Replayer
 from test_asset_loan_flow import BORROWER, KEEPER, SEED, harness, press
 
-from engine.runtime.worker import workflow_runner
+from engine.testing.replay import assert_replays, keep_history, load_history
 from plugins.asset_loan.workflows import WORKFLOWS
 
 FIXTURE = Path(__file__).parent / "histories" / "loan.json"
 WORKFLOW_ID = "acme:asset_loan:RD-OSC-001"
-
-
-def _replayer() -> Replayer:
-    return Replayer(workflows=WORKFLOWS, workflow_runner=workflow_runner(), data_converter=pydantic_data_converter)
 
 
 async def test_record_and_replay(scenario_harness: Any) -> None:
@@ -40,14 +32,9 @@ async def test_record_and_replay(scenario_harness: Any) -> None:
         history = await env.client.get_workflow_handle(WORKFLOW_ID, run_id=first_run).fetch_history()
         text = history.to_json()
         assert "EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW" in text
-        result = await _replayer().replay_workflow(history)
-        assert result.replay_failure is None
-        if os.environ.get("ASSET_LOAN_RECORD_HISTORY") or not FIXTURE.exists():
-            FIXTURE.parent.mkdir(parents=True, exist_ok=True)
-            FIXTURE.write_text(text, encoding="utf-8")
+        await assert_replays(history, WORKFLOWS)
+        keep_history(history, FIXTURE, "ASSET_LOAN_RECORD_HISTORY")
 
 
 async def test_recorded_history_replays() -> None:
-    history = WorkflowHistory.from_json(WORKFLOW_ID, FIXTURE.read_text(encoding="utf-8"))
-    result = await _replayer().replay_workflow(history)
-    assert result.replay_failure is None
+    await assert_replays(load_history(FIXTURE, WORKFLOW_ID), WORKFLOWS)

@@ -7,27 +7,19 @@ sent out, a passing result, continue-as-new). Re-record it on purpose only, with
 
 from __future__ import annotations
 
-import os
 from datetime import timedelta
 from pathlib import Path
 
 import devcal_helpers as h
-from temporalio.client import WorkflowHistory
-from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.worker import Replayer
 
 import plugins.device_calibration as device_calibration
 from engine.rules import add_months
-from engine.runtime.worker import workflow_runner
 from engine.testing.kit import org_config
+from engine.testing.replay import assert_replays, keep_history, load_history
 from plugins.device_calibration.workflows import WORKFLOWS
 
 FIXTURE = Path(__file__).parent / "histories" / "cycle.json"
 WORKFLOW_ID = "acme:device_calibration:CT-0012"
-
-
-def _replayer() -> Replayer:
-    return Replayer(workflows=WORKFLOWS, workflow_runner=workflow_runner(), data_converter=pydantic_data_converter)
 
 
 async def test_record_and_replay(scenario_harness: object) -> None:
@@ -49,14 +41,9 @@ async def test_record_and_replay(scenario_harness: object) -> None:
         history = await env.client.get_workflow_handle(WORKFLOW_ID, run_id=first_run).fetch_history()
         text = history.to_json()
         assert "EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW" in text
-        result = await _replayer().replay_workflow(history)
-        assert result.replay_failure is None
-        if os.environ.get("DEVCAL_RECORD_HISTORY") or not FIXTURE.exists():
-            FIXTURE.parent.mkdir(parents=True, exist_ok=True)
-            FIXTURE.write_text(text, encoding="utf-8")
+        await assert_replays(history, WORKFLOWS)
+        keep_history(history, FIXTURE, "DEVCAL_RECORD_HISTORY")
 
 
 async def test_recorded_history_replays() -> None:
-    history = WorkflowHistory.from_json(WORKFLOW_ID, FIXTURE.read_text(encoding="utf-8"))
-    result = await _replayer().replay_workflow(history)
-    assert result.replay_failure is None
+    await assert_replays(load_history(FIXTURE, WORKFLOW_ID), WORKFLOWS)
