@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+from collections.abc import Callable
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -67,6 +68,8 @@ PATCH_QUARANTINE_AS_LEFT = "quarantine-ends-on-usable-as-left"
 PATCH_ASSESSMENT_RETIRE_STATUS = "assessment-retire-marks-row"
 PATCH_RESUME_RESTORES_STATUS = "resume-restores-restricted-status"
 PATCH_COMBINED_STATUS = "status-combines-every-kind"
+
+CLOSED_PHASES = ("paused", "retired", "not_found")  # a result or its form does not apply to these
 
 PLUGIN_RETRY = RetryPolicy(initial_interval=timedelta(seconds=2), backoff_coefficient=2.0,
                            maximum_interval=timedelta(minutes=10))
@@ -389,27 +392,27 @@ class CalibrationCycle:
 
     # ------------------------------------------------------------------------------------ updates
 
-    async def _ready(self, inp: CardInput) -> dict[str, str] | None:
-        """Wait for the run to initialize; a toast if the card is stale or the cycle has ended."""
+    async def _ready(self, inp: CardInput,
+                     phase_ok: Callable[[str], bool] | None = None) -> dict[str, str] | None:
+        """Wait for the run to initialize; a toast if the card is stale, the cycle has ended, or the
+        press does not apply to the cycle's phase (``phase_ok``)."""
         await workflow.wait_condition(lambda: self.s is not None)
         s = self.s
         assert s is not None
         if inp.cycle is not None and inp.cycle != s.cycle:
             return rules.toast(self.locale, "stale", cycle=inp.cycle)
-        if self._ended or self._complete is not None:
+        if self._ended or self._complete is not None or (phase_ok is not None and not phase_ok(s.phase)):
             return rules.toast(self.locale, "wrong_phase", phase=s.phase)
         return None
 
     @workflow.update(name="sent_out")
     async def sent_out(self, inp: CardInput) -> dict[str, str]:
         """"Sent for calibration" (vendor, date): the ladder stops; an away-too-long reminder takes over."""
-        refused = await self._ready(inp)
+        refused = await self._ready(inp, lambda phase: phase in ("active", "overdue"))
         if refused:
             return refused
         s = self.s
         assert s is not None
-        if s.phase not in ("active", "overdue"):
-            return rules.toast(self.locale, "wrong_phase", phase=s.phase)
         parsed = rules.parse_sent_out(inp.values, self._today())
         if isinstance(parsed, str):
             return rules.toast(self.locale, "invalid", problem=parsed)
@@ -429,13 +432,11 @@ class CalibrationCycle:
     @workflow.update(name="result_form")
     async def result_form(self, inp: CardInput) -> dict[str, str]:
         """"Calibrated": send the result form (date, performed by, certificate, as-found/as-left) to the presser."""
-        refused = await self._ready(inp)
+        refused = await self._ready(inp, lambda phase: phase not in CLOSED_PHASES)
         if refused:
             return refused
         s = self.s
         assert s is not None
-        if s.phase in ("paused", "retired", "not_found"):
-            return rules.toast(self.locale, "wrong_phase", phase=s.phase)
         self._history("result_form_requested", actor=inp.operator, reason="calibrated pressed",
                       detail={"event_id": inp.event_id})
         await self._send(inp.operator, "device_calibration:result_form.card",
@@ -446,13 +447,11 @@ class CalibrationCycle:
     @workflow.update(name="result")
     async def result(self, inp: CardInput) -> dict[str, str]:
         """The calibration result: pass starts the next cycle; out of tolerance quarantines and opens an assessment."""
-        refused = await self._ready(inp)
+        refused = await self._ready(inp, lambda phase: phase not in CLOSED_PHASES)
         if refused:
             return refused
         s = self.s
         assert s is not None
-        if s.phase in ("paused", "retired", "not_found"):
-            return rules.toast(self.locale, "wrong_phase", phase=s.phase)
         parsed = rules.parse_result(inp.values, self._today())
         if isinstance(parsed, str):
             return rules.toast(self.locale, "invalid", problem=parsed)
