@@ -30,6 +30,27 @@ ACTIVITY_HEARTBEAT = timedelta(seconds=15)
 FEISHU_SCHEDULE_TO_CLOSE = timedelta(days=1)
 
 
+# A plugin's own activities: retried with backoff up to every 5 minutes, for at most 6 hours by default.
+PLUGIN_RETRY = RetryPolicy(initial_interval=timedelta(seconds=2), maximum_interval=timedelta(minutes=5))
+PLUGIN_SCHEDULE_TO_CLOSE = timedelta(hours=6)
+
+
+def activity_options(start_to_close: timedelta, *, schedule_to_close: timedelta = PLUGIN_SCHEDULE_TO_CLOSE,
+                     retry: RetryPolicy | None = PLUGIN_RETRY) -> dict[str, Any]:
+    """Keyword arguments of ``workflow.execute_activity`` for a plugin's own activity.
+
+    Always bounded (the time-skipping test server would otherwise leap years, TEMPORAL_NOTES.md) and
+    heartbeated by the worker, so a crash costs ``ACTIVITY_HEARTBEAT``, not ``start_to_close``. ``retry=None``
+    leaves Temporal's default retry policy.
+    """
+    options: dict[str, Any] = {"start_to_close_timeout": start_to_close,
+                               "schedule_to_close_timeout": schedule_to_close,
+                               "heartbeat_timeout": ACTIVITY_HEARTBEAT}
+    if retry is not None:
+        options["retry_policy"] = retry
+    return options
+
+
 async def feishu_call(activity: str, request: Any, *, result_type: type | None = None) -> Any:
     """Run one of the engine's Feishu activities with the engine's retry policy and timeouts."""
     return await workflow.execute_activity(

@@ -15,14 +15,13 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from engine.feishu import requests as fr
     from engine.rules.decision import Decision
     from engine.rules.workdays import as_zone
-    from engine.workflow_support import ACTIVITY_HEARTBEAT, SeenEvents, feishu_call
+    from engine.workflow_support import SeenEvents, activity_options, feishu_call
 
 from . import rules
 from .bitable import history_fields, loan_fields
@@ -49,13 +48,7 @@ from .models import (
 
 SCENARIO = "asset_loan"
 HISTORY_KEPT = 50  # entries carried over continue-as-new (the full record is in the history table)
-OWN_ACTIVITY = {
-    "start_to_close_timeout": timedelta(seconds=30),
-    # bounded, or the time-skipping server may leap years (TEMPORAL_NOTES.md)
-    "schedule_to_close_timeout": timedelta(hours=6),
-    "heartbeat_timeout": ACTIVITY_HEARTBEAT,  # the worker beats for it: a crash costs seconds, not the timeout
-    "retry_policy": RetryPolicy(initial_interval=timedelta(seconds=2), maximum_interval=timedelta(minutes=5)),
-}
+OWN_ACTIVITY = activity_options(timedelta(seconds=30))
 
 
 class Refused(ApplicationError):

@@ -29,7 +29,7 @@ with workflow.unsafe.imports_passed_through():
     from engine.clock import BusinessClock
     from engine.feishu import requests as fr
     from engine.rules import Decision, WorkCalendar
-    from engine.workflow_support import ACTIVITY_HEARTBEAT, SeenEvents, feishu_call
+    from engine.workflow_support import SeenEvents, activity_options, feishu_call
     from plugins.device_calibration import rules
     from plugins.device_calibration.config import DeviceCalibrationSettings
     from plugins.device_calibration.models import (
@@ -71,16 +71,15 @@ PATCH_COMBINED_STATUS = "status-combines-every-kind"
 
 CLOSED_PHASES = ("paused", "retired", "not_found")  # a result or its form does not apply to these
 
-PLUGIN_RETRY = RetryPolicy(initial_interval=timedelta(seconds=2), backoff_coefficient=2.0,
-                           maximum_interval=timedelta(minutes=10))
+# this plugin's activities back off up to 10 minutes (the engine's PLUGIN_RETRY stops at 5)
+OWN_RETRY = RetryPolicy(initial_interval=timedelta(seconds=2), backoff_coefficient=2.0,
+                        maximum_interval=timedelta(minutes=10))
 
 
 async def _plugin_activity(name: str, arg: Any, result_type: type, *, minutes: int = 5) -> Any:
-    """One of this plugin's activities, bounded (the test server leaps years without schedule_to_close)."""
-    return await workflow.execute_activity(
-        name, arg, result_type=result_type, start_to_close_timeout=timedelta(minutes=minutes),
-        schedule_to_close_timeout=timedelta(hours=6), heartbeat_timeout=ACTIVITY_HEARTBEAT,
-        retry_policy=PLUGIN_RETRY)
+    """One of this plugin's activities, bounded and heartbeated (``engine.workflow_support.activity_options``)."""
+    return await workflow.execute_activity(name, arg, result_type=result_type,
+                                           **activity_options(timedelta(minutes=minutes), retry=OWN_RETRY))
 
 
 @workflow.defn(name=CYCLE_WORKFLOW)

@@ -22,7 +22,7 @@ from temporalio import workflow
 with workflow.unsafe.imports_passed_through():
     from engine.feishu import requests as fr
     from engine.rules.decision import Decision
-    from engine.workflow_support import ACTIVITY_HEARTBEAT, SeenEvents, feishu_call
+    from engine.workflow_support import SeenEvents, activity_options, feishu_call
     from plugins.handover import models as m
     from plugins.handover import rules
     from plugins.handover.activities import COLLECT_STATS, PLAN_SHIFT, START_SHIFT
@@ -441,15 +441,13 @@ class RotaDriver:
         result: m.PlanResult = await workflow.execute_activity(
             PLAN_SHIFT, m.PlanRequest(org=request.org, department=request.department, change=request.change,
                                       as_of=workflow.now()),
-            start_to_close_timeout=timedelta(minutes=1), schedule_to_close_timeout=PLUGIN_ACTIVITY_TIMEOUT,
-            heartbeat_timeout=ACTIVITY_HEARTBEAT,
+            **activity_options(timedelta(minutes=1), schedule_to_close=PLUGIN_ACTIVITY_TIMEOUT, retry=None),
             result_type=m.PlanResult)
         if result.plan is None:
             return {"started": None, "reason": result.reason}
         started: m.ShiftStarted = await workflow.execute_activity(
             START_SHIFT, m.StartShift(plan=result.plan, locale=locale),
-            start_to_close_timeout=timedelta(minutes=1), schedule_to_close_timeout=PLUGIN_ACTIVITY_TIMEOUT,
-            heartbeat_timeout=ACTIVITY_HEARTBEAT,
+            **activity_options(timedelta(minutes=1), schedule_to_close=PLUGIN_ACTIVITY_TIMEOUT, retry=None),
             result_type=m.ShiftStarted)
         if not started.started:
             # it already ran to its end: a late or repeated schedule run changes nothing
@@ -465,8 +463,7 @@ class MonthlyStats:
     async def run(self, org: str, recipients: list[str], month: str | None = None) -> m.StatsReport:
         report: m.StatsReport = await workflow.execute_activity(
             COLLECT_STATS, m.StatsRequest(org=org, month=month, as_of=workflow.now()),
-            start_to_close_timeout=timedelta(minutes=2), schedule_to_close_timeout=PLUGIN_ACTIVITY_TIMEOUT,
-            heartbeat_timeout=ACTIVITY_HEARTBEAT,
+            **activity_options(timedelta(minutes=2), schedule_to_close=PLUGIN_ACTIVITY_TIMEOUT, retry=None),
             result_type=m.StatsReport)
         context = {"month": report.month, "rows": [row.model_dump() for row in report.rows]}
         for index, person in enumerate(recipients):

@@ -20,13 +20,12 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from engine.feishu import requests as fr
     from engine.rules import Decision, WorkCalendar
-    from engine.workflow_support import ACTIVITY_HEARTBEAT, SeenEvents, feishu_call
+    from engine.workflow_support import SeenEvents, activity_options, feishu_call
 
 from . import rules
 from .config import ProjectDeliverySettings
@@ -53,13 +52,7 @@ REGISTRY_KEY = "registry"
 NOTICES_KEPT = 100
 # Feishu keeps a sent card updatable for 14 days; a day of margin for clocks and retries.
 CARD_UPDATABLE = timedelta(days=13)
-OWN_ACTIVITY: dict[str, Any] = {
-    "start_to_close_timeout": timedelta(seconds=30),
-    # bounded, or the time-skipping server may leap years (TEMPORAL_NOTES.md)
-    "schedule_to_close_timeout": timedelta(hours=6),
-    "heartbeat_timeout": ACTIVITY_HEARTBEAT,  # the worker beats for it: a crash costs seconds, not the timeout
-    "retry_policy": RetryPolicy(initial_interval=timedelta(seconds=2), maximum_interval=timedelta(minutes=5)),
-}
+OWN_ACTIVITY = activity_options(timedelta(seconds=30))
 
 _TOASTS = {
     "zh_CN": {"moved": "已更新为：{stage}", "closing": "正在结项", "cancelling": "正在取消项目",

@@ -22,14 +22,13 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 
 with workflow.unsafe.imports_passed_through():
     from engine.feishu import requests as fr
     from engine.ids import workflow_id
     from engine.rules import WorkCalendar
-    from engine.workflow_support import ACTIVITY_HEARTBEAT, SeenEvents, feishu_call
+    from engine.workflow_support import SeenEvents, activity_options, feishu_call
 
     from . import rules
     from .config import RecruitingSettings
@@ -70,13 +69,7 @@ with workflow.unsafe.imports_passed_through():
         req_key,
     )
 
-OWN_ACTIVITY: dict[str, Any] = {
-    "start_to_close_timeout": timedelta(seconds=60),
-    # bounded, or the time-skipping server may leap years (TEMPORAL_NOTES.md)
-    "schedule_to_close_timeout": timedelta(hours=6),
-    "heartbeat_timeout": ACTIVITY_HEARTBEAT,  # the worker beats for it: a crash costs seconds, not the timeout
-    "retry_policy": RetryPolicy(initial_interval=timedelta(seconds=2), maximum_interval=timedelta(minutes=5)),
-}
+OWN_ACTIVITY = activity_options(timedelta(seconds=60))
 
 
 class Refused(ApplicationError):

@@ -89,3 +89,13 @@ async def test_keepalive_beats_keep_the_activitys_own_details(client: Client) ->
 def test_beats_come_several_times_per_timeout() -> None:
     assert beat_interval(timedelta(seconds=15)) == 3.75
     assert beat_interval(timedelta(milliseconds=10)) == 0.05
+
+
+def test_plugin_activity_options_are_bounded_and_heartbeated() -> None:
+    """Every plugin builds its activities' options here, so none can miss the heartbeat timeout."""
+    from engine.workflow_support import ACTIVITY_HEARTBEAT, PLUGIN_RETRY, activity_options
+
+    options = activity_options(timedelta(seconds=30))
+    assert options == {"start_to_close_timeout": timedelta(seconds=30), "schedule_to_close_timeout": timedelta(hours=6),
+                       "heartbeat_timeout": ACTIVITY_HEARTBEAT, "retry_policy": PLUGIN_RETRY}
+    assert "retry_policy" not in activity_options(timedelta(minutes=1), retry=None)  # Temporal's default
