@@ -23,7 +23,7 @@ import sys
 import threading
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -55,10 +55,12 @@ from engine.config import EngineConfig, parse_config
 from engine.events import FeishuEvent
 from engine.ids import workflow_id
 from engine.plugins import PluginSet, load_plugins
+from engine.rules.workdays import WorkCalendar
 from engine.runtime.app import EngineApp, set_current_app
 from engine.runtime.dispatch import DispatchResult
 from engine.runtime.router import Router, feishu_reply_sender
 from engine.runtime.worker import build_worker, engine_activities
+from engine.testing.moments import Situation
 
 TASK_QUEUE = "engine-test"
 DEFAULT_ORG = "acme"
@@ -362,6 +364,25 @@ class ScenarioHarness:
         if delta < timedelta(0):
             raise ValueError(f"{moment.isoformat()} is in the past of the workflow clock")
         await self.advance(seconds=delta.total_seconds())
+
+    def calendar(self, site: str | None = None, org: str | None = None) -> WorkCalendar:
+        """The working-day calendar of the organization (or one of its sites), as its config sets it."""
+        context = self.config.orgs[org] if org else self.org
+        return WorkCalendar(context.site_zone(site),
+                            holidays=[date.fromisoformat(d) for d in context.config.holidays],
+                            workdays=[date.fromisoformat(d) for d in context.config.workdays])
+
+    async def begin_at(self, situation: Situation, *, site: str | None = None, org: str | None = None,
+                       margin: timedelta = timedelta(minutes=1)) -> datetime:
+        """Skip the workflow clock to the next moment of ``situation`` and return it (aware, local zone).
+
+        The moment lies at least ``margin`` ahead of the clock, so what the test set up before is not
+        overtaken. Derive every expectation from the returned moment (or from what workflows record), never
+        from the wall clock. See :mod:`engine.testing.moments`.
+        """
+        moment = situation.find(await self.now() + margin, self.calendar(site, org))
+        await self.advance_to(moment)
+        return moment
 
     async def settle(self, timeout: float = 30.0) -> None:
         """Wait until no workflow of this test has a workflow task or an activity in flight.

@@ -7,7 +7,7 @@ import asyncio
 import csv
 import io
 import statistics
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -18,6 +18,8 @@ from handover_helpers import DAY, GROUP, HEAD, HOLIDAY, NIGHT, OFFICE, PATIENTS,
 from test_handover_flow import at, finished_result, start_shift, state_of, table
 
 import plugins.handover as handover
+from engine.rules.workdays import WorkCalendar
+from engine.testing import moments
 from engine.testing.kit import org_config
 from plugins.handover import models as m
 from plugins.handover import rules
@@ -52,14 +54,14 @@ def write_config(path: Path, org: str) -> Path:
 
 
 async def test_days_of_shifts_holiday_rota_statistics_and_group_privacy(scenario_harness, tmp_path):
-    holiday = (datetime.now(ZONE) + timedelta(days=1)).date()  # the time-skipping clock starts at real now
+    # the run begins at 03:00 on some day; the next day is the hospital's own day off (config ``holidays``)
+    start = moments.ahead(moments.next_time(time(3, 0)), WorkCalendar(ZONE))
+    holiday = start.date() + timedelta(days=1)
     config = org_config(plugins=["handover"], settings={"handover": handover_settings()},
                         extra={"holidays": [holiday.isoformat()]})
     async with scenario_harness({"handover": handover}, config=config) as env:
-        first = rules.next_change(await env.now() - timedelta(minutes=45), ["08:00", "20:00"], ZONE)
-        if await env.now() > first - timedelta(minutes=50):  # its form is (nearly) out: begin with the next shift
-            await env.advance_to(first + timedelta(minutes=46))
-            first = rules.next_change(await env.now() - timedelta(minutes=45), ["08:00", "20:00"], ZONE)
+        await env.begin_at(moments.at(start))
+        first = rules.next_change(start, ["08:00", "20:00"], ZONE)
         expected: list[dict[str, Any]] = []
         plans: list[m.ShiftPlan] = []
         for index in range(4):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -10,6 +10,8 @@ from handover_helpers import DAY, GROUP, HEAD, NIGHT, OFFICE, PATIENTS, RECORDS,
 from temporalio.client import WorkflowExecutionStatus
 
 import plugins.handover as handover
+from engine.rules.workdays import WorkCalendar
+from engine.testing import moments
 from plugins.handover import models as m
 from plugins.handover import rules
 
@@ -27,15 +29,13 @@ async def finished_result(env, handle) -> Any:
 async def start_shift(env, change: str, lead: int = 45, *, before_form: bool = True) -> m.ShiftPlan:
     """Start the department's rota driver for ``change`` as its schedule would; return the shift's plan.
 
-    The time-skipping clock starts at the real time of day: with ``before_form``, a shift whose form
-    would already be due (or nearly) is skipped for the next one, so the test sees the shift from its start.
+    With ``before_form``, the clock first moves to 10 minutes before the shift's form is due, so the test
+    sees the shift from its start whatever time of day the suite runs at.
     """
-    now = await env.now()
-    change_local = rules.next_change(now - timedelta(minutes=lead), [change], ZONE)
-    if before_form and now > change_local - timedelta(minutes=lead + 5):
-        await env.advance_to(change_local + timedelta(minutes=lead + 1))
-        now = await env.now()
-        change_local = rules.next_change(now - timedelta(minutes=lead), [change], ZONE)
+    if before_form:
+        change_clock = datetime.combine(date(2000, 1, 2), time.fromisoformat(change))
+        await env.begin_at(moments.next_time((change_clock - timedelta(minutes=lead + 10)).time()))
+    change_local = rules.next_change(await env.now() - timedelta(minutes=lead), [change], ZONE)
     key = f"icu:{rules.shift_key(change_local)}"
     driver_id = env.workflow_id("handover", f"schedule:rota-icu-{change.replace(':', '')}:{key}")
     handle = await env.start_workflow("handover.RotaDriver", m.RotaRequest(org=env.org.id, department="icu",
@@ -199,11 +199,8 @@ async def test_rota_from_a_file_and_a_bitable_table_or_none(scenario_harness, tm
 
     from engine.testing.kit import DEFAULT_ORG, org_config
 
-    # The time-skipping clock starts at the real time of day: the test first moves it to the next 03:00,
-    # so both shifts of that day are ahead of it whenever the suite runs.
-    night = (datetime.now(ZONE) + timedelta(minutes=10)).replace(hour=3, minute=0, second=0, microsecond=0)
-    if night <= datetime.now(ZONE) + timedelta(minutes=5):
-        night += timedelta(days=1)
+    # both shifts of the day the run begins on are ahead: it begins at 03:00
+    night = moments.ahead(moments.next_time(time(3, 0)), WorkCalendar(ZONE))
     morning = rules.next_change(night, ["08:00"], ZONE)
     evening = rules.next_change(night, ["20:00"], ZONE)
     (tmp_path / "rota.json").write_text(json.dumps({"department": "icu", "entries": [
@@ -215,7 +212,7 @@ async def test_rota_from_a_file_and_a_bitable_table_or_none(scenario_harness, tm
     settings["departments"]["er"] = {"head": HEAD}  # no rota at all
     config = org_config(plugins=["handover"], settings={"handover": settings})
     async with scenario_harness({"handover": handover}, config=config, config_dir=tmp_path) as env:
-        await env.advance_to(night)
+        await env.begin_at(moments.at(night))
         millis = int(datetime.combine(evening.date(), datetime.min.time(), ZONE).timestamp() * 1000)
         env.standin.state.merge_json({"bitable": {"bascnRota": {"tblRota": {"records": [
             {"日期": millis, "交班时间": "20:00", "交班医生": [{"id": "ou_table_a"}], "接班医生": "ou_table_b",

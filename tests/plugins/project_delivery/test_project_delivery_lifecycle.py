@@ -3,13 +3,13 @@ warranty, closing and cancelling, and the regional portfolio digest."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import time
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import pd_helpers as h
 
 import plugins.project_delivery as project_delivery
+from engine.testing import moments
 from plugins.project_delivery.rules import project_id_for
 
 PLUGINS = {"project_delivery": project_delivery}
@@ -26,15 +26,8 @@ async def _create(env: Any, text: str = "建群 协和医院 CT128 华北", even
 
 
 async def _to_the_night(env: Any) -> None:
-    """Move the clock to the next 03:00 in the organization's timezone.
-
-    The time-skipping clock starts at the real time of day; a test that counts notices sent at 09:00 after
-    whole days must start at a fixed hour, or its outcome depends on when the suite runs.
-    """
-    zone = ZoneInfo("Asia/Shanghai")
-    now = (await env.now()).astimezone(zone)
-    night = now.replace(hour=3, minute=0, second=0, microsecond=0)
-    await env.advance_to(night if night > now + timedelta(minutes=5) else night + timedelta(days=1))
+    """Begin at the next 03:00: a test that counts notices sent at 09:00 after whole days starts at a fixed hour."""
+    await env.begin_at(moments.next_time(time(3, 0)))
 
 
 def _texts(env: Any, **filters: Any) -> list[str]:

@@ -24,6 +24,7 @@ from recruiting_helpers import (
 
 import plugins.recruiting as recruiting
 from engine.events import FeishuEvent, UserCreated
+from engine.testing import moments
 from plugins.recruiting import rules
 
 PLUGINS = {"recruiting": recruiting}
@@ -225,8 +226,8 @@ async def test_hire_events_move_an_application(scenario_harness: Any) -> None:
 async def test_monthly_report_figures_from_the_recorded_rows(scenario_harness: Any) -> None:
     async with harness(scenario_harness) as env:
         seed(env, applications=False)
-        now = await local_now(env)
-        month = rules.previous_month(now.date())
+        today = (await env.begin_at(moments.ordinary_workday(time(10, 0)))).date()
+        month = rules.previous_month(today)
         start, _ = rules.month_bounds(month, calendar())
         in_month = rules.ms(start + timedelta(days=3))
         later = rules.ms(start + timedelta(days=13))
@@ -253,12 +254,22 @@ async def test_monthly_report_figures_from_the_recorded_rows(scenario_harness: A
         summary = {r["报表键"]: r for r in rows(env, "tblHrReport").values()}
         assert summary[f"{month}:*"]["投递数"] == 3 and summary[f"{month}:hosp_a"]["Offer接受率"] == 0.5
 
-        # the daily schedule run does nothing on a day that is not the first working day
+
+async def test_the_daily_run_reports_last_month_on_the_first_working_day_only(scenario_harness: Any) -> None:
+    async with harness(scenario_harness) as env:
+        seed(env, applications=False)
+        ordinary = await env.begin_at(moments.ordinary_workday(time(9, 30)))
         skip = await env.start_workflow("recruiting.MonthlyReport", {"org": env.org.id},
-                                        id=env.workflow_id("recruiting", "report:daily"))
+                                        id=env.workflow_id("recruiting", f"report:daily:{ordinary:%Y%m%d}"))
         outcome = await skip.result()
-        expected = rules.report_due(await env.now(), calendar())
-        assert ("skipped" in outcome) == expected.is_nothing
+        assert "not the first working day" in outcome["skipped"]
+
+        first = await env.begin_at(moments.first_workday_of_month(time(9, 30)))
+        daily = await env.start_workflow("recruiting.MonthlyReport", {"org": env.org.id},
+                                         id=env.workflow_id("recruiting", f"report:daily:{first:%Y%m%d}"))
+        outcome = await daily.result()
+        assert outcome["month"] == rules.previous_month(first.date())
+        assert f"人力资源月报 {outcome['month']}" in env.messages(to="ou_group_hr")[-1].text
 
 
 async def test_a_hire_event_pushed_through_the_ingress_moves_an_application(scenario_harness: Any) -> None:
