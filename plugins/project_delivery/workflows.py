@@ -270,7 +270,10 @@ class ProjectWorkflow:
     async def _create(self) -> None:
         assert self.settings is not None and self.calendar is not None
         settings, request, state = self.settings, self.request, self.state
-        today = self._today()
+        # one moment for the name's date and the recorded creation: activities in between take time, and a
+        # request at 23:59:59 on the last of a month must not name the group after the other month
+        created_at = workflow.now()
+        today = self.calendar.local(created_at).date()
         state.customer, state.product, state.region = request.customer, request.product, request.region
         state.requester_open_id = request.requester_open_id
         naming = rules.build_group_name(settings.naming, customer=request.customer, product=request.product,
@@ -297,7 +300,7 @@ class ProjectWorkflow:
         state.staff = await self._staff(request.region)
         state.members = rules.members_for(state.staff, settings.staffing, [request.requester_open_id],
                                           request.extra_member_open_ids)
-        state.start_date, state.created_at = today, workflow.now()
+        state.start_date, state.created_at = today, created_at
         state.planned = rules.plan(today, settings)
         first = settings.stages[0].key
         state.stage = first

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pd_helpers as h
 
 import plugins.project_delivery as project_delivery
+from engine.testing import moments
 from plugins.project_delivery.rules import project_id_for
 
 PLUGINS = {"project_delivery": project_delivery}
@@ -15,11 +18,12 @@ PLUGINS = {"project_delivery": project_delivery}
 async def test_mention_creates_named_group_with_staff_card_and_row(scenario_harness: Any) -> None:
     async with scenario_harness(PLUGINS) as env:
         h.seed(env)
-        month = (await env.now()).astimezone().strftime("%Y%m")
         await env.deliver(h.mention("建群 北京协和医院 CT/NeuViz 128 华北", "ev-1", mentions=["ou_extra"]))
         pid = project_id_for("om_ev-1")
         state = await h.state(env, pid)
         assert state.status == "open"
+        # the name's month is the month the project was created in, in the organization's zone
+        month = state.created_at.astimezone(ZoneInfo("Asia/Shanghai")).strftime("%Y%m")
         [group] = h.created_chats(env)
         # forbidden "/" removed, parts in the rule's order, within the length limit
         assert group["name"] == f"【交付】华北-北京协和医院-CTNeuViz 128-{month}"
@@ -33,6 +37,19 @@ async def test_mention_creates_named_group_with_staff_card_and_row(scenario_harn
         assert row["项目编号"] == pid and row["阶段"] == "合同签订" and row["状态"] == "进行中"
         assert row["群ID"] == group["chat_id"] and row["项目经理"] == h.NORTH["pm"]
         assert any("已创建项目群" in text for text in h.replies(env))
+
+
+async def test_a_request_in_the_last_second_of_a_month_names_the_month_it_was_created_in(scenario_harness: Any
+                                                                                          ) -> None:
+    async with scenario_harness(PLUGINS) as env:
+        h.seed(env)
+        last = await env.begin_at(moments.last_minute_of_month())
+        await env.advance_to(last + timedelta(seconds=59.9))  # the creation's calls run into the next month
+        await env.deliver(h.mention("建群 协和医院 CT128 华北", "ev-1"))
+        state = await h.state(env, project_id_for("om_ev-1"))
+        created = state.created_at.astimezone(ZoneInfo("Asia/Shanghai"))
+        [group] = h.created_chats(env)
+        assert group["name"].endswith(f"-{created:%Y%m}") and state.start_date == created.date()
 
 
 async def test_retried_event_and_duplicate_request(scenario_harness: Any) -> None:
