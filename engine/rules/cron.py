@@ -12,7 +12,9 @@ everywhere, and :func:`next_fire` follows the server's own search (``compiledCal
   because the server resolves a repeated wall time the way Go's ``time.Date`` does (the later of the two
   east of UTC, the earlier west of it) and then revisits the repeated hour when it walks hour by hour:
   ``30 2 * * *`` fires once in Berlin (02:30 CET), ``30 1 * * *`` twice in New York (01:30 EDT and
-  01:30 EST).
+  01:30 EST);
+- a search that starts inside the second pass of the repeated hour gives the rest of that day one hour
+  late (from 02:10 CET, ``30 2 * * *`` next fires at 03:30 CET), as the server's does.
 
 Accepted: five fields (minute 0-59, hour 0-23, day-of-month 1-31, month 1-12 or jan-dec, day-of-week
 0-7 or sun-sat, 0 and 7 both Sunday), each ``*`` or a comma list of ``a``, ``a-b``, ``a-b/n``, ``*/n``,
