@@ -21,6 +21,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from engine.clock import BusinessClock
+from engine.rules.cron import CronError
 
 if TYPE_CHECKING:
     from engine.scenario import Scenario
@@ -292,6 +293,9 @@ def _pydantic_issues(file: str, prefix: str, error: ValidationError) -> list[Con
                                       "remove it or check its spelling"))
         elif item["type"] == "missing":
             issues.append(ConfigIssue(file, key, "a value", "nothing", "add this required key"))
+        elif isinstance(cron := item.get("ctx", {}).get("error"), CronError):
+            issues.append(ConfigIssue(file, key, "a cron that Temporal schedules run as written (README: Schedules)",
+                                      f"{_describe(item.get('input'))}: {cron.problem}", cron.hint))
         else:
             issues.append(ConfigIssue(file, key, item["msg"].lower(), _describe(item.get("input")),
                                       "fix the value"))

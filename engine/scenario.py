@@ -40,8 +40,10 @@ class Scenario:
 class ScheduleSpec:
     """A recurring run a scenario wants for one organization.
 
-    ``cron`` is read in the organization's timezone. ``workflow`` is the Temporal workflow type name,
-    started with ``args``; each run gets the ID ``{org}:{scenario}:schedule:{id}`` plus the run time.
+    ``cron`` is read in the organization's timezone, in the engine's dialect (:mod:`engine.rules.cron`).
+    ``workflow`` is the Temporal workflow type name, started with ``args``; each run gets the ID
+    ``{org}:{scenario}:schedule:{id}`` plus the run time. ``setting`` names the plugin's settings key
+    the cron comes from (e.g. ``"summary_cron"``), so a refused cron is reported where it is written.
     """
 
     id: str
@@ -52,3 +54,4 @@ class ScheduleSpec:
     # `engine dev` triggers the schedule once when it starts (e.g. a reconciliation that loads the
     # sample Bitable data into workflows), so a developer sees the scenario at work without waiting.
     run_on_dev_start: bool = False
+    setting: str = ""

@@ -4,6 +4,7 @@ Everything here is deterministic (callers pass ``now``; no wall clock, I/O or ra
 import inside Temporal's workflow sandbox.
 """
 
+from engine.rules.cron import CronError
 from engine.rules.decision import Decision
 from engine.rules.ladder import EscalationStep, LadderSettings, all_notices, next_notice
 from engine.rules.recurrence import (
@@ -17,6 +18,7 @@ from engine.rules.recurrence import (
 from engine.rules.workdays import WorkCalendar, as_zone, china_calendar_covers
 
 __all__ = [
+    "CronError",
     "Decision",
     "EscalationStep",
     "LadderSettings",

@@ -2,27 +2,19 @@
 
 Cron is evaluated on the organization's wall clock, not on UTC: ``0 9 * * mon-fri`` means 09:00 in
 Shanghai for a Shanghai hospital, and stays 09:00 in Berlin across daylight saving changes. Results are
-aware UTC datetimes, ready to store or to hand to a Temporal timer.
+aware UTC datetimes, ready to store or to hand to a Temporal timer, and equal to the times a Temporal
+schedule with the same cron fires (the dialect and the search are in :mod:`engine.rules.cron`).
 """
 
 from __future__ import annotations
 
 import calendar as _stdlib_calendar
-import re
 from collections.abc import Iterator
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
-from croniter import CroniterBadDateError, CroniterError, croniter
-
+from engine.rules.cron import CronError, next_fire, parse_cron, validate_cron
 from engine.rules.workdays import WorkCalendar, as_zone
-
-_ALIASES = frozenset({"@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly"})
-_FIELDS = "minute hour day-of-month month day-of-week"
-# A fixed, arbitrary reference for the "can it ever match" check, so validation is deterministic.
-_PROBE = datetime(2000, 1, 1)
-# croniter's random (R) and hashed (H) tokens, e.g. "R", "H(0-29)/5".
-_RANDOM_OR_HASHED = re.compile(r"^[hr](\(\d+-\d+\))?(/\d+)?$", re.IGNORECASE)
 
 
 def add_months(d: date, n: int) -> date:
@@ -55,65 +47,23 @@ def first_workday_of_month(year: int, month: int, calendar: WorkCalendar) -> dat
     return calendar.next_workday(date(year, month, 1))
 
 
-def validate_cron(expr: str) -> str:
-    """Check a 5-field cron expression (or an alias such as ``@daily``) and return it stripped.
-
-    Raises ``ValueError`` that says what is wrong. Refused on purpose: seconds or year fields, croniter's
-    random ``R`` (a rule must be deterministic) and hashed ``H`` fields, and expressions that can never
-    match (``0 9 31 2 *``).
-    """
-    if not isinstance(expr, str) or not expr.strip():
-        raise ValueError(f"invalid cron expression {expr!r}: it is empty")
-    text = " ".join(expr.split())
-    if text.startswith("@"):
-        if text.lower() not in _ALIASES:
-            raise ValueError(f"invalid cron expression {expr!r}: known aliases are {', '.join(sorted(_ALIASES))}")
-        return text.lower()
-    fields = text.split(" ")
-    if len(fields) != 5:
-        raise ValueError(f"invalid cron expression {expr!r}: expected 5 fields ({_FIELDS}), found {len(fields)}")
-    for name, value in zip(_FIELDS.split(" "), fields, strict=True):
-        if any(_RANDOM_OR_HASHED.match(token) for token in value.split(",")):
-            raise ValueError(
-                f"invalid cron expression {expr!r}: {name} field {value!r} is random or hashed; rules must be "
-                "deterministic, write the value out"
-            )
-    if not croniter.is_valid(text):
-        raise ValueError(f"invalid cron expression {expr!r}: a field is out of range or malformed ({_FIELDS})")
-    try:
-        croniter(text, _PROBE).get_next(datetime)
-    except CroniterBadDateError as exc:
-        raise ValueError(f"invalid cron expression {expr!r}: it never matches a real date") from exc
-    except CroniterError as exc:
-        raise ValueError(f"invalid cron expression {expr!r}: {exc}") from exc
-    return text
-
-
 def cron_next(expr: str, after: datetime, zone: ZoneInfo | str) -> datetime:
-    """The first moment strictly after ``after`` that matches ``expr`` on the wall clock of ``zone``.
+    """The first moment strictly after ``after`` that ``expr`` fires on the wall clock of ``zone``.
 
-    ``zone`` is a ``ZoneInfo`` or its IANA name. Returns an aware UTC datetime. Around daylight saving
-    changes: a wall time skipped by the spring change (02:30 in Berlin) fires at the same offset past the
-    change (03:30 local); a wall time that happens twice in autumn fires once, at its first occurrence.
+    ``zone`` is a ``ZoneInfo`` or its IANA name. Returns an aware UTC datetime: the time Temporal's
+    schedule with this cron and zone fires (see :mod:`engine.rules.cron`). Around daylight saving
+    changes: a wall time skipped by the spring change (02:30 in Berlin) does not fire that day; in the
+    hour repeated in autumn it fires as the server does (once in Berlin, at 02:30 CET, for ``30 2 * * *``).
+    Raises ``CronError`` (a ``ValueError``) for an expression outside the dialect.
     """
-    text = validate_cron(expr)
+    cron = parse_cron(expr)
     if not isinstance(after, datetime) or after.utcoffset() is None:
         raise ValueError(f"after must be a timezone-aware datetime, got {after!r}")
     zone = as_zone(zone)
-    # Iterate on naive wall-clock times (no DST arithmetic inside croniter), then give each candidate the
-    # zone; a candidate can map to an instant not after ``after`` (in the repeated autumn hour), so go on.
-    wall = after.astimezone(zone).replace(tzinfo=None)
-    it = croniter(text, wall)
-    for _ in range(10):
-        try:
-            candidate_wall = it.get_next(datetime)
-        except CroniterBadDateError as exc:
-            raise ValueError(f"cron expression {expr!r} has no match after {after.isoformat()}") from exc
-        candidate = candidate_wall.replace(tzinfo=zone).astimezone(UTC)
-        if candidate > after:
-            return candidate
-    # Only reachable with a zone that repeats more than a few hours at once; refuse rather than loop.
-    raise ValueError(f"cron expression {expr!r}: no match after {after.isoformat()} in {zone.key}")
+    found = next_fire(cron, after, zone)
+    if found is None:
+        raise ValueError(f"cron expression {expr!r} has no match after {after.isoformat()} in {zone.key}")
+    return found
 
 
 def cron_iter(expr: str, after: datetime, zone: ZoneInfo | str, count: int) -> Iterator[datetime]:
@@ -121,7 +71,7 @@ def cron_iter(expr: str, after: datetime, zone: ZoneInfo | str, count: int) -> I
 
     The expression and arguments are checked at once, before the first item is taken.
     """
-    validate_cron(expr)
+    parse_cron(expr)
     if count < 0:
         raise ValueError(f"count must be 0 or more, got {count}")
     if not isinstance(after, datetime) or after.utcoffset() is None:
@@ -137,6 +87,7 @@ def _cron_moments(expr: str, after: datetime, zone: ZoneInfo, count: int) -> Ite
 
 
 __all__ = [
+    "CronError",
     "add_months",
     "cron_iter",
     "cron_next",

@@ -191,7 +191,8 @@ async def run_dev(config: EngineConfig, plugins: PluginSet, options: DevOptions,
         cleanups.append(lambda: set_current_app(None))
         report = await sync_schedules(client, config, plugins, task_queue=config.temporal.task_queue)
         synced = sum(len(report[k]) for k in ("created", "updated"))
-        say(f"  schedules         {synced} synchronized, {len(report['deleted'])} removed")
+        refused = f", {len(report['refused'])} refused (see the log)" if report["refused"] else ""
+        say(f"  schedules         {synced} synchronized, {len(report['deleted'])} removed{refused}")
         worker, worker_task = await _start_worker(app, client)
         cleanups.append(worker.shutdown)
         say(f"  worker            task queue {config.temporal.task_queue!r}, "
@@ -243,7 +244,9 @@ async def run_worker(config: EngineConfig, plugins: PluginSet, say: Say) -> None
     check_templates(app)  # before anything else: a broken template must stop a deployment at once
     set_current_app(app)
     client = app.temporal = await _connect(config)
-    await sync_schedules(client, config, plugins, task_queue=config.temporal.task_queue)
+    report = await sync_schedules(client, config, plugins, task_queue=config.temporal.task_queue)
+    if report["refused"]:
+        say(f"{len(report['refused'])} schedule(s) refused, the others run: see the log")
     worker, task = await _start_worker(app, client)
     say(f"worker running on {config.temporal.address}, task queue {config.temporal.task_queue!r}")
     waiter = asyncio.create_task(stop.wait())

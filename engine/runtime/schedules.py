@@ -1,7 +1,9 @@
 """Plugins' ``schedules`` hook becomes one Temporal schedule per organization and spec.
 
 Synchronizing is idempotent: declared schedules are created or updated, and engine schedules of an
-organization that are no longer declared (plugin switched off, spec removed) are deleted.
+organization that are no longer declared (plugin switched off, spec removed) are deleted. Each schedule
+is its own call: one the engine's cron dialect or the server refuses is logged (organization, settings
+key, cron, reason) and left as it was, and the others go on.
 """
 
 from __future__ import annotations
@@ -20,13 +22,17 @@ from temporalio.client import (
 from temporalio.client import (
     ScheduleSpec as TemporalScheduleSpec,
 )
+from temporalio.service import RPCError, RPCStatusCode
 
 from engine.config import EngineConfig
 from engine.ids import workflow_id
 from engine.plugins import PluginSet
+from engine.rules.cron import CronError, validate_cron
 from engine.scenario import ScheduleSpec
 
 log = logging.getLogger(__name__)
+# what the server answers for a schedule it will not take; anything else (unreachable) is not a refusal
+_REFUSED = frozenset({RPCStatusCode.INVALID_ARGUMENT, RPCStatusCode.FAILED_PRECONDITION})
 
 
 @dataclass(frozen=True)
@@ -39,6 +45,13 @@ class DeclaredSchedule:
     @property
     def id(self) -> str:
         return workflow_id(self.org, self.scenario, f"schedule:{self.spec.id}")
+
+    @property
+    def source(self) -> str:
+        """Where the cron comes from: the settings key if the plugin says, else the plugin's schedule."""
+        if self.spec.setting:
+            return f"organizations.{self.org}.settings.{self.scenario}.{self.spec.setting}"
+        return f"schedule {self.spec.id!r} of plugin {self.scenario}"
 
 
 def declared_schedules(config: EngineConfig, plugins: PluginSet) -> list[DeclaredSchedule]:
@@ -57,39 +70,57 @@ def declared_schedules(config: EngineConfig, plugins: PluginSet) -> list[Declare
 
 
 def _schedule(item: DeclaredSchedule, task_queue: str) -> Schedule:
+    """The Temporal schedule; raises ``CronError`` for a cron outside the engine's dialect."""
     return Schedule(
         action=ScheduleActionStartWorkflow(item.spec.workflow, args=list(item.spec.args), id=item.id,
                                            task_queue=task_queue),
-        spec=TemporalScheduleSpec(cron_expressions=[item.spec.cron], time_zone_name=item.timezone),
+        spec=TemporalScheduleSpec(cron_expressions=[validate_cron(item.spec.cron)],
+                                  time_zone_name=item.timezone),
     )
+
+
+async def _create_or_update(client: Client, schedule_id: str, schedule: Schedule) -> str:
+    try:
+        await client.create_schedule(schedule_id, schedule)
+        return "created"
+    except ScheduleAlreadyRunningError:
+        def replace(_: ScheduleUpdateInput, schedule: Schedule = schedule) -> ScheduleUpdate:
+            return ScheduleUpdate(schedule=schedule)
+
+        await client.get_schedule_handle(schedule_id).update(replace)
+        return "updated"
 
 
 async def sync_schedules(client: Client, config: EngineConfig, plugins: PluginSet, *,
                          task_queue: str) -> dict[str, list[str]]:
-    """Create, update and delete schedules.
+    """Create, update and delete schedules, each on its own.
 
-    Returns the ids under ``created``/``updated``/``deleted``, and under ``dev_start`` those that ask to
-    run once when ``engine dev`` starts.
+    Returns the ids under ``created``/``updated``/``deleted``/``refused`` (a cron outside the dialect
+    or a schedule the server refused: logged, not raised), and under ``dev_start`` those that ask to
+    run once when ``engine dev`` starts. Errors other than a refusal (server unreachable) propagate.
     """
-    report: dict[str, list[str]] = {"created": [], "updated": [], "deleted": []}
+    report: dict[str, list[str]] = {"created": [], "updated": [], "deleted": [], "refused": []}
     wanted = {item.id: item for item in declared_schedules(config, plugins)}
     for schedule_id, item in wanted.items():
-        schedule = _schedule(item, task_queue)
         try:
-            await client.create_schedule(schedule_id, schedule)
-            report["created"].append(schedule_id)
-        except ScheduleAlreadyRunningError:
-            def replace(_: ScheduleUpdateInput, schedule: Schedule = schedule) -> ScheduleUpdate:
-                return ScheduleUpdate(schedule=schedule)
-
-            await client.get_schedule_handle(schedule_id).update(replace)
-            report["updated"].append(schedule_id)
+            outcome = await _create_or_update(client, schedule_id, _schedule(item, task_queue))
+        except (CronError, RPCError) as error:
+            if isinstance(error, RPCError) and error.status not in _REFUSED:
+                raise
+            # one line per refusal; an existing version of the schedule keeps running unchanged
+            reason = f"{error.problem}; {error.hint}" if isinstance(error, CronError) else str(error)
+            log.error("schedule refused: organization %s, %s, cron %r: %s (%s); the other schedules go on",
+                      item.org, item.source, item.spec.cron, reason, schedule_id)
+            report["refused"].append(schedule_id)
+            continue
+        report[outcome].append(schedule_id)
     org_prefixes = tuple(f"{org}:" for org in config.orgs)
     async for listed in await client.list_schedules():
         if listed.id.startswith(org_prefixes) and ":schedule:" in listed.id and listed.id not in wanted:
             await client.get_schedule_handle(listed.id).delete()
             report["deleted"].append(listed.id)
-    report["dev_start"] = [item.id for item in wanted.values() if item.spec.run_on_dev_start]
+    report["dev_start"] = [item.id for item in wanted.values()
+                           if item.spec.run_on_dev_start and item.id not in report["refused"]]
     for kind in ("created", "updated", "deleted"):
         for schedule_id in report[kind]:
             log.info("schedule %s: %s", kind, schedule_id)

@@ -112,7 +112,8 @@ def schedules(org: Any) -> list[Any]:
 
     settings = org.settings(SCENARIO)
     return [ScheduleSpec(id="weekly_summary", cron=settings.summary_cron, workflow="asset_loan.WeeklySummary",
-                         args=[{"org": org.id}], description="weekly summary to each keeper")]
+                         args=[{"org": org.id}], setting="summary_cron",
+                         description="weekly summary to each keeper")]
 
 
 @hookimpl

@@ -123,7 +123,8 @@ def schedule_specs(org: Any) -> list[ScheduleSpec]:
         # `engine dev` runs it at start, so a freshly seeded device table has its cycles at once
         ScheduleSpec(id="reconcile", cron=settings.reconcile_cron, workflow=RECONCILE_WORKFLOW, args=args,
                      description="read the device table, start/update/retire cycles, report drift",
-                     run_on_dev_start=True),
+                     run_on_dev_start=True, setting="reconcile_cron"),
         ScheduleSpec(id="digest", cron=settings.digest_cron, workflow=DIGEST_WORKFLOW, args=args,
-                     description="weekly per-department digest: due soon, overdue, out for calibration"),
+                     description="weekly per-department digest: due soon, overdue, out for calibration",
+                     setting="digest_cron"),
     ]

@@ -96,7 +96,7 @@ def schedules(org: Any) -> list[Any]:
     group = org.settings(SCENARIO)
     if group.stats_cron and group.medical_affairs:
         specs.append(ScheduleSpec(id="monthly-stats", cron=group.stats_cron, workflow="handover.MonthlyStats",
-                                  args=[org.id, list(group.medical_affairs)],
+                                  args=[org.id, list(group.medical_affairs)], setting="stats_cron",
                                   description="monthly handover statistics for the medical affairs office"))
     return specs
 

@@ -136,5 +136,5 @@ def schedules(org: Any) -> list[Any]:
 
     settings = org.settings(SCENARIO)
     return [ScheduleSpec(id="portfolio_digest", cron=settings.portfolio_cron,
-                         workflow="project_delivery.PortfolioDigest", args=[{"org": org.id}],
+                         workflow="project_delivery.PortfolioDigest", args=[{"org": org.id}], setting="portfolio_cron",
                          description="weekly portfolio digest per region to the regional managers")]

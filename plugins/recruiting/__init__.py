@@ -48,7 +48,7 @@ def schedules(org: Any) -> list[Any]:
     if not settings.report.enabled:
         return []
     return [ScheduleSpec(id="monthly_report", cron=settings.report.cron, workflow="recruiting.MonthlyReport",
-                         args=[{"org": org.id}],
+                         args=[{"org": org.id}], setting="report.cron",
                          description="daily check; the HR report goes out on the first working day of the month")]
 
 

@@ -13,6 +13,7 @@ from datetime import time
 
 from pydantic import Field, field_validator, model_validator
 
+from engine.rules import validate_cron
 from engine.scenario import PluginSettings
 
 # The development salt: used only when the configured environment variable is unset (``engine dev``,
@@ -252,6 +253,12 @@ class ReportSettings(PluginSettings):
     # runs daily; the workflow goes on only on the first working day of the month (cron cannot say that)
     cron: str = "0 9 * * *"
     to: str = "group_hr"
+
+    @field_validator("cron")
+    @classmethod
+    def _cron(cls, value: str) -> str:
+        # a cron Temporal would read differently must fail `engine config check`, not the schedule sync
+        return validate_cron(value)
 
 
 class HireSettings(PluginSettings):

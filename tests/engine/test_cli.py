@@ -101,3 +101,20 @@ def test_a_broken_config_is_one_clear_error_not_a_traceback(tmp_path: Path) -> N
     code, out = run(["--config", str(broken), "config", "show", "--org", "a"])
     assert code == 2
     assert "(syntax)" in out and "hint: run `engine config check FILE`" in out and "Traceback" not in out
+
+
+def test_config_check_refuses_a_cron_temporal_cannot_run(tmp_path: Path) -> None:
+    from plugins import asset_loan
+
+    path = tmp_path / "crons.toml"
+    path.write_text('[organizations.h1]\nplugins = ["asset_loan"]\n\n'
+                    '[organizations.h1.settings.asset_loan]\nsummary_cron = "0 9 L * *"\n', encoding="utf-8")
+    code, out = run(["config", "check", str(path)], {"asset_loan": asset_loan})
+    assert code == 1
+    assert (f"{path}: organizations.h1.settings.asset_loan.summary_cron: expected a cron that Temporal schedules "
+            "run as written") in out
+    assert "found '0 9 L * *': day-of-month 'L': 'L' (last day) is refused by Temporal" in out
+    assert "(use 28-31 and let the workflow go on only on the month's last day)" in out
+    path.write_text(path.read_text(encoding="utf-8").replace("0 9 L * *", "0 9 28-31 * *"), encoding="utf-8")
+    code, out = run(["config", "check", str(path)], {"asset_loan": asset_loan})
+    assert code == 0, out

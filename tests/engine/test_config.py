@@ -135,3 +135,41 @@ def test_secrets_resolve_from_environment_and_are_not_printed(tmp_path: Path, mo
     assert "s3cr3t" not in repr(config.file)
     monkeypatch.setenv("FEISHU_APP_SECRET", "override")
     assert config.secret("app_secret") == "override"
+
+
+def test_a_cron_temporal_reads_differently_names_key_found_and_fix(tmp_path: Path) -> None:
+    """Regression (issue 15): summary_cron = "0 9 L * *" passed the check and failed the schedule sync."""
+    from plugins import asset_loan, handover, recruiting
+
+    plugins = load_plugins(modules={"asset_loan": asset_loan, "handover": handover, "recruiting": recruiting},
+                           entry_points=False)
+    path = tmp_path / "engine.toml"
+    path.write_text("""
+[organizations.h1]
+timezone = "Europe/Berlin"
+plugins = ["asset_loan", "handover", "recruiting"]
+site_overridable = { handover = ["stats_cron"] }
+
+[organizations.h1.settings.asset_loan]
+summary_cron = "0 9 L * *"
+
+[organizations.h1.settings.recruiting.report]
+cron = "0 9 * * 1#1"
+
+[organizations.h1.sites.east.settings.handover]
+stats_cron = "0 9 1 * 1"
+""", encoding="utf-8")
+    with pytest.raises(ConfigError) as error:
+        load_config(path, plugins.scenarios)  # what `engine config check` and every process start run
+    issues = {issue.key: issue for issue in error.value.issues}
+    assert sorted(issues) == ["organizations.h1.settings.asset_loan.summary_cron",
+                              "organizations.h1.settings.recruiting.report.cron",
+                              "organizations.h1.sites.east.settings.handover.stats_cron"]
+    month_end = issues["organizations.h1.settings.asset_loan.summary_cron"]
+    assert month_end.file == str(path)
+    assert month_end.found.startswith("'0 9 L * *'") and "refused by Temporal" in month_end.found
+    assert "28-31" in month_end.hint
+    assert "every Monday" in issues["organizations.h1.settings.recruiting.report.cron"].found
+    assert "write * in the other" in issues["organizations.h1.sites.east.settings.handover.stats_cron"].hint
+    # the written form, as `engine config check` prints it
+    assert str(month_end).startswith(f"{path}: organizations.h1.settings.asset_loan.summary_cron: expected a cron")
