@@ -94,9 +94,9 @@ def _epoch(value: Any, where: str) -> datetime:
     try:
         number = float(value)
     except (TypeError, ValueError):
-        raise MalformedEvent(f"{where}: expected an epoch timestamp, found {value!r}") from None
+        raise MalformedEvent(f"{where}: expected an epoch timestamp, found {repr(value)[:60]}") from None
     if number != number or number < 0:  # NaN or negative
-        raise MalformedEvent(f"{where}: expected an epoch timestamp, found {value!r}")
+        raise MalformedEvent(f"{where}: expected an epoch timestamp, found {repr(value)[:60]}")
     for divisor in (1e9, 1e6, 1e3):  # ns, µs, ms
         if number >= divisor * 1e8:
             number /= divisor
@@ -104,7 +104,7 @@ def _epoch(value: Any, where: str) -> datetime:
     try:
         return datetime.fromtimestamp(number, tz=UTC)
     except (OverflowError, OSError, ValueError):
-        raise MalformedEvent(f"{where}: timestamp {value!r} is out of range") from None
+        raise MalformedEvent(f"{where}: timestamp {repr(value)[:60]} is out of range") from None
 
 
 def _user_ids(value: Any, where: str) -> tuple[str, str | None]:
