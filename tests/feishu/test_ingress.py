@@ -184,6 +184,21 @@ async def test_signed_encrypted_event_reaches_dispatcher_normalized(tmp_path: Pa
     assert org.id == "hosp"
 
 
+async def test_a_command_sent_with_at_all_reaches_the_scenario_as_typed(tmp_path: Path) -> None:
+    """Issue 15: "@所有人" puts @_all into the text but not into mentions; it was left in the command."""
+    dispatcher = RecordingDispatcher()
+    app = build_ingress(make_config(tmp_path), dispatcher)
+    event = message_event("@_all 建群 协和医院 CT128 华北")
+    assert json.loads(event["message"]["content"]) == {"text": "@_user_1 @_all 建群 协和医院 CT128 华北"}
+    assert [m["key"] for m in event["message"]["mentions"]] == ["@_user_1"]
+    async with serve(app) as url:
+        result = await make_standin().deliver_event(f"{url}/feishu/events", ev.EVENT_MESSAGE, event, retries=())
+    assert result.status == 200
+    ((received, _),) = dispatcher.events
+    assert isinstance(received, MessageReceived)
+    assert (received.text, received.mentions_bot) == ("建群 协和医院 CT128 华北", True)
+
+
 async def test_plaintext_event_without_encrypt_key(tmp_path: Path) -> None:
     dispatcher = RecordingDispatcher()
     app = build_ingress(make_config(tmp_path, encrypt=False), dispatcher)
