@@ -7,8 +7,11 @@ acknowledged and dropped: the engine did not know which mention was its own. Sta
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+import os
+import sys
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -24,6 +27,7 @@ from engine.feishu.standin.faults import Fault
 from engine.plugins import load_plugins
 from engine.runtime.app import EngineApp
 from engine.runtime.identity import BotIdentityError, learn_bot_open_id
+from engine.runtime.server import free_port
 from engine.testing.kit import org_config
 
 BOT = "ou_bot_x"
@@ -181,3 +185,34 @@ async def test_an_at_bot_command_with_the_documented_config_is_carried_out(
         # Feishu pushes it again: answered, and no second help
         assert (await env.push(ev.EVENT_MESSAGE, event, event_id="evt-unmatched")).status == 200
         assert len(env.messages()) == before + 1
+
+
+async def test_engine_ingress_refused_by_feishu_stops_with_the_fix(standin: FeishuStandIn, tmp_path: Path) -> None:
+    """The command itself: exit 2, the reason and the hint, no traceback, before it waits for Temporal."""
+    config = tmp_path / "engine.toml"
+    config.write_text(f"""
+[temporal]
+mode = "cluster"
+address = "127.0.0.1:{free_port()}"
+
+[feishu]
+app_id = "{standin.app_id}"
+app_secret = {{ env = "FEISHU_APP_SECRET" }}
+verification_token = {{ env = "FEISHU_VERIFICATION_TOKEN" }}
+encrypt_key = {{ env = "FEISHU_ENCRYPT_KEY" }}
+base_url = "{standin.base_url}"
+
+[organizations.h]
+tenant_key = "t_standin"
+""", encoding="utf-8")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("FEISHU_", "ENGINE_"))}
+    env.update({"FEISHU_APP_SECRET": "not-the-secret", "FEISHU_VERIFICATION_TOKEN": TOKEN,
+                "FEISHU_ENCRYPT_KEY": KEY, "ENGINE_LOAD_PLUGINS": ""})  # no plugins: a quick start
+    process = await asyncio.create_subprocess_exec(
+        str(Path(sys.executable).parent / "engine"), "ingress", "--config", str(config), env=env, cwd=tmp_path,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+    output = (await asyncio.wait_for(process.communicate(), 60))[0].decode()
+    assert process.returncode == 2, output
+    assert "Feishu did not say who the bot is (GET /open-apis/bot/v3/info" in output
+    assert f"hint: check [feishu] app_id and app_secret in {config}" in output
+    assert "Traceback" not in output and "not reachable" not in output and "not-the-secret" not in output
