@@ -162,6 +162,7 @@ def _config_option(function: F) -> F:
 async def dev(state: CliState, state_dir: Path | None, port: int | None, temporal_port: int | None,
               standin_port: int) -> None:
     """Run everything locally: embedded Temporal, worker, ingress and (without credentials) the stand-in."""
+    from engine.runtime.identity import BotIdentityError
     from engine.runtime.processes import DevOptions, StartupCheckError, run_dev
     from engine.runtime.server import ServerError
 
@@ -176,6 +177,8 @@ async def dev(state: CliState, state_dir: Path | None, port: int | None, tempora
         raise Fail(str(error), "pass --temporal-port, or stop the process holding the port") from None
     except StartupCheckError as error:
         raise Fail(str(error), TEMPLATE_HINT) from None
+    except BotIdentityError as error:
+        raise Fail(str(error), error.hint) from None
     except OSError as error:
         raise Fail(str(error), "is another engine already running? pass --port / --temporal-port") from None
 
@@ -201,12 +204,15 @@ async def worker(state: CliState) -> None:
 @run_async
 async def ingress(state: CliState, port: int | None) -> None:
     """Run the Feishu ingress: webhook or long connection → router → Temporal (production process)."""
+    from engine.runtime.identity import BotIdentityError
     from engine.runtime.processes import StartupCheckError, run_ingress
 
     try:
         await run_ingress(state.config(), state.plugins, _say, port=port)
     except StartupCheckError as error:
         raise Fail(str(error), TEMPLATE_HINT) from None
+    except BotIdentityError as error:
+        raise Fail(str(error), error.hint) from None
 
 
 @cli.command()

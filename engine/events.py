@@ -32,7 +32,7 @@ class Mention(BaseModel):
 
 
 class MessageReceived(FeishuEvent):
-    """``im.message.receive_v1``: text is plain, with the ``@_user_N`` mention keys removed."""
+    """``im.message.receive_v1``: ``text`` is what the person typed (text or ``post``), without any mention."""
 
     message_id: str
     chat_id: str

@@ -25,6 +25,9 @@ from engine.scenario import Scenario
 log = logging.getLogger(__name__)
 
 ENTRY_POINT_GROUP = "engine.plugins"
+ENGINE_TEMPLATES = "engine"
+"""The name under which the engine's own templates are addressed (``engine:help``); no scenario may take it."""
+ENGINE_TEMPLATES_DIR = Path(__file__).parent / "runtime" / "templates"
 ALLOWLIST_ENV = "ENGINE_LOAD_PLUGINS"
 # "module" or "module:attribute" items, comma-separated: plugins loaded without packaging them
 # (a plugin author's work in progress under `engine dev`, the engine's end-to-end tests).
@@ -69,7 +72,9 @@ class PluginSet:
         return self.pm.subset_hook_caller(hook_name, remove_plugins=remove)
 
     def template_dirs(self) -> dict[str, Path]:
-        return {name: s.templates for name, s in self.scenarios.items() if s.templates is not None}
+        """Each scenario's templates folder, and the engine's own (its help reply) as ``engine``."""
+        dirs = {name: s.templates for name, s in self.scenarios.items() if s.templates is not None}
+        return {ENGINE_TEMPLATES: ENGINE_TEMPLATES_DIR, **dirs}
 
     def template_filters(self) -> dict[str, Callable[..., Any]]:
         filters: dict[str, Callable[..., Any]] = {}
@@ -225,5 +230,7 @@ def _check_scenario(scenario: Scenario) -> None:
         raise PluginSetupError(f"register() takes a Scenario, got {type(scenario).__name__}")
     if not scenario.name.isidentifier():
         raise PluginSetupError(f"scenario name {scenario.name!r} must be a Python identifier")
+    if scenario.name == ENGINE_TEMPLATES:
+        raise PluginSetupError(f"scenario name {scenario.name!r} is the engine's own: choose another")
     if scenario.templates is not None and not Path(scenario.templates).is_dir():
         raise PluginSetupError(f"scenario {scenario.name!r}: templates folder {scenario.templates} is missing")

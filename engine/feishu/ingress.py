@@ -11,12 +11,16 @@ What happens to a push, in order (each refusal is one log line and never reaches
 
 1. size: over ``ingress.max_body_bytes`` → 413, counted while reading (a missing or lying
    Content-Length does not help);
-2. shape: not JSON → 400; JSON but neither an encrypted body nor an event envelope → 400;
-3. ``X-Lark-Request-Timestamp`` (signed, fresh on every push) outside ``±timestamp_tolerance_seconds``
+2. shape: not JSON (or nested deeper than Python's parser goes) → 400; JSON but neither an encrypted
+   body nor an event envelope → 400;
+3. with an encrypt key, a push other than the URL verification must carry ``X-Lark-Request-Timestamp``,
+   ``X-Lark-Request-Nonce`` and ``X-Lark-Signature`` → 401 naming the missing ones;
+   ``X-Lark-Request-Timestamp`` (signed, fresh on every push) outside ``±timestamp_tolerance_seconds``
    → 401;
 4. lark-oapi's ``EventDispatcherHandler.do`` decrypts, checks the verification token and the signature
    and answers ``url_verification``; it runs in a worker thread (it is synchronous) and its processors
-   only capture the decrypted payload. It answers 500 for every failure: mapped to 401. Event types we
+   only capture the decrypted payload. It answers 500 with its exception's text for every failure:
+   mapped to 401 with a reason of our own (lark's text names Python internals). Event types we
    do not handle get a throw-away handler with a processor for just that type, so they are still
    authenticated, then acknowledged with 200 and logged (lark would 500 them and Feishu would retry);
 5. the event's own ``create_time``: more than the tolerance in the future, or older than the tolerance
@@ -28,6 +32,9 @@ What happens to a push, in order (each refusal is one log line and never reaches
    3 s): success → 200; ``TemporalUnavailable`` or over budget → 503 (Feishu pushes again; the
    dispatch that ran over keeps going, and if it succeeds the redelivery is answered from the seen-set);
    any other exception → 500, logged with the event id.
+
+Every refusal is answered ``{"msg": reason}`` with a reason written for the sender (at most
+:data:`MAX_REASON_CHARS` characters, no Python internals) and logged as one line without a traceback.
 """
 
 from __future__ import annotations
@@ -37,6 +44,7 @@ import contextvars
 import functools
 import json
 import logging
+import math
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -83,6 +91,8 @@ DRAIN_GRACE = 10.0
 """Seconds a dispatch may take before the push is answered 503 (Feishu gives up waiting at 3 s)."""
 REDELIVERY_WINDOW_SECONDS = 7 * 3600.0
 """How old an event's ``create_time`` may legitimately be: Feishu redelivers up to ~6 h 20 min later."""
+MAX_REASON_CHARS = 200
+"""A refusal's reason is cut to this many characters: it quotes what the sender sent, which may be huge."""
 CARD_CALLBACK_TYPE = "card.action.trigger"
 URL_VERIFICATION = "url_verification"
 
@@ -132,6 +142,11 @@ def card_response(result: DispatchResult | None) -> dict[str, Any]:
     if result.card:
         body["card"] = {"type": "raw", "data": result.card}
     return body
+
+
+def clip(text: str, limit: int = MAX_REASON_CHARS) -> str:
+    """``text`` cut to ``limit`` characters (marked with "…"), for reasons that quote what a sender sent."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 # ------------------------------------------------------------------------------- the pipeline
@@ -213,6 +228,7 @@ class EventPipeline:
         return await self.dispatch_events(events, org)
 
     def _refuse(self, status: int, reason: str, event_type: str, event_id: str) -> Outcome:
+        reason, event_type, event_id = clip(reason), clip(event_type, 80), clip(event_id, 80)
         log.warning("feishu event %s (%s) refused with %d: %s", event_id, event_type, status, reason)
         return Outcome(status, {"msg": reason}, reason)
 
@@ -346,10 +362,31 @@ _LARK_REFUSALS = _LarkRefusalFilter()
 
 
 class _Rejected(Exception):
+    """A refusal: ``reason`` is written for the sender (it is also the log line's)."""
+
     def __init__(self, status: int, reason: str) -> None:
+        reason = clip(reason)
         super().__init__(reason)
         self.status = status
         self.reason = reason
+
+
+SIGNATURE_HEADERS = ("X-Lark-Request-Timestamp", "X-Lark-Request-Nonce", "X-Lark-Signature")
+
+# lark-oapi's exception texts (EventDispatcherHandler.do answers {"msg": str(exception)}) → our reasons.
+_LARK_REASONS = (
+    ("invalid verification_token", "verification token does not match"),
+    ("signature verification failed", "signature does not match"),
+    ("encrypt_key not found", "encrypted push, but no encrypt key is configured"),
+)
+
+
+def _lark_refusal(lark_message: str) -> str:
+    """The sender's reason for a push lark-oapi refused; anything else it raised is a body we cannot read."""
+    for known, reason in _LARK_REASONS:
+        if known in lark_message:
+            return f"not authentic: {reason}"
+    return "not authentic: body cannot be decrypted or read as an event"
 
 
 def _canonical_header(name: str) -> str:
@@ -420,6 +457,16 @@ class _Webhook:
             chunks.append(chunk)
         return b"".join(chunks)
 
+    def _check_signature_headers(self, headers: Mapping[str, str], peeked: Mapping[str, Any] | None) -> None:
+        """With an encrypt key Feishu signs every push but the URL verification (lark answers it unsigned)."""
+        if not self.encrypt_key:
+            return
+        if peeked is not None and envelope_event_type(peeked) == URL_VERIFICATION:
+            return
+        missing = [name for name in SIGNATURE_HEADERS if not headers.get(name)]
+        if missing:
+            raise _Rejected(401, f"not authentic: missing {', '.join(missing)}")
+
     def _check_request_timestamp(self, headers: Mapping[str, str]) -> None:
         value = headers.get("X-Lark-Request-Timestamp")
         if value is None:
@@ -427,7 +474,9 @@ class _Webhook:
         try:
             stamp = float(value)
         except ValueError:
-            raise _Rejected(401, f"X-Lark-Request-Timestamp {value[:20]!r} is not a timestamp") from None
+            stamp = math.nan
+        if not math.isfinite(stamp):  # "nan" would pass every comparison below
+            raise _Rejected(401, f"X-Lark-Request-Timestamp {value[:20]!r} is not a timestamp")
         skew = self.clock() - stamp
         if abs(skew) > self.tolerance:
             raise _Rejected(401, f"X-Lark-Request-Timestamp is {skew:+.0f} s off (tolerance {self.tolerance:.0f} s)")
@@ -495,12 +544,16 @@ class _Webhook:
             body = json.loads(raw_body)
         except (UnicodeDecodeError, ValueError):
             raise _Rejected(400, "body is not JSON") from None
+        except RecursionError:  # e.g. 100k "[": Python's parser gives up; no event nests like that
+            raise _Rejected(400, "body nests too deeply to be a Feishu event") from None
         if not _looks_like_event(body):
             raise _Rejected(400, "body is not a Feishu event")
         headers = {_canonical_header(name): value for name, value in request.headers.items()}
+        peeked = self._peek(body)
+        self._check_signature_headers(headers, peeked)
         self._check_request_timestamp(headers)
 
-        handler, unhandled_type = self._handler_for(self._peek(body))
+        handler, unhandled_type = self._handler_for(peeked)
         lark_request = RawRequest()
         lark_request.uri = request.url.path
         lark_request.headers = headers
@@ -513,11 +566,8 @@ class _Webhook:
             _captured.reset(token)
 
         if lark_response.status_code != 200:
-            try:
-                why = json.loads(lark_response.content or b"{}").get("msg", "")
-            except (ValueError, AttributeError):
-                why = ""
-            raise _Rejected(401, f"not authentic: {why or 'lark-oapi refused it'}")
+            # lark writes '{"msg":"%s"}' % exception text: not always JSON, so match the text itself
+            raise _Rejected(401, _lark_refusal((lark_response.content or b"").decode("utf-8", "replace")))
         if not holder:
             # Authenticated and answered by lark without a processor: the URL verification challenge.
             return Response(lark_response.content or b"{}", status_code=200, media_type="application/json")

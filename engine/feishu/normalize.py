@@ -13,6 +13,10 @@ Decisions worth knowing:
   record's dispatch is deduplicated on its own. ``before``/``after`` are keyed by ``field_id`` (the
   payload has no field names) and each ``field_value`` JSON string is decoded when it parses, else
   kept as the string Feishu sent. Re-read the record before acting on it.
+* A message's ``text`` is what the person typed, whatever carried it (a text message, or a rich-text
+  ``post``: its title and one line per paragraph), with every mention taken out: each
+  ``mentions[].key`` (``@_user_1``), ``@_all`` ("@所有人", which has no ``mentions`` entry) and every
+  ``at`` element, each with the one space after it. Other message types have no text (``""``).
 * v1 events (``approval_instance``) are deduplicated on their envelope ``uuid``.
 * ``raw`` holds the decrypted ``event`` object, never the envelope: the envelope's header carries the
   verification token, which must not end up in workflow histories or logs.
@@ -94,9 +98,9 @@ def _epoch(value: Any, where: str) -> datetime:
     try:
         number = float(value)
     except (TypeError, ValueError):
-        raise MalformedEvent(f"{where}: expected an epoch timestamp, found {value!r}") from None
+        raise MalformedEvent(f"{where}: expected an epoch timestamp, found {repr(value)[:60]}") from None
     if number != number or number < 0:  # NaN or negative
-        raise MalformedEvent(f"{where}: expected an epoch timestamp, found {value!r}")
+        raise MalformedEvent(f"{where}: expected an epoch timestamp, found {repr(value)[:60]}")
     for divisor in (1e9, 1e6, 1e3):  # ns, µs, ms
         if number >= divisor * 1e8:
             number /= divisor
@@ -104,7 +108,7 @@ def _epoch(value: Any, where: str) -> datetime:
     try:
         return datetime.fromtimestamp(number, tz=UTC)
     except (OverflowError, OSError, ValueError):
-        raise MalformedEvent(f"{where}: timestamp {value!r} is out of range") from None
+        raise MalformedEvent(f"{where}: timestamp {repr(value)[:60]} is out of range") from None
 
 
 def _user_ids(value: Any, where: str) -> tuple[str, str | None]:
@@ -172,43 +176,97 @@ def _v2_base(body: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
 # ------------------------------------------------------------------------------------ per type
 
 
-def _message_text(message_type: str, content: Mapping[str, Any]) -> str:
-    """The plain text of a text or rich-text (``post``) message; other types have none."""
+# What stands for a mention in a message's text: each ``mentions[].key`` (``@_user_1``) and ``@_all``,
+# which "@所有人" writes into the text without a ``mentions`` entry (FEISHU_NOTES.md).
+ALL_KEY = "@_all"
+
+
+class _Mention:
+    """Where a mention was: it is dropped, with one space after it (the one Feishu's editor puts there)."""
+
+
+_MENTION = _Mention()
+Piece = str | _Mention
+
+
+def _mention_pattern(keys: list[str]) -> re.Pattern[str]:
+    # Longest first and with a digit look-ahead, so "@_user_1" never eats the start of "@_user_10".
+    alternatives = sorted({k for k in [*keys, ALL_KEY] if k}, key=len, reverse=True)
+    return re.compile("(" + "|".join(re.escape(k) for k in alternatives) + r")(?!\d)")
+
+
+def _split_mentions(text: str, pattern: re.Pattern[str]) -> list[Piece]:
+    """``"a @_user_1 b"`` → ``["a ", _MENTION, " b"]``."""
+    pieces: list[Piece] = []
+    for index, part in enumerate(pattern.split(text)):
+        if index % 2:  # the split's captured group: a mention key
+            pieces.append(_MENTION)
+        elif part:
+            pieces.append(part)
+    return pieces
+
+
+def _join(pieces: list[Piece]) -> str:
+    """The text without its mentions, each taking one following space with it."""
+    out: list[str] = []
+    after_mention = False
+    for piece in pieces:
+        if isinstance(piece, _Mention):
+            after_mention = True
+            continue
+        if after_mention and piece.startswith(" "):
+            piece = piece[1:]
+        after_mention = False
+        out.append(piece)
+    return "".join(out)
+
+
+def _post_element(element: Any, pattern: re.Pattern[str]) -> list[Piece]:
+    """One rich-text element's share of the text.
+
+    ``at`` is a mention; ``a`` is its text (its address if it has none); every other element holding a
+    ``text`` string (``text``, ``md``, ``code_block``, and any tag Feishu adds) is user input, kept as
+    typed; ``img``, ``media``, ``emotion`` and ``hr`` hold no text.
+    """
+    if not isinstance(element, Mapping):
+        return []
+    tag = element.get("tag")
+    if tag == "at":
+        return [_MENTION]
+    text = element.get("text")
+    if tag == "a" and not (isinstance(text, str) and text):
+        text = element.get("href")
+    return _split_mentions(text, pattern) if isinstance(text, str) else []
+
+
+def _message_text(message_type: str, content: Mapping[str, Any], mention_keys: list[str]) -> str:
+    """What the person typed in a text or rich-text (``post``) message, without any mention.
+
+    A post's title is the first line and each paragraph one line. Other message types (image, file,
+    sticker, ...) have no text: ``""``.
+    """
+    pattern = _mention_pattern(mention_keys)
     if message_type == "text":
         text = content.get("text", "")
-        return text if isinstance(text, str) else ""
-    if message_type == "post":
-        # Received posts are {"title", "content": [[element, ...], ...]}; sent ones may be wrapped in
-        # a locale key ({"zh_cn": {...}}). Mentions are "at" elements, so they drop out here.
-        post: Any = content
-        if "content" not in post and len(post) == 1:
-            post = next(iter(post.values()))
-        if not isinstance(post, Mapping):
-            return ""
-        lines = []
-        title = post.get("title")
-        if isinstance(title, str) and title.strip():
-            lines.append(title.strip())
-        for paragraph in post.get("content") or []:
-            if not isinstance(paragraph, list):
-                continue
-            parts = [
-                element["text"]
-                for element in paragraph
-                if isinstance(element, Mapping) and element.get("tag") in ("text", "a", "md")
-                and isinstance(element.get("text"), str)
-            ]
-            lines.append("".join(parts))
-        return "\n".join(lines)
-    return ""
-
-
-def _strip_mention_keys(text: str, keys: list[str]) -> str:
-    """Remove ``@_user_N`` placeholders (and one space after each), then trim."""
-    # Longest first and with a digit look-ahead, so "@_user_1" never eats the start of "@_user_10".
-    for key in sorted({k for k in keys if k}, key=len, reverse=True):
-        text = re.sub(re.escape(key) + r"(?!\d) ?", "", text)
-    return text.strip()
+        return _join(_split_mentions(text, pattern)).strip() if isinstance(text, str) else ""
+    if message_type != "post":
+        return ""
+    # Received posts are {"title", "content": [[element, ...], ...]}; sent ones may be wrapped in a
+    # locale key ({"zh_cn": {...}}).
+    post: Any = content
+    if "content" not in post and len(post) == 1:
+        post = next(iter(post.values()))
+    if not isinstance(post, Mapping):
+        return ""
+    lines = []
+    title = post.get("title")
+    if isinstance(title, str) and title.strip():
+        lines.append(_join(_split_mentions(title.strip(), pattern)))
+    paragraphs = post.get("content")
+    for paragraph in paragraphs if isinstance(paragraphs, list) else []:
+        if isinstance(paragraph, list):
+            lines.append(_join([piece for element in paragraph for piece in _post_element(element, pattern)]))
+    return "\n".join(lines).strip()
 
 
 def _message_received(body: Mapping[str, Any], bot_open_id: str | None) -> list[FeishuEvent]:
@@ -243,7 +301,7 @@ def _message_received(body: Mapping[str, Any], bot_open_id: str | None) -> list[
     # group is also "mentioned_type: bot". Without it, any bot mention is the best evidence there is.
     mentions_bot = any(m.open_id == bot_open_id if bot_open_id else m.is_bot for m in mentions)
 
-    text = _strip_mention_keys(_message_text(message_type, content), [m.key for m in mentions])
+    text = _message_text(message_type, content, [m.key for m in mentions])
     return [MessageReceived(
         **base,
         message_id=_string(message, "message_id", "event.message"),

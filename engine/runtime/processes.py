@@ -73,11 +73,12 @@ async def _serve_ingress(app: EngineApp, router: Any, host: str,
     import uvicorn
 
     from engine.feishu.ingress import build_ingress
+    from engine.runtime.identity import learn_bot_open_id
     from engine.runtime.pages import plugin_routes
 
-    bot = app.config.feishu.bot_open_id if app.config.feishu else None
-    asgi = build_ingress(app.config, router, extra_routes=plugin_routes(app),
-                         bot_open_id=bot or app.extras.get("bot_open_id"))
+    # without it a mention of the bot is not recognised, and every "@bot" command would be dropped
+    bot = await learn_bot_open_id(app)
+    asgi = build_ingress(app.config, router, extra_routes=plugin_routes(app), bot_open_id=bot)
     server = uvicorn.Server(uvicorn.Config(asgi, host=host, port=port, log_level="warning", lifespan="off"))
     task = asyncio.create_task(server.serve())
     while not server.started:
@@ -138,6 +139,7 @@ def _router(app: EngineApp, client: Any) -> Any:
 async def run_dev(config: EngineConfig, plugins: PluginSet, options: DevOptions, say: Say,
                   ready: asyncio.Event | None = None, stop: asyncio.Event | None = None) -> None:
     """Embedded Temporal + worker + ingress (+ the Feishu stand-in) until SIGINT/SIGTERM or ``stop``."""
+    from engine.runtime.identity import learn_bot_open_id
     from engine.runtime.schedules import sync_schedules
     from engine.runtime.server import EmbeddedTemporal
 
@@ -171,8 +173,9 @@ async def run_dev(config: EngineConfig, plugins: PluginSet, options: DevOptions,
             if standin.encrypt_key:
                 os.environ["FEISHU_ENCRYPT_KEY"] = standin.encrypt_key
             app.feishu_base_url = standin.base_url
-            app.extras["bot_open_id"] = standin.bot_open_id
             say(f"  Feishu stand-in   {standin.base_url}   (outbox: {standin.base_url}/_standin/)")
+        # asked of Feishu (or the stand-in) as in production: GET /open-apis/bot/v3/info
+        await learn_bot_open_id(app, say=say)
 
         address = None
         if config.temporal.mode == "embedded":
@@ -237,12 +240,17 @@ async def _stop_uvicorn(server: Any, task: asyncio.Task[Any], pipeline: EventPip
 
 async def run_worker(config: EngineConfig, plugins: PluginSet, say: Say) -> None:
     """A worker process: every installed plugin's workflows and activities, until SIGINT/SIGTERM."""
+    from engine.runtime.identity import BotIdentityError, learn_bot_open_id
     from engine.runtime.schedules import sync_schedules
 
     stop = _stop_event()
     app = EngineApp(config=config, plugins=plugins)
     check_templates(app)  # before anything else: a broken template must stop a deployment at once
     set_current_app(app)
+    try:  # for activities that tell the bot's own messages apart; the worker routes no events
+        await learn_bot_open_id(app, say=say)
+    except BotIdentityError as error:
+        log.warning("worker starts without the bot's identity: %s (%s)", error, error.hint)
     client = app.temporal = await _connect(config)
     report = await sync_schedules(client, config, plugins, task_queue=config.temporal.task_queue)
     if report["refused"]:
@@ -258,16 +266,19 @@ async def run_worker(config: EngineConfig, plugins: PluginSet, say: Say) -> None
 
 async def run_ingress(config: EngineConfig, plugins: PluginSet, say: Say, port: int | None = None) -> None:
     """An ingress process: webhook (or long connection) → router → Temporal, until SIGINT/SIGTERM."""
+    from engine.runtime.identity import learn_bot_open_id
+
     stop = _stop_event()
     app = EngineApp(config=config, plugins=plugins)
     check_templates(app)  # the ingress renders replies (a device's status, a missing one)
     set_current_app(app)
+    bot = await learn_bot_open_id(app, say=say)  # before Temporal: a wrong app secret stops it at once
     client = app.temporal = await _connect(config)
     router = _router(app, client)
     if config.ingress.mode == "long_connection":
         from engine.feishu.longconn import LongConnection
 
-        LongConnection(config, router, asyncio.get_running_loop()).start()
+        LongConnection(config, router, asyncio.get_running_loop(), bot_open_id=bot).start()
         say("long connection to Feishu started")
     server, task, pipeline = await _serve_ingress(app, router, config.ingress.host,
                                         port if port is not None else config.ingress.port)

@@ -3,6 +3,11 @@ actions they return are carried out on Temporal.
 
 It is the only place where enablement is checked: an organization that did not enable a scenario never
 reaches that scenario's workflows, and an action aimed at another organization is refused.
+
+An event that routes to nothing leaves a DEBUG line saying why (ids, types and scenario names only,
+never message text). A mention of the bot that matches no command is answered with
+:data:`HELP_TEMPLATE` in the organization's locale: it lists what each enabled scenario's optional
+``_help`` partial (``templates/<locale>/_help.j2``) says its commands are.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from engine import actions as act
 from engine.config import OrgContext
-from engine.events import FeishuEvent
+from engine.events import FeishuEvent, MessageReceived
 from engine.ids import workflow_id
 from engine.plugins import PluginSet
 from engine.runtime.dispatch import DispatchResult
@@ -31,6 +36,9 @@ _UNAVAILABLE = {RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED, RPCS
                 RPCStatusCode.RESOURCE_EXHAUSTED}
 
 ReplySender = Callable[[OrgContext, act.Reply, str, dict[str, Any]], Awaitable[None]]
+
+HELP_TEMPLATE = "engine:help"
+"""The reply to a mention of the bot that no enabled scenario takes (``engine/runtime/templates``)."""
 
 
 class RoutingError(Exception):
@@ -58,14 +66,40 @@ class Router:
         return [action for result in results if result for action in result]
 
     async def dispatch(self, event: FeishuEvent, org: OrgContext) -> DispatchResult:
+        actions = self.actions_for(event, org)
+        if not actions:
+            return await self._unrouted(event, org)
         result = DispatchResult()
-        for action in self.actions_for(event, org):
+        for action in actions:
             outcome = await self.execute(action, event, org)
             result.effects += 1
             if isinstance(outcome, dict):
                 result.toast = outcome.get("toast", result.toast)
                 result.card = outcome.get("card", result.card)
         return result
+
+    async def _unrouted(self, event: FeishuEvent, org: OrgContext) -> DispatchResult:
+        """No enabled scenario took ``event``: say why in the log; answer a mention of the bot with help."""
+        enabled = ", ".join(sorted(org.plugins)) or "none"
+        asks_bot = isinstance(event, MessageReceived) and event.mentions_bot
+        if not isinstance(event, MessageReceived):
+            why = "no enabled scenario acts on it"
+        elif asks_bot:
+            why = "a mention of the bot that matches no command"
+        elif event.chat_type == "p2p":
+            why = "a direct message that matches no command"
+        else:  # the usual case in a busy group; a bot whose identity is unknown also ends here
+            why = f"a group message that does not mention the bot ({len(event.mentions)} other mention(s))"
+        answer = asks_bot and self.send_reply is not None
+        log.debug("event %s (%s) of %s routes to nothing: %s (enabled scenarios: %s)%s", event.event_id,
+                  event.event_type, org.id, why, enabled, "; answered with help" if answer else "")
+        if not answer:
+            return DispatchResult()
+        assert isinstance(event, MessageReceived)
+        help_reply = act.Reply(template=HELP_TEMPLATE, context={"scenarios": sorted(org.plugins)},
+                               message_id=event.message_id)
+        await self.execute(help_reply, event, org)
+        return DispatchResult(effects=1)
 
     async def healthy(self) -> bool:
         try:

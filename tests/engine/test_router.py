@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -9,7 +10,7 @@ import pytest
 from sample_plugins import EchoPlugin, OtherPlugin
 
 from engine.actions import StartWorkflow
-from engine.events import CardAction, MessageReceived
+from engine.events import CardAction, Mention, MessageReceived
 from engine.runtime.router import RoutingError
 from engine.testing.kit import org_config
 
@@ -95,3 +96,44 @@ async def test_advance_to_refuses_the_past(scenario_harness: Any) -> None:
     async with scenario_harness({"echo": EchoPlugin()}) as env:
         with pytest.raises(ValueError, match="in the past"):
             await env.advance_to(await env.now() - timedelta(days=1))
+
+
+async def test_what_routes_to_nothing_leaves_a_trace_without_personal_data(scenario_harness: Any,
+                                                                           caplog: pytest.LogCaptureFixture) -> None:
+    """Issue 15: an event that no enabled scenario takes was dropped without a word in the log."""
+    async with scenario_harness({"echo": EchoPlugin()}) as env:
+        caplog.set_level(logging.DEBUG, logger="engine.runtime.router")
+        now = datetime.now(UTC)
+        group = MessageReceived(event_id="ev-g", event_type="im.message.receive_v1", create_time=now,
+                                message_id="om_g", chat_id="oc_ward3", chat_type="group", text="张三 13800138000",
+                                sender_open_id="ou_alice", mentions=[Mention(key="@_user_1", open_id="ou_bob")])
+        direct = group.model_copy(update={"event_id": "ev-d", "chat_type": "p2p", "mentions": []})
+        press = CardAction(event_id="ev-c", event_type="card.action.trigger", create_time=now,
+                           operator_open_id="ou_alice", action_value={"op": "unknown"})
+        for event in (group, direct, press):
+            assert (await env.deliver(event)).effects == 0
+        assert env.messages() == []
+        traces = [r for r in caplog.records if "routes to nothing" in r.getMessage()]
+        assert [r.levelno for r in traces] == [logging.DEBUG] * 3
+        assert "ev-g (im.message.receive_v1) of acme routes to nothing: a group message that does not mention " \
+               "the bot (1 other mention(s)) (enabled scenarios: echo)" in traces[0].getMessage()
+        assert "a direct message that matches no command" in traces[1].getMessage()
+        assert "ev-c (card.action.trigger) of acme routes to nothing: no enabled scenario acts on it" \
+               in traces[2].getMessage()
+        assert "13800138000" not in caplog.text and "张三" not in caplog.text
+
+
+@pytest.mark.parametrize(("locale", "text"), [
+    ("zh_CN", "没有看懂这条消息。请检查格式后重新 @我 发送，或联系管理员。\n"),
+    ("en_US", "Sorry, I did not understand that. Check the wording and mention me again, or ask your "
+              "administrator.\n"),
+])
+async def test_a_mention_no_scenario_takes_gets_a_short_help(scenario_harness: Any, locale: str, text: str) -> None:
+    # echo is installed but not enabled, and ships no _help partial: the generic help, once per event
+    config = org_config(plugins=[], locale=locale)
+    async with scenario_harness({"echo": EchoPlugin()}, config=config) as env:
+        result = await env.deliver(mention("anything", "ev-help"))
+        assert result.effects == 1
+        await env.deliver(mention("anything", "ev-help"))  # redelivered: the reply's uuid absorbs it
+        [reply] = env.messages()
+        assert (reply.text, reply.reply_to) == (text, "om_ev-help")

@@ -13,7 +13,7 @@ import logging
 import socket
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +26,7 @@ from starlette.routing import Route
 from engine.config import EngineConfig, OrgContext, parse_config
 from engine.events import BitableRecordChanged, CardAction, FeishuEvent, MessageReceived
 from engine.feishu.ingress import build_ingress
-from engine.feishu.standin import FeishuStandIn
+from engine.feishu.standin import FeishuStandIn, crypto
 from engine.feishu.standin import events as ev
 from engine.feishu.standin.delivery import EventSender
 from engine.runtime.dispatch import DispatchResult
@@ -182,6 +182,21 @@ async def test_signed_encrypted_event_reaches_dispatcher_normalized(tmp_path: Pa
     assert event.text == "@ok status A-12"
     assert event.mentions_bot and event.chat_id == "oc_ward" and event.sender_open_id == "ou_nurse"
     assert org.id == "hosp"
+
+
+async def test_a_command_sent_with_at_all_reaches_the_scenario_as_typed(tmp_path: Path) -> None:
+    """Issue 15: "@所有人" puts @_all into the text but not into mentions; it was left in the command."""
+    dispatcher = RecordingDispatcher()
+    app = build_ingress(make_config(tmp_path), dispatcher)
+    event = message_event("@_all 建群 协和医院 CT128 华北")
+    assert json.loads(event["message"]["content"]) == {"text": "@_user_1 @_all 建群 协和医院 CT128 华北"}
+    assert [m["key"] for m in event["message"]["mentions"]] == ["@_user_1"]
+    async with serve(app) as url:
+        result = await make_standin().deliver_event(f"{url}/feishu/events", ev.EVENT_MESSAGE, event, retries=())
+    assert result.status == 200
+    ((received, _),) = dispatcher.events
+    assert isinstance(received, MessageReceived)
+    assert (received.text, received.mentions_bot) == ("建群 协和医院 CT128 华北", True)
 
 
 async def test_plaintext_event_without_encrypt_key(tmp_path: Path) -> None:
@@ -537,3 +552,99 @@ async def test_a_stopping_ingress_drains_dispatches_answered_503(tmp_path: Path,
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
     cancelled = [r for r in caplog.records if "cancelled" in r.getMessage()]
     assert len(cancelled) == (0 if finished else 1) and all(r.exc_info is None for r in cancelled)
+
+
+# ------------------------------------------------------------ refusals are written for the sender
+
+
+def signed(body: bytes, **headers: str) -> dict[str, str]:
+    """Headers signing ``body`` with the test app's encrypt key, as Feishu does; ``headers`` override."""
+    ts, nonce = str(int(time.time())), "nonce-1"
+    base = {"Content-Type": "application/json", "X-Lark-Request-Timestamp": ts, "X-Lark-Request-Nonce": nonce,
+            "X-Lark-Signature": crypto.signature(ts, nonce, KEY, body)}
+    return {**base, **headers}
+
+
+def encrypted(plain: str | bytes) -> bytes:
+    return json.dumps({"encrypt": crypto.encrypt(KEY, plain)}).encode()
+
+
+def _valid_push() -> tuple[bytes, dict[str, str]]:
+    return sender().build(message())
+
+
+REFUSALS: dict[str, tuple[Callable[[], tuple[bytes, dict[str, str]]], int, str]] = {
+    # issue 15: answered "401 not authentic: unsupported operand type(s) for +: 'NoneType' and 'NoneType'"
+    "no signature headers at all": (
+        lambda: (_valid_push()[0], {"Content-Type": "application/json"}), 401,
+        "not authentic: missing X-Lark-Request-Timestamp, X-Lark-Request-Nonce, X-Lark-Signature"),
+    "no signature header": (
+        lambda: sender().build(message(), tamper="no_signature"), 401, "not authentic: missing X-Lark-Signature"),
+    "empty signature header": (
+        lambda: (_valid_push()[0], {**_valid_push()[1], "X-Lark-Signature": ""}), 401,
+        "not authentic: missing X-Lark-Signature"),
+    # issue 15: answered 500, with a 50-line traceback in the log
+    "100k [": (lambda: (b"[" * 100_000, {"Content-Type": "application/json"}), 400,
+               "body nests too deeply to be a Feishu event"),
+    "100k nested objects": (lambda: (b'{"a":' * 100_000, {"Content-Type": "application/json"}), 400,
+                            "body nests too deeply to be a Feishu event"),
+    "deeply nested plaintext, encrypted and signed": (
+        lambda: (encrypted("[" * 100_000), signed(encrypted("[" * 100_000))), 401,
+        "not authentic: body cannot be decrypted or read as an event"),
+    "JSON string": (lambda: (b'"event"', {}), 400, "body is not a Feishu event"),
+    "JSON number": (lambda: (b"12", {}), 400, "body is not a Feishu event"),
+    "JSON null": (lambda: (b"null", {}), 400, "body is not a Feishu event"),
+    "JSON list": (lambda: (b"[{}]", {}), 400, "body is not a Feishu event"),
+    "empty body": (lambda: (b"", {}), 400, "body is not JSON"),
+    "form-encoded body": (lambda: (b"encrypt=abc&token=x", {"Content-Type": "application/x-www-form-urlencoded"}),
+                          400, "body is not JSON"),
+    "not UTF-8": (lambda: (b'{"encrypt": "\xff\xfe"}', {}), 400, "body is not JSON"),
+    "encrypt is not a string": (lambda: (b'{"encrypt": 123}', {}), 400, "body is not a Feishu event"),
+    "encrypt is not base64": (lambda: (b'{"encrypt": "%%%"}', signed(b'{"encrypt": "%%%"}')), 401,
+                              "not authentic: body cannot be decrypted or read as an event"),
+    "encrypted text that is not JSON": (lambda: (encrypted("not json"), signed(encrypted("not json"))), 401,
+                                        "not authentic: body cannot be decrypted or read as an event"),
+    "timestamp nan": (lambda: sender().build(message(), timestamp="nan"), 401,
+                      "X-Lark-Request-Timestamp 'nan' is not a timestamp"),
+    "wrong signature": (lambda: sender().build(message(), tamper="bad_signature"), 401,
+                        "not authentic: signature does not match"),
+    "wrong verification token": (lambda: sender().build(message(), tamper="wrong_token"), 401,
+                                 "not authentic: verification token does not match"),
+    "malformed create_time": (
+        lambda: sender().build({**message(), "header": {**message()["header"], "create_time": "x" * 5000}}), 400,
+        "malformed event: header.create_time: expected an epoch timestamp, found '" + "x" * 59),
+}
+
+
+@pytest.mark.parametrize("path", ["/feishu/events", "/feishu/card"])
+@pytest.mark.parametrize("case", list(REFUSALS))
+async def test_a_refusal_is_a_short_reason_and_one_log_line(tmp_path: Path, case: str, path: str,
+                                                            caplog: pytest.LogCaptureFixture,
+                                                            capsys: pytest.CaptureFixture[str]) -> None:
+    """Issue 15: every refusal is a 4xx whose reason is written for the sender (no Python internals), logged
+    as one line without a traceback, over real HTTP."""
+    build, status, reason = REFUSALS[case]
+    body, headers = build()
+    dispatcher = RecordingDispatcher()
+    app = build_ingress(make_config(tmp_path, max_body=1_048_576), dispatcher)
+    caplog.set_level(logging.DEBUG)
+    async with serve(app) as url, httpx.AsyncClient() as client:
+        response = await client.post(f"{url}{path}", content=body, headers=headers)
+    assert (response.status_code, response.json()) == (status, {"msg": reason})
+    assert dispatcher.calls == 0
+    lines = [r for r in caplog.records if r.levelno >= logging.INFO and not r.name.startswith(("httpx", "httpcore"))]
+    assert len(lines) == 1, [r.getMessage() for r in lines]
+    assert lines[0].name == "engine.feishu.ingress" and lines[0].exc_info is None
+    assert f"refused with {status}: {reason}" in lines[0].getMessage()
+    assert "Traceback" not in capsys.readouterr().out + caplog.text
+
+
+async def test_a_refusal_quoting_what_was_sent_is_cut_short(tmp_path: Path) -> None:
+    app = build_ingress(make_config(tmp_path), RecordingDispatcher())
+    standin = make_standin()
+    huge_app_id = "cli_" + "x" * 10_000
+    standin.add_app(huge_app_id, "secret", TENANT)
+    body, headers = sender().build(message(app_id=huge_app_id))
+    response = await post(app, body, headers)
+    assert response.status_code == 403
+    assert response.json()["msg"] == f"unknown app_id {huge_app_id!r}"[:199] + "…"

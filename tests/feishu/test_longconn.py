@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
 import uuid
 from pathlib import Path
@@ -174,3 +175,19 @@ async def test_start_needs_credentials(tmp_path: Path, monkeypatch: pytest.Monke
     conn = connection(tmp_path, RecordingDispatcher())
     with pytest.raises(RuntimeError, match="app_secret"):
         conn.start()
+
+
+async def test_a_refused_event_is_one_short_log_line(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """Issue 15: the long connection shares the pipeline's refusals: one line, the sender's data cut short."""
+    dispatcher = RecordingDispatcher()
+    conn = connection(tmp_path, dispatcher, retry_delays=(0.01,))
+    body = json.loads(message())
+    body["header"]["create_time"] = "x" * 100_000
+    caplog.set_level(logging.DEBUG)
+    await lark_calls(conn, json.dumps(body).encode())
+    await settle(conn)
+    assert dispatcher.calls == 0
+    [line] = [r for r in caplog.records if r.levelno >= logging.INFO]
+    assert line.name == "engine.feishu.ingress" and line.exc_info is None
+    assert "refused with 400: malformed event: header.create_time" in line.getMessage()
+    assert len(line.getMessage()) < 400

@@ -97,8 +97,109 @@ def test_post_message_text_is_flattened() -> None:
     event = normalize(message("", [mention("@_user_1", BOT, "bot")], message_type="post", content=content),
                       bot_open_id=BOT)
     assert event.message_type == "post"
-    assert event.text == "交接班\n 夜班 3 床\n链接".strip()
+    # the mention takes the space after it with it, as in a text message ("@_user_1 夜班" → "夜班")
+    assert event.text == "交接班\n夜班 3 床\n链接"
     assert event.mentions_bot
+
+
+# ------------------------------------------------- the text a scenario sees (issue 15, item 2)
+
+BOT_MENTION = mention("@_user_1", BOT, "bot")
+
+
+@pytest.mark.parametrize(("typed", "seen"), [
+    # "@所有人" writes @_all into the text but nothing into mentions: it was left in, and no command matched
+    ("@_user_1 @_all 建群 协和医院 CT128 华北", "建群 协和医院 CT128 华北"),
+    ("@_all @_user_1 建群 协和医院 CT128 华北", "建群 协和医院 CT128 华北"),
+    ("@_user_1 建群 协和医院 CT128 华北 @_all", "建群 协和医院 CT128 华北"),
+    ("@_user_1 请 @_all 注意", "请 注意"),
+    ("@_user_1建群 协和医院 CT128", "建群 协和医院 CT128"),
+    ("@_user_1", ""),
+    ("  @_user_1   校准 A-12  ", "校准 A-12"),
+    ("@_user_1 line one\nline two", "line one\nline two"),
+])
+def test_text_message_is_what_was_typed_without_any_mention(typed: str, seen: str) -> None:
+    event = normalize(message(typed, [BOT_MENTION]), bot_open_id=BOT)
+    assert event.text == seen
+    assert event.mentions_bot and [m.key for m in event.mentions] == ["@_user_1"]
+
+
+def test_all_mention_alone_is_not_a_mention_of_the_bot() -> None:
+    event = normalize(message("@_all 建群 协和医院 CT128 华北", []), bot_open_id=BOT)
+    assert event.text == "建群 协和医院 CT128 华北"
+    assert event.mentions_bot is False
+
+
+def post(*paragraphs: list[dict], title: str = "") -> dict:
+    return {"title": title, "content": list(paragraphs)}
+
+
+AT_BOT = {"tag": "at", "user_id": "@_user_1", "user_name": "bot"}
+
+
+@pytest.mark.parametrize(("element", "seen"), [
+    ({"tag": "text", "text": "建群 协和医院 CT128 华北"}, "建群 协和医院 CT128 华北"),
+    ({"tag": "text", "text": "加粗", "style": ["bold"]}, "加粗"),
+    ({"tag": "a", "text": "设备清单", "href": "https://example.org/list"}, "设备清单"),
+    ({"tag": "a", "text": "", "href": "https://example.org/list"}, "https://example.org/list"),
+    ({"tag": "at", "user_id": "@_user_2", "user_name": "张三"}, ""),
+    ({"tag": "at", "user_id": "@_all", "user_name": "所有人"}, ""),
+    ({"tag": "img", "image_key": "img_v2_x", "width": 300, "height": 300}, ""),
+    ({"tag": "media", "file_key": "file_v2_x", "image_key": "img_v2_x"}, ""),
+    ({"tag": "emotion", "emoji_type": "SMILE"}, ""),
+    ({"tag": "hr"}, ""),
+    ({"tag": "code_block", "language": "PYTHON", "text": "if x:\n    print(x)\n"}, "if x:\n    print(x)"),
+    ({"tag": "md", "text": "**建群** 协和医院 CT128"}, "**建群** 协和医院 CT128"),
+    ({"tag": "md", "text": "@_all 建群 协和医院 CT128"}, "建群 协和医院 CT128"),
+])
+def test_post_element_text_after_a_bot_mention(element: dict, seen: str) -> None:
+    """Every rich-text tag (FEISHU_NOTES.md): the text it holds is what the person typed."""
+    mentions = [BOT_MENTION, mention("@_user_2", "ou_zhang", "张三")]
+    content = post([AT_BOT, {"tag": "text", "text": " "}, element])
+    event = normalize(message("", mentions, message_type="post", content=content), bot_open_id=BOT)
+    assert event.text == seen
+    assert event.mentions_bot
+
+
+def test_post_with_every_tag_reads_as_typed() -> None:
+    content = post(
+        [AT_BOT, {"tag": "text", "text": " "}, {"tag": "at", "user_id": "@_all", "user_name": "所有人"},
+         {"tag": "text", "text": " 建群 协和医院 CT128 华北"}, {"tag": "emotion", "emoji_type": "OK"}],
+        [{"tag": "text", "text": "资料 "}, {"tag": "a", "text": "链接", "href": "https://example.org"},
+         {"tag": "text", "text": " 和 "}, {"tag": "at", "user_id": "@_user_2", "user_name": "张三"},
+         {"tag": "text", "text": " 请看"}],
+        [{"tag": "img", "image_key": "img_v2_x"}],
+        [{"tag": "hr"}],
+        [{"tag": "code_block", "language": "GO", "text": "a := 1"}],
+        [{"tag": "md", "text": "- 第一\n- 第二"}],
+        [{"tag": "media", "file_key": "file_v2_x", "image_key": "img_v2_x"}],
+        title="新项目",
+    )
+    mentions = [BOT_MENTION, mention("@_user_2", "ou_zhang", "张三")]
+    event = normalize(message("", mentions, message_type="post", content=content), bot_open_id=BOT)
+    assert event.text == "新项目\n建群 协和医院 CT128 华北\n资料 链接 和 请看\n\n\na := 1\n- 第一\n- 第二"
+
+
+def test_post_wrapped_in_a_locale_key_and_broken_elements() -> None:
+    content = {"zh_cn": post([AT_BOT, {"tag": "text", "text": " 建群 协和医院 CT128"}, "junk", {"tag": "text"},
+                              {"tag": "text", "text": 5}], "not a paragraph")}
+    event = normalize(message("", [BOT_MENTION], message_type="post", content=content), bot_open_id=BOT)
+    assert event.text == "建群 协和医院 CT128"
+
+
+@pytest.mark.parametrize(("message_type", "content"), [
+    ("image", {"image_key": "img_v2_x"}),
+    ("file", {"file_key": "file_v2_x", "file_name": "报告.pdf"}),
+    ("audio", {"file_key": "file_v2_x", "duration": 2000}),
+    ("media", {"file_key": "file_v2_x", "image_key": "img_v2_x", "file_name": "a.mp4", "duration": 2000}),
+    ("sticker", {"file_key": "file_v2_x"}),
+    ("share_chat", {"chat_id": "oc_x"}),
+    ("share_user", {"user_id": "ou_x"}),
+    ("interactive", {"title": "卡片", "elements": [[{"tag": "text", "text": "x"}]]}),
+])
+def test_message_types_without_typed_text(message_type: str, content: dict) -> None:
+    event = normalize(message("", [BOT_MENTION], message_type=message_type, content=content), bot_open_id=BOT)
+    assert event.text == "" and event.message_type == message_type
 
 
 def test_image_message_has_no_text() -> None:

@@ -134,7 +134,8 @@ async def test_bot_info_and_multiple_apps(standin: FeishuStandIn) -> None:
         req = lark.BaseRequest.builder().http_method(lark.HttpMethod.GET).uri("/open-apis/bot/v3/info") \
             .token_types({lark.AccessTokenType.TENANT}).build()
         resp = await call(client.request, req)
-        assert json.loads(resp.raw.content)["bot"]["open_id"] == bot
+        body = json.loads(resp.raw.content)  # the bot at the top level, not under "data"
+        assert (body["code"], body["bot"]["open_id"], body["bot"]["app_name"]) == (0, bot, "Stand-in Bot")
     sent = await call(lark_client(standin, other, "other-secret").im.v1.message.create, text_message("ou_b", "x"))
     assert sent.code == 0 and sent.data.sender.tenant_key == "t_other"
     assert [m.app_id for m in standin.messages(to="ou_b")] == [other]
