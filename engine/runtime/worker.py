@@ -26,7 +26,7 @@ from engine.runtime.keepalive import KeepAlive
 # re-imported, so the sandbox keeps checking them.
 PASSTHROUGH_MODULES = (
     "pydantic", "pydantic_core", "annotated_types", "typing_extensions",
-    "jinja2", "markupsafe", "pluggy", "chinese_calendar", "croniter", "dateutil", "zoneinfo",
+    "jinja2", "markupsafe", "pluggy", "chinese_calendar", "holidays", "croniter", "dateutil", "zoneinfo",
     "freezegun", "engine",
 )
 
