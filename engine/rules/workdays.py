@@ -181,6 +181,15 @@ class WorkCalendar:
         listed = ", ".join(str(year) for year in years)
         return f"provisional calendar for {listed}: no official holiday data, make-up workdays unknown"
 
+    def mark_provisional(self, reason: str, *days: date) -> str:
+        """``reason`` with ``" (<provisional note>)"`` appended when any of ``days`` is :meth:`provisional`.
+
+        For rules whose reason rests on working days: pass the days the decision was computed from
+        (e.g. the start and the end of an SLA). Reasons go to logs and audit rows, never to cards.
+        """
+        note = self.provisional_note(*days)
+        return f"{reason} ({note})" if note else reason
+
     def holiday_name(self, d: date) -> str | None:
         """The public holiday or make-up workday ``d`` belongs to (e.g. ``"National Day"``), if known.
 

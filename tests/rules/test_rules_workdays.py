@@ -121,6 +121,17 @@ def test_2026_still_comes_from_the_official_data(cal: WorkCalendar) -> None:
     )
 
 
+def test_mark_provisional_appends_the_note_only_when_it_applies(cal: WorkCalendar) -> None:
+    reason = "screening: SLA 3 working day(s) lapses 2027-01-06 09:00"
+    assert cal.mark_provisional(reason, date(2026, 12, 31)) == reason
+    assert cal.mark_provisional(reason, date(2026, 12, 31), date(2027, 1, 6)) == (
+        f"{reason} (provisional calendar for 2027: no official holiday data, make-up workdays unknown)"
+    )
+    listed = WorkCalendar(SHANGHAI, workdays=[date(2027, 1, 6)])
+    assert listed.mark_provisional(reason, date(2027, 1, 6)) == reason  # the org listed the day itself
+    assert WorkCalendar(SHANGHAI, use_china_calendar=False).mark_provisional(reason, date(2027, 1, 6)) == reason
+
+
 def test_years_before_the_data_fall_back_too(cal: WorkCalendar) -> None:
     assert not cal.covered(2003)
     assert not cal.is_workday(date(2003, 10, 1))  # a Wednesday, National Day
