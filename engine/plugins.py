@@ -69,7 +69,11 @@ class PluginSet:
         return self.pm.subset_hook_caller(hook_name, remove_plugins=remove)
 
     def template_dirs(self) -> dict[str, Path]:
-        return {name: s.templates for name, s in self.scenarios.items() if s.templates is not None}
+        """Each scenario's templates folder, and the engine's own notices' as ``engine``."""
+        from engine.notices import SCENARIO, TEMPLATES
+
+        dirs = {name: s.templates for name, s in self.scenarios.items() if s.templates is not None}
+        return {**dirs, SCENARIO: TEMPLATES}
 
     def template_filters(self) -> dict[str, Callable[..., Any]]:
         filters: dict[str, Callable[..., Any]] = {}
