@@ -17,7 +17,9 @@ status is only an estimate: :meth:`WorkCalendar.provisional` tells which days, :
 which dates ahead, and rules say "provisional" in their reasons. Upgrade ``chinese-calendar`` or list the
 dates in config ``holidays`` / ``workdays`` to make them official.
 
-Nothing here reads the wall clock or does I/O, so it runs inside Temporal workflows.
+Nothing here reads the wall clock or does I/O once imported (``holidays`` reads its name translations at
+import), so it runs inside Temporal workflows. The answers depend on the installed data: upgrading
+``chinese-calendar`` or ``holidays`` can move a day, which a workflow sees the next time it decides.
 """
 
 from __future__ import annotations
