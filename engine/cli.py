@@ -283,7 +283,10 @@ def config_group() -> None:
 @click.argument("file", type=click.Path(path_type=Path))
 @pass_app
 def config_check(state: CliState, file: Path) -> None:
-    """Report every error in FILE at once (file, dotted key, expected, found); exit 1 if any."""
+    """Report every error in FILE at once (file, dotted key, expected, found); exit 1 if any.
+
+    Warnings (dates ahead without an official holiday calendar) are printed after OK and do not fail it.
+    """
     try:
         config = load_config(file, state.plugins.scenarios)
     except ConfigError as error:
@@ -293,6 +296,13 @@ def config_check(state: CliState, file: Path) -> None:
         sys.exit(1)
     sites = sum(len(o.config.sites) for o in config.orgs.values())
     _say(f"{file}: OK ({len(config.orgs)} organization(s), {sites} site(s))")
+    # Not an error: the engine runs on a provisional calendar, but people must know and can fix it.
+    from datetime import UTC, datetime
+
+    from engine.calendar_gaps import calendar_gaps
+
+    for gap in calendar_gaps(config, datetime.now(UTC)):
+        _say(f"warning: {gap.warning()}\n  hint: {gap.hint()}")
 
 
 @config_group.command("show")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import datetime as dt
 import os
+import re
 import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -27,6 +28,9 @@ if TYPE_CHECKING:
     from engine.scenario import Scenario
 
 SUPPORTED_LOCALES = ("zh_CN", "en_US")
+# Feishu user ids within an app: "ou_" and 32 lowercase hex digits in practice; letters, digits, "_" and
+# "-" are accepted so the local stand-in's and tests' ids pass.
+OPEN_ID = re.compile(r"ou_[A-Za-z0-9_-]{1,64}")
 FEISHU_ENV_OVERRIDES = {
     "app_id": "FEISHU_APP_ID",
     "app_secret": "FEISHU_APP_SECRET",
@@ -151,6 +155,9 @@ class OrgConfig(_Strict):
     # Extra days off / make-up workdays beyond the maintained calendar (ISO dates).
     holidays: list[str] = Field(default_factory=list)
     workdays: list[str] = Field(default_factory=list)
+    # The Feishu open_id of the person who keeps this organization's engine config: the engine's own
+    # notices (a year without an official holiday calendar) go there. Optional.
+    admin_open_id: str | None = None
     # Real time unless a drill or reliability run compresses it (engine/clock.py).
     clock: BusinessClock = Field(default_factory=BusinessClock)
 
@@ -401,6 +408,11 @@ def parse_config(
                 except ValueError:
                     issues.append(ConfigIssue(file, f"{base}.{day_key}[{index}]", "an ISO date (YYYY-MM-DD)",
                                               _describe(text), "write the date as 2026-10-01"))
+
+        if org.admin_open_id is not None and not OPEN_ID.fullmatch(org.admin_open_id):
+            issues.append(ConfigIssue(file, f"{base}.admin_open_id", "a Feishu open_id (ou_ followed by letters "
+                                      "and digits)", _describe(org.admin_open_id),
+                                      "copy the admin's open_id from Feishu, or remove the key"))
 
         context = OrgContext(
             id=org_id, name=org.name or org_id, timezone=org.timezone, locale=org.locale,

@@ -20,14 +20,15 @@ from typing import Any
 import pluggy
 
 from engine import hookspecs
+from engine.notices import SCENARIO, TEMPLATES
 from engine.scenario import Scenario
 
 log = logging.getLogger(__name__)
 
 ENTRY_POINT_GROUP = "engine.plugins"
-ENGINE_TEMPLATES = "engine"
+ENGINE_TEMPLATES = SCENARIO
 """The name under which the engine's own templates are addressed (``engine:help``); no scenario may take it."""
-ENGINE_TEMPLATES_DIR = Path(__file__).parent / "runtime" / "templates"
+ENGINE_TEMPLATES_DIR = TEMPLATES
 ALLOWLIST_ENV = "ENGINE_LOAD_PLUGINS"
 # "module" or "module:attribute" items, comma-separated: plugins loaded without packaging them
 # (a plugin author's work in progress under `engine dev`, the engine's end-to-end tests).
@@ -72,7 +73,7 @@ class PluginSet:
         return self.pm.subset_hook_caller(hook_name, remove_plugins=remove)
 
     def template_dirs(self) -> dict[str, Path]:
-        """Each scenario's templates folder, and the engine's own (its help reply) as ``engine``."""
+        """Each scenario's templates folder, and the engine's own (help reply, admin notices) as ``engine``."""
         dirs = {name: s.templates for name, s in self.scenarios.items() if s.templates is not None}
         return {ENGINE_TEMPLATES: ENGINE_TEMPLATES_DIR, **dirs}
 

@@ -15,7 +15,13 @@ from engine.rules.recurrence import (
     next_due,
     validate_cron,
 )
-from engine.rules.workdays import WorkCalendar, as_zone, china_calendar_covers
+from engine.rules.workdays import (
+    WorkCalendar,
+    as_zone,
+    china_calendar_covers,
+    describe_ranges,
+    uncovered_ranges,
+)
 
 __all__ = [
     "CronError",
@@ -29,8 +35,10 @@ __all__ = [
     "china_calendar_covers",
     "cron_iter",
     "cron_next",
+    "describe_ranges",
     "first_workday_of_month",
     "next_due",
     "next_notice",
+    "uncovered_ranges",
     "validate_cron",
 ]

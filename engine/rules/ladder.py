@@ -228,8 +228,11 @@ def _reason(notice: _Notice, sent_on: date, due: date, settings: LadderSettings,
         )
         direction = "next" if notice.kind == "after" else "previous"
         notes.append(f"{label} moved from {notice.planned_day.isoformat()} to the {direction} workday")
-    if settings.working_days_only and not calendar.covered(notice.send_day.year):
-        notes.append(f"no public-holiday data for {notice.send_day.year}: weekends only")
+    if settings.working_days_only:
+        # the send day was chosen by workdays: say so when that choice rests on an estimated calendar
+        note = calendar.provisional_note(notice.planned_day, notice.send_day)
+        if note:
+            notes.append(note)
     return f"{text} ({'; '.join(notes)})" if notes else text
 
 
@@ -258,6 +261,8 @@ def _decision(
         "catch_up": catch_up,
         "skipped": list(skipped or []),
         "calendar_covered": calendar.covered(notice.send_day.year),
+        "calendar_provisional": settings.working_days_only
+        and (calendar.provisional(notice.planned_day) or calendar.provisional(notice.send_day)),
     }
     if notice.lead_days is not None:
         data["lead_days"] = notice.lead_days

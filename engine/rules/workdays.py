@@ -9,21 +9,30 @@ How a day is decided, first match wins:
 3. otherwise the ``weekend`` weekdays are off and every other day is a workday.
 
 **Fallback.** ``chinese_calendar`` only knows the years it ships data for (2004-2026 in 1.11.0). For any
-other year, step 2 is skipped: only weekends and the config extras count, so a Spring Festival in 2027
-looks like ordinary workdays until the package is upgraded or the dates are added to ``holidays`` /
-``workdays`` in config. Use :meth:`WorkCalendar.covered` to tell users when that happens.
+other year, step 2 uses a *provisional* calendar instead: the statutory public holidays that the
+``holidays`` package computes for China (the fixed dates and the lunar festivals, with the extra days of
+the long breaks), on top of the organization's weekend. It cannot know the make-up workdays (调休) nor
+the exact breaks, which the State Council publishes each year (usually in November), so such a day's
+status is only an estimate: :meth:`WorkCalendar.provisional` tells which days, :func:`uncovered_ranges`
+which dates ahead, and rules say "provisional" in their reasons. Upgrade ``chinese-calendar`` or list the
+dates in config ``holidays`` / ``workdays`` to make them official.
 
-Nothing here reads the wall clock or does I/O, so it runs inside Temporal workflows.
+Nothing here reads the wall clock or does I/O once imported (``holidays`` reads its name translations at
+import), so it runs inside Temporal workflows. The answers depend on the installed data: upgrading
+``chinese-calendar`` or ``holidays`` can move a day, which a workflow sees the next time it decides.
 """
 
 from __future__ import annotations
 
+import calendar as _stdlib_calendar
+import threading
 from collections.abc import Iterable
 from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 import chinese_calendar
+import holidays as holiday_rules
 
 # No real calendar has more than a few weeks off in a row; a longer search means a configuration that
 # leaves no workday at all, which we report instead of looping forever.
@@ -37,6 +46,25 @@ def _china_covers(year: int) -> bool:
     except NotImplementedError:
         return False
     return True
+
+
+# One ``holidays`` calendar built at import, outside any workflow sandbox: building one reads its
+# translations with gettext, which the sandbox forbids (``locale.normalize``); asking it about a new year
+# only computes dates. English names, whatever the process's locale, so reasons read the same everywhere.
+_PROVISIONAL_CHINA = holiday_rules.China(language="en_US")
+_PROVISIONAL_LOCK = threading.Lock()  # the worker runs workflow tasks in threads; the calendar grows per year
+
+
+@lru_cache(maxsize=16)
+def _provisional_days_off(year: int) -> dict[date, str]:
+    """China's statutory days off in ``year`` as computed by the ``holidays`` package, with English names.
+
+    Source: ``holidays.China`` (python-holidays), which follows the State Council's rules for public
+    holidays and the extra days of the long breaks, but not the yearly make-up workdays (调休).
+    """
+    with _PROVISIONAL_LOCK:
+        _PROVISIONAL_CHINA.get(date(year, 1, 1))  # fills in the whole year
+        return {day: name for day, name in _PROVISIONAL_CHINA.items() if day.year == year}
 
 
 def as_zone(zone: ZoneInfo | str) -> ZoneInfo:
@@ -60,6 +88,32 @@ def as_zone(zone: ZoneInfo | str) -> ZoneInfo:
 def china_calendar_covers(year: int) -> bool:
     """True when the installed ``chinese_calendar`` has holiday data for ``year``."""
     return _china_covers(year)
+
+
+def uncovered_ranges(today: date, months: int = 12) -> list[tuple[date, date]]:
+    """The dates of the ``months`` months from ``today`` (``today`` included, the same day ``months``
+    later excluded) whose year ``chinese_calendar`` does not cover: ``[(first, last), ...]``, inclusive,
+    one range per uncovered year, in order; empty when the official data covers them all.
+
+    Pure: pass ``today`` explicitly (the organization's local date). E.g. from ``date(2026, 11, 30)`` with
+    chinese-calendar 1.11: ``[(date(2027, 1, 1), date(2027, 11, 29))]``.
+    """
+    if months < 1:
+        return []
+    years, month = divmod(today.month - 1 + months, 12)
+    year = today.year + years
+    end = date(year, month + 1, min(today.day, _stdlib_calendar.monthrange(year, month + 1)[1]))
+    last = end - timedelta(days=1)
+    return [
+        (max(today, date(y, 1, 1)), min(last, date(y, 12, 31)))
+        for y in range(today.year, last.year + 1)
+        if not _china_covers(y)
+    ]
+
+
+def describe_ranges(ranges: Iterable[tuple[date, date]]) -> str:
+    """``"2027-01-01..2027-11-30"`` (ranges joined by ``", "``), for log lines and config check output."""
+    return ", ".join(f"{first.isoformat()}..{last.isoformat()}" for first, last in ranges)
 
 
 class WorkCalendar:
@@ -101,15 +155,54 @@ class WorkCalendar:
     # ------------------------------------------------------------------------------------------ days
 
     def covered(self, year: int) -> bool:
-        """True when public holidays are known for ``year`` (always True without the China calendar).
+        """True when official public holidays are known for ``year`` (always True without the China calendar).
 
-        False means :meth:`is_workday` falls back to weekends plus the config extras for that year.
+        False means :meth:`is_workday` uses the provisional calendar for that year (module docstring).
         """
         return not self.use_china_calendar or _china_covers(year)
 
+    def provisional(self, d: date) -> bool:
+        """True when ``d``'s status comes from the provisional calendar: the China calendar is on, its
+        official data does not cover ``d``'s year, and config's ``holidays`` / ``workdays`` do not list ``d``.
+        """
+        return (
+            self.use_china_calendar
+            and d not in self.workdays
+            and d not in self.holidays
+            and not _china_covers(d.year)
+        )
+
+    def provisional_note(self, *days: date) -> str | None:
+        """A short English note for rule reasons when any of ``days`` is :meth:`provisional`, else None.
+
+        E.g. ``"provisional calendar for 2027: no official holiday data, make-up workdays unknown"``.
+        """
+        years = sorted({d.year for d in days if self.provisional(d)})
+        if not years:
+            return None
+        listed = ", ".join(str(year) for year in years)
+        return f"provisional calendar for {listed}: no official holiday data, make-up workdays unknown"
+
+    def mark_provisional(self, reason: str, *days: date) -> str:
+        """``reason`` with ``" (<provisional note>)"`` appended when any of ``days`` is :meth:`provisional`.
+
+        For rules whose reason rests on working days: pass the days the decision was computed from
+        (e.g. the start and the end of an SLA). Reasons go to logs and audit rows, never to cards.
+        """
+        note = self.provisional_note(*days)
+        return f"{reason} ({note})" if note else reason
+
     def holiday_name(self, d: date) -> str | None:
-        """The public holiday or make-up workday ``d`` belongs to (e.g. ``"National Day"``), if known."""
-        if not self.use_china_calendar or not _china_covers(d.year):
+        """The public holiday or make-up workday ``d`` belongs to (e.g. ``"National Day"``), if known.
+
+        For a :meth:`provisional` day, the name the ``holidays`` package gives (e.g. ``"Chinese New Year
+        (Spring Festival)"``); None for a day the config lists.
+        """
+        if not self.use_china_calendar:
+            return None
+        if self.provisional(d):
+            return _provisional_days_off(d.year).get(d)
+        if not _china_covers(d.year):
             return None
         return chinese_calendar.get_holiday_detail(d)[1]
 
@@ -127,6 +220,8 @@ class WorkCalendar:
             # day, which the org's own weekend decides (chinese_calendar assumes Saturday and Sunday).
             if name is not None:
                 return not off
+        elif self.use_china_calendar and d in _provisional_days_off(d.year):
+            return False  # provisional: a statutory holiday, no make-up workday known
         return d.weekday() not in self.weekend
 
     def next_workday(self, d: date, include_today: bool = True) -> date:

@@ -98,6 +98,16 @@ async def _start_worker(app: EngineApp, client: Any) -> tuple[Any, asyncio.Task[
     return worker, task
 
 
+async def _announce_calendar_gaps(app: EngineApp, client: Any) -> None:
+    """Log the provisional calendar dates ahead and notify admins once per year (engine/notices/calendar.py)."""
+    from datetime import UTC, datetime
+
+    from engine.notices.calendar import announce_calendar_gaps
+
+    await announce_calendar_gaps(client, app.config, task_queue=app.config.temporal.task_queue,
+                                 now=datetime.now(UTC))
+
+
 CONNECT_PATIENCE = 120.0
 """Seconds a starting process waits for Temporal before it gives up."""
 
@@ -201,6 +211,8 @@ async def run_dev(config: EngineConfig, plugins: PluginSet, options: DevOptions,
         say(f"  worker            task queue {config.temporal.task_queue!r}, "
             f"{len(plugins.workflows())} workflow types, plugins: {', '.join(sorted(plugins.scenarios)) or 'none'}")
 
+        await _announce_calendar_gaps(app, client)
+
         for schedule_id in report["dev_start"]:
             await client.get_schedule_handle(schedule_id).trigger()
             say(f"  triggered         {schedule_id} (runs once at dev start)")
@@ -256,6 +268,7 @@ async def run_worker(config: EngineConfig, plugins: PluginSet, say: Say) -> None
     if report["refused"]:
         say(f"{len(report['refused'])} schedule(s) refused, the others run: see the log")
     worker, task = await _start_worker(app, client)
+    await _announce_calendar_gaps(app, client)
     say(f"worker running on {config.temporal.address}, task queue {config.temporal.task_queue!r}")
     waiter = asyncio.create_task(stop.wait())
     await asyncio.wait({waiter, task}, return_when=asyncio.FIRST_COMPLETED)

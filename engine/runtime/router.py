@@ -38,7 +38,7 @@ _UNAVAILABLE = {RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED, RPCS
 ReplySender = Callable[[OrgContext, act.Reply, str, dict[str, Any]], Awaitable[None]]
 
 HELP_TEMPLATE = "engine:help"
-"""The reply to a mention of the bot that no enabled scenario takes (``engine/runtime/templates``)."""
+"""The reply to a mention of the bot that no enabled scenario takes (``engine/notices/templates``)."""
 
 
 class RoutingError(Exception):

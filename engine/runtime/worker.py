@@ -26,7 +26,7 @@ from engine.runtime.keepalive import KeepAlive
 # re-imported, so the sandbox keeps checking them.
 PASSTHROUGH_MODULES = (
     "pydantic", "pydantic_core", "annotated_types", "typing_extensions",
-    "jinja2", "markupsafe", "pluggy", "chinese_calendar", "dateutil", "zoneinfo",
+    "jinja2", "markupsafe", "pluggy", "chinese_calendar", "holidays", "dateutil", "zoneinfo",
     "freezegun", "engine",
 )
 
@@ -69,7 +69,11 @@ def build_worker(
     max_concurrent_workflow_tasks: int = 8,
     interceptors: Sequence[Any] = (),
 ) -> Worker:
-    workflows = list(workflows if workflows is not None else plugins.workflows())
+    if workflows is None:
+        from engine.notices.calendar import WORKFLOWS as ENGINE_WORKFLOWS
+
+        workflows = [*plugins.workflows(), *ENGINE_WORKFLOWS]
+    workflows = list(workflows)
     ensure_bytecode(workflows)
     return Worker(
         client,

@@ -73,8 +73,9 @@ def resolve_rota(day: date, change: str, department: Department, calendar: WorkC
         # no holiday rota for this shift: the usual pair covers it
         slot, kind = department.workday_rota[change], "workday_rota"
     if slot is None:
-        return Decision.nothing(f"no rota for {day} {change} ({day_kind}): no dated line and no {kind} slot")
-    return Decision(action="handover", reason=f"{kind} slot {change} ({day_kind})",
+        return Decision.nothing(calendar.mark_provisional(
+            f"no rota for {day} {change} ({day_kind}): no dated line and no {kind} slot", day))
+    return Decision(action="handover", reason=calendar.mark_provisional(f"{kind} slot {change} ({day_kind})", day),
                     data={"giver": slot.giver, "receiver": slot.receiver, "source": kind, "holiday": holiday})
 
 

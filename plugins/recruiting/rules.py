@@ -286,15 +286,19 @@ def sla_notices(application_id: str, stage: str, entered_at: datetime, seq: int,
     notices = []
     if nudge_at > entered_at:
         notices.append(Notice(step=f"{base}:nudge", series=f"{base}:nudge", at=nudge_at, to=spec.owner, kind="nudge",
-                              reason=f"{stage}: SLA {days} working day(s) lapses {_local(due, calendar)}; "
-                              f"nudging the {spec.owner} on the last working day",
+                              reason=calendar.mark_provisional(
+                                  f"{stage}: SLA {days} working day(s) lapses {_local(due, calendar)}; "
+                                  f"nudging the {spec.owner} on the last working day",
+                                  calendar.local(entered_at).date(), due_day),
                               data={"due": due.isoformat(), "days": days}))
     for k in range(1, settings.sla.escalate_times + 1):
         day = calendar.add_workdays(due_day, k * settings.sla.escalate_every_workdays)
         notices.append(Notice(step=f"{base}:escalate:{k}", series=f"{base}:escalate", at=calendar.at_local(
             day, settings.sla.send_at).astimezone(UTC), to=spec.escalate_to, kind="escalate",
-            reason=f"{stage}: SLA lapsed {_local(due, calendar)}; escalation {k}/{settings.sla.escalate_times} "
-            f"to the {spec.escalate_to}, every {settings.sla.escalate_every_workdays} working day(s)",
+            reason=calendar.mark_provisional(
+                f"{stage}: SLA lapsed {_local(due, calendar)}; escalation {k}/{settings.sla.escalate_times} "
+                f"to the {spec.escalate_to}, every {settings.sla.escalate_every_workdays} working day(s)",
+                calendar.local(entered_at).date(), due_day, day),
             data={"due": due.isoformat(), "days": days, "k": k}))
     return notices
 
@@ -346,16 +350,18 @@ def checklist_notices(prefix: str, entries: Iterable[ChecklistEntry], settings: 
         notices.append(Notice(
             step=f"{prefix}:{entry.id}:remind", series=f"{prefix}:{entry.id}:remind",
             at=calendar.at_local(remind_day, settings.sla.send_at).astimezone(UTC), to=entry.owner, kind="item_due",
-            reason=f"{entry.label} due {entry.due.isoformat()}: reminding the {entry.owner} "
-            f"{timing.remind_workdays_before} working day(s) ahead",
+            reason=calendar.mark_provisional(f"{entry.label} due {entry.due.isoformat()}: reminding the "
+                                             f"{entry.owner} {timing.remind_workdays_before} working day(s) ahead",
+                                             remind_day, entry.due),
             data={"item": entry.id, "due": entry.due.isoformat()}))
         for k in range(1, timing.escalate_times + 1):
             day = calendar.add_workdays(entry.due, k * timing.escalate_every_workdays)
             notices.append(Notice(
                 step=f"{prefix}:{entry.id}:overdue:{k}", series=f"{prefix}:{entry.id}:overdue",
                 at=calendar.at_local(day, settings.sla.send_at).astimezone(UTC), to=timing.escalate_to,
-                kind="item_overdue", reason=f"{entry.label} overdue since {entry.due.isoformat()} "
-                f"(owner {entry.owner}); warning {k}/{timing.escalate_times} to {timing.escalate_to}",
+                kind="item_overdue", reason=calendar.mark_provisional(
+                    f"{entry.label} overdue since {entry.due.isoformat()} (owner {entry.owner}); "
+                    f"warning {k}/{timing.escalate_times} to {timing.escalate_to}", entry.due, day),
                 data={"item": entry.id, "due": entry.due.isoformat(), "owner": entry.owner, "k": k}))
     return notices
 
@@ -390,8 +396,9 @@ def risk_notices(probation: date | None, contract: date | None, settings: Recrui
             notices.append(Notice(
                 step=f"risk:{kind}:{end.isoformat()}:{lead}", series=f"risk:{kind}:{end.isoformat()}",
                 at=calendar.at_local(day, settings.sla.send_at).astimezone(UTC), to=risk.to, kind=kind,
-                reason=f"{kind} ends {end.isoformat()}; warning {lead} days ahead (lead times "
-                f"{'/'.join(str(d) for d in leads)})", data={"end": end.isoformat(), "lead_days": lead}))
+                reason=calendar.mark_provisional(f"{kind} ends {end.isoformat()}; warning {lead} days ahead "
+                                                 f"(lead times {'/'.join(str(d) for d in leads)})", day),
+                data={"end": end.isoformat(), "lead_days": lead}))
     return notices
 
 
@@ -409,10 +416,12 @@ def report_due(now: datetime, calendar: WorkCalendar) -> Decision:
     today = calendar.local(now).date()
     first = first_workday_of_month(today.year, today.month, calendar)
     if today != first:
-        return Decision.nothing(f"{today.isoformat()} is not the first working day of the month ({first.isoformat()})")
+        return Decision.nothing(calendar.mark_provisional(
+            f"{today.isoformat()} is not the first working day of the month ({first.isoformat()})", first))
     month = previous_month(today)
-    return Decision(action="report", reason=f"{today.isoformat()} is the first working day of the month: "
-                    f"reporting {month}", data={"month": month})
+    return Decision(action="report", reason=calendar.mark_provisional(
+        f"{today.isoformat()} is the first working day of the month: reporting {month}", first),
+        data={"month": month})
 
 
 def month_bounds(month: str, calendar: WorkCalendar) -> tuple[datetime, datetime]:

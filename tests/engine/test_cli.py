@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from freezegun import freeze_time
 from sample_plugins import EchoPlugin, MisspeltPlugin, OtherPlugin
 
 from engine.cli import CliState, cli
@@ -71,6 +72,21 @@ def test_config_check_ok_and_every_error_at_once(config: Path, tmp_path: Path) -
     assert "organizations.neusoft.plugins[1]" in out
     # the site override of a key the group keeps is reported too (echo lets sites override greeting only)
     assert "3 problem(s) found" in out
+
+
+def test_config_check_warns_of_dates_without_an_official_calendar(config: Path) -> None:
+    # Frozen: whether a warning shows depends on the date (2026-11-30: 2027 enters the next 12 months).
+    with freeze_time("2026-11-30 01:00:00"):
+        code, out = run(["config", "check", str(config)])
+    assert code == 0, out  # a warning, not a failure
+    assert "OK (2 organization(s), 1 site(s))" in out
+    for org in ("rennuo", "neusoft"):
+        assert (f"warning: organizations.{org}: no official holiday calendar for 2027-01-01..2027-11-29 "
+                "(chinese-calendar ") in out
+        assert f"list the days off and make-up workdays in organizations.{org}.holidays" in out
+    with freeze_time("2026-01-01 01:00:00"):  # the next 12 months are all in 2026
+        code, out = run(["config", "check", str(config)])
+    assert code == 0 and "warning" not in out, out
 
 
 def test_config_show_prints_effective_settings_per_site(config: Path) -> None:

@@ -99,6 +99,20 @@ def test_a_site_may_not_override_what_the_group_keeps(tmp_path: Path) -> None:
     assert "site_overridable.echo" in issue.hint
 
 
+def test_admin_open_id_is_optional_and_checked(tmp_path: Path) -> None:
+    assert load_config(write(tmp_path, GOOD), SCENARIOS).orgs["rennuo"].config.admin_open_id is None
+    admin = 'admin_open_id = "ou_7d8a6e6df7621556ce0d21922b676706"'
+    good = GOOD.replace('tenant_key = "t_rennuo"', f'tenant_key = "t_rennuo"\n{admin}')
+    assert load_config(write(tmp_path, good), SCENARIOS).orgs["rennuo"].config.admin_open_id == (
+        "ou_7d8a6e6df7621556ce0d21922b676706")
+    bad = GOOD.replace('tenant_key = "t_rennuo"', 'tenant_key = "t_rennuo"\nadmin_open_id = "13800138000"')
+    with pytest.raises(ConfigError) as caught:
+        load_config(write(tmp_path, bad), SCENARIOS)
+    (issue,) = caught.value.issues
+    assert issue.key == "organizations.rennuo.admin_open_id"
+    assert "open_id" in issue.expected and "remove the key" in issue.hint
+
+
 def test_wrong_types_in_engine_sections(tmp_path: Path) -> None:
     text = GOOD.replace('mode = "embedded"', 'mode = "cloud"\nport = "x"')
     with pytest.raises(ConfigError) as caught:

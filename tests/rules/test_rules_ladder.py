@@ -143,12 +143,38 @@ def test_escalation_start_after_days_and_calendar_days(cal: WorkCalendar) -> Non
 
 def test_fallback_year_is_reported(cal: WorkCalendar, settings: LadderSettings) -> None:
     plan = {d.step: d for d in all_notices(date(2026, 12, 30), settings, cal)}
-    # 2027-01-01 is New Year's Day, but the installed calendar has no 2027 data: a workday, flagged.
-    assert plan["after:manager:2"].at == sh(2027, 1, 1)
-    assert plan["after:manager:2"].data["calendar_covered"] is False
-    assert "no public-holiday data for 2027: weekends only" in plan["after:manager:2"].reason
-    assert plan["after:manager:3"].at == sh(2027, 1, 4)  # Saturday and Sunday merge into Monday
-    assert plan["after:manager:1"].data["calendar_covered"] is True
+    # The installed calendar has no 2027 data: New Year's Day 2027 (a Friday) is off provisionally, so the
+    # second daily escalation moves over it and the weekend to Monday, and its reason says provisional.
+    second = plan["after:manager:2"]
+    assert second.at == sh(2027, 1, 4)
+    assert second.data["calendar_covered"] is False
+    assert second.data["calendar_provisional"] is True
+    assert second.reason.endswith(
+        "(the escalation moved from 2027-01-01 to the next workday; "
+        "provisional calendar for 2027: no official holiday data, make-up workdays unknown)"
+    )
+    assert plan["after:manager:3"].at == sh(2027, 1, 5)
+    first = plan["after:manager:1"]  # 2026-12-31 comes from the official data
+    assert first.data["calendar_covered"] is True
+    assert first.data["calendar_provisional"] is False
+    assert "provisional" not in first.reason
+
+
+def test_config_extras_make_a_fallback_day_official(settings: LadderSettings) -> None:
+    # The organization lists 2027-01-01 as its own holiday: no longer provisional, the weekend still is.
+    listed = WorkCalendar(SHANGHAI, holidays=[date(2027, 1, 1)], workdays=[date(2027, 1, 2)])
+    plan = {d.step: d for d in all_notices(date(2026, 12, 30), settings, listed)}
+    assert plan["after:manager:2"].at == sh(2027, 1, 2)  # a Saturday made a workday in config
+    assert plan["after:manager:2"].data["calendar_provisional"] is False
+    assert "provisional" not in plan["after:manager:2"].reason
+
+
+def test_calendar_days_ladder_does_not_claim_provisional(cal: WorkCalendar) -> None:
+    settings = LadderSettings(working_days_only=False, after=[EscalationStep(every_days=1, times=3, to="manager")])
+    plan = {d.step: d for d in all_notices(date(2026, 12, 30), settings, cal)}
+    assert plan["after:manager:2"].at == sh(2027, 1, 1)  # calendar days: workdays play no part
+    assert plan["after:manager:2"].data["calendar_provisional"] is False
+    assert "provisional" not in plan["after:manager:2"].reason
 
 
 def test_config_holiday_moves_a_reminder(settings: LadderSettings) -> None:

@@ -64,9 +64,10 @@ def test_first_workday_of_month() -> None:
     assert first_workday_of_month(2026, 5, cal) == date(2026, 5, 6)  # after Labour Day
     assert first_workday_of_month(2026, 2, cal) == date(2026, 2, 2)  # 1 February is a Sunday
     assert first_workday_of_month(2026, 12, cal) == date(2026, 12, 1)
-    # 2027 has no holiday data: New Year's Day (a Friday) counts as a workday, and the caller can tell.
-    assert first_workday_of_month(2027, 1, cal) == date(2027, 1, 1)
+    # 2027 has no official data: New Year's Day (a Friday) is off provisionally, and the caller can tell.
+    assert first_workday_of_month(2027, 1, cal) == date(2027, 1, 4)
     assert not cal.covered(2027)
+    assert cal.provisional(date(2027, 1, 4))
 
 
 # ---------------------------------------------------------------------------------------------- cron

@@ -6,9 +6,11 @@ from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 import chinese_calendar
+import holidays
 import pytest
+from sandboxed_calendar import CalendarProbe
 
-from engine.rules import WorkCalendar, as_zone, china_calendar_covers
+from engine.rules import WorkCalendar, as_zone, china_calendar_covers, describe_ranges, uncovered_ranges
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 
@@ -72,41 +74,148 @@ def test_spring_festival_and_labour_day_2026(cal: WorkCalendar) -> None:
 # ------------------------------------------------------------------------------------------ fallback
 
 
-def test_2027_falls_back_to_weekends(cal: WorkCalendar) -> None:
+def test_2027_has_no_official_data(cal: WorkCalendar) -> None:
     with pytest.raises(NotImplementedError):
         chinese_calendar.is_workday(date(2027, 1, 4))
     assert cal.covered(2026)
     assert not cal.covered(2027)
     assert not china_calendar_covers(2027)
-    # New Year's Day 2027 is a Friday: without data it counts as a workday (documented fallback).
-    assert cal.is_workday(date(2027, 1, 1))
-    assert not cal.is_workday(date(2027, 1, 2))  # Saturday
-    assert not cal.is_workday(date(2027, 1, 3))  # Sunday
-    assert cal.holiday_name(date(2027, 1, 1)) is None
-    # The 2027 Spring Festival week looks like ordinary workdays until holidays are configured.
-    assert [cal.is_workday(d) for d in days(date(2027, 2, 8), date(2027, 2, 14))] == [True] * 5 + [False] * 2
+
+
+def test_spring_festival_2027_is_off_provisionally(cal: WorkCalendar) -> None:
+    # The facts come from the `holidays` package (the fallback itself), then are pinned to exact dates:
+    # the first day of the lunar year 2027 is Saturday 2027-02-06.
+    provisional = holidays.China(years=2027, language="en_US")
+    spring = [d for d in days(date(2027, 2, 1), date(2027, 2, 14)) if "Spring Festival" in provisional.get(d, "")]
+    assert spring[:3] == days(date(2027, 2, 6), date(2027, 2, 8))
+    for d in days(date(2027, 2, 6), date(2027, 2, 8)):
+        assert not cal.is_workday(d), d
+        assert cal.provisional(d)
+        assert cal.holiday_name(d) == "Chinese New Year (Spring Festival)"
+    # Monday 2027-02-08 would have been an ordinary workday with weekends only.
+    assert date(2027, 2, 8).weekday() == 0
+    assert cal.next_workday(date(2027, 2, 6)) == date(2027, 2, 11)
+    # Days around the break are provisional workdays, without a name.
+    assert cal.is_workday(date(2027, 2, 4))
+    assert cal.provisional(date(2027, 2, 4))
+    assert cal.holiday_name(date(2027, 2, 4)) is None
+
+
+def test_new_years_day_and_national_day_2027_are_off_provisionally(cal: WorkCalendar) -> None:
+    assert not cal.is_workday(date(2027, 1, 1))  # a Friday
+    assert cal.holiday_name(date(2027, 1, 1)) == "New Year's Day"
+    assert not any(cal.is_workday(d) for d in days(date(2027, 10, 1), date(2027, 10, 5)))
+    assert cal.is_workday(date(2027, 10, 6))
+    # No make-up workdays are known: a weekend stays off (the official 2027 plan may well add some).
+    assert not cal.is_workday(date(2027, 1, 2))
+    assert cal.holiday_name(date(2027, 1, 2)) is None
+
+
+def test_2026_still_comes_from_the_official_data(cal: WorkCalendar) -> None:
+    assert not any(cal.provisional(d) for d in days(date(2026, 1, 1), date(2026, 12, 31)))
+    assert cal.is_workday(date(2026, 10, 10))  # an official make-up Saturday, unknown to `holidays`
+    assert cal.holiday_name(date(2026, 10, 1)) == "National Day"  # chinese_calendar's name
+    assert cal.provisional_note(date(2026, 10, 1), date(2026, 12, 31)) is None
+    assert cal.provisional_note(date(2026, 12, 31), date(2027, 1, 4)) == (
+        "provisional calendar for 2027: no official holiday data, make-up workdays unknown"
+    )
+
+
+def test_mark_provisional_appends_the_note_only_when_it_applies(cal: WorkCalendar) -> None:
+    reason = "screening: SLA 3 working day(s) lapses 2027-01-06 09:00"
+    assert cal.mark_provisional(reason, date(2026, 12, 31)) == reason
+    assert cal.mark_provisional(reason, date(2026, 12, 31), date(2027, 1, 6)) == (
+        f"{reason} (provisional calendar for 2027: no official holiday data, make-up workdays unknown)"
+    )
+    listed = WorkCalendar(SHANGHAI, workdays=[date(2027, 1, 6)])
+    assert listed.mark_provisional(reason, date(2027, 1, 6)) == reason  # the org listed the day itself
+    assert WorkCalendar(SHANGHAI, use_china_calendar=False).mark_provisional(reason, date(2027, 1, 6)) == reason
 
 
 def test_years_before_the_data_fall_back_too(cal: WorkCalendar) -> None:
     assert not cal.covered(2003)
-    assert cal.is_workday(date(2003, 10, 1))  # a Wednesday, National Day in reality
+    assert not cal.is_workday(date(2003, 10, 1))  # a Wednesday, National Day
+    assert cal.provisional(date(2003, 10, 1))
     assert cal.covered(2004)
 
 
 def test_without_china_calendar_every_year_is_covered() -> None:
-    plain = WorkCalendar(SHANGHAI, use_china_calendar=False)
+    # A foreign organization: no public holidays from either source, nothing provisional.
+    plain = WorkCalendar(ZoneInfo("Europe/Berlin"), use_china_calendar=False)
     assert plain.covered(2027)
     assert plain.is_workday(date(2026, 10, 1))  # Thursday, no public holidays known
     assert not plain.is_workday(date(2026, 10, 10))  # Saturday: no make-up workdays either
     assert plain.holiday_name(date(2026, 10, 1)) is None
+    assert plain.is_workday(date(2027, 2, 8))  # the 2027 Spring Festival is no holiday there
+    assert not plain.provisional(date(2027, 2, 8))
+    assert plain.holiday_name(date(2027, 2, 8)) is None
+    assert plain.provisional_note(date(2027, 2, 8)) is None
 
 
-def test_config_extras_fill_the_fallback_year() -> None:
-    spring_2027 = days(date(2027, 2, 6), date(2027, 2, 13))
-    cal = WorkCalendar(SHANGHAI, holidays=spring_2027, workdays=[date(2027, 2, 14)])
+def test_config_extras_win_over_the_fallback() -> None:
+    spring_2027 = days(date(2027, 2, 5), date(2027, 2, 13))
+    cal = WorkCalendar(SHANGHAI, holidays=spring_2027, workdays=[date(2027, 2, 14), date(2027, 10, 1)])
     assert not any(cal.is_workday(d) for d in spring_2027)
     assert cal.is_workday(date(2027, 2, 14))  # a Sunday made a workday in config
-    assert cal.next_workday(date(2027, 2, 5), include_today=False) == date(2027, 2, 14)
+    assert cal.is_workday(date(2027, 10, 1))  # National Day made a workday in config
+    assert cal.next_workday(date(2027, 2, 4), include_today=False) == date(2027, 2, 14)
+    # Listed days are the organization's word, not provisional; the rest of 2027 still is.
+    assert not any(cal.provisional(d) for d in [*spring_2027, date(2027, 2, 14), date(2027, 10, 1)])
+    assert cal.holiday_name(date(2027, 2, 6)) is None
+    assert cal.provisional(date(2027, 10, 2))
+    assert not cal.is_workday(date(2027, 10, 4))  # Monday, still off provisionally
+
+
+def test_org_weekend_applies_in_the_fallback_year() -> None:
+    six_days = WorkCalendar(SHANGHAI, weekend=(6,))
+    assert six_days.is_workday(date(2027, 1, 9))  # Saturday
+    assert not six_days.is_workday(date(2027, 1, 10))  # Sunday
+    assert not six_days.is_workday(date(2027, 2, 6))  # Saturday, but the Spring Festival
+
+
+# ---------------------------------------------------------------------------- dates without official data
+
+
+def test_uncovered_ranges_in_the_next_12_months() -> None:
+    assert uncovered_ranges(date(2026, 1, 1)) == []  # the whole window is 2026
+    assert uncovered_ranges(date(2026, 1, 2)) == [(date(2027, 1, 1), date(2027, 1, 1))]
+    assert uncovered_ranges(date(2026, 11, 30)) == [(date(2027, 1, 1), date(2027, 11, 29))]
+    assert uncovered_ranges(date(2027, 3, 15)) == [(date(2027, 3, 15), date(2027, 12, 31)),
+                                                   (date(2028, 1, 1), date(2028, 3, 14))]
+    assert uncovered_ranges(date(2024, 2, 29)) == []  # to 2025-02-28
+    assert uncovered_ranges(date(2026, 6, 1), months=3) == []
+    assert uncovered_ranges(date(2026, 11, 30), months=0) == []
+    assert describe_ranges(uncovered_ranges(date(2027, 3, 15))) == "2027-03-15..2027-12-31, 2028-01-01..2028-03-14"
+
+
+# ------------------------------------------------------------------------------------ workflow sandbox
+
+
+async def test_the_fallback_works_inside_the_workflow_sandbox() -> None:
+    """The production sandbox (engine.runtime.worker), on the time-skipping test server."""
+    from temporalio.testing import WorkflowEnvironment
+    from temporalio.worker import Worker
+
+    from engine.runtime.worker import workflow_runner
+    from engine.testing.kit import find_test_server
+
+    env = await WorkflowEnvironment.start_time_skipping(test_server_existing_path=find_test_server())
+    try:
+        async with Worker(env.client, task_queue="calendar-probe", workflows=[CalendarProbe],
+                          workflow_runner=workflow_runner()):
+            rows = await env.client.execute_workflow(
+                CalendarProbe.run, args=["2027-02-05", 7], id="calendar-probe", task_queue="calendar-probe")
+    finally:
+        await env.shutdown()
+    assert [tuple(row) for row in rows] == [
+        ("2027-02-05", False, True, "Chinese New Year's Eve"),
+        ("2027-02-06", False, True, "Chinese New Year (Spring Festival)"),
+        ("2027-02-07", False, True, "Chinese New Year (Spring Festival)"),
+        ("2027-02-08", False, True, "Chinese New Year (Spring Festival)"),
+        ("2027-02-09", False, True, "Chinese New Year (Spring Festival) (observed)"),
+        ("2027-02-10", False, True, "Chinese New Year (Spring Festival) (observed)"),
+        ("2027-02-11", True, True, None),
+    ]
 
 
 # ------------------------------------------------------------------------------------------- overrides
