@@ -105,15 +105,17 @@ def first_workday_of_month(clock: time = time(8, 55)) -> Situation:
     return _first_day("the first working day of a month", clock, accept)
 
 
-def ordinary_workday(clock: time = time(10, 0)) -> Situation:
-    """A working day in the middle of things: not a month's first working day nor its last three days, with
-    working days just before and after it. What a test wants when "a normal Tuesday" is the point."""
+def ordinary_workday(clock: time = time(10, 0), *, clear_days: int = 14) -> Situation:
+    """A working day in the middle of things: not a month's first working day nor in its last three days,
+    with working days just before and after it, and no holiday (three or more days off in a row) starting
+    within the next ``clear_days`` days. What a test wants when "a normal Tuesday" is the point."""
 
     def accept(day: date, cal: WorkCalendar) -> bool:
         month_end = (day.replace(day=28) + timedelta(days=4)).replace(day=1) - timedelta(days=1)
-        return (cal.is_workday(day) and cal.is_workday(day - timedelta(days=1))
-                and cal.is_workday(day + timedelta(days=1)) and cal.next_workday(day.replace(day=1)) != day
-                and (month_end - day).days >= 3)
+        off = [not cal.is_workday(day + timedelta(days=i)) for i in range(-1, clear_days + 3)]
+        holiday_ahead = any(all(off[i:i + 3]) for i in range(2, clear_days + 2))
+        return (not off[1] and not off[0] and not off[2] and not holiday_ahead
+                and cal.next_workday(day.replace(day=1)) != day and (month_end - day).days >= 3)
 
     return _first_day("an ordinary working day", clock, accept)
 

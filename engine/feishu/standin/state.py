@@ -15,6 +15,7 @@ import secrets
 import string
 import time
 from dataclasses import asdict, dataclass, field
+from datetime import date
 from pathlib import Path
 from typing import Any
 
@@ -171,12 +172,13 @@ class State:
             },
         }
 
-    def merge_json(self, data: dict[str, Any]) -> None:
+    def merge_json(self, data: dict[str, Any], *, today: date | None = None) -> None:
         """Load a saved state or a hand-written seed into this state (seed-friendly: ids are optional).
 
         In a seed, a Bitable record may be ``{"record_id": ..., "fields": {...}}`` or just its fields, and a
         user needs only a name; everything missing is generated. A date cell may be written relative to the
-        day the seed is loaded, ``{"$days_from_today": -3}``, so sample data stays current.
+        day the seed is loaded, ``{"$days_from_today": -3}``, so sample data stays current; ``today`` (a day
+        in China) fixes that day instead, for a test that must not depend on when it runs.
         """
         for app in data.get("apps", []):
             self.apps[app["app_id"]] = App(**app)
@@ -197,7 +199,7 @@ class State:
                 if isinstance(records, dict):
                     records = list(records.values())
                 for raw in records:
-                    record = _seed_record(raw)
+                    record = _seed_record(raw, today)
                     target["records"][record["record_id"]] = record
 
     def clear(self) -> None:
@@ -226,22 +228,23 @@ class State:
 SEED_ZONE = "Asia/Shanghai"
 
 
-def _seed_cell(value: Any) -> Any:
+def _seed_cell(value: Any, today: date | None) -> Any:
     if isinstance(value, dict) and set(value) == {"$days_from_today"}:
         from datetime import datetime, timedelta
         from zoneinfo import ZoneInfo
 
         zone = ZoneInfo(SEED_ZONE)
-        day = datetime.now(zone).date() + timedelta(days=int(value["$days_from_today"]))
+        day = (today or datetime.now(zone).date()) + timedelta(days=int(value["$days_from_today"]))
         return int(datetime(day.year, day.month, day.day, tzinfo=zone).timestamp() * 1000)
     return value
 
 
-def _seed_record(raw: dict[str, Any]) -> dict[str, Any]:
+def _seed_record(raw: dict[str, Any], today: date | None = None) -> dict[str, Any]:
     fields = raw["fields"] if "fields" in raw else {k: v for k, v in raw.items() if k != "record_id"}
     rid = raw.get("record_id") or raw.get("id") or record_id()
     ts = raw.get("created_time") or now_ms()
-    return {"record_id": rid, "fields": {name: _seed_cell(cell) for name, cell in fields.items()}, "created_time": ts,
+    cells = {name: _seed_cell(cell, today) for name, cell in fields.items()}
+    return {"record_id": rid, "fields": cells, "created_time": ts,
             "last_modified_time": raw.get("last_modified_time") or ts}
 
 

@@ -14,6 +14,7 @@ import devcal_helpers as h
 
 import plugins.device_calibration as device_calibration
 from engine.rules import WorkCalendar, add_months, all_notices
+from engine.testing import moments
 from plugins.device_calibration.config import DeviceCalibrationSettings
 from plugins.device_calibration.models import CycleState
 
@@ -27,7 +28,7 @@ async def _state(env: object, key: str = "CT-0012") -> CycleState:
 async def test_a_year_of_a_device(scenario_harness: object) -> None:
     async with scenario_harness({"device_calibration": device_calibration},  # type: ignore[operator]
                                 config=_config()) as env:
-        today = h.local(await env.now()).date()
+        today = (await env.begin_at(moments.ordinary_workday())).date()
         due = today + timedelta(days=40)
         last = add_months(due, -12)
         h.seed(env.standin, {"rec1": h.device_row("CT-0012", last=last)})
@@ -70,8 +71,9 @@ async def test_a_year_of_a_device(scenario_harness: object) -> None:
         due_notice = next(e for e in h.history(state, "remind") if e.detail["step"] == "due")
         assert sorted(due_notice.detail["to"]) == sorted([h.CUSTODIAN, h.MANAGER])
 
-        # --- escalation: daily to the manager on workdays, weekly to the department head
-        await env.advance(days=12)
+        # --- escalation: daily to the manager on workdays, weekly to the department head (seven working
+        # days on: whatever holidays come, at least five daily ones and one weekly one are due by then)
+        await env.advance_to(h.at_local(CAL.add_workdays(CAL.next_workday(due), 7), 12))
         state = await _state(env)
         escalations = h.history(state, "escalate")
         to_manager = [e for e in escalations if e.detail["step"].startswith("after:manager")]
@@ -94,8 +96,8 @@ async def test_a_year_of_a_device(scenario_harness: object) -> None:
         assert h.row(env.standin, "rec1")["校准状态"] == "送检中"
         escalated = len(h.history(state, "escalate"))
 
-        # --- away longer than 14 days: its own reminder; no more escalations while out
-        await env.advance(days=16)
+        # --- away longer than 14 days: its own reminder (on a working day); no more escalations while out
+        await env.advance_to(h.at_local(CAL.add_workdays(CAL.next_workday(sent_on + timedelta(days=14)), 1), 12))
         state = await _state(env)
         assert len(h.history(state, "away_reminder")) == 1
         assert len(h.history(state, "escalate")) == escalated

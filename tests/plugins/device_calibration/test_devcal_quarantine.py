@@ -9,6 +9,7 @@ import devcal_helpers as h
 
 import plugins.device_calibration as device_calibration
 from engine.rules import add_months
+from engine.testing import moments
 from engine.testing.kit import org_config
 from plugins.device_calibration.models import CycleState
 
@@ -30,7 +31,7 @@ def _result(value: dict[str, object], day: object, found: str, left: str, cert: 
 async def test_fail_quarantine_assessment_and_return(scenario_harness: object) -> None:
     async with scenario_harness({"device_calibration": device_calibration},  # type: ignore[operator]
                                 config=_config()) as env:
-        today = h.local(await env.now()).date()
+        today = (await env.begin_at(moments.ordinary_workday())).date()
         h.seed(env.standin, {"rec7": h.device_row("US-0007", last=add_months(today + timedelta(days=5), -12))})
         await env.deliver(h.record_event("rec7", "US-0007"))
         value = {"scenario": "device_calibration", "org": "acme", "device": "US-0007", "kind": "calibration",
@@ -81,7 +82,7 @@ async def test_fail_quarantine_assessment_and_return(scenario_harness: object) -
 async def test_found_out_of_tolerance_needs_assessment_before_service(scenario_harness: object) -> None:
     async with scenario_harness({"device_calibration": device_calibration},  # type: ignore[operator]
                                 config=_config()) as env:
-        today = h.local(await env.now()).date()
+        today = (await env.begin_at(moments.ordinary_workday())).date()
         h.seed(env.standin, {"rec8": h.device_row("BP-0008", last=add_months(today, -11))})
         await env.deliver(h.record_event("rec8", "BP-0008"))
         value = {"scenario": "device_calibration", "org": "acme", "device": "BP-0008", "kind": "calibration",
@@ -101,7 +102,7 @@ async def test_found_out_of_tolerance_needs_assessment_before_service(scenario_h
 async def test_pause_resume_and_retire_from_the_table(scenario_harness: object) -> None:
     async with scenario_harness({"device_calibration": device_calibration},  # type: ignore[operator]
                                 config=_config()) as env:
-        today = h.local(await env.now()).date()
+        today = (await env.begin_at(moments.ordinary_workday())).date()
         h.seed(env.standin, {"rec9": h.device_row("ECG-0009", last=add_months(today + timedelta(days=20), -12),
                                                    **{"电气安全检测周期(月)": 12,
                                                       "上次电气安全检测": h.ms(add_months(today, -3))})})
@@ -146,7 +147,7 @@ async def test_repaired_device_found_out_of_tolerance_returns_to_service(scenari
     # in tolerance (the usual result after a repair) left the device quarantined with nothing scheduled
     async with scenario_harness({"device_calibration": device_calibration},  # type: ignore[operator]
                                 config=_config()) as env:
-        today = h.local(await env.now()).date()
+        today = (await env.begin_at(moments.ordinary_workday())).date()
         h.seed(env.standin, {"rec5": h.device_row("US-0005", last=add_months(today + timedelta(days=5), -12))})
         await env.deliver(h.record_event("rec5", "US-0005"))
         value = {"scenario": "device_calibration", "org": "acme", "device": "US-0005", "kind": "calibration",
@@ -167,7 +168,7 @@ async def test_retired_by_the_assessment_stays_retired(scenario_harness: object)
     # edit of the row) started a new cycle for a device the manager had retired
     async with scenario_harness({"device_calibration": device_calibration},  # type: ignore[operator]
                                 config=_config()) as env:
-        today = h.local(await env.now()).date()
+        today = (await env.begin_at(moments.ordinary_workday())).date()
         h.seed(env.standin, {"rec6": h.device_row("US-0006", last=add_months(today + timedelta(days=5), -12))})
         await env.deliver(h.record_event("rec6", "US-0006"))
         value = {"scenario": "device_calibration", "org": "acme", "device": "US-0006", "kind": "calibration",
@@ -192,7 +193,7 @@ async def test_resumed_while_overdue_is_out_of_service_again(scenario_harness: o
     # regression: paused (维修中) while overdue, then back to 合格 by hand: the row kept 合格
     async with scenario_harness({"device_calibration": device_calibration},  # type: ignore[operator]
                                 config=_config()) as env:
-        today = h.local(await env.now()).date()
+        today = (await env.begin_at(moments.ordinary_workday())).date()
         h.seed(env.standin, {"rec4": h.device_row("ECG-0004", last=add_months(today - timedelta(days=3), -12))})
         await env.deliver(h.record_event("rec4", "ECG-0004"))
         await env.advance(days=1)
@@ -210,7 +211,7 @@ async def test_a_row_without_dates_keeps_its_registration_day(scenario_harness: 
     # ladder started over each day and never reached the department head
     async with scenario_harness({"device_calibration": device_calibration},  # type: ignore[operator]
                                 config=_config()) as env:
-        today = h.local(await env.now()).date()
+        today = (await env.begin_at(moments.ordinary_workday())).date()
         h.seed(env.standin, {"rec3": h.device_row("PIP-0003", last=None)})
         await env.deliver(h.record_event("rec3", "PIP-0003"))
         assert (await _state(env, "PIP-0003")).due == today
@@ -227,7 +228,7 @@ async def test_a_hospitals_own_ladder_applies_to_its_devices(scenario_harness: o
                             "reminders": {"before_days": [45, 7]}}}}}, extra=h.ORG_EXTRA)
     async with scenario_harness({"device_calibration": device_calibration},  # type: ignore[operator]
                                 config=config) as env:
-        today = h.local(await env.now()).date()
+        today = (await env.begin_at(moments.ordinary_workday())).date()
         due = today + timedelta(days=40)
         h.seed(env.standin, {"recA": h.device_row("CT-0101", last=add_months(due, -12)),
                              "recB": h.device_row("CT-0102", last=add_months(due, -12), 院区="hosp_b")})
@@ -246,7 +247,7 @@ async def test_a_passing_calibration_does_not_clear_another_kinds_stop(scenario_
     # put 合格 on a device whose electrical safety test was overdue
     async with scenario_harness({"device_calibration": device_calibration},  # type: ignore[operator]
                                 config=_config()) as env:
-        today = h.local(await env.now()).date()
+        today = (await env.begin_at(moments.ordinary_workday())).date()
         h.seed(env.standin, {"rec2": h.device_row(
             "DR-0002", last=add_months(today + timedelta(days=5), -12),
             **{"电气安全检测周期(月)": 12, "上次电气安全检测": h.ms(add_months(today - timedelta(days=3), -12))})})

@@ -10,6 +10,7 @@ import devcal_helpers as h
 
 import plugins.device_calibration as device_calibration
 from engine.rules import add_months
+from engine.testing import moments
 from engine.testing.kit import org_config
 from plugins.device_calibration.commands import export_rows, write_csv
 from plugins.device_calibration.models import CycleState, ReconcileReport
@@ -23,7 +24,7 @@ def _config() -> dict[str, object]:
 async def test_reconciliation_digest_and_export(scenario_harness: object, tmp_path: Path) -> None:
     async with scenario_harness({"device_calibration": device_calibration},  # type: ignore[operator]
                                 config=_config()) as env:
-        today = h.local(await env.now()).date()
+        today = (await env.begin_at(moments.ordinary_workday())).date()
         h.seed(env.standin, {
             "recA": h.device_row("CT-0001", last=add_months(today + timedelta(days=10), -12)),  # event missed
             "recB": h.device_row("CT-0002", last=add_months(today + timedelta(days=60), -12)),  # due hand-edited

@@ -14,6 +14,7 @@ import devcal_helpers as h
 
 import plugins.device_calibration as device_calibration
 from engine.rules import add_months
+from engine.testing import moments
 from engine.testing.kit import org_config
 from engine.testing.replay import assert_replays, keep_history, load_history
 from plugins.device_calibration.workflows import WORKFLOWS
@@ -27,7 +28,7 @@ async def test_record_and_replay(scenario_harness: object) -> None:
                         extra=h.ORG_EXTRA)
     async with scenario_harness({"device_calibration": device_calibration},  # type: ignore[operator]
                                 config=config) as env:
-        today = h.local(await env.now()).date()
+        today = (await env.begin_at(moments.ordinary_workday())).date()
         h.seed(env.standin, {"rec1": h.device_row("CT-0012", last=add_months(today + timedelta(days=5), -12))})
         await env.deliver(h.record_event("rec1", "CT-0012"))
         first_run = (await env.handle("device_calibration", "CT-0012").describe()).run_id

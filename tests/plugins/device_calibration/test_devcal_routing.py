@@ -92,7 +92,7 @@ def test_every_template_renders_in_both_locales() -> None:
 
 def test_example_device_table_parses() -> None:
     import json
-    from datetime import date, datetime
+    from datetime import date
     from zoneinfo import ZoneInfo
 
     from engine.feishu.standin.state import State
@@ -101,15 +101,15 @@ def test_example_device_table_parses() -> None:
 
     # loaded the way `engine dev` seeds the stand-in: its dates are relative to the day it is loaded
     path = Path(__file__).parents[3] / "examples" / "device_calibration" / "devices.json"
+    start = date(2027, 2, 5)  # the eve of Spring Festival: the sample must still be useful then
     state = State()
-    state.merge_json(json.loads(path.read_text(encoding="utf-8")))
+    state.merge_json(json.loads(path.read_text(encoding="utf-8")), today=start)
     settings = DeviceCalibrationSettings()
     table = state.table(settings.bitable.app_token, settings.bitable.table_id)
     assert table is not None and state.table(settings.bitable.app_token, settings.bitable.log_table_id) is not None
     zone = ZoneInfo("Asia/Shanghai")
     devices = [parse_device(rid, record["fields"], settings, zone) for rid, record in table["records"].items()]
     assert len(devices) == 12 and all(d is not None for d in devices)
-    start = datetime.now(zone).date()
     dues = [date.fromisoformat(plan_due(d.kinds["calibration"], settings.schedules["calibration"], start).data["due"])
             for d in devices if d is not None]
     assert sum(1 for due in dues if 0 <= (due - start).days <= 31) >= 6  # reminders within the month
