@@ -4,7 +4,7 @@ VENV ?= .venv
 PYTHON ?= python3
 STAMP := $(VENV)/.installed
 
-.PHONY: dev test lint bench
+.PHONY: dev test lint bench moments
 
 $(STAMP): pyproject.toml
 	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
@@ -18,8 +18,13 @@ dev: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check engine plugins tests bench examples
 
+# the whole suite, then the plugin and end-to-end tests at today's hard moment (README: "Hard moments")
 test: lint
 	$(VENV)/bin/pytest -q
+	$(VENV)/bin/python -m engine.testing.hard_moments --rotate
+
+moments: $(STAMP)
+	$(VENV)/bin/python -m engine.testing.hard_moments --all
 
 bench: $(STAMP)
 	$(VENV)/bin/python -m bench

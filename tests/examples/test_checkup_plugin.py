@@ -8,9 +8,11 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import checkup_plugin
+from checkup_plugin.workflows import CheckupSettings
 
 from engine.events import EngineEvent
-from engine.rules import WorkCalendar
+from engine.rules import all_notices
+from engine.testing import moments
 
 
 def checkup_registered(device: str, *, owner: str, due: date) -> EngineEvent:
@@ -18,11 +20,23 @@ def checkup_registered(device: str, *, owner: str, due: date) -> EngineEvent:
                        payload={"device": device, "owner": owner, "due": due.isoformat()})
 
 
+async def _past_the_plan(env: Any, due: date) -> None:
+    """Advance an hour past the ladder's last notice, wherever holidays moved it."""
+    plan = all_notices(due, CheckupSettings().ladder, env.calendar())
+    await env.advance_to(max(n.at for n in plan if n.at is not None) + timedelta(hours=1))
+
+
+async def _a_working_due_day_with_no_holiday_before(env: Any) -> date:
+    """45 days ahead, a working day, with no holiday in between: no two notices fall on one day."""
+    today = (await env.begin_at(moments.ordinary_workday(clear_days=50))).date()
+    return env.calendar().next_workday(today + timedelta(days=45))
+
+
 async def test_reminders_then_escalation(scenario_harness: Any) -> None:
     async with scenario_harness({"checkup": checkup_plugin}) as env:
-        due = (await env.now()).date() + timedelta(days=45)
+        due = await _a_working_due_day_with_no_holiday_before(env)
         await env.deliver(checkup_registered("MRI-7", owner="ou_alice", due=due))
-        await env.advance(days=50)
+        await _past_the_plan(env, due)
         to_owner = env.messages(to="ou_alice")
         assert len(to_owner) == 4  # 30, 7, 1 days before, and on the due date
         assert all("MRI-7" in m.text for m in to_owner)
@@ -32,10 +46,10 @@ async def test_reminders_then_escalation(scenario_harness: Any) -> None:
 
 async def test_reminders_land_on_working_mornings(scenario_harness: Any) -> None:
     async with scenario_harness({"checkup": checkup_plugin}) as env:
-        due = (await env.now()).date() + timedelta(days=45)
+        due = await _a_working_due_day_with_no_holiday_before(env)
         await env.deliver(checkup_registered("CT-1", owner="ou_bob", due=due))
-        await env.advance(days=50)
-        calendar = WorkCalendar("Asia/Shanghai")
+        await _past_the_plan(env, due)
+        calendar = env.calendar()
         sent = env.messages()
         assert len(sent) == 7  # 4 to the owner, 3 escalations
         for message in sent:
