@@ -180,7 +180,7 @@ def test_route_event_maps_cards_and_phrases() -> None:
     plugin_set = load_plugins(modules={"asset_loan": plugin}, entry_points=False)
     config = parse_config(org_config(plugins=["asset_loan"]), Path("t.toml"), plugin_set.scenarios)
     org = config.orgs["acme"]
-    now = datetime.now(UTC)
+    now = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
     press = CardAction(event_id="e1", event_type="card.action.trigger", create_time=now, operator_open_id="ou_li",
                        action_value={"scenario": "asset_loan", "op": "extend", "asset": "RD-1"})
     start, update = plugin.route_event(event=press, org=org)

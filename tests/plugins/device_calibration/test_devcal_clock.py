@@ -17,7 +17,7 @@ async def test_a_ladder_in_minutes(scenario_harness: object) -> None:
     # the origin must be fixed in the config, so take it from the (real-time) start of the server's clock
     from datetime import UTC, datetime
 
-    origin = datetime.now(UTC).replace(microsecond=0)
+    origin = datetime.now(UTC).replace(microsecond=0)  # wall clock: the business clock's origin, not an expectation
     settings = {**h.SETTINGS, "reminders": {"before_days": [7, 1], "on_due": True, "working_days_only": False,
                                             "after": [{"every_days": 1, "to": "manager", "times": 2}]}}
     config = org_config(plugins=["device_calibration"], settings={"device_calibration": settings},

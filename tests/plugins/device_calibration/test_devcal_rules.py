@@ -140,7 +140,8 @@ def test_which_kinds_a_device_carries_and_what_its_status_asks() -> None:
     assert rules.applies("calibration", KIND, None).action == "track"
     assert rules.applies("electrical_safety", safety, KindFacts()).is_nothing
     assert rules.applies("electrical_safety", safety, KindFacts(interval_months=12)).action == "track"
-    assert rules.applies("x", ScheduleKind(enabled=False, last_field="a"), KindFacts(last=date.today())).is_nothing
+    switched_off = ScheduleKind(enabled=False, last_field="a")
+    assert rules.applies("x", switched_off, KindFacts(last=date(2026, 11, 30))).is_nothing
     device = rules.parse_device("rec1", {"设备编号": "ct-0012", "状态": "报废"}, SETTINGS, ZONE)
     assert device is not None and device.device_id == "CT-0012"
     assert rules.table_intent(device, SETTINGS).action == "retire"
