@@ -3,6 +3,7 @@ working days, checklists, risk warnings, the report, settings, routing and templ
 
 from __future__ import annotations
 
+import csv
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
@@ -227,6 +228,12 @@ def test_report_figures(tmp_path: Path) -> None:
     write_csv(rules.report_csv_rows(report), out)
     lines = out.read_text("utf-8-sig").splitlines()
     assert lines[0].startswith("month,site,open_positions") and lines[-1].startswith("2026-11,*,2,3,2,7.0,0.667")
+    assert "-1" in lines[2].split(",")  # b's net headcount: a negative number is written as a number
+    rows_out = rules.report_csv_rows(report)
+    rows_out[0]["site"] = "=cmd|' /C calc'!A0"
+    write_csv(rows_out, out)
+    with out.open(encoding="utf-8-sig", newline="") as handle:
+        assert next(csv.DictReader(handle))["site"] == "'=cmd|' /C calc'!A0"
     keyed = rules.report_bitable_rows(report, SETTINGS)
     assert keyed[-1][f.report.key] == "2026-11:*" and keyed[-1][f.report.site] == "集团"
 
