@@ -152,12 +152,14 @@ async def load_application(request: LoadApplication) -> ApplicationFacts:
         if record.record_id == request.record_id:
             continue
         other = record.fields
+        stored = rules.split_hashes(rules.cell_text(other.get(af.contact_hash)))
+        if stored:  # a row already checked: its contact hashed now too, as its stored hash may be of an older key
+            stored += rules.matching_hashes(rules.cell_text(other.get(af.phone)), rules.cell_text(other.get(af.email)),
+                                            keys)
         known.append(rules.KnownApplication(
             application_id=rules.cell_text(other.get(af.app_id)) or record.record_id,
             candidate_id=rules.cell_text(other.get(af.candidate_id)),
-            # the stored hash, and the row's contact hashed now: rows written under an earlier key still match
-            hashes=rules.split_hashes(rules.cell_text(other.get(af.contact_hash))) + rules.matching_hashes(
-                rules.cell_text(other.get(af.phone)), rules.cell_text(other.get(af.email)), keys),
+            hashes=stored,
             site=rules.cell_text(other.get(af.site)), req_id=rules.cell_text(other.get(af.req_id)),
             stage=rules.parse_stage(other.get(af.stage), settings) or ""))
     candidate, linked, _ = rules.link_candidate(request.application_id, hashes + also, known)
