@@ -18,6 +18,11 @@ Escaped characters: ``\\ ` * ~ [ ] ( ) < > &``, and ``:`` where it starts ``://`
 not made a link). ``_``, ``-``, ``.``, ``#`` and the rest are left alone: identifiers, dates and ids
 compared in templates (``status == "on_loan"``) keep working, and ordinary Chinese text is unchanged.
 A value meant as a link target in markdown goes through the ``md_url`` filter.
+
+Text messages have a smaller markup of their own (``<at user_id="all"></at>`` mentions everyone) and
+show character references literally, so there :func:`neutralize_text` puts an invisible zero-width
+space after a ``<`` that could open a tag and between ``]`` and ``(``: the text reads the same, and no
+tag or link is formed.
 """
 
 from __future__ import annotations
@@ -69,6 +74,27 @@ def restore_plain(node: Any, *, markdown: bool = False) -> Any:
         return {unescape(key): restore_plain(item, markdown=is_markdown and key in ("content", "i18n_content"))
                 for key, item in node.items()}
     return node
+
+
+ZERO_WIDTH_SPACE = "\u200b"
+_TEXT_TAG = re.compile(r"<(?=\s*/?\s*[A-Za-z])")
+_TEXT_LINK = re.compile(r"\](?=\s*\()")
+
+
+def neutralize_text(text: str) -> str:
+    """``text`` for a text message: no ``<tag`` (an ``<at>`` mention) and no ``[label](url)`` can form."""
+    return _TEXT_LINK.sub("]" + ZERO_WIDTH_SPACE, _TEXT_TAG.sub("<" + ZERO_WIDTH_SPACE, text))
+
+
+def neutralize_text_context(value: Any) -> Any:
+    """Every string in a JSON-like ``value`` passed through :func:`neutralize_text`."""
+    if isinstance(value, str):
+        return neutralize_text(value)
+    if isinstance(value, Mapping):
+        return {key: neutralize_text_context(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [neutralize_text_context(item) for item in value]
+    return value
 
 
 def md_url(value: Any) -> str:

@@ -42,7 +42,9 @@ Card markdown is escaped by default (:mod:`engine.larkmd`): in a ``.card`` templ
 context reaches the template with markdown syntax characters escaped (``[``, ``(``, ``<``, ``*``...), and
 after rendering every string outside ``markdown`` / ``lark_md`` content is restored, so titles, button
 values and URLs keep the data exactly. A link or an ``<at>`` mention in Bitable text therefore shows as
-text. Markdown written in the template itself is the template's own and renders.
+text. Markdown written in the template itself is the template's own and renders. In a text message,
+data cannot open a tag (``<at user_id="all">``) or form a ``[label](url)`` link either: a zero-width space
+is put after such a ``<`` and between ``](``.
 
 Locale-aware filters follow the locale of the template file actually rendered, so a template that fell
 back to the other language does not mix two languages.
@@ -473,7 +475,9 @@ class TemplateEngine:
             message = RenderedMessage(msg_type="post", content=_compact(payload))
             limit = POST_MAX_BYTES
         else:
-            text, compiled = self._render(name, context, locale, override_dir, tz)
+            # data cannot form an <at> mention or a link in a text message either
+            text, compiled = self._render(name, larkmd.neutralize_text_context(dict(context)), locale, override_dir,
+                                          tz)
             message = RenderedMessage(msg_type="text", content=_compact({"text": text}))
             limit = TEXT_MAX_BYTES
         size = len(json.dumps(message.content, ensure_ascii=False).encode("utf-8"))

@@ -147,3 +147,38 @@ def test_a_link_target_from_the_data_is_a_checked_url() -> None:
         "https://pacs.example/study?id=1&x=%282%29"
     assert larkmd.md_url("javascript:alert(1)") == "" and larkmd.md_url("lark://x") == ""
     assert larkmd.md_url("https://a.example/x) [y](https://evil") == "https://a.example/x%29%20%5By%5D%28https://evil"
+
+
+TEXTS = [name for name in ENGINE.names() if not name.endswith((".card", ".post"))]
+HOSTILE_TEXT = '<at user_id="all"></at><at user_id = "all">所有人</at> [点我](https://evil.example/t) </b>'
+
+
+def _text(name: str, context: dict[str, Any], locale: str) -> str | None:
+    try:
+        return str(json.loads(ENGINE.render_message(name, context, locale=locale).content)["text"])
+    except TemplateError:
+        return None
+
+
+@pytest.mark.parametrize("locale", ["zh_CN", "en_US"])
+@pytest.mark.parametrize("name", TEXTS)
+def test_text_messages_cannot_mention_everyone_or_link(name: str, locale: str) -> None:
+    sample = ENGINE.sample_context(name)
+    shown = 0
+    for path in _leaves(sample):
+        text = _text(name, _with(sample, path, HOSTILE_TEXT), locale)
+        if text is None:
+            continue
+        assert not re.search(r'<\s*at\s+user_id\s*=\s*"all"', text) and "</b>" not in text, (path, text)
+        assert not re.search(r"\]\s*\(", text), (path, text)
+        shown += HOSTILE_TEXT in text.replace(larkmd.ZERO_WIDTH_SPACE, "")  # the same text, to the reader
+    original = _text(name, sample, locale)
+    assert original is not None and larkmd.ZERO_WIDTH_SPACE not in original
+    assert shown > 0 or all(_text(name, _with(sample, p, HOSTILE_TEXT), locale) in (None, original)
+                            for p in _leaves(sample)), name
+
+
+def test_a_templates_own_mention_still_mentions() -> None:
+    context = {**ENGINE.sample_context("project_delivery:stage_changed"), "by": "ou_pm_li"}
+    text = _text("project_delivery:stage_changed", context, "zh_CN")
+    assert text is not None and '<at user_id="ou_pm_li"></at>' in text
