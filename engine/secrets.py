@@ -64,11 +64,21 @@ class MissingSecret(RuntimeError):
     """A production process asked for a secret that is not configured (``engine config check`` says which)."""
 
 
+def hkdf_sha256(ikm: bytes, *, salt: bytes, info: bytes, length: int = 32) -> bytes:
+    """HKDF with SHA-256 (RFC 5869: extract, then expand to ``length`` bytes, at most 8160)."""
+    if not 0 < length <= 255 * 32:
+        raise ValueError(f"HKDF-SHA256 gives 1 to 8160 bytes, not {length}")
+    prk = hmac.new(salt, ikm, hashlib.sha256).digest()
+    blocks, block = b"", b""
+    for counter in range(1, -(-length // 32) + 1):
+        block = hmac.new(prk, block + info + bytes([counter]), hashlib.sha256).digest()
+        blocks += block
+    return blocks[:length]
+
+
 def derive(secret: bytes, *, org: str, scenario: str, name: str, purpose: str) -> bytes:
-    """A 32-byte key for one purpose: HKDF-SHA256 (RFC 5869) of ``secret``, info = org, scenario, name, purpose."""
-    prk = hmac.new(_HKDF_SALT, secret, hashlib.sha256).digest()
-    info = "\x1f".join((org, scenario, name, purpose)).encode()
-    return hmac.new(prk, info + b"\x01", hashlib.sha256).digest()
+    """A 32-byte key for one purpose: HKDF-SHA256 of ``secret``, info = org, scenario, name and purpose."""
+    return hkdf_sha256(secret, salt=_HKDF_SALT, info="\x1f".join((org, scenario, name, purpose)).encode())
 
 
 @dataclass(frozen=True)

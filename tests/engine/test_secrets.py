@@ -13,7 +13,7 @@ from engine.cli import cli
 from engine.config import load_config
 from engine.plugins import load_plugins
 from engine.runtime.processes import _prepare_dev_secrets
-from engine.secrets import MIN_LENGTH, Keyring, MissingSecret, derive, ensure_dev_secrets
+from engine.secrets import MIN_LENGTH, Keyring, MissingSecret, derive, ensure_dev_secrets, hkdf_sha256
 
 GOOD = "a-production-secret-that-is-long-enough-0123"
 PLUGINS = "asset_loan,recruiting"
@@ -126,9 +126,19 @@ def test_dev_generates_secrets_once_and_keeps_them_across_restarts(tmp_path: Pat
     assert restarted.org("acme").keyring("asset_loan").key("links") == first  # old links still open
     assert ensure_dev_secrets(file, list(stored)) == stored
 
+    # an empty variable is as good as unset: the generated secret, never an empty key
+    monkeypatch.setenv("ASSET_LOAN_SIGNING_KEY", "")
+    assert restarted.org("acme").keyring("asset_loan").key("links") == first
     # a variable that is set wins over the generated value, and nothing is generated for it
     monkeypatch.setenv("ASSET_LOAN_SIGNING_KEY", GOOD)
     assert restarted.org("acme").keyring("asset_loan").key("links") != first
+
+
+def test_hkdf_matches_rfc_5869() -> None:
+    # RFC 5869, appendix A.1 (test case 1, SHA-256)
+    okm = hkdf_sha256(bytes([0x0B] * 22), salt=bytes(range(13)), info=bytes(range(0xF0, 0xFA)), length=42)
+    assert okm.hex() == ("3cb25f25faacd57a90434f64d0362f2a2d2d0a90cf1a5a4c5db02d56ecc4c5bf"
+                         "34007208d5b887185865")
 
 
 def test_one_key_per_purpose_and_organization() -> None:
