@@ -238,12 +238,7 @@ class EngineConfig:
     path: Path
     file: FileConfig
     orgs: dict[str, OrgContext]
-    secrets: SecretStore | None = None
-
-    @property
-    def production(self) -> bool:
-        """A config with a ``[feishu]`` table is production: no development secrets, no stand-in."""
-        return self.file.feishu is not None
+    secrets: SecretStore | None = None  # plugins' secrets; production (a [feishu] table) or development
 
     @property
     def temporal(self) -> TemporalSettings:
@@ -260,9 +255,7 @@ class EngineConfig:
     def state_dir(self, override: Path | None = None) -> Path:
         if override is not None:
             return override
-        if self.file.state_dir is not None:
-            return (self.path.parent / self.file.state_dir).resolve()
-        return (self.path.parent / ".state").resolve()
+        return _state_dir(self.path, self.file.state_dir)
 
     def secret_variables(self) -> list[str]:
         """The environment variables holding the secrets the enabled plugins need, each once."""
@@ -409,8 +402,7 @@ def parse_config(
         issues.append(ConfigIssue(file, "organizations", "at least one organization", "none",
                                   "add an [organizations.<id>] table"))
 
-    state_dir = (path.parent / parsed.state_dir).resolve() if parsed.state_dir else (path.parent / ".state").resolve()
-    store = SecretStore(production=parsed.feishu is not None, dev_file=state_dir / DEV_FILE,
+    store = SecretStore(production=parsed.feishu is not None, dev_file=_state_dir(path, parsed.state_dir) / DEV_FILE,
                         specs={name: tuple(scenario.secrets) for name, scenario in scenarios.items()})
     orgs: dict[str, OrgContext] = {}
     for org_id, org in parsed.organizations.items():
@@ -495,6 +487,11 @@ def parse_config(
     if issues:
         raise ConfigError(issues)
     return EngineConfig(path=path, file=parsed, orgs=orgs, secrets=store)
+
+
+def _state_dir(path: Path, configured: Path | None) -> Path:
+    """The config's ``state_dir`` (relative to the config file), default ``.state`` beside it."""
+    return (path.parent / (configured if configured is not None else ".state")).resolve()
 
 
 def _secret_issues(file: str, base: str, org: OrgContext, scenarios: Mapping[str, Scenario]) -> list[ConfigIssue]:
