@@ -23,6 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from engine.clock import BusinessClock
 from engine.rules.cron import CronError
+from engine.secrets import DEV_FILE, GENERATE_HINT, MIN_LENGTH, PREVIOUS_SUFFIX, Keyring, SecretStore, env_name, problem
 
 if TYPE_CHECKING:
     from engine.scenario import Scenario
@@ -200,6 +201,7 @@ class OrgContext:
     config: OrgConfig
     _settings: dict[tuple[str, str | None], BaseModel] = field(default_factory=dict, repr=False)
     templates_dir: Path | None = None
+    secrets: SecretStore | None = field(default=None, repr=False)
 
     @cached_property
     def zone(self) -> ZoneInfo:
@@ -221,6 +223,16 @@ class OrgContext:
         except KeyError:
             raise KeyError(f"{scenario!r} is not enabled for organization {self.id!r}") from None
 
+    def keyring(self, scenario: str, name: str | None = None) -> Keyring:
+        """The keys of ``scenario``'s secret ``name`` (default: its first) for this organization.
+
+        Raises :class:`engine.secrets.MissingSecret` in production when the secret is not configured, and
+        ``KeyError`` when the scenario declares no such secret.
+        """
+        if self.secrets is None:
+            raise KeyError(f"organization {self.id!r} was built without a secret store")
+        return self.secrets.keyring(self.id, scenario, self.settings(scenario), name)
+
     def site_zone(self, site: str | None) -> ZoneInfo:
         if site and site in self.config.sites and self.config.sites[site].timezone:
             return ZoneInfo(self.config.sites[site].timezone)  # type: ignore[arg-type]
@@ -234,6 +246,7 @@ class EngineConfig:
     path: Path
     file: FileConfig
     orgs: dict[str, OrgContext]
+    secrets: SecretStore | None = None  # plugins' secrets; production (a [feishu] table) or development
 
     @property
     def temporal(self) -> TemporalSettings:
@@ -250,9 +263,20 @@ class EngineConfig:
     def state_dir(self, override: Path | None = None) -> Path:
         if override is not None:
             return override
-        if self.file.state_dir is not None:
-            return (self.path.parent / self.file.state_dir).resolve()
-        return (self.path.parent / ".state").resolve()
+        return _state_dir(self.path, self.file.state_dir)
+
+    def secret_variables(self) -> list[str]:
+        """The environment variables holding the secrets the enabled plugins need, each once."""
+        names: list[str] = []
+        for org in self.orgs.values():
+            for scenario in org.plugins:
+                if self.secrets is None or (scenario, None) not in org._settings:
+                    continue
+                for spec in self.secrets.specs.get(scenario, ()):
+                    variable = env_name(spec, org._settings[(scenario, None)])
+                    if variable not in names:
+                        names.append(variable)
+        return names
 
     def org(self, org_id: str) -> OrgContext:
         try:
@@ -389,6 +413,8 @@ def parse_config(
         issues.append(ConfigIssue(file, "organizations", "at least one organization", "none",
                                   "add an [organizations.<id>] table"))
 
+    store = SecretStore(production=parsed.feishu is not None, dev_file=_state_dir(path, parsed.state_dir) / DEV_FILE,
+                        specs={name: tuple(scenario.secrets) for name, scenario in scenarios.items()})
     orgs: dict[str, OrgContext] = {}
     for org_id, org in parsed.organizations.items():
         base = f"organizations.{org_id}"
@@ -418,6 +444,7 @@ def parse_config(
             id=org_id, name=org.name or org_id, timezone=org.timezone, locale=org.locale,
             tenant_key=org.tenant_key, plugins=tuple(org.plugins), config=org,
             templates_dir=(path.parent / org.templates_dir).resolve() if org.templates_dir else None,
+            secrets=store,
         )
         for index, name in enumerate(org.plugins):
             if name not in scenarios:
@@ -469,11 +496,40 @@ def parse_config(
                         deep_merge(effective, own))
                 except ValidationError as error:
                     issues += _pydantic_issues(file, site_base, error)
+        if store.production:
+            issues += _secret_issues(file, base, context, scenarios)
         orgs[org_id] = context
 
     if issues:
         raise ConfigError(issues)
-    return EngineConfig(path=path, file=parsed, orgs=orgs)
+    return EngineConfig(path=path, file=parsed, orgs=orgs, secrets=store)
+
+
+def _state_dir(path: Path, configured: Path | None) -> Path:
+    """The config's ``state_dir`` (relative to the config file), default ``.state`` beside it."""
+    return (path.parent / (configured if configured is not None else ".state")).resolve()
+
+
+def _secret_issues(file: str, base: str, org: OrgContext, scenarios: Mapping[str, Scenario]) -> list[ConfigIssue]:
+    """Production only: every secret an enabled plugin declares is set, long and not a published value."""
+    issues = []
+    for name in org.plugins:
+        scenario = scenarios.get(name)
+        if scenario is None or (name, None) not in org._settings:
+            continue
+        settings = org._settings[(name, None)]
+        for spec in scenario.secrets:
+            variable = env_name(spec, settings)
+            found = problem(spec, os.environ.get(variable))
+            if found is None:
+                continue
+            key = f"{base}.settings.{name}.{spec.env_setting}" if spec.env_setting else f"{base}.plugins"
+            issues.append(ConfigIssue(
+                file, key, f"environment variable {variable} to hold a random secret of at least {MIN_LENGTH} "
+                           f"characters ({spec.description or name})", found,
+                f"export {variable}=$({GENERATE_HINT}); to rotate, move the old value to "
+                f"{variable}{PREVIOUS_SUFFIX} (README: Security)"))
+    return issues
 
 
 def load_config(path: Path, scenarios: Mapping[str, Scenario]) -> EngineConfig:

@@ -9,6 +9,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
+from engine.secrets import SecretSpec
+
 
 class PluginSettings(BaseModel):
     """Base for a scenario's settings model: unknown keys are errors at every depth, not ignored."""
@@ -23,7 +25,8 @@ class Scenario:
     ``name`` is the scenario's permanent identifier: it prefixes workflow IDs (``{org}:{name}:{key}``),
     Temporal type names (``{name}.CalibrationCycle``) and template names (``{name}:reminder``).
     ``site_overridable`` lists the settings keys a site may override by default; an organization's
-    config can narrow or widen that list.
+    config can narrow or widen that list. ``secrets`` are the keys it needs per organization
+    (:mod:`engine.secrets`): production refuses to start without them.
     """
 
     name: str
@@ -34,6 +37,7 @@ class Scenario:
     templates: Path | None = None
     description: str = ""
     site_overridable: Sequence[str] = ()
+    secrets: Sequence[SecretSpec] = ()
 
 
 @dataclass(frozen=True)

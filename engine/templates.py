@@ -34,6 +34,17 @@ also refuses to mutate the caller's lists and dicts) with ``StrictUndefined``, a
 ``json_value``
     The value as a complete JSON literal (string with its quotes, number, object...): write
     ``"value": {{ {"action": "ack", "id": device_id} | json_value }}``.
+``md_url``
+    A URL from the data as a link target in card markdown: ``[摄片]({{ link | md_url | json_str }})``;
+    http(s) only (anything else becomes empty), characters that could end the link percent-encoded.
+
+Card markdown is escaped by default (:mod:`engine.larkmd`): in a ``.card`` template every string of the
+context reaches the template with markdown syntax characters escaped (``[``, ``(``, ``<``, ``*``...), and
+after rendering every string outside ``markdown`` / ``lark_md`` content is restored, so titles, button
+values and URLs keep the data exactly. A link or an ``<at>`` mention in Bitable text therefore shows as
+text. Markdown written in the template itself is the template's own and renders. In a text message,
+data cannot open a tag (``<at user_id="all">``) or form a ``[label](url)`` link either: a zero-width space
+is put after such a ``<`` and between ``](``.
 
 Locale-aware filters follow the locale of the template file actually rendered, so a template that fell
 back to the other language does not mix two languages.
@@ -57,6 +68,7 @@ from jinja2.runtime import Context
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from pydantic import BaseModel, ConfigDict
 
+from engine import larkmd
 from engine.config import SUPPORTED_LOCALES
 
 __all__ = [
@@ -262,6 +274,7 @@ BUILTIN_FILTERS: dict[str, Callable[..., Any]] = {
     "relative_days": _relative_days_filter,
     "json_str": json_str,
     "json_value": json_value,
+    "md_url": larkmd.md_url,
 }
 
 
@@ -448,18 +461,23 @@ class TemplateEngine:
     def render_message(self, name: str, context: Mapping[str, Any], *, locale: str,
                        override_dir: Path | None = None, tz: str = DEFAULT_TZ) -> RenderedMessage:
         """Render and validate ``name`` as a Feishu message: ``.card`` interactive, ``.post`` post, else text."""
-        text, compiled = self._render(name, context, locale, override_dir, tz)
         if name.endswith(CARD_SUFFIX):
-            payload = self._parse_json(name, text, compiled)
+            # card markdown is escaped by default: data in, escaped; everything but markdown, restored
+            text, compiled = self._render(name, larkmd.escape_context(dict(context)), locale, override_dir, tz)
+            payload = larkmd.restore_plain(self._parse_json(name, text, compiled))
             self._raise_problems(name, compiled, "not a valid card", _card_problems(payload))
             message = RenderedMessage(msg_type="interactive", content=_compact(payload))
             limit = CARD_MAX_BYTES
         elif name.endswith(POST_SUFFIX):
+            text, compiled = self._render(name, context, locale, override_dir, tz)
             payload = self._parse_json(name, text, compiled)
             self._raise_problems(name, compiled, "not a valid post", _post_problems(payload))
             message = RenderedMessage(msg_type="post", content=_compact(payload))
             limit = POST_MAX_BYTES
         else:
+            # data cannot form an <at> mention or a link in a text message either
+            text, compiled = self._render(name, larkmd.neutralize_text_context(dict(context)), locale, override_dir,
+                                          tz)
             message = RenderedMessage(msg_type="text", content=_compact({"text": text}))
             limit = TEXT_MAX_BYTES
         size = len(json.dumps(message.content, ensure_ascii=False).encode("utf-8"))

@@ -159,6 +159,7 @@ async def run_dev(config: EngineConfig, plugins: PluginSet, options: DevOptions,
     cleanups: list[Callable[[], Any]] = []
     app = EngineApp(config=config, plugins=plugins)
     check_templates(app)
+    _prepare_dev_secrets(config, state_dir, say)
     try:
         standin = None
         if config.feishu is None and "FEISHU_APP_ID" not in os.environ:
@@ -242,6 +243,20 @@ async def run_dev(config: EngineConfig, plugins: PluginSet, options: DevOptions,
                 result = cleanup()
                 if asyncio.iscoroutine(result):
                     await asyncio.wait_for(result, 20)
+
+
+def _prepare_dev_secrets(config: EngineConfig, state_dir: Path, say: Say) -> None:
+    """Without a [feishu] table: random secrets for the unset variables, kept in the state dir (restarts keep links)."""
+    from engine.secrets import DEV_FILE, ensure_dev_secrets
+
+    store = config.secrets
+    if store is None or store.production:
+        return
+    store.dev_file = state_dir / DEV_FILE
+    unset = [name for name in config.secret_variables() if not os.environ.get(name, "").strip()]
+    if unset:
+        ensure_dev_secrets(store.dev_file, unset)
+        say(f"  secrets           {', '.join(unset)}: development values in {store.dev_file}")
 
 
 async def _stop_uvicorn(server: Any, task: asyncio.Task[Any], pipeline: EventPipeline) -> None:

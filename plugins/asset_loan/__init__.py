@@ -23,12 +23,12 @@ def register_scenarios(register: Any) -> None:
     from engine.scenario import Scenario
 
     from .activities import ACTIVITIES
-    from .config import SITE_OVERRIDABLE, AssetLoanSettings
+    from .config import SIGNING_SECRET, SITE_OVERRIDABLE, AssetLoanSettings
     from .workflows import WORKFLOWS
 
     register(Scenario(
         name=SCENARIO, version="1.0", settings_model=AssetLoanSettings, workflows=WORKFLOWS,
-        activities=ACTIVITIES, templates=TEMPLATES, site_overridable=SITE_OVERRIDABLE,
+        activities=ACTIVITIES, templates=TEMPLATES, site_overridable=SITE_OVERRIDABLE, secrets=[SIGNING_SECRET],
         description="QR-coded materials: borrow and return by scanning, reminders and escalation until returned"))
 
 

@@ -6,15 +6,17 @@ adjust only what differs. Unknown keys are errors (:class:`engine.scenario.Plugi
 
 from __future__ import annotations
 
-import os
-
 from pydantic import Field, field_validator
 
 from engine.scenario import PluginSettings
+from engine.secrets import SecretSpec
 
-# Used when the environment variable named by ``signing_key_env`` is unset: fine for ``engine dev`` and
-# tests, never for production (anyone who reads this file could forge scan links).
-DEV_SIGNING_KEY = "asset-loan-dev-signing-key-not-for-production"
+# The organization's secret for scan links, sessions, login state and CSRF tokens (engine.secrets).
+SIGNING_SECRET = SecretSpec(
+    name="signing", env="ASSET_LOAN_SIGNING_KEY", env_setting="signing_key_env",
+    description="asset_loan: scan links, sessions and CSRF tokens of the scan page",
+    # the development key earlier versions fell back to: it is public, so links signed with it are forgeable
+    public_values=("asset-loan-dev-signing-key-not-for-production",))
 
 RECIPIENTS = ("borrower", "keeper", "manager")
 
@@ -135,7 +137,7 @@ class AssetLoanSettings(PluginSettings):
     roles: dict[str, list[str]] = Field(default_factory=dict)  # role name -> open_ids
     manager_open_id: str | None = None  # top of the escalation ladder
     reminders: ReminderSettings = Field(default_factory=ReminderSettings)
-    signing_key_env: str = "ASSET_LOAN_SIGNING_KEY"
+    signing_key_env: str = "ASSET_LOAN_SIGNING_KEY"  # the variable holding this organization's secret
     session_hours: int = Field(12, ge=1)  # lifetime of the scan page's login cookie
     # device_calibration statuses that put an asset out of service (checked when both plugins run)
     guard_statuses: list[str] = Field(default_factory=lambda: ["overdue", "quarantined", "sent_out", "retired",
@@ -155,10 +157,6 @@ class AssetLoanSettings(PluginSettings):
         if category and category in self.categories:
             return self.categories[category]
         return self.categories.get(self.default_category, CategoryRule())
-
-    def signing_key(self) -> bytes:
-        """The HMAC key for scan links and sessions (the dev default when the variable is unset)."""
-        return os.environ.get(self.signing_key_env, DEV_SIGNING_KEY).encode("utf-8")
 
 
 SITE_OVERRIDABLE = ("categories", "reminders", "manager_open_id", "roles")

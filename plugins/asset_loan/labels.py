@@ -156,7 +156,8 @@ def register(cli: Any) -> None:
             assets = asyncio.run(assets_from_bitable(config, settings))
         public = (config.ingress.public_url or "http://127.0.0.1:8080").rstrip("/")
         try:
-            chosen = make_labels(assets, org=org_id, key=settings.signing_key(), public_url=public, only=asset_ids)
+            chosen = make_labels(assets, org=org_id, key=org.keyring("asset_loan").key(signing.LINKS),
+                                 public_url=public, only=asset_ids)
         except KeyError as error:
             raise Fail(str(error).strip("'\""), "list the asset ids of the asset table") from None
         if not chosen:

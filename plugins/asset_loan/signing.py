@@ -2,7 +2,10 @@
 
 A link ``/asset_loan/scan/{org}/{asset_id}?sig=...`` carries the HMAC of the organization and asset id,
 so nobody can make a link for another asset or alter one. The session cookie carries who logged in
-through Feishu, for which organization, until when, signed with the same key.
+through Feishu, for which organization, until when. Each use has its own key (:data:`LINKS`,
+:data:`SESSIONS`, :data:`LOGIN_STATE`, :data:`CSRF`), derived from the organization's secret by
+:class:`engine.secrets.Keyring`; verifying functions take every key still accepted (the current one
+first, then those of previous secrets during a rotation).
 """
 
 from __future__ import annotations
@@ -12,10 +15,23 @@ import hashlib
 import hmac
 import json
 import time
+from collections.abc import Sequence
 from typing import Any
 from urllib.parse import quote
 
 SIG_BYTES = 16  # 128 bits: unguessable, and short enough for a small QR code
+
+# purposes: one derived key each
+LINKS = "links"
+SESSIONS = "sessions"
+LOGIN_STATE = "login_state"
+CSRF = "csrf"
+
+Keys = bytes | Sequence[bytes]
+
+
+def _all(keys: Keys) -> Sequence[bytes]:
+    return [keys] if isinstance(keys, bytes) else keys
 
 
 def _b64(data: bytes) -> str:
@@ -32,10 +48,14 @@ def asset_signature(key: bytes, org: str, asset_id: str) -> str:
     return _b64(mac[:SIG_BYTES])
 
 
-def verify_asset(key: bytes, org: str, asset_id: str, signature: str | None) -> bool:
+def verify_asset(keys: Keys, org: str, asset_id: str, signature: str | None) -> bool:
+    """Whether ``signature`` was made by one of ``keys`` for this organization and asset."""
     if not signature:
         return False
-    return hmac.compare_digest(asset_signature(key, org, asset_id).encode(), signature.encode())
+    # every key is tried, so the time taken does not tell which one matched
+    results = [hmac.compare_digest(asset_signature(key, org, asset_id).encode(), signature.encode())
+               for key in _all(keys)]
+    return any(results)
 
 
 def scan_path(key: bytes, org: str, asset_id: str) -> str:
@@ -54,13 +74,15 @@ def sign_payload(key: bytes, payload: dict[str, Any]) -> str:
     return f"{body}.{mac}"
 
 
-def read_payload(key: bytes, token: str | None, *, now: float | None = None) -> dict[str, Any] | None:
-    """The payload of a token signed by :func:`sign_payload`, or None if forged, malformed or expired."""
+def read_payload(keys: Keys, token: str | None, *, now: float | None = None) -> dict[str, Any] | None:
+    """The payload of a token signed by :func:`sign_payload` with one of ``keys``, or None if forged,
+    malformed or expired."""
     if not token or token.count(".") != 1:
         return None
     body, mac = token.split(".")
-    expected = _b64(hmac.new(key, f"session\x1f{body}".encode(), hashlib.sha256).digest())
-    if not hmac.compare_digest(expected.encode(), mac.encode()):
+    matches = [hmac.compare_digest(_b64(hmac.new(key, f"session\x1f{body}".encode(), hashlib.sha256).digest())
+                                   .encode(), mac.encode()) for key in _all(keys)]
+    if not any(matches):
         return None
     try:
         payload = json.loads(_unb64(body))

@@ -70,8 +70,14 @@ def _org(app: Any, org_id: str) -> Any | None:
     return org if org is not None and org.enabled(SCENARIO) else None
 
 
-def _key(org: Any) -> bytes:
-    return bytes(org.settings(SCENARIO).signing_key())
+def _key(org: Any, purpose: str) -> bytes:
+    """The key that signs ``purpose`` (:mod:`.signing`) now for this organization."""
+    return bytes(org.keyring(SCENARIO).key(purpose))
+
+
+def _keys(org: Any, purpose: str) -> tuple[bytes, ...]:
+    """Every key that still verifies ``purpose`` (the current one, then previous secrets' during a rotation)."""
+    return tuple(org.keyring(SCENARIO).keys(purpose))
 
 
 def _t(org: Any) -> dict[str, str]:
@@ -93,14 +99,20 @@ def _page(org: Any | None, body: str, status: int = 200) -> HTMLResponse:
 
 
 def _session(request: Request, org: Any) -> dict[str, Any] | None:
-    payload = signing.read_payload(_key(org), request.cookies.get(COOKIE))
+    payload = signing.read_payload(_keys(org, signing.SESSIONS), request.cookies.get(COOKIE))
     if payload is None or payload.get("org") != org.id:
         return None
     return payload
 
 
 def _csrf(org: Any, request: Request) -> str:
-    return signing.asset_signature(_key(org), "csrf", request.cookies.get(COOKIE, ""))
+    return signing.asset_signature(_key(org, signing.CSRF), "csrf", request.cookies.get(COOKIE, ""))
+
+
+def _csrf_ok(org: Any, request: Request, token: str) -> bool:
+    cookie = request.cookies.get(COOKIE, "")
+    return any([secrets.compare_digest(token, signing.asset_signature(key, "csrf", cookie))
+                for key in _keys(org, signing.CSRF)])
 
 
 # ------------------------------------------------------------------------------------------- login
@@ -108,8 +120,8 @@ def _csrf(org: Any, request: Request) -> str:
 
 def login_redirect(app: Any, org: Any, next_path: str) -> RedirectResponse:
     """Send the browser to Feishu's web login; ``state`` (signed) brings it back to ``next_path``."""
-    state = signing.sign_payload(_key(org), {"org": org.id, "next": next_path, "exp": time.time() + 600,
-                                             "nonce": secrets.token_hex(8)})
+    state = signing.sign_payload(_key(org, signing.LOGIN_STATE), {
+        "org": org.id, "next": next_path, "exp": time.time() + 600, "nonce": secrets.token_hex(8)})
     query = urlencode({"app_id": app.config.secret("app_id") or "", "redirect_uri": public_url(app) + CALLBACK,
                        "state": state})
     return RedirectResponse(f"{feishu_base(app)}/open-apis/authen/v1/authorize?{query}", status_code=302)
@@ -145,20 +157,21 @@ async def auth_callback(request: Request, app: Any) -> Response:
     # the signed state says which organization started the login; check it with that organization's key
     org = None
     for candidate in app.config.orgs.values():
-        if candidate.enabled(SCENARIO) and signing.read_payload(_key(candidate), raw_state) is not None:
+        if candidate.enabled(SCENARIO) and signing.read_payload(_keys(candidate, signing.LOGIN_STATE),
+                                                                raw_state) is not None:
             org = candidate
             break
     if org is None:
         return _page(None, f"<p class='msg err'>{TEXT['zh_CN']['forbidden']}</p>", status=403)
-    state = signing.read_payload(_key(org), raw_state) or {}
+    state = signing.read_payload(_keys(org, signing.LOGIN_STATE), raw_state) or {}
     code = request.query_params.get("code", "")
     try:
         user = await exchange_code(app, code)
     except (PermissionError, KeyError, ValueError):
         return _page(org, f"<p class='msg err'>{_t(org)['login_failed']}</p>", status=401)
     hours = org.settings(SCENARIO).session_hours
-    token = signing.sign_payload(_key(org), {"org": org.id, "open_id": user["open_id"], "name": user["name"],
-                                             "exp": time.time() + hours * 3600})
+    token = signing.sign_payload(_key(org, signing.SESSIONS), {
+        "org": org.id, "open_id": user["open_id"], "name": user["name"], "exp": time.time() + hours * 3600})
     next_path = str(state.get("next", "/"))
     if not next_path.startswith("/asset_loan/"):
         next_path = "/"  # never an open redirect
@@ -305,9 +318,9 @@ async def scan_page(request: Request, app: Any) -> Response:
     org = _org(app, org_id)
     if org is None:
         return _page(None, f"<p class='msg err'>{TEXT['zh_CN']['not_found']}</p>", status=404)
-    if not signing.verify_asset(_key(org), org_id, asset_id, request.query_params.get("sig")):
+    if not signing.verify_asset(_keys(org, signing.LINKS), org_id, asset_id, request.query_params.get("sig")):
         return _page(org, f"<p class='msg err'>{_t(org)['forbidden']}</p>", status=403)
-    path = signing.scan_path(_key(org), org_id, asset_id)
+    path = signing.scan_path(_key(org, signing.LINKS), org_id, asset_id)
     user = _session(request, org)
     if user is None:
         return login_redirect(app, org, path)
@@ -315,7 +328,7 @@ async def scan_page(request: Request, app: Any) -> Response:
     if request.method == "POST":
         # the page posts urlencoded forms; parsed here, so the ingress needs no python-multipart
         form = dict(parse_qsl((await request.body()).decode("utf-8", "replace"), keep_blank_values=True))
-        if not secrets.compare_digest(form.get("csrf", ""), _csrf(org, request)):
+        if not _csrf_ok(org, request, form.get("csrf", "")):
             return _page(org, f"<p class='msg err'>{_t(org)['forbidden']}</p>", status=403)
         op = form.get("op") or form.get("action", "")
         if op not in OPS:

@@ -8,12 +8,12 @@ running cycles (the latest entries, also when the log table is switched off).
 
 from __future__ import annotations
 
-import csv
 import json
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from engine import csvexport
 from plugins.device_calibration.models import SCENARIO, CycleState, cycle_key
 
 CSV_COLUMNS = ["org", "device_id", "kind", "cycle", "seq", "at", "action", "actor", "reason", "detail", "source"]
@@ -84,7 +84,7 @@ def write_csv(rows: list[dict[str, Any]], out: Path) -> None:
     out.parent.mkdir(parents=True, exist_ok=True)
     # utf-8-sig: Excel on Chinese Windows opens it with the right encoding
     with out.open("w", encoding="utf-8-sig", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=CSV_COLUMNS)
+        writer = csvexport.DictWriter(handle, fieldnames=CSV_COLUMNS)
         writer.writeheader()
         writer.writerows(rows)
 

@@ -7,7 +7,6 @@ confirmed 15 min after 20:00, ladder step 1 of 1").
 
 from __future__ import annotations
 
-import csv
 import io
 import re
 import statistics
@@ -16,6 +15,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from engine import csvexport
 from engine.rules.decision import Decision
 from engine.rules.workdays import WorkCalendar
 from plugins.handover import models as m
@@ -344,7 +344,7 @@ CSV_COLUMNS = ("month", "site", "department", "shifts", "written", "on_time", "c
 def stats_csv(rows: Iterable[m.StatsRow]) -> str:
     """The statistics as CSV text (header row, one line per department/site/organization row)."""
     out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
+    writer = csvexport.writer(out, lineterminator="\n")
     writer.writerow(CSV_COLUMNS)
     for row in rows:
         data = row.model_dump()

@@ -23,12 +23,12 @@ def register_scenarios(register: Any) -> None:
     from engine.scenario import Scenario
 
     from .activities import ACTIVITIES
-    from .config import SITE_OVERRIDABLE, RecruitingSettings
+    from .config import CONTACT_SECRET, SITE_OVERRIDABLE, RecruitingSettings
     from .workflows import WORKFLOWS
 
     register(Scenario(
         name=SCENARIO, version="1.0", settings_model=RecruitingSettings, workflows=WORKFLOWS, activities=ACTIVITIES,
-        templates=TEMPLATES, site_overridable=SITE_OVERRIDABLE,
+        templates=TEMPLATES, site_overridable=SITE_OVERRIDABLE, secrets=[CONTACT_SECRET],
         description="Group recruiting: requisition approvals, candidate pipeline with SLAs, talent pool, "
                     "onboarding, risk warnings, monthly HR report"))
 

@@ -2,7 +2,7 @@
 duplicate searches, and the report's data. Messages and Bitable writes go through the engine's Feishu
 activities; rows are read here because they need parsing with the organization's settings.
 
-Plain phone numbers and emails are read here and never returned: only their salted hashes leave.
+Plain phone numbers and emails are read here and never returned: only their keyed hashes leave.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Any
 from temporalio import activity
 
 from . import rules
-from .config import RecruitingSettings
+from .config import CONTACT_HASH, RecruitingSettings
 from .models import (
     SCENARIO,
     ApplicationFacts,
@@ -124,14 +124,17 @@ async def load_application(request: LoadApplication) -> ApplicationFacts:
     org, settings = _org_settings(request.org)
     calendar = _calendar(org, settings)
     af = settings.fields.applications
-    salt = settings.contact_salt()
+    keys = org.keyring(SCENARIO).keys(CONTACT_HASH)
     fields: dict[str, Any] = {}
     hashes: list[str] = []
+    also: list[str] = []  # previous keys' hashes: recognize the person across a key rotation, never stored
     if request.record_id:
         record = await _app().feishu.bitable_get(settings.app_token, settings.tables.applications, request.record_id)
         fields = record.fields
-        hashes = rules.contact_hashes(rules.cell_text(fields.get(af.phone)), rules.cell_text(fields.get(af.email)),
-                                      salt) or rules.split_hashes(rules.cell_text(fields.get(af.contact_hash)))
+        phone, email = rules.cell_text(fields.get(af.phone)), rules.cell_text(fields.get(af.email))
+        hashes = rules.contact_hashes(phone, email, keys[0])
+        also = [h for h in rules.matching_hashes(phone, email, keys) if h not in hashes]
+        hashes = hashes or rules.split_hashes(rules.cell_text(fields.get(af.contact_hash)))
     pool_entry = None
     if request.candidate_id:
         pf = settings.fields.pool
@@ -149,13 +152,17 @@ async def load_application(request: LoadApplication) -> ApplicationFacts:
         if record.record_id == request.record_id:
             continue
         other = record.fields
+        stored = rules.split_hashes(rules.cell_text(other.get(af.contact_hash)))
+        if stored:  # a row already checked: its contact hashed now too, as its stored hash may be of an older key
+            stored += rules.matching_hashes(rules.cell_text(other.get(af.phone)), rules.cell_text(other.get(af.email)),
+                                            keys)
         known.append(rules.KnownApplication(
             application_id=rules.cell_text(other.get(af.app_id)) or record.record_id,
             candidate_id=rules.cell_text(other.get(af.candidate_id)),
-            hashes=rules.split_hashes(rules.cell_text(other.get(af.contact_hash))),
+            hashes=stored,
             site=rules.cell_text(other.get(af.site)), req_id=rules.cell_text(other.get(af.req_id)),
             stage=rules.parse_stage(other.get(af.stage), settings) or ""))
-    candidate, linked, _ = rules.link_candidate(request.application_id, hashes, known)
+    candidate, linked, _ = rules.link_candidate(request.application_id, hashes + also, known)
     candidate = request.candidate_id or candidate
     in_pool = pool_entry is not None
     if not in_pool and candidate:

@@ -6,10 +6,11 @@ and the card agree. Figures "as of" now (overdue SLAs, open risks) use the time 
 
 from __future__ import annotations
 
-import csv
 import re
 from pathlib import Path
 from typing import Any
+
+from engine import csvexport
 
 _MONTH = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
 
@@ -19,7 +20,7 @@ def write_csv(rows: list[dict[str, Any]], out: Path) -> None:
 
     out.parent.mkdir(parents=True, exist_ok=True)
     with out.open("w", encoding="utf-8-sig", newline="") as handle:  # BOM: Excel opens Chinese text right
-        writer = csv.DictWriter(handle, fieldnames=REPORT_COLUMNS)
+        writer = csvexport.DictWriter(handle, fieldnames=REPORT_COLUMNS)
         writer.writeheader()
         writer.writerows(rows)
 

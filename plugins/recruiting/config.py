@@ -8,17 +8,22 @@ table schema are the group's (one pipeline, one pool, one report across hospital
 
 from __future__ import annotations
 
-import os
 from datetime import time
 
 from pydantic import Field, field_validator, model_validator
 
 from engine.rules import validate_cron
 from engine.scenario import PluginSettings
+from engine.secrets import SecretSpec
 
-# The development salt: used only when the configured environment variable is unset (``engine dev``,
-# tests). Production must set RECRUITING_CONTACT_SALT, or hashes are guessable from phone numbers.
-DEV_CONTACT_SALT = "recruiting-dev-salt-change-me"
+# The organization's secret that keys contact hashes (HMAC-SHA256): without it a phone number's hash is
+# found by trying every number of a mobile prefix, so production refuses to start without it.
+CONTACT_SECRET = SecretSpec(
+    name="contact", env="RECRUITING_CONTACT_KEY", env_setting="contact_key_env",
+    description="recruiting: the key of candidates' contact hashes",
+    # the public salt earlier versions fell back to
+    public_values=("recruiting-dev-salt-change-me",))
+CONTACT_HASH = "contact_hash"  # the purpose its key is derived for
 
 SITE_OVERRIDABLE = ["roles", "sla_workdays", "sla", "checklist_owners", "risk"]
 
@@ -293,7 +298,7 @@ class RecruitingSettings(PluginSettings):
     hire: HireSettings = Field(default_factory=HireSettings)
     # an accepted offer without a planned start date starts this many working days later
     default_start_after_workdays: int = Field(default=10, ge=0)
-    contact_salt_env: str = "RECRUITING_CONTACT_SALT"
+    contact_key_env: str = "RECRUITING_CONTACT_KEY"  # the variable holding this organization's contact key
     use_china_calendar: bool = True
 
     @model_validator(mode="after")
@@ -337,8 +342,4 @@ class RecruitingSettings(PluginSettings):
 
     def item_owner(self, item: ChecklistItem) -> str:
         return self.checklist_owners.get(item.id, item.owner)
-
-    def contact_salt(self) -> str:
-        """The salt for contact hashes: the environment variable named in settings, else the dev salt."""
-        return os.environ.get(self.contact_salt_env) or DEV_CONTACT_SALT
 

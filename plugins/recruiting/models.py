@@ -1,6 +1,6 @@
 """Typed facts, requests and states of the recruiting scenario (all pydantic: they travel through Temporal).
 
-Contacts (phone, email) never appear here in clear: only their salted hash, computed at the edge (the
+Contacts (phone, email) never appear here in clear: only their keyed hash (HMAC), computed at the edge (the
 router for contact events, an activity for Bitable rows), so Temporal histories hold no personal contacts.
 """
 
@@ -175,7 +175,7 @@ class Linked(BaseModel):
 
 
 class ApplicationFacts(BaseModel):
-    """An application row as the workflow may keep it: the contact is only its salted hash."""
+    """An application row as the workflow may keep it: the contact is only its keyed hash."""
 
     application_id: str
     record_id: str | None = None

@@ -44,7 +44,7 @@ def route(event: FeishuEvent, org: Any) -> list[Any] | None:
     if isinstance(event, BitableRecordChanged):
         return _bitable(event, settings)
     if isinstance(event, UserCreated):
-        return _user_created(event, settings)
+        return _user_created(event, org)
     if event.event_type in HIRE_EVENTS:
         return _hire(event, settings)
     return None
@@ -114,8 +114,11 @@ def _bitable(event: BitableRecordChanged, settings: Any) -> list[Any] | None:
     return None
 
 
-def _user_created(event: UserCreated, settings: Any) -> list[Any] | None:
-    hashes = rules.contact_hashes(event.mobile, event.email, settings.contact_salt())
+def _user_created(event: UserCreated, org: Any) -> list[Any] | None:
+    from .config import CONTACT_HASH
+
+    # previous keys' hashes too, so an onboarding record written before a key rotation still matches
+    hashes = rules.matching_hashes(event.mobile, event.email, org.keyring(SCENARIO).keys(CONTACT_HASH))
     if not hashes:
         return None
     return [act.StartWorkflow(scenario=SCENARIO, key=f"account:{event.open_id}", workflow="recruiting.MatchAccount",

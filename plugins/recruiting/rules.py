@@ -1,13 +1,14 @@
 """Pure decisions of the recruiting scenario: contacts, pool matches, approvals, stages, SLAs, checklists,
 risk warnings and the monthly report.
 
-Nothing here reads the clock, the environment or the network: callers pass ``now``, the salt and the
-rows. Safe inside Temporal workflows (engine.rules is passed through by the workflow module).
+Nothing here reads the clock, the environment or the network: callers pass ``now``, the contact key and
+the rows. Safe inside Temporal workflows (engine.rules is passed through by the workflow module).
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta
@@ -59,18 +60,31 @@ def normalize_email(raw: str | None) -> str | None:
     return text
 
 
-def contact_hash(kind: str, normalized: str, salt: str) -> str:
-    """The salted SHA-256 of one normalized contact (``kind`` is ``phone`` or ``email``)."""
-    return hashlib.sha256(f"{salt}\x1f{kind}\x1f{normalized}".encode()).hexdigest()
+def contact_hash(kind: str, normalized: str, key: bytes) -> str:
+    """HMAC-SHA256 of one normalized contact (``kind`` is ``phone`` or ``email``), hex.
+
+    Keyed, not salted: a mobile prefix holds 10^8 numbers, so a plain hash with a known salt is reversed
+    by hashing them all; without the key there is nothing to compare against.
+    """
+    return hmac.new(key, f"{kind}\x1f{normalized}".encode(), hashlib.sha256).hexdigest()
 
 
-def contact_hashes(phone: str | None, email: str | None, salt: str) -> list[str]:
+def contact_hashes(phone: str | None, email: str | None, key: bytes) -> list[str]:
     """The hashes that identify a person: phone first, then email (either may be missing)."""
     out = []
     if (p := normalize_phone(phone)) is not None:
-        out.append(contact_hash("phone", p, salt))
+        out.append(contact_hash("phone", p, key))
     if (e := normalize_email(email)) is not None:
-        out.append(contact_hash("email", e, salt))
+        out.append(contact_hash("email", e, key))
+    return out
+
+
+def matching_hashes(phone: str | None, email: str | None, keys: Sequence[bytes]) -> list[str]:
+    """The hashes to look a person up by: those of the current key first, then those of previous keys
+    (still accepted while a key rotation's grace period lasts)."""
+    out: list[str] = []
+    for key in keys:
+        out += [h for h in contact_hashes(phone, email, key) if h not in out]
     return out
 
 

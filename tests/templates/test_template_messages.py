@@ -7,6 +7,7 @@ from collections.abc import Callable
 
 import pytest
 
+from engine.larkmd import unescape
 from engine.templates import CARD_MAX_BYTES, TEXT_MAX_BYTES, RenderedMessage, TemplateEngine, TemplateError
 
 CARD_CONTEXT = {"device": "监护仪 M-1", "due": "2026-11-26", "now": "2026-11-23T09:00:00+08:00", "note": "ok"}
@@ -35,8 +36,10 @@ def test_user_data_with_quotes_and_newlines_cannot_break_a_card(engine: Template
     nasty = 'He said "stop"\nline two\\ and a tab\t and </script> and 中文 "}]}'
     context = {**CARD_CONTEXT, "device": nasty, "note": nasty}
     card = engine.render_card_dict("demo:reminder.card", context, locale=locale)
-    assert card["body"]["elements"][0]["content"].endswith("\n" + nasty)
-    assert card["body"]["elements"][1]["behaviors"][0]["value"]["device"] == nasty
+    markdown = card["body"]["elements"][0]["content"]
+    assert unescape(markdown).endswith("\n" + nasty)  # in markdown: the same text, its syntax escaped
+    assert "</script>" not in markdown and "&#60;/script&#62;" in markdown
+    assert card["body"]["elements"][1]["behaviors"][0]["value"]["device"] == nasty  # elsewhere: exact
     assert card["header"]["title"]["content"].endswith(nasty)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import html
 import json
 import logging
 import time
@@ -57,9 +58,11 @@ class SentMessage:
 def _strings(obj: Any) -> list[str]:
     out: list[str] = []
     if isinstance(obj, dict):
+        markdown = obj.get("tag") in ("markdown", "lark_md")
         for key, value in obj.items():
             if key in ("content", "text", "title") and isinstance(value, str):
-                out.append(value)
+                # card markdown shows character references (&#91; and the like) as the characters
+                out.append(html.unescape(value) if markdown else value)
             elif key not in ("tag", "type", "behaviors", "value", "url", "img_key", "icon"):
                 out.extend(_strings(value))
     elif isinstance(obj, list):

@@ -14,7 +14,7 @@ from engine import actions as act
 from engine.events import CardAction, MessageReceived
 from engine.templates import TemplateEngine
 from plugins.asset_loan import rules, signing
-from plugins.asset_loan.config import DEV_SIGNING_KEY, AssetLoanSettings, CategoryRule, ReminderSettings
+from plugins.asset_loan.config import AssetLoanSettings, CategoryRule, ReminderSettings
 from plugins.asset_loan.models import AssetInfo, GuardResult, Loan, UserProfile
 
 ZONE = ZoneInfo("Asia/Shanghai")
@@ -45,7 +45,7 @@ def test_settings_defaults_and_unknown_keys() -> None:
     default = AssetLoanSettings()
     assert default.fields.asset_id == "资产编号" and default.history_table_id == "tblAssetHistory"
     assert [s.after_days for s in default.reminders.escalation] == [1, 3, 7]
-    assert default.signing_key() == DEV_SIGNING_KEY.encode()
+    assert default.signing_key_env == "ASSET_LOAN_SIGNING_KEY"
     with pytest.raises(ValidationError):
         AssetLoanSettings.model_validate({"reminder": {}})
     with pytest.raises(ValidationError):
@@ -56,9 +56,19 @@ def test_settings_defaults_and_unknown_keys() -> None:
     assert settings().category_rule("unknown") == CategoryRule()
 
 
-def test_signing_key_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_signing_secret_from_the_variable_the_organization_names(monkeypatch: pytest.MonkeyPatch,
+                                                                   tmp_path: Path) -> None:
+    from engine.config import parse_config
+    from engine.plugins import load_plugins
+    from engine.secrets import derive
+
     monkeypatch.setenv("MY_KEY", "s3cret")
-    assert AssetLoanSettings(signing_key_env="MY_KEY").signing_key() == b"s3cret"
+    document = {"organizations": {"acme": {"plugins": ["asset_loan"],
+                                           "settings": {"asset_loan": {"signing_key_env": "MY_KEY"}}}}}
+    scenarios = load_plugins(modules={"asset_loan": plugin}, entry_points=False).scenarios
+    org = parse_config(document, tmp_path / "engine.toml", scenarios).org("acme")
+    assert org.keyring("asset_loan").key("links") == derive(b"s3cret", org="acme", scenario="asset_loan",
+                                                            name="signing", purpose="links")
 
 
 def test_borrow_defaults_due_date_from_category() -> None:

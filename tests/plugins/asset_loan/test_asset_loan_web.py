@@ -10,6 +10,7 @@ import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl, urlsplit
 
 import httpx
 import pytest
@@ -19,15 +20,27 @@ from starlette.applications import Starlette
 import plugins.asset_loan as asset_loan
 from engine.runtime.pages import plugin_routes
 from engine.runtime.server import free_port
+from engine.secrets import derive
 from engine.testing.kit import org_config
 from plugins.asset_loan import signing
-from plugins.asset_loan.config import DEV_SIGNING_KEY
 
 REPO = Path(__file__).parents[3]
 INVENTORY = REPO / "examples" / "asset_loan" / "inventory.json"
 SEED = json.loads(INVENTORY.read_text("utf-8"))
-KEY = DEV_SIGNING_KEY.encode()
+SECRET = "test-asset-loan-secret-0123456789abcdef"
+OLD_SECRET = "test-asset-loan-old-secret-0123456789abcdef"
 BORROWER, OTHER, KEEPER = "ou_al_li", "ou_al_wang", "ou_al_zhang"
+
+
+def key(purpose: str, secret: str = SECRET, org: str = "acme") -> bytes:
+    """What the scan page signs ``purpose`` with for ``org`` (engine.secrets' derivation)."""
+    return derive(secret.encode(), org=org, scenario="asset_loan", name="signing", purpose=purpose)
+
+
+@pytest.fixture(autouse=True)
+def signing_secret(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ASSET_LOAN_SIGNING_KEY", SECRET)
+    monkeypatch.delenv("ASSET_LOAN_SIGNING_KEY_PREVIOUS", raising=False)
 
 
 @contextlib.asynccontextmanager
@@ -59,7 +72,7 @@ async def test_scan_page_login_borrow_and_return(scenario_harness: Any) -> None:
     document["ingress"] = {"public_url": public}
     async with scenario_harness({"asset_loan": asset_loan}, config=document) as env, serve(env.app, port):
         env.standin.state.merge_json(SEED)
-        url = signing.scan_url(public, KEY, "acme", "RD-OSC-001")
+        url = signing.scan_url(public, key(signing.LINKS), "acme", "RD-OSC-001")
         env.standin.oauth_default_user = BORROWER
         async with httpx.AsyncClient(follow_redirects=True, timeout=30) as browser:
             # no session: the page sends the browser through Feishu's authorize endpoint and back
@@ -87,7 +100,7 @@ async def test_scan_page_login_borrow_and_return(scenario_harness: Any) -> None:
             page = await other.get(url)
             assert "王芳" in page.text and "李娜" in page.text and "value='borrow'" not in page.text
             # no forms for a bystander; even a well-formed POST is refused by the workflow
-            token = signing.asset_signature(KEY, "csrf", other.cookies.get("asset_loan_session", ""))
+            token = signing.asset_signature(key(signing.CSRF), "csrf", other.cookies.get("asset_loan_session", ""))
             sneaky = await other.post(url, data={"op": "return", "csrf": token})
             assert "只有借用人" in sneaky.text
 
@@ -106,7 +119,7 @@ async def test_tampered_links_are_rejected(scenario_harness: Any) -> None:
     document = org_config(plugins=["asset_loan"])
     document["ingress"] = {"public_url": f"http://127.0.0.1:{port}"}
     async with scenario_harness({"asset_loan": asset_loan}, config=document) as env, serve(env.app, port):
-        good = signing.scan_url(f"http://127.0.0.1:{port}", KEY, "acme", "RD-OSC-001")
+        good = signing.scan_url(f"http://127.0.0.1:{port}", key(signing.LINKS), "acme", "RD-OSC-001")
         sig = good.rsplit("=", 1)[1]
         async with httpx.AsyncClient(timeout=10) as client:
             ok = await client.get(good)
@@ -119,6 +132,35 @@ async def test_tampered_links_are_rejected(scenario_harness: Any) -> None:
             # a callback with a forged state never sets a session
             forged = await client.get(f"http://127.0.0.1:{port}/asset_loan/auth/callback?code=x&state=abc.def")
             assert forged.status_code == 403 and "asset_loan_session" not in forged.headers.get("set-cookie", "")
+            # a link signed with another purpose's key (a CSRF token's, a session's) is no link
+            for purpose in (signing.CSRF, signing.SESSIONS, signing.LOGIN_STATE):
+                other = signing.scan_url(f"http://127.0.0.1:{port}", key(purpose), "acme", "RD-OSC-001")
+                assert (await client.get(other)).status_code == 403, purpose
+
+
+async def test_rotation_keeps_old_links_for_the_grace_period(scenario_harness: Any,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    document = org_config(plugins=["asset_loan"])
+    document["ingress"] = {"public_url": base}
+    old_link = signing.scan_url(base, key(signing.LINKS, OLD_SECRET), "acme", "RD-OSC-001")
+    new_link = signing.scan_url(base, key(signing.LINKS), "acme", "RD-OSC-001")
+    async with (scenario_harness({"asset_loan": asset_loan}, config=document) as env, serve(env.app, port),
+                httpx.AsyncClient(timeout=10) as client):
+        # before the rotation's grace period is declared, a label printed with the old secret is refused
+        assert (await client.get(old_link)).status_code == 403
+        monkeypatch.setenv("ASSET_LOAN_SIGNING_KEY_PREVIOUS", f"{OLD_SECRET}, another-retired-secret")
+        assert (await client.get(old_link)).status_code == 302  # accepted: on to the login
+        assert (await client.get(new_link)).status_code == 302
+        # the login it starts carries state signed with the current secret's login-state key
+        login = (await client.get(old_link)).headers["location"]
+        state = dict(parse_qsl(urlsplit(login).query))["state"]
+        assert signing.read_payload(key(signing.LOGIN_STATE), state) is not None
+        assert signing.read_payload(key(signing.LOGIN_STATE, OLD_SECRET), state) is None
+        monkeypatch.delenv("ASSET_LOAN_SIGNING_KEY_PREVIOUS")  # the grace period is over
+        assert (await client.get(old_link)).status_code == 403
+        assert (await client.get(new_link)).status_code == 302
 
 
 def test_label_sheet_from_the_command(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -151,4 +193,34 @@ def test_label_sheet_from_the_command(tmp_path: Path, monkeypatch: pytest.Monkey
 
     decoded = zxingcpp.read_barcodes(Image.open(pngs / "RD-OSC-001.png"))
     assert [code.text for code in decoded] == [
-        signing.scan_url("https://loans.example.org", KEY, "acme", "RD-OSC-001")]
+        signing.scan_url("https://loans.example.org", key(signing.LINKS), "acme", "RD-OSC-001")]
+
+
+def test_labels_without_a_secret_use_the_state_dirs_development_secret(tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """No [feishu] table and no variable: `engine dev` and the labels command share one generated secret."""
+    from engine.cli import cli
+    from engine.config import load_config
+    from engine.plugins import load_plugins
+
+    monkeypatch.delenv("ASSET_LOAN_SIGNING_KEY")
+    config = tmp_path / "engine.toml"
+    config.write_text('[organizations.acme]\nplugins = ["asset_loan"]\n', encoding="utf-8")
+    monkeypatch.setenv("ENGINE_LOAD_PLUGINS", "asset_loan")
+    out, pngs = tmp_path / "labels.svg", tmp_path / "png"
+    result = CliRunner().invoke(cli, ["--config", str(config), "asset_loan", "labels", "--org", "acme",
+                                      "--inventory", str(INVENTORY), "--asset", "RD-OSC-001", "--out", str(out),
+                                      "--png-dir", str(pngs)])
+    assert result.exit_code == 0, result.output
+    stored = json.loads((tmp_path / ".state" / "secrets.json").read_text("utf-8"))
+    secret = stored["ASSET_LOAN_SIGNING_KEY"]
+    assert len(secret) >= 32 and secret not in {SECRET, "asset-loan-dev-signing-key-not-for-production"}
+    import zxingcpp
+    from PIL import Image
+
+    [code] = zxingcpp.read_barcodes(Image.open(pngs / "RD-OSC-001.png"))
+    assert code.text == signing.scan_url("http://127.0.0.1:8080", key(signing.LINKS, secret), "acme", "RD-OSC-001")
+    # a restart (a fresh load of the config) verifies with the same key
+    scenarios = load_plugins(modules={"asset_loan": asset_loan}, entry_points=False).scenarios
+    org = load_config(config, scenarios).org("acme")
+    assert org.keyring("asset_loan").key(signing.LINKS) == key(signing.LINKS, secret)

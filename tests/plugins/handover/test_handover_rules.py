@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -226,6 +228,10 @@ def test_monthly_stats_per_department_site_and_organization():
     csv_text = rules.stats_csv(rows.values())
     assert csv_text.splitlines()[0] == ",".join(rules.CSV_COLUMNS)
     assert "2026-11,east,er,2,2,2,1,1,12.0,1,0" in csv_text
+    hostile = rows[("", "icu")].model_copy(update={"department": '=HYPERLINK("https://evil.example","icu")',
+                                                     "site": "@east"})
+    [_header, line] = list(csv.reader(io.StringIO(rules.stats_csv([hostile]))))
+    assert line[:3] == ["2026-11", "'@east", "'=HYPERLINK(\"https://evil.example\",\"icu\")"]
     assert rules.previous_month(datetime(2026, 12, 1, 1, 0, tzinfo=UTC), ZONE) == "2026-11"
 
 

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
 from recruiting_helpers import (
+    APP,
     add_row,
     advance_to_local,
     config,
@@ -202,6 +203,24 @@ async def test_duplicate_across_hospitals_and_rejection_keeps_the_candidate_in_t
         assert len(pool) == 1 and pool[0]["候选人ID"] == first.candidate_id and pool[0]["保留至"]
         assert pool[0]["联系方式哈希"] and "手机" not in pool[0]
         assert rows(env, "tblApplications")["recAppB03"]["结束前阶段"] == "已投递"
+
+
+async def test_rows_hashed_before_the_keyed_hashes_still_match_by_their_contact(scenario_harness: Any) -> None:
+    """An upgraded deployment: the earlier row holds a hash of the old salted scheme, and its phone."""
+    import hashlib
+
+    async with harness(scenario_harness) as env:
+        seed(env)
+        await env.deliver(record_event("tblApplications", "recAppA01"))
+        first = await state(env, "app:recAppA01")
+        stored = env.standin.state.table(APP, "tblApplications")["records"]["recAppA01"]["fields"]
+        phone = rules.normalize_phone(rules.cell_text(stored["手机"]))
+        assert phone and stored["联系方式哈希"] and phone not in stored["联系方式哈希"]
+        stored["联系方式哈希"] = hashlib.sha256(f"old-salt\x1fphone\x1f{phone}".encode()).hexdigest()
+        await env.deliver(record_event("tblApplications", "recAppB03", operator="ou_rc_b"))
+        second = await state(env, "app:recAppB03")
+        assert second.candidate_id == first.candidate_id
+        assert [link.application_id for link in second.linked] == ["recAppA01"]
 
 
 async def test_hire_events_move_an_application(scenario_harness: Any) -> None:

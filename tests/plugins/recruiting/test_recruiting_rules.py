@@ -3,6 +3,7 @@ working days, checklists, risk warnings, the report, settings, routing and templ
 
 from __future__ import annotations
 
+import csv
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
@@ -19,11 +20,12 @@ from engine.plugins import load_plugins
 from engine.templates import TemplateEngine
 from plugins.recruiting import rules
 from plugins.recruiting.commands import write_csv
-from plugins.recruiting.config import DEV_CONTACT_SALT, RecruitingSettings
+from plugins.recruiting.config import RecruitingSettings
 from plugins.recruiting.models import ChecklistEntry, RequisitionFacts
 from plugins.recruiting.routing import hire_move, route
 
-SALT = "s3cret"
+SALT = b"s3cret"  # the contact key (a test value)
+ORG_KEY = "test-recruiting-contact-key-0123456789abcdef"
 CAL = rules.calendar_for("Asia/Shanghai")
 SETTINGS = RecruitingSettings(roles={"hospital_head": "ou_head", "group_hr": "ou_ghr", "recruiter": "ou_rc"})
 
@@ -57,7 +59,7 @@ def test_hashes_are_salted_and_format_independent() -> None:
     one = rules.contact_hashes("+86 138-0000-0001", "Li.Lei@example.com", SALT)
     two = rules.contact_hashes("13800000001", " li.lei@EXAMPLE.com", SALT)
     assert one == two and len(one) == 2 and all(len(h) == 64 for h in one)
-    assert rules.contact_hashes("13800000001", None, "other") != one[:1]
+    assert rules.contact_hashes("13800000001", None, b"other") != one[:1]
     assert "13800000001" not in "".join(one)
     assert rules.contact_hashes(None, None, SALT) == []
 
@@ -226,6 +228,12 @@ def test_report_figures(tmp_path: Path) -> None:
     write_csv(rules.report_csv_rows(report), out)
     lines = out.read_text("utf-8-sig").splitlines()
     assert lines[0].startswith("month,site,open_positions") and lines[-1].startswith("2026-11,*,2,3,2,7.0,0.667")
+    assert "-1" in lines[2].split(",")  # b's net headcount: a negative number is written as a number
+    rows_out = rules.report_csv_rows(report)
+    rows_out[0]["site"] = "=cmd|' /C calc'!A0"
+    write_csv(rows_out, out)
+    with out.open(encoding="utf-8-sig", newline="") as handle:
+        assert next(csv.DictReader(handle))["site"] == "'=cmd|' /C calc'!A0"
     keyed = rules.report_bitable_rows(report, SETTINGS)
     assert keyed[-1][f.report.key] == "2026-11:*" and keyed[-1][f.report.site] == "集团"
 
@@ -245,16 +253,42 @@ def test_settings_defaults_and_validation() -> None:
         RecruitingSettings(typo=1)
 
 
-def test_contact_salt_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("RECRUITING_CONTACT_SALT", raising=False)
-    assert RecruitingSettings().contact_salt() == DEV_CONTACT_SALT
-    monkeypatch.setenv("RECRUITING_CONTACT_SALT", "prod-salt")
-    assert RecruitingSettings().contact_salt() == "prod-salt"
+def test_hashes_are_keyed_so_a_known_salt_recovers_no_phone_number() -> None:
+    """The attack: knowing the (public) salt, hash every number of the prefix until one matches."""
+    import hashlib
+    import hmac
+
+    phone = "13800004321"
+    key = b"an organization's contact key, never published"
+    [stored] = rules.contact_hashes(phone, None, key)
+    assert stored == hmac.new(key, f"phone\x1f{phone}".encode(), hashlib.sha256).hexdigest()
+    public = "recruiting-dev-salt-change-me"
+    candidates = [f"1380000{n:04d}" for n in range(10_000)]  # a slice of the prefix, the number among them
+    # the scheme of earlier versions falls to the search...
+    salted = {hashlib.sha256(f"{public}\x1fphone\x1f{c}".encode()).hexdigest(): c for c in candidates}
+    assert salted[hashlib.sha256(f"{public}\x1fphone\x1f{phone}".encode()).hexdigest()] == phone
+    # ...the keyed one does not, whatever the attacker guesses as the key's stand-in
+    for guess in (public.encode(), b"", b"recruiting"):
+        tried = {rules.contact_hashes(c, None, guess)[0] for c in candidates}
+        assert stored not in tried and stored not in salted
+
+
+def test_matching_hashes_cover_previous_keys_current_first() -> None:
+    old, new = b"old key", b"new key"
+    both = rules.matching_hashes("13800000001", "li@x.cn", [new, old])
+    assert both[:2] == rules.contact_hashes("13800000001", "li@x.cn", new)
+    assert both[2:] == rules.contact_hashes("13800000001", "li@x.cn", old)
 
 
 def _org(doc: dict[str, Any]) -> Any:
     plugins = load_plugins(modules={"recruiting": plugin}, entry_points=False)
     return next(iter(parse_config(doc, Path("t.toml"), plugins.scenarios).orgs.values()))
+
+
+@pytest.fixture(autouse=True)
+def contact_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RECRUITING_CONTACT_KEY", ORG_KEY)
+    monkeypatch.delenv("RECRUITING_CONTACT_KEY_PREVIOUS", raising=False)
 
 
 def test_sites_override_people_and_slas_but_not_stages() -> None:
@@ -277,7 +311,7 @@ def _now() -> datetime:
     return datetime(2026, 11, 2, tzinfo=UTC)
 
 
-def test_routing_of_cards_rows_contacts_and_hire() -> None:
+def test_routing_of_cards_rows_contacts_and_hire(monkeypatch: pytest.MonkeyPatch) -> None:
     org = _org(config())
     press = CardAction(event_id="e1", event_type="card.action.trigger", create_time=_now(), operator_open_id="ou_x",
                        action_value={"scenario": "recruiting", "op": "approve", "req": "R1"})
@@ -305,7 +339,14 @@ def test_routing_of_cards_rows_contacts_and_hire() -> None:
     user = UserCreated(event_id="e5", event_type="contact.user.created_v3", create_time=_now(), open_id="ou_new",
                        mobile="+86 138 0000 0001")
     [match] = route(user, org) or []
-    assert match.args[0].hashes == rules.contact_hashes("13800000001", None, DEV_CONTACT_SALT)
+    key = org.keyring("recruiting").key("contact_hash")
+    assert match.args[0].hashes == rules.contact_hashes("13800000001", None, key)
+    # during a key rotation the previous key's hash is looked up too (after the current one)
+    monkeypatch.setenv("RECRUITING_CONTACT_KEY_PREVIOUS", "test-recruiting-previous-key-0123456789")
+    [match] = route(user, org) or []
+    previous = org.keyring("recruiting").keys("contact_hash")[1]
+    assert match.args[0].hashes == [*rules.contact_hashes("13800000001", None, key),
+                                    *rules.contact_hashes("13800000001", None, previous)]
     assert "13800000001" not in match.model_dump_json()
 
     settings = RecruitingSettings(hire={"stage_map": {"s1": "screened"}})
