@@ -23,14 +23,16 @@ class Scenario:
     ``name`` is the scenario's permanent identifier: it prefixes workflow IDs (``{org}:{name}:{key}``),
     Temporal type names (``{name}.CalibrationCycle``) and template names (``{name}:reminder``).
     ``site_overridable`` lists the settings keys a site may override by default; an organization's
-    config can narrow or widen that list.
+    config can narrow or widen that list. ``activities`` holds ``@activity.defn`` functions or classes:
+    the worker builds a class once with the engine's :class:`engine.services.Services` and registers its
+    ``@activity.defn`` methods (so activities get their dependencies passed in).
     """
 
     name: str
     version: str
     settings_model: type[BaseModel]
     workflows: Sequence[type] = ()
-    activities: Sequence[Callable[..., Any]] = ()
+    activities: Sequence[Callable[..., Any] | type] = ()
     templates: Path | None = None
     description: str = ""
     site_overridable: Sequence[str] = ()
