@@ -2,7 +2,8 @@
 
 Nothing here does I/O or reads the wall clock. Workflows call the engine's Feishu activities by name
 (:mod:`engine.feishu.requests`) with :func:`feishu_call`, load their organization/site context with
-:func:`load_site_context`, and absorb duplicate event deliveries with :class:`SeenEvents`.
+:func:`load_site_context`, refuse an update with :class:`Refusal`, and absorb duplicate event deliveries
+with :class:`SeenEvents`.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
+from temporalio.exceptions import ApplicationError
 
 from engine.context import SITE_CONTEXT, SiteContext, SiteContextRequest
 from engine.ids import split_workflow_id
@@ -82,6 +84,18 @@ async def load_site_context(scenario: str, site: str | None = None, *, org: str 
     request = SiteContextRequest(org=org or workflow_org(), scenario=scenario, site=site or None)
     return await workflow.execute_activity(SITE_CONTEXT, request, result_type=SiteContext,
                                            **activity_options(timedelta(seconds=30)))
+
+
+class Refusal(ApplicationError):
+    """An update or command refused by the scenario's state or rules; ``message`` is what the person sees.
+
+    Raise it from an update handler or validator: the router turns it into the toast (or reply) of the
+    card press, so write ``message`` in the person's language, with no internal reason (log that, or keep
+    it in an audit row). It is never retried. ``code`` becomes the Temporal error type.
+    """
+
+    def __init__(self, message: str, *, code: str = "Refusal") -> None:
+        super().__init__(message, type=code, non_retryable=True)
 
 
 class SeenEvents:

@@ -7,13 +7,10 @@ from typing import Any
 
 from temporalio import activity, workflow
 
-from engine.context import SiteContext
-from engine.hookspecs import hookimpl
-from engine.scenario import PluginSettings, Scenario
-from engine.services import Services
+from engine.sdk import PluginSettings, Scenario, Services, SiteContext, hookimpl
 
 with workflow.unsafe.imports_passed_through():
-    from engine.workflow_support import load_site_context
+    from engine.sdk import load_site_context
 
 SCENARIO = "probe"
 

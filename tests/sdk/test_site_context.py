@@ -10,7 +10,7 @@ import probe_plugin
 import pytest
 from temporalio.client import WorkflowFailureError
 
-from engine.context import SiteContext, resolve_site_context
+from engine.sdk import SiteContext, resolve_site_context
 from engine.testing.kit import TASK_QUEUE, org_config
 
 CONFIG = org_config(
