@@ -57,6 +57,7 @@ from engine.rules import (
     validate_cron,
 )
 from engine.scenario import PluginSettings, Scenario, ScheduleSpec
+from engine.sdk import cells as cells
 from engine.sdk import feishu as feishu
 from engine.sdk.status import StatusQuestion, message_key, status_question, status_reply
 from engine.services import Services
@@ -116,6 +117,7 @@ __all__ = [
     "add_months",
     "all_notices",
     "as_zone",
+    "cells",
     "china_calendar_covers",
     "cron_iter",
     "cron_next",
