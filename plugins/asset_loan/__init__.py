@@ -10,7 +10,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from engine.hookspecs import hookimpl
+from engine.sdk import hookimpl
 
 SCENARIO = "asset_loan"
 TEMPLATES = Path(__file__).parent / "templates"
@@ -20,7 +20,7 @@ _CARD_OPS = {"borrow", "return", "extend", "remind_now", "approve", "reject", "m
 
 @hookimpl
 def register_scenarios(register: Any) -> None:
-    from engine.scenario import Scenario
+    from engine.sdk import Scenario
 
     from .activities import ACTIVITIES
     from .config import SITE_OVERRIDABLE, AssetLoanSettings
@@ -33,7 +33,7 @@ def register_scenarios(register: Any) -> None:
 
 
 def _start(asset_id: str) -> Any:
-    from engine import actions as act
+    from engine.sdk import actions as act
 
     from .models import LoanInput
 
@@ -43,7 +43,7 @@ def _start(asset_id: str) -> Any:
 
 
 def _card_action(event: Any) -> list[Any] | None:
-    from engine import actions as act
+    from engine.sdk import actions as act
 
     from .models import ActorRequest, BorrowRequest, ExtendRequest, MarkRequest
 
@@ -80,8 +80,8 @@ def _card_action(event: Any) -> list[Any] | None:
 
 @hookimpl
 def route_event(event: Any, org: Any) -> list[Any] | None:
-    from engine import actions as act
-    from engine.events import CardAction, MessageReceived
+    from engine.sdk import CardAction, MessageReceived
+    from engine.sdk import actions as act
 
     if isinstance(event, CardAction):
         return _card_action(event)
@@ -108,7 +108,7 @@ def route_event(event: Any, org: Any) -> list[Any] | None:
 
 @hookimpl
 def schedules(org: Any) -> list[Any]:
-    from engine.scenario import ScheduleSpec
+    from engine.sdk import ScheduleSpec
 
     settings = org.settings(SCENARIO)
     return [ScheduleSpec(id="weekly_summary", cron=settings.summary_cron, workflow="asset_loan.WeeklySummary",

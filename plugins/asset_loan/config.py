@@ -10,7 +10,7 @@ import os
 
 from pydantic import Field, field_validator
 
-from engine.scenario import PluginSettings
+from engine.sdk import PluginSettings, validate_cron
 
 # Used when the environment variable named by ``signing_key_env`` is unset: fine for ``engine dev`` and
 # tests, never for production (anyone who reads this file could forge scan links).
@@ -26,11 +26,12 @@ class AssetFields(PluginSettings):
     name: str = "名称"
     category: str = "类别"
     location: str = "位置"
+    site: str = "院区"  # the hospital (site id or name of the config) whose overrides apply; empty: the group's
     keeper: str = "保管人"  # a person field ([{"id": "ou_..."}]) or an open_id as text
     status: str = "状态"
     borrower: str = "借用人"  # person field, written by the engine
     borrowed_at: str = "借出时间"  # date field (ms), written by the engine
-    due_back: str = "应还日期"
+    due_back: str = "应还日期"  # a date column, or a lookup/formula giving a date
     returned_at: str = "归还时间"
 
 
@@ -146,9 +147,8 @@ class AssetLoanSettings(PluginSettings):
     @field_validator("summary_cron")
     @classmethod
     def _cron(cls, value: str) -> str:
-        from engine.rules.recurrence import validate_cron
-
         return validate_cron(value)
+
 
     def category_rule(self, category: str | None) -> CategoryRule:
         """The rules of ``category``, else of ``default_category``, else the built-in defaults."""

@@ -12,7 +12,7 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from engine.rules.decision import Decision
+from engine.sdk import Decision
 
 from .config import AssetLoanSettings, CategoryRule, ReminderSettings
 from .models import AssetInfo, AssetRow, GuardResult, Loan, UserProfile
