@@ -22,6 +22,7 @@ with workflow.unsafe.imports_passed_through():
         Decision,
         Refusal,
         SeenEvents,
+        WorkCalendar,
         activity_options,
         as_zone,
         feishu_call,
@@ -55,6 +56,8 @@ from .models import (
 SCENARIO = "asset_loan"
 HISTORY_KEPT = 50  # entries carried over continue-as-new (the full record is in the history table)
 OWN_ACTIVITY = activity_options(timedelta(seconds=30))
+# Reminders and escalations on the site's working days (they ran on calendar days before).
+WORKDAY_LADDER = "asset_loan.workday_ladder"
 
 
 class Refused(Refusal):
@@ -82,6 +85,7 @@ class LoanWorkflow:
         self.context: LoanContext | None = None
         self.settings = AssetLoanSettings()
         self.zone = as_zone("Asia/Shanghai")
+        self.calendar = WorkCalendar(self.zone)
         self.locale = "zh_CN"
         self.loaded = False
         self.version = 0  # bumped on every change the reminder loop must re-plan for
@@ -110,6 +114,8 @@ class LoanWorkflow:
             result_type=LoanContext, **OWN_ACTIVITY)
         self.settings = AssetLoanSettings.model_validate(self.context.settings)
         self.zone = as_zone(self.context.timezone)
+        site = self.context.site
+        self.calendar = site.calendar() if site is not None else WorkCalendar(self.zone)
         self.locale = self.context.locale
         if self.context.asset is not None:
             self.asset = self.context.asset
@@ -120,7 +126,8 @@ class LoanWorkflow:
         while self.status == "on_loan" and self.loan is not None and self.version == version:
             loan = self.loan
             now = workflow.now()
-            plan = rules.reminder_plan(loan.due, self.settings.reminders, self.zone)
+            calendar = self.calendar if workflow.patched(WORKDAY_LADDER) else None
+            plan = rules.reminder_plan(loan.due, self.settings.reminders, self.zone, calendar)
             decision = rules.next_reminder(plan, loan.notices, now, loan.plan_since)
             if decision.action == "wait" and decision.at is not None:
                 with contextlib.suppress(TimeoutError):

@@ -1,20 +1,24 @@
-"""asset_loan on the SDK: a lookup due date, and per-site settings, locale and zone."""
+"""asset_loan on the SDK: a lookup due date, per-site settings, locale and zone, and the working-day ladder."""
 
 from __future__ import annotations
 
 import itertools
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from test_asset_loan_flow import BORROWER, SEED, SETTINGS
 
 import plugins.asset_loan as asset_loan
-from engine.sdk import CardAction, MessageReceived
+from engine.sdk import CardAction, MessageReceived, WorkCalendar
 from engine.testing.kit import org_config
+from engine.testing.replay import assert_replays, keep_history, load_history
 from plugins.asset_loan.bitable import read_asset
-from plugins.asset_loan.config import AssetLoanSettings
+from plugins.asset_loan.config import AssetLoanSettings, ReminderSettings
 from plugins.asset_loan.models import LoanState
+from plugins.asset_loan.rules import reminder_plan
+from plugins.asset_loan.workflows import WORKFLOWS
 
 ZONE = ZoneInfo("Asia/Shanghai")
 NOV_24_MS = 1795449600000  # 2026-11-24 00:00 in Asia/Shanghai
@@ -93,3 +97,70 @@ async def test_a_sites_overrides_locale_and_zone_apply_to_its_assets(scenario_ha
         assert group.toast and "请于" in group.toast
         other = LoanState.model_validate(await env.query("asset_loan", "RD-OSC-002"))
         assert other.loan is not None and other.loan.due == (await env.now()).astimezone(ZONE).date() + timedelta(7)
+
+
+# ---------------------------------------------------------------------------- working days
+
+
+def test_a_loan_due_on_national_day_is_reminded_and_escalated_on_working_days() -> None:
+    calendar = WorkCalendar(ZONE)
+    settings = ReminderSettings(repeat_every_days=0)
+    plan = reminder_plan(date(2026, 10, 4), settings, ZONE, calendar)
+    days = {d.step: d.at.astimezone(ZONE).date() for d in plan if d.at is not None}
+    # before the holiday: the last workday before it (never on 1-7 October), not a day late
+    assert days["2026-10-04:before:1"] == date(2026, 9, 30)
+    assert days["2026-10-04:due"] == date(2026, 9, 30)
+    due_notice = next(d for d in plan if d.step == "2026-10-04:due")
+    assert due_notice.data["kind"] == "before_due" and due_notice.data["days"] == 4  # "due in 4 days", not "today"
+    # escalations on the first workday after the holiday (8 October), not on a Sunday
+    assert days["2026-10-04:overdue:1"] == days["2026-10-04:overdue:3"] == date(2026, 10, 8)
+    assert days["2026-10-04:overdue:7"] == date(2026, 10, 12)  # 11 October is a Sunday
+    assert all(calendar.is_workday(day) for day in days.values())
+    # the calendar-day plan (loans recorded before) is unchanged
+    old = {d.step: d.at.astimezone(ZONE).date() for d in reminder_plan(date(2026, 10, 4), settings, ZONE)}
+    assert old["2026-10-04:due"] == date(2026, 10, 4) and old["2026-10-04:overdue:1"] == date(2026, 10, 5)
+
+
+async def test_the_loans_reminder_goes_out_on_the_last_workday_before_a_day_off(scenario_harness: Any) -> None:
+    async with scenario_harness({"asset_loan": asset_loan}, org_settings={"asset_loan": SETTINGS}) as env:
+        env.standin.state.merge_json(SEED)
+        calendar = WorkCalendar(ZONE)
+        today = (await env.now()).astimezone(ZONE).date()
+        # a due date on a day off whose day before is off too, within the category's 14 days
+        due = next(today + timedelta(days=n) for n in range(3, 15)
+                   if not calendar.is_workday(today + timedelta(days=n))
+                   and not calendar.is_workday(today + timedelta(days=n - 1)))
+        reminder_day = calendar.previous_workday(due)
+        await env.deliver(press("borrow", "RD-OSC-001", BORROWER, due=due.isoformat()))
+        sent = len(env.messages(to=BORROWER))  # the borrow card
+        await env.advance_to(datetime.combine(reminder_day, time(8, 59), tzinfo=ZONE))
+        assert len(env.messages(to=BORROWER)) == sent
+        await env.advance_to(datetime.combine(reminder_day, time(9, 1), tzinfo=ZONE))
+        assert len(env.messages(to=BORROWER)) == sent + 1  # one reminder, before the days off
+        await env.advance_to(datetime.combine(due, time(9, 1), tzinfo=ZONE))
+        assert len(env.messages(to=BORROWER)) == sent + 1  # nothing on the days off
+
+
+# ------------------------------------------------------------------------------------------ replay
+
+WORKDAYS_HISTORY = Path(__file__).parent / "histories" / "loan_workdays.json"
+
+
+async def test_a_loan_on_the_working_day_ladder_replays(scenario_harness: Any) -> None:
+    """Records (once) a loan that reminded on the working-day ladder: later changes must replay it too."""
+    async with scenario_harness({"asset_loan": asset_loan}, org_settings={"asset_loan": SETTINGS}) as env:
+        env.standin.state.merge_json(SEED)
+        await env.deliver(press("borrow", "RD-DMM-003", BORROWER))
+        first_run = (await env.handle("asset_loan", "RD-DMM-003").describe()).run_id
+        state = LoanState.model_validate(await env.query("asset_loan", "RD-DMM-003"))
+        assert state.loan is not None
+        await env.advance_to(datetime.combine(state.loan.due + timedelta(days=2), time(12), tzinfo=ZONE))
+        await env.deliver(press("return", "RD-DMM-003", BORROWER))
+        history = await env.client.get_workflow_handle("acme:asset_loan:RD-DMM-003", run_id=first_run).fetch_history()
+        assert "EVENT_TYPE_MARKER_RECORDED" in history.to_json()  # the working-day ladder's patch marker
+        await assert_replays(history, WORKFLOWS)
+        keep_history(history, WORKDAYS_HISTORY, "ASSET_LOAN_RECORD_HISTORY")
+
+
+async def test_the_recorded_working_day_loan_replays() -> None:
+    await assert_replays(load_history(WORKDAYS_HISTORY, "acme:asset_loan:RD-DMM-003"), WORKFLOWS)
