@@ -80,7 +80,7 @@ def _card_action(event: Any) -> list[Any] | None:
 
 @hookimpl
 def route_event(event: Any, org: Any) -> list[Any] | None:
-    from engine.sdk import CardAction, MessageReceived
+    from engine.sdk import CardAction, MessageReceived, message_key, status_question, status_reply
     from engine.sdk import actions as act
 
     if isinstance(event, CardAction):
@@ -92,9 +92,15 @@ def route_event(event: Any, org: Any) -> list[Any] | None:
     if text.lower() in {phrase.lower() for phrase in settings.my_loans_phrases}:
         from .models import MyLoansInput
 
-        return [act.StartWorkflow(scenario=SCENARIO, key=f"my_loans:{event.event_id}", workflow="asset_loan.MyLoans",
+        # one workflow per message: the same message pushed again under a new event id is answered once
+        return [act.StartWorkflow(scenario=SCENARIO, key=message_key("my_loans", event), workflow="asset_loan.MyLoans",
                                   args=[MyLoansInput(org=org.id, open_id=event.sender_open_id,
-                                                     message_id=event.message_id)])]
+                                                     message_id=event.message_id)], once=True)]
+    question = status_question(text, settings.asset_id_pattern)
+    if question is not None and question.locale is not None:
+        return [status_reply(event, scenario=SCENARIO, key=question.key, template=f"{SCENARIO}:status",
+                             missing_template=f"{SCENARIO}:unknown_asset", locale=question.locale,
+                             context={"now": event.create_time.isoformat()})]
     match = _ASK_CARD.match(text)
     if match:
         from .models import CardRequest, LoanInput

@@ -7,6 +7,7 @@ adjust only what differs. Unknown keys are errors (:class:`engine.scenario.Plugi
 from __future__ import annotations
 
 import os
+import re
 
 from pydantic import Field, field_validator
 
@@ -143,12 +144,22 @@ class AssetLoanSettings(PluginSettings):
                                                                   "out_of_service"])
     summary_cron: str = "0 9 * * 1"  # weekly keeper summary, organization timezone
     my_loans_phrases: list[str] = Field(default_factory=lambda: ["我借了什么", "what do i have", "my loans"])
+    # what an asset id looks like in "@bot <asset id> 状态" / "status" (the whole word must match)
+    asset_id_pattern: str = r"[A-Za-z]{2,}(?:-[A-Za-z0-9]+)+"
 
     @field_validator("summary_cron")
     @classmethod
     def _cron(cls, value: str) -> str:
         return validate_cron(value)
 
+    @field_validator("asset_id_pattern")
+    @classmethod
+    def _pattern(cls, value: str) -> str:
+        try:
+            re.compile(value)
+        except re.error as error:
+            raise ValueError(f"not a regular expression: {error}") from None
+        return value
 
     def category_rule(self, category: str | None) -> CategoryRule:
         """The rules of ``category``, else of ``default_category``, else the built-in defaults."""

@@ -1,4 +1,5 @@
-"""asset_loan on the SDK: a lookup due date, per-site settings, locale and zone, and the working-day ladder."""
+"""asset_loan on the SDK: a lookup due date, per-site settings, locale and zone, the working-day ladder, status
+replies in the asker's locale, and a message pushed again under a new event id answered once."""
 
 from __future__ import annotations
 
@@ -139,6 +140,39 @@ async def test_the_loans_reminder_goes_out_on_the_last_workday_before_a_day_off(
         assert len(env.messages(to=BORROWER)) == sent + 1  # one reminder, before the days off
         await env.advance_to(datetime.combine(due, time(9, 1), tzinfo=ZONE))
         assert len(env.messages(to=BORROWER)) == sent + 1  # nothing on the days off
+
+
+# ------------------------------------------------------------------------------- status replies
+
+
+async def test_status_is_answered_in_the_askers_locale(scenario_harness: Any) -> None:
+    async with scenario_harness({"asset_loan": asset_loan}, org_settings={"asset_loan": SETTINGS}) as env:
+        env.standin.state.merge_json(SEED)
+        await env.deliver(press("borrow", "RD-OSC-001", BORROWER))
+        await env.deliver(message("RD-OSC-001 status", event_id="ev-en", message_id="om_en", chat_type="group",
+                                  mentions_bot=True))
+        (english,) = replies_to(env, "om_en")
+        assert "on loan" in english.text and "Borrower: 李娜" in english.text and "借" not in english.text
+        await env.deliver(message("RD-OSC-001 状态", event_id="ev-zh", message_id="om_zh", chat_type="group",
+                                  mentions_bot=True))
+        (chinese,) = replies_to(env, "om_zh")
+        assert "借出" in chinese.text and "借用人：李娜" in chinese.text
+        await env.deliver(message("RD-NONE-404 status", event_id="ev-none", message_id="om_none"))
+        (missing,) = replies_to(env, "om_none")
+        assert missing.text.startswith("No loans recorded for RD-NONE-404")
+
+
+# ---------------------------------------------------------------------------------- redelivery
+
+
+async def test_a_message_pushed_again_under_a_new_event_id_is_answered_once(scenario_harness: Any) -> None:
+    async with scenario_harness({"asset_loan": asset_loan}, org_settings={"asset_loan": SETTINGS}) as env:
+        env.standin.state.merge_json(SEED)
+        await env.deliver(press("borrow", "RD-OSC-001", BORROWER))
+        await env.deliver(message("我借了什么", event_id="ev-first", message_id="om_dup_1"))
+        await env.deliver(message("我借了什么", event_id="ev-second", message_id="om_dup_1"))
+        (reply,) = replies_to(env, "om_dup_1")
+        assert "RD-OSC-001" in reply.text
 
 
 # ------------------------------------------------------------------------------------------ replay
