@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from engine.hookspecs import hookimpl
+from engine.sdk import hookimpl
 
 TEMPLATES = Path(__file__).parent / "templates"
 VERSION = "1.0.0"
@@ -17,7 +17,7 @@ VERSION = "1.0.0"
 
 @hookimpl
 def register_scenarios(register: Any) -> None:
-    from engine.scenario import Scenario
+    from engine.sdk import Scenario
     from plugins.device_calibration.activities import ACTIVITIES
     from plugins.device_calibration.config import SITE_OVERRIDABLE, DeviceCalibrationSettings
     from plugins.device_calibration.workflows import WORKFLOWS

@@ -17,9 +17,8 @@ from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.service import RPCError, RPCStatusCode
 
-from engine.feishu.errors import FeishuError
-from engine.ids import workflow_id
 from engine.runtime.app import current_app
+from engine.sdk import FeishuError, workflow_id
 from plugins.device_calibration import rules
 from plugins.device_calibration.config import DeviceCalibrationSettings
 from plugins.device_calibration.models import (

@@ -50,7 +50,7 @@ def _state_rows(org_id: str, wid: str, state: CycleState) -> list[dict[str, Any]
 async def export_rows(config: Any, feishu: Any, client: Any, org_id: str, device: str | None = None
                       ) -> list[dict[str, Any]]:
     """The audit rows of one organization (or one device), oldest first, each event once."""
-    from engine.ids import workflow_id
+    from engine.sdk import workflow_id
     from plugins.device_calibration.activities import cycle_state
     from plugins.device_calibration.rules import parse_device
 
@@ -92,7 +92,7 @@ def write_csv(rows: list[dict[str, Any]], out: Path) -> None:
 def add_commands(cli: Any) -> None:
     import click
 
-    from engine.cli import Fail, pass_app, run_async
+    from engine.sdk import Fail, pass_app, run_async
 
     @cli.group(name="device_calibration")
     def group() -> None:

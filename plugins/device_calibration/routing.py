@@ -8,9 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from engine import actions
-from engine.events import BitableRecordChanged, CardAction, FeishuEvent, MessageReceived
-from engine.scenario import ScheduleSpec
+from engine.sdk import BitableRecordChanged, CardAction, FeishuEvent, MessageReceived, ScheduleSpec, actions
 from plugins.device_calibration import rules
 from plugins.device_calibration.config import PRIMARY_KIND, DeviceCalibrationSettings
 from plugins.device_calibration.models import (

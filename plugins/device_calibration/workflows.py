@@ -26,10 +26,8 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from engine.clock import BusinessClock
-    from engine.feishu import requests as fr
-    from engine.rules import Decision, WorkCalendar
-    from engine.workflow_support import SeenEvents, activity_options, feishu_call
+    from engine.sdk import BusinessClock, Decision, SeenEvents, WorkCalendar, activity_options, feishu_call
+    from engine.sdk import feishu as fr
     from plugins.device_calibration import rules
     from plugins.device_calibration.config import DeviceCalibrationSettings
     from plugins.device_calibration.models import (
