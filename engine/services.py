@@ -7,6 +7,8 @@ parts, and two engines in one process (a test harness beside a dev server) never
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -47,3 +49,22 @@ class Services:
         """The services of a running engine app (worker, ingress, test harness)."""
         return cls(config=app.config, feishu=app.feishu, temporal=app.temporal,
                    task_queue=app.config.temporal.task_queue)
+
+
+@contextlib.asynccontextmanager
+async def command_services(config: EngineConfig) -> AsyncIterator[Services]:
+    """The engine's services for a plugin's command: a Temporal client for the configured cluster (with its
+    TLS) and a Feishu client for the configured app, closed when the block ends.
+
+    ``async with command_services(state.config()) as services: ...``
+    """
+    from engine.feishu.client import FeishuClient
+    from engine.runtime.worker import connect
+
+    temporal = config.temporal
+    client = await connect(temporal.address, temporal.namespace, tls=temporal.tls)
+    feishu = FeishuClient.from_config(config)
+    try:
+        yield Services(config=config, feishu=feishu, temporal=client, task_queue=temporal.task_queue)
+    finally:
+        await feishu.aclose()

@@ -60,7 +60,7 @@ from engine.scenario import PluginSettings, Scenario, ScheduleSpec
 from engine.sdk import cells as cells
 from engine.sdk import feishu as feishu
 from engine.sdk.status import StatusQuestion, message_key, status_question, status_reply
-from engine.services import Services
+from engine.services import Services, command_services
 from engine.workflow_support import (
     Refusal,
     SeenEvents,
@@ -119,6 +119,7 @@ __all__ = [
     "as_zone",
     "cells",
     "china_calendar_covers",
+    "command_services",
     "cron_iter",
     "cron_next",
     "feishu",

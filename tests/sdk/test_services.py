@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import probe_plugin
@@ -51,3 +52,20 @@ def test_a_misnamed_activity_method_stops_the_plugin() -> None:
 
     with pytest.raises(PluginSetupError, match=r"'other\.thing'.*must be named 'wrongly\.<Name>'"):
         load_plugins(modules={"wrongly": Plugin()}, entry_points=False)
+
+
+async def test_command_services_reach_the_configured_temporal_and_feishu(scenario_harness: Any) -> None:
+    from engine.sdk import command_services
+
+    async with scenario_harness({"probe": probe_plugin}, config=CONFIG) as env:
+        label = await env.client.execute_workflow("probe.Label", "", id="acme:probe:label-cmd", task_queue=TASK_QUEUE)
+        # the command's config names the harness's Temporal server, as engine.toml names a cluster
+        temporal = env.config.temporal.model_copy(update={"address": env.client.service_client.config.target_host})
+        config = dataclasses.replace(env.config, file=env.config.file.model_copy(update={"temporal": temporal}))
+        env.standin.state.merge_json({"bitable": {"bascnX": {"tblX": {"name": "x", "records": [
+            {"record_id": "rec1", "fields": {"名称": "one"}}]}}}})
+        async with command_services(config) as services:
+            assert await services.temporal.get_workflow_handle("acme:probe:label-cmd").result() == label
+            records = await services.feishu.bitable_search("bascnX", "tblX")
+            assert [r.record_id for r in records] == ["rec1"]
+            assert services.context("acme", "probe", "xian").locale == "en_US"
