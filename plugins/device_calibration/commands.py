@@ -92,7 +92,7 @@ def write_csv(rows: list[dict[str, Any]], out: Path) -> None:
 def add_commands(cli: Any) -> None:
     import click
 
-    from engine.sdk import Fail, pass_app, run_async
+    from engine.sdk import Fail, command_services, pass_app, run_async
 
     @cli.group(name="device_calibration")
     def group() -> None:
@@ -106,17 +106,10 @@ def add_commands(cli: Any) -> None:
     @run_async
     async def export(state: Any, org_id: str, device: str | None, out: Path) -> None:
         """Write the calibration audit trail (decisions and confirmations) as CSV."""
-        from engine.feishu.client import FeishuClient
-        from engine.runtime.worker import connect
-
         config = state.config()
         if org_id not in config.orgs:
             raise Fail(f"no organization {org_id!r}", f"known: {', '.join(config.orgs)}")
-        client = await connect(config.temporal.address, config.temporal.namespace, tls=config.temporal.tls)
-        feishu = FeishuClient.from_config(config)
-        try:
-            rows = await export_rows(config, feishu, client, org_id, device)
-        finally:
-            await feishu.aclose()
+        async with command_services(config) as services:
+            rows = await export_rows(config, services.feishu, services.temporal, org_id, device)
         write_csv(rows, out)
         click.echo(f"{len(rows)} rows written to {out}")

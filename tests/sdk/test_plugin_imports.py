@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 PLUGINS = Path(__file__).resolve().parents[2] / "plugins"
-STILL_MOVING = {"device_calibration", "handover", "project_delivery", "recruiting"}
+STILL_MOVING = {"handover", "project_delivery", "recruiting"}
 
 
 def plugin_names() -> list[str]:
