@@ -58,11 +58,6 @@ def _as_of(org: Any) -> date:
     return org.config.clock.now(activity.info().current_attempt_scheduled_time).astimezone(org.zone).date()
 
 
-def calendar_facts(org: Any) -> CalendarFacts:
-    return CalendarFacts(timezone=org.timezone, holidays=[date.fromisoformat(d) for d in org.config.holidays],
-                         workdays=[date.fromisoformat(d) for d in org.config.workdays], clock=org.config.clock)
-
-
 async def read_devices(feishu: Any, org: Any, settings: DeviceCalibrationSettings,
                        record_ids: list[str] | None = None) -> list[DeviceRecord]:
     """Every device row of the table (or the rows ``record_ids``), decoded; rows without an id are left out."""
@@ -103,11 +98,11 @@ async def load_context(services: Services, request: LoadContext) -> CycleContext
             if parsed is not None and parsed.device_id == request.device_id.upper():
                 device = parsed
                 break
-    if device is not None and device.info.site:
-        # the hospital's own settings (those its site_overridable lets it set), e.g. its reminder ladder
-        settings = org.settings(SCENARIO, site=device.info.site)
-    return CycleContext(settings=settings.model_dump(mode="json"), calendar=calendar_facts(org),
-                        locale=org.locale, device=device)
+    # the device's hospital: its own settings (those site_overridable lets it set, e.g. its reminder ladder),
+    # zone, locale and working days; the group's for a device without a site
+    site = services.context(org.id, SCENARIO, device.info.site if device is not None else None)
+    calendar = CalendarFacts(timezone=site.timezone, holidays=site.holidays, workdays=site.workdays, clock=site.clock)
+    return CycleContext(settings=site.settings, calendar=calendar, locale=site.locale, device=device)
 
 
 async def write_status(services: Services, request: WriteStatus) -> None:

@@ -593,7 +593,8 @@ class CalibrationCycle:
         assert self.s is not None
         await feishu_call(fr.SEND_MESSAGE, fr.SendMessage(
             org=self.s.org, to=fr.Recipient(id=open_id), template=template, context=context,
-            idempotency_key=f"{self.wid}:{self.s.cycle}:{step}:{open_id}"), result_type=fr.SentMessage)
+            idempotency_key=f"{self.wid}:{self.s.cycle}:{step}:{open_id}", locale=self.locale),
+            result_type=fr.SentMessage)
 
     async def _write_row(self, fields: dict[str, Any], *, status: bool = True) -> None:
         """Write cells of the device's row (``status=False`` leaves the usage status as people set it)."""
