@@ -59,7 +59,7 @@ from engine.rules import (
 from engine.scenario import PluginSettings, Scenario, ScheduleSpec
 from engine.sdk import cells as cells
 from engine.sdk import feishu as feishu
-from engine.sdk.status import StatusQuestion, message_key, status_question, status_reply
+from engine.sdk.status import StatusQuestion, message_key, question_locale, status_question, status_reply
 from engine.services import Services, command_services
 from engine.workflow_support import (
     Refusal,
@@ -131,6 +131,7 @@ __all__ = [
     "next_due",
     "next_notice",
     "pass_app",
+    "question_locale",
     "resolve_site_context",
     "run_async",
     "split_workflow_id",

@@ -16,7 +16,7 @@ from typing import Any
 from engine import actions
 from engine.events import MessageReceived
 
-__all__ = ["STATUS_WORDS", "StatusQuestion", "message_key", "status_question", "status_reply"]
+__all__ = ["STATUS_WORDS", "StatusQuestion", "message_key", "question_locale", "status_question", "status_reply"]
 
 # the word asked → the locale to answer in
 STATUS_WORDS: dict[str, str] = {"状态": "zh_CN", "狀態": "zh_CN", "进度": "zh_CN", "status": "en_US", "state": "en_US"}
@@ -49,6 +49,23 @@ def status_question(text: str, key_pattern: str | re.Pattern[str]) -> StatusQues
         return StatusQuestion(key=keys[0])
     locale = STATUS_WORDS.get(rest[0])
     return StatusQuestion(key=keys[0], locale=locale) if locale else None
+
+
+def question_locale(text: str, key: str = "") -> str | None:
+    """The locale a question about ``key`` was asked in: zh_CN when the rest of ``text`` has Chinese
+    characters, en_US when it has Latin letters, None when only the key (or nothing) was written.
+
+    For scenarios with their own question words (``"CT-0012 有效期?"``); :func:`status_question` gives
+    the locale of the standard status words itself.
+    """
+    rest = " ".join(w for w in text.split() if not w.startswith("@"))
+    if key:
+        rest = re.sub(re.escape(key), " ", rest, flags=re.IGNORECASE)
+    if any("\u4e00" <= ch <= "\u9fff" for ch in rest):
+        return "zh_CN"
+    if any(ch.isascii() and ch.isalpha() for ch in rest):
+        return "en_US"
+    return None
 
 
 def status_reply(event: MessageReceived, *, scenario: str, key: str, template: str, missing_template: str,

@@ -6,7 +6,15 @@ from datetime import UTC, datetime
 
 import pytest
 
-from engine.sdk import MessageReceived, QueryWorkflow, StatusQuestion, message_key, status_question, status_reply
+from engine.sdk import (
+    MessageReceived,
+    QueryWorkflow,
+    StatusQuestion,
+    message_key,
+    question_locale,
+    status_question,
+    status_reply,
+)
 
 KEY = r"RD-[A-Z]+-\d{3}"
 
@@ -48,3 +56,9 @@ def test_message_key_is_the_same_for_a_redelivered_message() -> None:
     assert message_key("my_loans", _message("om_dup_1")) == "my_loans:om_dup_1"
     with pytest.raises(ValueError, match="message_id"):
         message_key("my_loans", _message(""))
+
+
+def test_question_locale_reads_the_language_around_the_key() -> None:
+    assert question_locale("CT-0012 有效期？", "CT-0012") == "zh_CN"
+    assert question_locale("@_user_1 when is CT-0012 due?", "CT-0012") == "en_US"
+    assert question_locale("ct-0012 ?", "CT-0012") is None  # only the key: the caller's default

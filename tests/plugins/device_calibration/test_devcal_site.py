@@ -35,3 +35,20 @@ async def test_a_hospitals_locale_and_zone_apply_to_its_devices(scenario_harness
         await env.deliver(h.record_event("recA", "CT-0201"))  # a device of the group: Chinese, 30 days ahead
         await env.advance(days=1)
         assert not [m for m in env.messages(to=h.CUSTODIAN) if m.card and "CT-0201" in str(m.card)]
+
+
+async def test_status_is_answered_in_the_askers_language(scenario_harness: object) -> None:
+    config = org_config(plugins=["device_calibration"], settings={"device_calibration": h.SETTINGS},
+                        extra=h.ORG_EXTRA)  # the organization speaks zh_CN
+    async with scenario_harness({"device_calibration": device_calibration},  # type: ignore[operator]
+                                config=config) as env:
+        today = h.local(await env.now()).date()
+        h.seed(env.standin, {"recA": h.device_row("CT-0301", last=add_months(today + timedelta(days=90), -12))})
+        await env.deliver(h.record_event("recA", "CT-0301"))
+        english, chinese, missing = h.mention("CT-0301 status"), h.mention("CT-0301 状态"), h.mention("XX-9999 status")
+        for question in (english, chinese, missing):
+            await env.deliver(question)
+        replies = {m.reply_to: m.text for m in env.messages() if m.reply_to}
+        assert "Status" in replies[english.message_id] and "状态" not in replies[english.message_id]
+        assert "状态" in replies[chinese.message_id]
+        assert replies[missing.message_id].startswith("No calibration cycle for device XX-9999")
