@@ -80,7 +80,14 @@ def _card_action(event: Any) -> list[Any] | None:
 
 @hookimpl
 def route_event(event: Any, org: Any) -> list[Any] | None:
-    from engine.sdk import CardAction, MessageReceived, message_key, status_question, status_reply
+    from engine.sdk import (
+        CardAction,
+        MessageReceived,
+        message_key,
+        question_locale,
+        status_question,
+        status_reply,
+    )
     from engine.sdk import actions as act
 
     if isinstance(event, CardAction):
@@ -95,7 +102,8 @@ def route_event(event: Any, org: Any) -> list[Any] | None:
         # one workflow per message: the same message pushed again under a new event id is answered once
         return [act.StartWorkflow(scenario=SCENARIO, key=message_key("my_loans", event), workflow="asset_loan.MyLoans",
                                   args=[MyLoansInput(org=org.id, open_id=event.sender_open_id,
-                                                     message_id=event.message_id)], once=True)]
+                                                     message_id=event.message_id, locale=question_locale(text))],
+                                  once=True)]
     question = status_question(text, settings.asset_id_pattern)
     if question is not None and question.locale is not None:
         return [status_reply(event, scenario=SCENARIO, key=question.key, template=f"{SCENARIO}:status",

@@ -158,6 +158,7 @@ class MyLoansInput(BaseModel):
     org: str
     open_id: str
     message_id: str
+    locale: str | None = None  # the language asked in (None: the organization's)
 
 
 class SummaryInput(BaseModel):

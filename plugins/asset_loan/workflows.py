@@ -561,7 +561,7 @@ class MyLoansWorkflow:
         await feishu_call(fr.SEND_MESSAGE, fr.SendMessage(
             org=params.org, reply_to=params.message_id, template="asset_loan:my_loans",
             context={"loans": loans, "now": workflow.now().isoformat()},
-            idempotency_key=f"{workflow.info().workflow_id}:reply"), result_type=fr.SentMessage)
+            idempotency_key=f"{workflow.info().workflow_id}:reply", locale=params.locale), result_type=fr.SentMessage)
         return len(loans)
 
 

@@ -172,7 +172,10 @@ async def test_a_message_pushed_again_under_a_new_event_id_is_answered_once(scen
         await env.deliver(message("我借了什么", event_id="ev-first", message_id="om_dup_1"))
         await env.deliver(message("我借了什么", event_id="ev-second", message_id="om_dup_1"))
         (reply,) = replies_to(env, "om_dup_1")
-        assert "RD-OSC-001" in reply.text
+        assert "RD-OSC-001" in reply.text and reply.text.startswith("您当前借用")
+        await env.deliver(message("what do I have", event_id="ev-en", message_id="om_what"))
+        (english,) = replies_to(env, "om_what")
+        assert english.text.startswith("Items you have (1)")  # the asker's language, in a zh_CN organization
 
 
 # ------------------------------------------------------------------------------------------ replay
