@@ -8,9 +8,14 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from engine.sdk import hookimpl
+
+if TYPE_CHECKING:  # annotations only: the hooks' types, without importing them at load
+    import click
+
+    from engine.sdk import Action, FeishuEvent, OrgContext, RegisterRoute, RegisterScenario, ScheduleSpec
 
 SCENARIO = "asset_loan"
 TEMPLATES = Path(__file__).parent / "templates"
@@ -19,7 +24,7 @@ _CARD_OPS = {"borrow", "return", "extend", "remind_now", "approve", "reject", "m
 
 
 @hookimpl
-def register_scenarios(register: Any) -> None:
+def register_scenarios(register: RegisterScenario) -> None:
     from engine.sdk import Scenario
 
     from .activities import ACTIVITIES
@@ -79,7 +84,7 @@ def _card_action(event: Any) -> list[Any] | None:
 
 
 @hookimpl
-def route_event(event: Any, org: Any) -> list[Any] | None:
+def route_event(event: FeishuEvent, org: OrgContext) -> list[Action] | None:
     from engine.sdk import (
         CardAction,
         MessageReceived,
@@ -121,7 +126,7 @@ def route_event(event: Any, org: Any) -> list[Any] | None:
 
 
 @hookimpl
-def schedules(org: Any) -> list[Any]:
+def schedules(org: OrgContext) -> list[ScheduleSpec]:
     from engine.sdk import ScheduleSpec
 
     settings = org.settings(SCENARIO)
@@ -130,14 +135,14 @@ def schedules(org: Any) -> list[Any]:
 
 
 @hookimpl
-def register_commands(cli: Any) -> None:
+def register_commands(cli: click.Group) -> None:
     from .labels import register
 
     register(cli)
 
 
 @hookimpl
-def ingress_routes(register: Any) -> None:
+def ingress_routes(register: RegisterRoute) -> None:
     from .web import ROUTES
 
     for path, endpoint, methods in ROUTES:
