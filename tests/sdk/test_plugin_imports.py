@@ -14,7 +14,7 @@ import pytest
 from engine.testing.contract import outside_the_sdk
 
 PLUGINS = Path(__file__).resolve().parents[2] / "plugins"
-STILL_MOVING = {"handover", "project_delivery", "recruiting"}
+STILL_MOVING = {"handover", "recruiting"}
 
 
 def plugin_names() -> list[str]:
