@@ -66,7 +66,8 @@ class Reply(BaseModel):
 
     The template is rendered with ``context`` (and, after a query, ``result``) in ``locale`` (default: the
     organization's), where it is sent: in the router, never in a workflow. A message pushed again under a
-    new event id gets no second reply: the reply's idempotency key is the message id.
+    new event id gets no second reply while Feishu dedupes the reply's uuid (1 hour): the uuid is built
+    from the message id, not the event id.
     """
 
     template: str

@@ -98,8 +98,7 @@ class Router:
         wid = self._workflow_id(action, org)
         if isinstance(action, act.StartWorkflow):
             if action.once:
-                # Running or closed, a workflow that already has this ID is not started again. (With
-                # USE_EXISTING beside REJECT_DUPLICATE the time-skipping server answers "not found".)
+                # Running or closed, a workflow that already had this ID is not started again.
                 try:
                     await self.client.start_workflow(
                         action.workflow, args=action.args, id=wid, task_queue=self.task_queue,
