@@ -4,7 +4,6 @@ and a reply speaks the locale its action asks for."""
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -13,12 +12,12 @@ from sample_plugins import EchoPlugin
 from engine import actions
 from engine.events import MessageReceived
 from engine.hookspecs import hookimpl
+from engine.testing.events import message as build_message
 
 
 def message(text: str, event_id: str, message_id: str) -> MessageReceived:
-    return MessageReceived(event_id=event_id, event_type="im.message.receive_v1", create_time=datetime.now(UTC),
-                           message_id=message_id, chat_id="oc_ward3", chat_type="group", text=text,
-                           sender_open_id="ou_alice", mentions_bot=True)
+    return build_message(text, event_id=event_id, message_id=message_id, chat_id="oc_ward3", chat_type="group",
+                         sender="ou_alice")
 
 
 class OncePlugin(EchoPlugin):

@@ -3,8 +3,7 @@ replies in the asker's locale, and a message pushed again under a new event id a
 
 from __future__ import annotations
 
-import itertools
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -13,6 +12,8 @@ from test_asset_loan_flow import BORROWER, SEED, SETTINGS
 
 import plugins.asset_loan as asset_loan
 from engine.sdk import CardAction, MessageReceived, WorkCalendar
+from engine.testing.events import card_press
+from engine.testing.events import message as build_message
 from engine.testing.kit import org_config
 from engine.testing.replay import assert_replays, keep_history, load_history
 from plugins.asset_loan.bitable import read_asset
@@ -23,20 +24,16 @@ from plugins.asset_loan.workflows import WORKFLOWS
 
 ZONE = ZoneInfo("Asia/Shanghai")
 NOV_24_MS = 1795449600000  # 2026-11-24 00:00 in Asia/Shanghai
-_ids = itertools.count(1)
 
 
 def press(op: str, asset: str, who: str, **form: Any) -> CardAction:
-    return CardAction(event_id=f"ev-sdk-{next(_ids)}", event_type="card.action.trigger",
-                      create_time=datetime.now(UTC), operator_open_id=who,
-                      action_value={"scenario": "asset_loan", "op": op, "asset": asset}, form_value=form or None)
+    return card_press({"scenario": "asset_loan", "op": op, "asset": asset}, who, form=form or None)
 
 
 def message(text: str, *, event_id: str, message_id: str, chat_type: str = "p2p",
             mentions_bot: bool = False) -> MessageReceived:
-    return MessageReceived(event_id=event_id, event_type="im.message.receive_v1", create_time=datetime.now(UTC),
-                           message_id=message_id, chat_id="oc_li", chat_type=chat_type, text=text,
-                           sender_open_id=BORROWER, mentions_bot=mentions_bot)
+    return build_message(text, sender=BORROWER, chat_type=chat_type, mentions_bot=mentions_bot,
+                         message_id=message_id, event_id=event_id)
 
 
 def replies_to(env: Any, message_id: str) -> list[Any]:
