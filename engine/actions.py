@@ -18,10 +18,15 @@ class _WorkflowAction(BaseModel):
 
 
 class StartWorkflow(_WorkflowAction):
-    """Start ``workflow`` unless a workflow with this ID is already running (then: nothing)."""
+    """Start ``workflow`` unless a workflow with this ID is already running (then: nothing).
+
+    With ``once``, also not when one already ran under this ID (within Temporal's retention): for a
+    workflow per message or request, keyed so a redelivery maps to the same ID (``engine.sdk.message_key``).
+    """
 
     workflow: str
     args: list[Any] = Field(default_factory=list)
+    once: bool = False
 
 
 class SignalWithStart(_WorkflowAction):
@@ -59,13 +64,16 @@ class UpdateWorkflow(_WorkflowAction):
 class Reply(BaseModel):
     """Reply to the message that carried the event, with a rendered template.
 
-    The template is rendered with ``context`` (and, after a query, ``result``) in the organization's
-    locale, where it is sent: in the router, never in a workflow.
+    The template is rendered with ``context`` (and, after a query, ``result``) in ``locale`` (default: the
+    organization's), where it is sent: in the router, never in a workflow. A message pushed again under a
+    new event id gets no second reply while Feishu dedupes the reply's uuid (1 hour): the uuid is built
+    from the message id, not the event id.
     """
 
     template: str
     context: dict[str, Any] = Field(default_factory=dict)
     message_id: str
+    locale: str | None = None
 
 
 class QueryWorkflow(_WorkflowAction):

@@ -319,7 +319,8 @@ def config_show(state: CliState, org_id: str, site: str | None, scenario: str | 
     org = config.orgs[org_id]
     if site is not None and site not in org.config.sites:
         raise Fail(f"organization {org_id!r} has no site {site!r}", f"known: {', '.join(org.config.sites) or 'none'}")
-    out = {"organization": org.id, "site": site, "timezone": str(org.site_zone(site).key), "locale": org.locale,
+    locale = (org.config.sites[site].locale if site is not None else None) or org.locale  # the site's own first
+    out = {"organization": org.id, "site": site, "timezone": str(org.site_zone(site).key), "locale": locale,
            "plugins": {}}
     for name in org.plugins:
         if scenario is None or name == scenario:

@@ -89,8 +89,31 @@ class PluginSet:
     def workflows(self) -> list[type]:
         return [w for s in self.scenarios.values() for w in s.workflows]
 
-    def activities(self) -> list[Callable[..., Any]]:
-        return [a for s in self.scenarios.values() for a in s.activities]
+    def activities(self, services: Any = None) -> list[Callable[..., Any]]:
+        """Every scenario's activities; an activity class is built once with ``services``
+        (:class:`engine.services.Services`) and contributes its ``@activity.defn`` methods."""
+        found: list[Callable[..., Any]] = []
+        for scenario in self.scenarios.values():
+            for item in scenario.activities:
+                if not isinstance(item, type):
+                    found.append(item)
+                    continue
+                if services is None:
+                    raise PluginSetupError(f"activity class {item.__name__} of {scenario.name!r} needs the "
+                                           "engine's services (build activities with PluginSet.activities(services))")
+                instance = item(services)
+                found += [getattr(instance, function.__name__) for function in activity_functions(item)]
+        return found
+
+
+def activity_functions(item: Any) -> list[Callable[..., Any]]:
+    """The activities an entry of ``Scenario.activities`` brings: itself, or a class's ``@activity.defn`` methods."""
+    from temporalio import activity
+
+    if not isinstance(item, type):
+        return [item]
+    return [member for member in vars(item).values()
+            if callable(member) and activity._Definition.from_callable(member) is not None]
 
 
 def new_manager() -> pluggy.PluginManager:
@@ -209,7 +232,8 @@ def _collect_scenarios(
                     f"scenario {scenario.name!r} is registered by plugins "
                     f"{owner_names[scenario.name]!r} and {name!r}")
             kinds = [("workflow", workflow._Definition.must_from_class(w).name) for w in scenario.workflows]
-            kinds += [("activity", activity._Definition.must_from_callable(a).name) for a in scenario.activities]
+            kinds += [("activity", activity._Definition.must_from_callable(a).name)
+                      for item in scenario.activities for a in activity_functions(item)]
             for kind, type_name in kinds:
                 if not type_name.startswith(scenario.name + "."):
                     raise PluginSetupError(

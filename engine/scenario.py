@@ -25,15 +25,17 @@ class Scenario:
     ``name`` is the scenario's permanent identifier: it prefixes workflow IDs (``{org}:{name}:{key}``),
     Temporal type names (``{name}.CalibrationCycle``) and template names (``{name}:reminder``).
     ``site_overridable`` lists the settings keys a site may override by default; an organization's
-    config can narrow or widen that list. ``secrets`` are the keys it needs per organization
-    (:mod:`engine.secrets`): production refuses to start without them.
+    config can narrow or widen that list. ``activities`` holds ``@activity.defn`` functions or classes:
+    the worker builds a class once with the engine's :class:`engine.services.Services` and registers its
+    ``@activity.defn`` methods (so activities get their dependencies passed in). ``secrets`` are the keys
+    it needs per organization (:mod:`engine.secrets`): production refuses to start without them.
     """
 
     name: str
     version: str
     settings_model: type[BaseModel]
     workflows: Sequence[type] = ()
-    activities: Sequence[Callable[..., Any]] = ()
+    activities: Sequence[Callable[..., Any] | type] = ()
     templates: Path | None = None
     description: str = ""
     site_overridable: Sequence[str] = ()

@@ -1,8 +1,9 @@
 """Helpers for plugin workflows: safe to import inside Temporal's workflow sandbox.
 
 Nothing here does I/O or reads the wall clock. Workflows call the engine's Feishu activities by name
-(:mod:`engine.feishu.requests`) with :func:`feishu_call`, and absorb duplicate event deliveries with
-:class:`SeenEvents`.
+(:mod:`engine.feishu.requests`) with :func:`feishu_call`, load their organization/site context with
+:func:`load_site_context`, refuse an update with :class:`Refusal`, and absorb duplicate event deliveries
+with :class:`SeenEvents`.
 """
 
 from __future__ import annotations
@@ -14,6 +15,10 @@ from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
+from temporalio.exceptions import ApplicationError
+
+from engine.context import SITE_CONTEXT, SiteContext, SiteContextRequest
+from engine.ids import split_workflow_id
 
 # Feishu calls: retried with backoff for up to a day (rate limits, 5xx, outages); errors the edge marks
 # non-retryable (bad ids, no permission) fail at once and surface in the workflow.
@@ -62,6 +67,35 @@ async def feishu_call(activity: str, request: Any, *, result_type: type | None =
         retry_policy=FEISHU_RETRY,
         result_type=result_type,
     )
+
+
+def workflow_org() -> str:
+    """The organization of the running workflow (the first part of its id ``{org}:{scenario}:{key}``)."""
+    return split_workflow_id(workflow.info().workflow_id)[0]
+
+
+async def load_site_context(scenario: str, site: str | None = None, *, org: str | None = None) -> SiteContext:
+    """The organization/site context of ``scenario`` (effective settings, zone, locale, calendar, clock).
+
+    Runs the engine's ``engine.site_context`` activity, so a running workflow sees settings changed since
+    it started when it loads them again. ``site`` is a site id or name (``None``: the group's standard);
+    ``org`` defaults to the running workflow's organization.
+    """
+    request = SiteContextRequest(org=org or workflow_org(), scenario=scenario, site=site or None)
+    return await workflow.execute_activity(SITE_CONTEXT, request, result_type=SiteContext,
+                                           **activity_options(timedelta(seconds=30)))
+
+
+class Refusal(ApplicationError):
+    """An update or command refused by the scenario's state or rules; ``message`` is what the person sees.
+
+    Raise it from an update handler or validator: the router turns it into the toast (or reply) of the
+    card press, so write ``message`` in the person's language, with no internal reason (log that, or keep
+    it in an audit row). It is never retried. ``code`` becomes the Temporal error type.
+    """
+
+    def __init__(self, message: str, *, code: str = "Refusal") -> None:
+        super().__init__(message, type=code, non_retryable=True)
 
 
 class SeenEvents:

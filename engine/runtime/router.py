@@ -18,7 +18,8 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from temporalio.client import Client, WorkflowUpdateFailedError
-from temporalio.common import WorkflowIDConflictPolicy
+from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
+from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from engine import actions as act
@@ -130,6 +131,15 @@ class Router:
             return await self._reply(org, action, event, {})
         wid = self._workflow_id(action, org)
         if isinstance(action, act.StartWorkflow):
+            if action.once:
+                # Running or closed, a workflow that already had this ID is not started again.
+                try:
+                    await self.client.start_workflow(
+                        action.workflow, args=action.args, id=wid, task_queue=self.task_queue,
+                        id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE)
+                except WorkflowAlreadyStartedError:
+                    log.info("%s already started: not started again", wid)
+                return None
             # Starting twice is a no-op: the running workflow keeps its state.
             await self.client.start_workflow(
                 action.workflow, args=action.args, id=wid, task_queue=self.task_queue,
@@ -179,8 +189,10 @@ class Router:
                      extra: dict[str, Any]) -> None:
         if self.send_reply is None:
             raise RoutingError("this router cannot send replies (no Feishu client)")
-        # one reply per event and template, also when Feishu delivers the event twice
-        uuid = hashlib.sha256(f"{event.event_id}|{reply.template}".encode()).hexdigest()[:32]
+        # One reply per message and template, also when Feishu pushes the same message again under a new
+        # event id (Feishu's guidance: deduplicate messages on message_id); other events key on event_id.
+        source = getattr(event, "message_id", "") or event.event_id
+        uuid = hashlib.sha256(f"{source}|{reply.template}".encode()).hexdigest()[:32]
         await self.send_reply(org, reply, uuid, extra)
 
 
@@ -194,7 +206,7 @@ def feishu_reply_sender(app: Any) -> ReplySender:
 
     async def send(org: OrgContext, reply: act.Reply, uuid: str, extra: dict[str, Any]) -> None:
         message = app.templates.render_message(
-            reply.template, {**reply.context, **extra}, locale=org.locale,
+            reply.template, {**reply.context, **extra}, locale=reply.locale or org.locale,
             override_dir=org.templates_dir, tz=org.timezone)
         await app.feishu.reply_message(reply.message_id, message.msg_type, message.content, uuid)
 

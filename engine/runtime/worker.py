@@ -51,11 +51,13 @@ def workflow_runner() -> SandboxedWorkflowRunner:
 
 
 def engine_activities(app: Any) -> list[Callable[..., Any]]:
-    """The engine's Feishu activities bound to ``app``, plus every scenario's own activities."""
+    """The engine's activities bound to ``app`` (Feishu calls, the site context), plus every scenario's own."""
+    from engine.context import ContextActivities
     from engine.feishu.activities import FeishuActivities
+    from engine.services import Services
 
     feishu = FeishuActivities(app.config, app.feishu, app.templates)
-    return [*feishu.all(), *app.plugins.activities()]
+    return [*feishu.all(), *ContextActivities(app.config).all(), *app.plugins.activities(Services.of(app))]
 
 
 def build_worker(

@@ -8,9 +8,14 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from engine.hookspecs import hookimpl
+from engine.sdk import hookimpl
+
+if TYPE_CHECKING:  # annotations only: the hooks' types, without importing them at load
+    import click
+
+    from engine.sdk import Action, FeishuEvent, OrgContext, RegisterRoute, RegisterScenario, ScheduleSpec
 
 SCENARIO = "asset_loan"
 TEMPLATES = Path(__file__).parent / "templates"
@@ -19,8 +24,8 @@ _CARD_OPS = {"borrow", "return", "extend", "remind_now", "approve", "reject", "m
 
 
 @hookimpl
-def register_scenarios(register: Any) -> None:
-    from engine.scenario import Scenario
+def register_scenarios(register: RegisterScenario) -> None:
+    from engine.sdk import Scenario
 
     from .activities import ACTIVITIES
     from .config import SIGNING_SECRET, SITE_OVERRIDABLE, AssetLoanSettings
@@ -33,7 +38,7 @@ def register_scenarios(register: Any) -> None:
 
 
 def _start(asset_id: str) -> Any:
-    from engine import actions as act
+    from engine.sdk import actions as act
 
     from .models import LoanInput
 
@@ -43,7 +48,7 @@ def _start(asset_id: str) -> Any:
 
 
 def _card_action(event: Any) -> list[Any] | None:
-    from engine import actions as act
+    from engine.sdk import actions as act
 
     from .models import ActorRequest, BorrowRequest, ExtendRequest, MarkRequest
 
@@ -79,9 +84,16 @@ def _card_action(event: Any) -> list[Any] | None:
 
 
 @hookimpl
-def route_event(event: Any, org: Any) -> list[Any] | None:
-    from engine import actions as act
-    from engine.events import CardAction, MessageReceived
+def route_event(event: FeishuEvent, org: OrgContext) -> list[Action] | None:
+    from engine.sdk import (
+        CardAction,
+        MessageReceived,
+        message_key,
+        question_locale,
+        status_question,
+        status_reply,
+    )
+    from engine.sdk import actions as act
 
     if isinstance(event, CardAction):
         return _card_action(event)
@@ -92,9 +104,16 @@ def route_event(event: Any, org: Any) -> list[Any] | None:
     if text.lower() in {phrase.lower() for phrase in settings.my_loans_phrases}:
         from .models import MyLoansInput
 
-        return [act.StartWorkflow(scenario=SCENARIO, key=f"my_loans:{event.event_id}", workflow="asset_loan.MyLoans",
+        # one workflow per message: the same message pushed again under a new event id is answered once
+        return [act.StartWorkflow(scenario=SCENARIO, key=message_key("my_loans", event), workflow="asset_loan.MyLoans",
                                   args=[MyLoansInput(org=org.id, open_id=event.sender_open_id,
-                                                     message_id=event.message_id)])]
+                                                     message_id=event.message_id, locale=question_locale(text))],
+                                  once=True)]
+    question = status_question(text, settings.asset_id_pattern)
+    if question is not None and question.locale is not None:
+        return [status_reply(event, scenario=SCENARIO, key=question.key, template=f"{SCENARIO}:status",
+                             missing_template=f"{SCENARIO}:unknown_asset", locale=question.locale,
+                             context={"now": event.create_time.isoformat()})]
     match = _ASK_CARD.match(text)
     if match:
         from .models import CardRequest, LoanInput
@@ -107,8 +126,8 @@ def route_event(event: Any, org: Any) -> list[Any] | None:
 
 
 @hookimpl
-def schedules(org: Any) -> list[Any]:
-    from engine.scenario import ScheduleSpec
+def schedules(org: OrgContext) -> list[ScheduleSpec]:
+    from engine.sdk import ScheduleSpec
 
     settings = org.settings(SCENARIO)
     return [ScheduleSpec(id="weekly_summary", cron=settings.summary_cron, workflow="asset_loan.WeeklySummary",
@@ -117,14 +136,14 @@ def schedules(org: Any) -> list[Any]:
 
 
 @hookimpl
-def register_commands(cli: Any) -> None:
+def register_commands(cli: click.Group) -> None:
     from .labels import register
 
     register(cli)
 
 
 @hookimpl
-def ingress_routes(register: Any) -> None:
+def ingress_routes(register: RegisterRoute) -> None:
     from .web import ROUTES
 
     for path, endpoint, methods in ROUTES:

@@ -6,10 +6,11 @@ adjust only what differs. Unknown keys are errors (:class:`engine.scenario.Plugi
 
 from __future__ import annotations
 
+import re
+
 from pydantic import Field, field_validator
 
-from engine.scenario import PluginSettings
-from engine.secrets import SecretSpec
+from engine.sdk import PluginSettings, SecretSpec, validate_cron
 
 # The organization's secret for scan links, sessions, login state and CSRF tokens (engine.secrets).
 SIGNING_SECRET = SecretSpec(
@@ -28,11 +29,12 @@ class AssetFields(PluginSettings):
     name: str = "名称"
     category: str = "类别"
     location: str = "位置"
+    site: str = "院区"  # the hospital (site id or name of the config) whose overrides apply; empty: the group's
     keeper: str = "保管人"  # a person field ([{"id": "ou_..."}]) or an open_id as text
     status: str = "状态"
     borrower: str = "借用人"  # person field, written by the engine
     borrowed_at: str = "借出时间"  # date field (ms), written by the engine
-    due_back: str = "应还日期"
+    due_back: str = "应还日期"  # a date column, or a lookup/formula giving a date
     returned_at: str = "归还时间"
 
 
@@ -144,13 +146,22 @@ class AssetLoanSettings(PluginSettings):
                                                                   "out_of_service"])
     summary_cron: str = "0 9 * * 1"  # weekly keeper summary, organization timezone
     my_loans_phrases: list[str] = Field(default_factory=lambda: ["我借了什么", "what do i have", "my loans"])
+    # what an asset id looks like in "@bot <asset id> 状态" / "status" (the whole word must match)
+    asset_id_pattern: str = r"[A-Za-z]{2,}(?:-[A-Za-z0-9]+)+"
 
     @field_validator("summary_cron")
     @classmethod
     def _cron(cls, value: str) -> str:
-        from engine.rules.recurrence import validate_cron
-
         return validate_cron(value)
+
+    @field_validator("asset_id_pattern")
+    @classmethod
+    def _pattern(cls, value: str) -> str:
+        try:
+            re.compile(value)
+        except re.error as error:
+            raise ValueError(f"not a regular expression: {error}") from None
+        return value
 
     def category_rule(self, category: str | None) -> CategoryRule:
         """The rules of ``category``, else of ``default_category``, else the built-in defaults."""

@@ -55,9 +55,9 @@ def assets_from_inventory(path: Path, settings: AssetLoanSettings) -> list[tuple
 
 async def assets_from_bitable(config: Any, settings: AssetLoanSettings) -> list[tuple[str, str]]:
     """``(asset_id, name)`` pairs read from the asset table through the configured Feishu app."""
-    from engine.feishu.client import FeishuClient
+    from engine.sdk.feishu import open_client
 
-    async with FeishuClient.from_config(config) as client:
+    async with open_client(config) as client:
         records = await client.bitable_search(settings.app_token, settings.asset_table_id)
     names = settings.fields
     pairs = [(cell_text(r.fields.get(names.asset_id)).strip(), cell_text(r.fields.get(names.name))) for r in records]
@@ -126,7 +126,7 @@ def register(cli: Any) -> None:
 
     import click
 
-    from engine.cli import Fail, pass_app
+    from engine.sdk import Fail, pass_app
 
     @cli.group(name="asset_loan")
     def group() -> None:

@@ -7,6 +7,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from engine.sdk import SiteContext
+
 Status = Literal["available", "requested", "on_loan", "lost", "damaged"]
 Via = Literal["scan", "card", "keeper", "system"]
 
@@ -20,6 +22,7 @@ class AssetInfo(BaseModel):
     location: str = ""
     keeper_open_id: str = ""
     keeper_name: str = ""
+    site: str = ""  # the hospital (a site id or name of the config) the asset belongs to; "": the group's
     record_id: str | None = None  # the Bitable record (None: not in the table)
 
 
@@ -34,13 +37,19 @@ class AssetRow(AssetInfo):
 
 
 class LoanContext(BaseModel):
-    """What the Loan workflow loads at the start of each run (an activity: settings may change)."""
+    """What the Loan workflow loads at the start of each run (an activity: settings may change).
+
+    ``settings``, ``timezone`` and ``locale`` are those of the asset's site (the group's for an asset
+    without one); ``site`` is the whole site context (working-day calendar included), absent in runs
+    recorded before it was added.
+    """
 
     settings: dict[str, Any]
     timezone: str = "Asia/Shanghai"
     locale: str = "zh_CN"
     asset: AssetInfo | None = None
     calibration_enabled: bool = False
+    site: SiteContext | None = None
 
 
 class UserProfile(BaseModel):
@@ -149,6 +158,7 @@ class MyLoansInput(BaseModel):
     org: str
     open_id: str
     message_id: str
+    locale: str | None = None  # the language asked in (None: the organization's)
 
 
 class SummaryInput(BaseModel):

@@ -12,7 +12,7 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from engine.rules.decision import Decision
+from engine.sdk import Decision, WorkCalendar
 
 from .config import AssetLoanSettings, CategoryRule, ReminderSettings
 from .models import AssetInfo, AssetRow, GuardResult, Loan, UserProfile
@@ -209,36 +209,63 @@ def _at(day: date, hour: int, zone: ZoneInfo) -> datetime:
     return datetime.combine(day, time(hour=hour), tzinfo=zone)
 
 
-def reminder_plan(due: date, settings: ReminderSettings, zone: ZoneInfo) -> list[Decision]:
+def reminder_plan(due: date, settings: ReminderSettings, zone: ZoneInfo,
+                  calendar: WorkCalendar | None = None) -> list[Decision]:
     """Every notice of a loan due on ``due``, in order: before the due date, on it, then the ladder.
 
     Each notice is a ``remind`` (to the borrower, before or on the due date) or ``escalate`` decision
     whose ``step`` is unique for this due date, so an extension (a new due date) starts a fresh plan.
+
+    With ``calendar`` the ladder runs on working days, as every engine ladder does (engine.rules.ladder):
+    a reminder, and the due-day notice, that would fall on a day off moves to the previous workday (the
+    borrower hears before the date, never after; a due-day notice moved earlier says "due in N days"),
+    an escalation to the next workday (it is about something already late). Notices that land on the same
+    moment are decided by :func:`next_reminder`: the later one of the plan goes out. Without ``calendar``:
+    calendar days (loans recorded before the working-day ladder).
     """
+    def before(day: date) -> date:
+        return calendar.previous_workday(day) if calendar is not None else day
+
+    def after(day: date) -> date:
+        return calendar.next_workday(day) if calendar is not None else day
+
     plan: list[Decision] = []
     for days in settings.before_due_days:
-        plan.append(Decision(action="remind", at=_at(due - timedelta(days=days), settings.hour, zone),
+        day = before(due - timedelta(days=days))
+        lead = (due - day).days
+        plan.append(Decision(action="remind", at=_at(day, settings.hour, zone),
                              step=f"{due}:before:{days}",
-                             reason=f"due in {days} day(s) (before_due_days {settings.before_due_days})",
-                             data={"kind": "before_due", "days": days, "to": ["borrower"]}))
+                             reason=f"due in {lead} day(s) (before_due_days {settings.before_due_days}"
+                                    + (", moved to the previous workday)" if lead != days else ")"),
+                             data={"kind": "before_due", "days": lead, "to": ["borrower"]}))
     if settings.on_due_date:
-        plan.append(Decision(action="remind", at=_at(due, settings.hour, zone), step=f"{due}:due",
-                             reason="due today", data={"kind": "due", "days": 0, "to": ["borrower"]}))
+        day = before(due)
+        if day == due:
+            plan.append(Decision(action="remind", at=_at(due, settings.hour, zone), step=f"{due}:due",
+                                 reason="due today", data={"kind": "due", "days": 0, "to": ["borrower"]}))
+        else:
+            lead = (due - day).days
+            plan.append(Decision(action="remind", at=_at(day, settings.hour, zone), step=f"{due}:due",
+                                 reason=f"due in {lead} day(s) on a day off: the last workday before it",
+                                 data={"kind": "before_due", "days": lead, "to": ["borrower"]}))
     for rung, step in enumerate(settings.escalation, start=1):
-        plan.append(Decision(action="escalate", at=_at(due + timedelta(days=step.after_days), settings.hour, zone),
+        day = after(due + timedelta(days=step.after_days))
+        late = (day - due).days
+        plan.append(Decision(action="escalate", at=_at(day, settings.hour, zone),
                              step=f"{due}:overdue:{step.after_days}",
-                             reason=f"overdue {step.after_days} day(s): rung {rung} of {len(settings.escalation)}"
+                             reason=f"overdue {late} day(s): rung {rung} of {len(settings.escalation)}"
                                     f" to {', '.join(step.to)}",
-                             data={"kind": "overdue", "days": step.after_days, "to": list(step.to), "rung": rung}))
+                             data={"kind": "overdue", "days": late, "to": list(step.to), "rung": rung}))
     if settings.escalation and settings.repeat_every_days:
         last = settings.escalation[-1]
         for repeat in range(1, settings.max_repeats + 1):
             days = last.after_days + repeat * settings.repeat_every_days
-            plan.append(Decision(action="escalate", at=_at(due + timedelta(days=days), settings.hour, zone),
+            day = after(due + timedelta(days=days))
+            plan.append(Decision(action="escalate", at=_at(day, settings.hour, zone),
                                  step=f"{due}:overdue:{days}",
-                                 reason=f"overdue {days} day(s): repeat {repeat} of the last rung "
+                                 reason=f"overdue {(day - due).days} day(s): repeat {repeat} of the last rung "
                                         f"every {settings.repeat_every_days} day(s)",
-                                 data={"kind": "overdue", "days": days, "to": list(last.to),
+                                 data={"kind": "overdue", "days": (day - due).days, "to": list(last.to),
                                        "rung": len(settings.escalation), "repeat": repeat}))
     return plan
 

@@ -187,7 +187,7 @@ async def auth_callback(request: Request, app: Any) -> Response:
 async def _handle(app: Any, org: Any, asset_id: str) -> Any:
     from temporalio.common import WorkflowIDConflictPolicy
 
-    from engine.ids import workflow_id
+    from engine.sdk import workflow_id
 
     from .models import LoanInput
 

@@ -15,13 +15,20 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from temporalio import workflow
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
-    from engine.feishu import requests as fr
-    from engine.rules.decision import Decision
-    from engine.rules.workdays import as_zone
-    from engine.workflow_support import SeenEvents, activity_options, feishu_call
+    from engine.sdk import (
+        Decision,
+        Refusal,
+        SeenEvents,
+        WorkCalendar,
+        activity_options,
+        as_zone,
+        feishu_call,
+        workflow_org,
+    )
+    from engine.sdk import feishu as fr
 
 from . import rules
 from .bitable import history_fields, loan_fields
@@ -49,17 +56,15 @@ from .models import (
 SCENARIO = "asset_loan"
 HISTORY_KEPT = 50  # entries carried over continue-as-new (the full record is in the history table)
 OWN_ACTIVITY = activity_options(timedelta(seconds=30))
+# Reminders and escalations on the site's working days (they ran on calendar days before).
+WORKDAY_LADDER = "asset_loan.workday_ladder"
 
 
-class Refused(ApplicationError):
+class Refused(Refusal):
     """An update the asset's state or rules refuse; its message is what the person is told."""
 
     def __init__(self, message: str) -> None:
-        super().__init__(message, type="AssetLoanRefused", non_retryable=True)
-
-
-def _org() -> str:
-    return workflow.info().workflow_id.split(":", 1)[0]
+        super().__init__(message, code="AssetLoanRefused")
 
 
 @workflow.defn(name="asset_loan.Loan")
@@ -80,6 +85,7 @@ class LoanWorkflow:
         self.context: LoanContext | None = None
         self.settings = AssetLoanSettings()
         self.zone = as_zone("Asia/Shanghai")
+        self.calendar = WorkCalendar(self.zone)
         self.locale = "zh_CN"
         self.loaded = False
         self.version = 0  # bumped on every change the reminder loop must re-plan for
@@ -104,10 +110,12 @@ class LoanWorkflow:
     async def _load(self) -> None:
         """Settings and the asset row, fresh for each run (an organization may have changed them)."""
         self.context = await workflow.execute_activity(
-            "asset_loan.load_context", AssetRef(org=_org(), asset_id=self.asset_id),
+            "asset_loan.load_context", AssetRef(org=workflow_org(), asset_id=self.asset_id),
             result_type=LoanContext, **OWN_ACTIVITY)
         self.settings = AssetLoanSettings.model_validate(self.context.settings)
         self.zone = as_zone(self.context.timezone)
+        site = self.context.site
+        self.calendar = site.calendar() if site is not None else WorkCalendar(self.zone)
         self.locale = self.context.locale
         if self.context.asset is not None:
             self.asset = self.context.asset
@@ -118,7 +126,8 @@ class LoanWorkflow:
         while self.status == "on_loan" and self.loan is not None and self.version == version:
             loan = self.loan
             now = workflow.now()
-            plan = rules.reminder_plan(loan.due, self.settings.reminders, self.zone)
+            calendar = self.calendar if workflow.patched(WORKDAY_LADDER) else None
+            plan = rules.reminder_plan(loan.due, self.settings.reminders, self.zone, calendar)
             decision = rules.next_reminder(plan, loan.notices, now, loan.plan_since)
             if decision.action == "wait" and decision.at is not None:
                 with contextlib.suppress(TimeoutError):
@@ -159,13 +168,13 @@ class LoanWorkflow:
             profile = UserProfile(open_id=request.borrower_open_id, name=request.borrower_name)
             if not profile.name or rule.allowed_departments:
                 fetched = await workflow.execute_activity(
-                    "asset_loan.user_profile", AssetRef(org=_org(), open_id=request.borrower_open_id),
+                    "asset_loan.user_profile", AssetRef(org=workflow_org(), open_id=request.borrower_open_id),
                     result_type=UserProfile, **OWN_ACTIVITY)
                 profile = fetched.model_copy(update={"name": request.borrower_name or fetched.name})
             guard = GuardResult()
             if self.context is not None and self.context.calibration_enabled:
                 guard = await workflow.execute_activity(
-                    "asset_loan.check_guard", AssetRef(org=_org(), asset_id=self.asset_id),
+                    "asset_loan.check_guard", AssetRef(org=workflow_org(), asset_id=self.asset_id),
                     result_type=GuardResult, **OWN_ACTIVITY)
             now = workflow.now()
             decision = rules.check_borrow(
@@ -443,7 +452,7 @@ class LoanWorkflow:
         self._remember(entry)
         self.writes += 1
         request = fr.BitableCreate(
-            org=_org(), app_token=self.settings.app_token, table_id=self.settings.history_table_id,
+            org=workflow_org(), app_token=self.settings.app_token, table_id=self.settings.history_table_id,
             records=[history_fields(self.settings, self.asset or self.asset_id, entry, due, self.zone)],
             client_token=f"{workflow.info().workflow_id}:{self.cycle}:h{self.writes}")
         try:
@@ -457,7 +466,7 @@ class LoanWorkflow:
         if self.asset is None or self.asset.record_id is None:
             return
         label = status or self._status_label()
-        request = fr.BitableUpdate(org=_org(), app_token=self.settings.app_token,
+        request = fr.BitableUpdate(org=workflow_org(), app_token=self.settings.app_token,
                                    table_id=self.settings.asset_table_id, record_id=self.asset.record_id,
                                    fields=loan_fields(self.settings, label, loan, self.zone, returned_at))
         try:
@@ -468,7 +477,7 @@ class LoanWorkflow:
     async def _send(self, open_id: str, template: str, context: dict[str, Any], step: str) -> None:
         if not open_id:
             return
-        request = fr.SendMessage(org=_org(), to=fr.Recipient(id=open_id), template=template, context=context,
+        request = fr.SendMessage(org=workflow_org(), to=fr.Recipient(id=open_id), template=template, context=context,
                                  idempotency_key=f"{workflow.info().workflow_id}:{self.cycle}:{step}")
         try:
             await feishu_call(fr.SEND_MESSAGE, request, result_type=fr.SentMessage)
@@ -552,7 +561,7 @@ class MyLoansWorkflow:
         await feishu_call(fr.SEND_MESSAGE, fr.SendMessage(
             org=params.org, reply_to=params.message_id, template="asset_loan:my_loans",
             context={"loans": loans, "now": workflow.now().isoformat()},
-            idempotency_key=f"{workflow.info().workflow_id}:reply"), result_type=fr.SentMessage)
+            idempotency_key=f"{workflow.info().workflow_id}:reply", locale=params.locale), result_type=fr.SentMessage)
         return len(loans)
 
 

@@ -7,17 +7,22 @@ light); the scenario itself is in config, models, rules, routing, workflows, act
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
-from engine.hookspecs import hookimpl
+from engine.sdk import hookimpl
+
+if TYPE_CHECKING:  # annotations only: the hooks' types, without importing them at load
+    import click
+
+    from engine.sdk import Action, FeishuEvent, OrgContext, RegisterScenario, ScheduleSpec
 
 TEMPLATES = Path(__file__).parent / "templates"
 VERSION = "1.0.0"
 
 
 @hookimpl
-def register_scenarios(register: Any) -> None:
-    from engine.scenario import Scenario
+def register_scenarios(register: RegisterScenario) -> None:
+    from engine.sdk import Scenario
     from plugins.device_calibration.activities import ACTIVITIES
     from plugins.device_calibration.config import SITE_OVERRIDABLE, DeviceCalibrationSettings
     from plugins.device_calibration.workflows import WORKFLOWS
@@ -29,21 +34,21 @@ def register_scenarios(register: Any) -> None:
 
 
 @hookimpl
-def route_event(event: Any, org: Any) -> list[Any] | None:
+def route_event(event: FeishuEvent, org: OrgContext) -> list[Action] | None:
     from plugins.device_calibration.routing import route
 
     return route(event, org)
 
 
 @hookimpl
-def schedules(org: Any) -> list[Any] | None:
+def schedules(org: OrgContext) -> list[ScheduleSpec] | None:
     from plugins.device_calibration.routing import schedule_specs
 
     return schedule_specs(org)
 
 
 @hookimpl
-def register_commands(cli: Any) -> None:
+def register_commands(cli: click.Group) -> None:
     from plugins.device_calibration.commands import add_commands
 
     add_commands(cli)

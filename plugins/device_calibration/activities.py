@@ -1,7 +1,8 @@
 """The device_calibration scenario's own activities: reading the device table and reaching other workflows.
 
-They use the running engine (:func:`engine.runtime.app.current_app`): its config (settings, calendar),
-its Feishu client (the device table) and its Temporal client (signal-with-start of cycles). Time comes
+The worker builds :class:`DeviceCalibrationActivities` with the engine's services (``engine.sdk.Services``):
+its config (settings, calendar), its Feishu client (the device table) and its Temporal client
+(signal-with-start of cycles) are passed in. Time comes
 from the activity's scheduled time, never the wall clock, so frozen-time tests see the skipped date.
 """
 
@@ -17,9 +18,7 @@ from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.service import RPCError, RPCStatusCode
 
-from engine.feishu.errors import FeishuError
-from engine.ids import workflow_id
-from engine.runtime.app import current_app
+from engine.sdk import FeishuError, Services, workflow_id
 from plugins.device_calibration import rules
 from plugins.device_calibration.config import DeviceCalibrationSettings
 from plugins.device_calibration.models import (
@@ -50,10 +49,6 @@ RECORD_NOT_FOUND = 1254043
 RECONCILE_IN_FLIGHT = 16
 
 
-def _org(org_id: str) -> Any:
-    return current_app().config.org(org_id)
-
-
 def _settings(org: Any) -> DeviceCalibrationSettings:
     return org.settings(SCENARIO)  # type: ignore[no-any-return]
 
@@ -63,15 +58,9 @@ def _as_of(org: Any) -> date:
     return org.config.clock.now(activity.info().current_attempt_scheduled_time).astimezone(org.zone).date()
 
 
-def calendar_facts(org: Any) -> CalendarFacts:
-    return CalendarFacts(timezone=org.timezone, holidays=[date.fromisoformat(d) for d in org.config.holidays],
-                         workdays=[date.fromisoformat(d) for d in org.config.workdays], clock=org.config.clock)
-
-
-async def read_devices(org: Any, settings: DeviceCalibrationSettings,
+async def read_devices(feishu: Any, org: Any, settings: DeviceCalibrationSettings,
                        record_ids: list[str] | None = None) -> list[DeviceRecord]:
     """Every device row of the table (or the rows ``record_ids``), decoded; rows without an id are left out."""
-    feishu = current_app().feishu
     bitable = settings.bitable
     if record_ids is None:
         raw = await feishu.bitable_search(bitable.app_token, bitable.table_id)
@@ -91,38 +80,36 @@ async def read_devices(org: Any, settings: DeviceCalibrationSettings,
     return devices
 
 
-@activity.defn(name="device_calibration.load_context")
-async def load_context(request: LoadContext) -> CycleContext:
+async def load_context(services: Services, request: LoadContext) -> CycleContext:
     """The organization's settings and calendar, and the device's row (by record id, else by device id)."""
-    org = _org(request.org)
+    org = services.org(request.org)
     settings = _settings(org)
     device: DeviceRecord | None = None
     if request.record_id:
-        found = await read_devices(org, settings, [request.record_id])
+        found = await read_devices(services.feishu, org, settings, [request.record_id])
         device = found[0] if found and found[0].device_id == request.device_id.upper() else None
     if device is None:
         bitable = settings.bitable
         condition = {"field_name": settings.fields.device_id, "operator": "is", "value": [request.device_id]}
-        raw = await current_app().feishu.bitable_search(
+        raw = await services.feishu.bitable_search(
             bitable.app_token, bitable.table_id, filter={"conjunction": "and", "conditions": [condition]})
         for record in raw:
             parsed = rules.parse_device(record.record_id, record.fields, settings, org.zone)
             if parsed is not None and parsed.device_id == request.device_id.upper():
                 device = parsed
                 break
-    if device is not None and device.info.site:
-        # the hospital's own settings (those its site_overridable lets it set), e.g. its reminder ladder
-        settings = org.settings(SCENARIO, site=device.info.site)
-    return CycleContext(settings=settings.model_dump(mode="json"), calendar=calendar_facts(org),
-                        locale=org.locale, device=device)
+    # the device's hospital: its own settings (those site_overridable lets it set, e.g. its reminder ladder),
+    # zone, locale and working days; the group's for a device without a site
+    site = services.context(org.id, SCENARIO, device.info.site if device is not None else None)
+    calendar = CalendarFacts(timezone=site.timezone, holidays=site.holidays, workdays=site.workdays, clock=site.clock)
+    return CycleContext(settings=site.settings, calendar=calendar, locale=site.locale, device=device)
 
 
-@activity.defn(name="device_calibration.write_status")
-async def write_status(request: WriteStatus) -> None:
+async def write_status(services: Services, request: WriteStatus) -> None:
     """Write a device's row; its usage status becomes the most restrictive of all the device's kinds."""
-    org = _org(request.org)
+    org = services.org(request.org)
     settings = _settings(org)
-    feishu = current_app().feishu
+    feishu = services.feishu
     bitable = settings.bitable
     fields = dict(request.fields)
     status_field = settings.fields.status
@@ -136,10 +123,9 @@ async def write_status(request: WriteStatus) -> None:
         raise error.to_application_error() from error
 
 
-@activity.defn(name="device_calibration.settings")
-async def load_settings(org_id: str) -> dict[str, Any]:
+async def load_settings(services: Services, org_id: str) -> dict[str, Any]:
     """The organization's current settings of this scenario, as JSON."""
-    return _settings(_org(org_id)).model_dump(mode="json")
+    return _settings(services.org(org_id)).model_dump(mode="json")
 
 
 # ------------------------------------------------------------------------------------- reconciliation
@@ -179,20 +165,18 @@ def drift(state: CycleState, device: DeviceRecord, kind_name: str, settings: Dev
     return ""
 
 
-@activity.defn(name="device_calibration.reconcile")
-async def reconcile(request: ReconcileInput) -> ReconcileReport:
+async def reconcile(services: Services, request: ReconcileInput) -> ReconcileReport:
     """Start, update or retire cycles so they match the device table; say what changed and why."""
-    app = current_app()
-    org = _org(request.org)
+    org = services.org(request.org)
     settings = _settings(org)
-    client: Client = app.temporal
+    client: Client = services.temporal
     today = _as_of(org)
-    devices = await read_devices(org, settings, request.record_ids)
+    devices = await read_devices(services.feishu, org, settings, request.record_ids)
     report = ReconcileReport(org=org.id, rows=len(devices))
     # One listing of the running cycles spares a describe per device and kind that does not apply.
     running = await _running_cycles(client, org.id, report) if request.record_ids is None else None
     wanted: set[str] = set()
-    checker = _DeviceCheck(client, org.id, app.config.temporal.task_queue, settings, today, request.run_key,
+    checker = _DeviceCheck(client, org.id, services.task_queue, settings, today, request.run_key,
                            running, wanted, report)
     # Several devices at a time: each costs round trips to the server (describe, query, start), not CPU.
     limit = asyncio.Semaphore(RECONCILE_IN_FLIGHT)
@@ -295,16 +279,15 @@ async def _retire_vanished(client: Client, org_id: str, running: set[str], wante
 # -------------------------------------------------------------------------------------------- digest
 
 
-@activity.defn(name="device_calibration.collect_digest")
-async def collect_digest(request: DigestInput) -> list[DepartmentDigest]:
+async def collect_digest(services: Services, request: DigestInput) -> list[DepartmentDigest]:
     """Per department: devices due within the window, overdue (or quarantined), and out for calibration."""
-    org = _org(request.org)
+    org = services.org(request.org)
     settings = _settings(org)
     window = request.window_days or settings.digest_window_days
-    client: Client = current_app().temporal
+    client: Client = services.temporal
     today = _as_of(org)
     digests: dict[str, DepartmentDigest] = {}
-    for device in await read_devices(org, settings):
+    for device in await read_devices(services.feishu, org, settings):
         department = device.info.department or "-"
         digest = digests.setdefault(department, DepartmentDigest(department=department))
         if digest.head is None and device.info.department_head:
@@ -327,4 +310,31 @@ async def collect_digest(request: DigestInput) -> list[DepartmentDigest]:
     return [digests[name] for name in sorted(digests)]
 
 
-ACTIVITIES = [load_context, load_settings, write_status, reconcile, collect_digest]
+class DeviceCalibrationActivities:
+    """The scenario's activities, bound by the worker to the engine's services."""
+
+    def __init__(self, services: Services) -> None:
+        self.services = services
+
+    @activity.defn(name="device_calibration.load_context")
+    async def load_context(self, request: LoadContext) -> CycleContext:
+        return await load_context(self.services, request)
+
+    @activity.defn(name="device_calibration.settings")
+    async def load_settings(self, org_id: str) -> dict[str, Any]:
+        return await load_settings(self.services, org_id)
+
+    @activity.defn(name="device_calibration.write_status")
+    async def write_status(self, request: WriteStatus) -> None:
+        await write_status(self.services, request)
+
+    @activity.defn(name="device_calibration.reconcile")
+    async def reconcile(self, request: ReconcileInput) -> ReconcileReport:
+        return await reconcile(self.services, request)
+
+    @activity.defn(name="device_calibration.collect_digest")
+    async def collect_digest(self, request: DigestInput) -> list[DepartmentDigest]:
+        return await collect_digest(self.services, request)
+
+
+ACTIVITIES = [DeviceCalibrationActivities]

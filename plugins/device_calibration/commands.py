@@ -13,7 +13,6 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from engine import csvexport
 from plugins.device_calibration.models import SCENARIO, CycleState, cycle_key
 
 CSV_COLUMNS = ["org", "device_id", "kind", "cycle", "seq", "at", "action", "actor", "reason", "detail", "source"]
@@ -50,7 +49,7 @@ def _state_rows(org_id: str, wid: str, state: CycleState) -> list[dict[str, Any]
 async def export_rows(config: Any, feishu: Any, client: Any, org_id: str, device: str | None = None
                       ) -> list[dict[str, Any]]:
     """The audit rows of one organization (or one device), oldest first, each event once."""
-    from engine.ids import workflow_id
+    from engine.sdk import workflow_id
     from plugins.device_calibration.activities import cycle_state
     from plugins.device_calibration.rules import parse_device
 
@@ -81,6 +80,8 @@ async def export_rows(config: Any, feishu: Any, client: Any, org_id: str, device
 
 
 def write_csv(rows: list[dict[str, Any]], out: Path) -> None:
+    from engine.sdk import csvexport
+
     out.parent.mkdir(parents=True, exist_ok=True)
     # utf-8-sig: Excel on Chinese Windows opens it with the right encoding
     with out.open("w", encoding="utf-8-sig", newline="") as handle:
@@ -92,7 +93,7 @@ def write_csv(rows: list[dict[str, Any]], out: Path) -> None:
 def add_commands(cli: Any) -> None:
     import click
 
-    from engine.cli import Fail, pass_app, run_async
+    from engine.sdk import Fail, command_services, pass_app, run_async
 
     @cli.group(name="device_calibration")
     def group() -> None:
@@ -106,17 +107,10 @@ def add_commands(cli: Any) -> None:
     @run_async
     async def export(state: Any, org_id: str, device: str | None, out: Path) -> None:
         """Write the calibration audit trail (decisions and confirmations) as CSV."""
-        from engine.feishu.client import FeishuClient
-        from engine.runtime.worker import connect
-
         config = state.config()
         if org_id not in config.orgs:
             raise Fail(f"no organization {org_id!r}", f"known: {', '.join(config.orgs)}")
-        client = await connect(config.temporal.address, config.temporal.namespace, tls=config.temporal.tls)
-        feishu = FeishuClient.from_config(config)
-        try:
-            rows = await export_rows(config, feishu, client, org_id, device)
-        finally:
-            await feishu.aclose()
+        async with command_services(config) as services:
+            rows = await export_rows(config, services.feishu, services.temporal, org_id, device)
         write_csv(rows, out)
         click.echo(f"{len(rows)} rows written to {out}")

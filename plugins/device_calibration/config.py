@@ -12,8 +12,7 @@ from datetime import time
 
 from pydantic import Field, field_validator, model_validator
 
-from engine.rules import EscalationStep, LadderSettings, validate_cron
-from engine.scenario import PluginSettings
+from engine.sdk import EscalationStep, LadderSettings, PluginSettings, validate_cron
 
 PRIMARY_KIND = "calibration"
 

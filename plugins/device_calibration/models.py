@@ -8,13 +8,13 @@ are decoded here, in one place.
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, Field
 
-from engine.clock import BusinessClock
+from engine.sdk import BusinessClock, cells
 from plugins.device_calibration.config import PRIMARY_KIND
 
 SCENARIO = "device_calibration"
@@ -38,61 +38,35 @@ def split_cycle_key(key: str) -> tuple[str, str]:
 
 
 # ------------------------------------------------------------------------------------------ cell decoding
+# Cells are decoded by the SDK's codec (every field type, formula and lookup wrappers included); these
+# keep the scenario's lenient reading: a cell that cannot be its column's type reads as empty.
 
 
 def cell_text(value: Any) -> str:
-    """Text of a Bitable cell: plain strings, numbers, rich-text segments or option lists."""
-    if value is None:
-        return ""
-    if isinstance(value, str):
-        return value.strip()
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return str(int(value)) if float(value).is_integer() else str(value)
-    if isinstance(value, dict):
-        for key in ("text", "name", "value", "link"):
-            if key in value:
-                return cell_text(value[key])
-        return ""
-    if isinstance(value, list):
-        return "".join(cell_text(item) for item in value).strip()
-    return str(value).strip()
+    """Text of a Bitable cell: plain strings, numbers, rich-text segments or option lists (stripped)."""
+    return cells.text(value)
 
 
 def cell_int(value: Any) -> int | None:
     """A whole number from a number or text cell ("12", 12, 12.0); None when empty or not a number."""
-    text = cell_text(value)
-    if not text:
-        return None
     try:
-        return int(float(text))
-    except ValueError:
+        number = cells.number(value)
+    except cells.CellError:
         return None
+    return int(number) if number is not None else None
 
 
 def cell_date(value: Any, zone: ZoneInfo) -> date | None:
-    """A date from a Bitable date cell (ms since the epoch, shown in ``zone``) or an ISO date text."""
-    if value is None or value == "":
-        return None
-    if isinstance(value, list) and value:
-        return cell_date(value[0], zone)
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return datetime.fromtimestamp(value / 1000, tz=UTC).astimezone(zone).date()
-    text = cell_text(value)
-    if not text:
-        return None
-    if text.isdigit():
-        return cell_date(int(text), zone)
+    """A date from a Bitable date cell (ms since the epoch, shown in ``zone``), a lookup of one, or ISO text."""
     try:
-        return date.fromisoformat(text[:10].replace("/", "-"))
-    except ValueError:
+        return cells.date(value, zone)
+    except cells.CellError:
         return None
 
 
 def date_cell(day: date, zone: ZoneInfo) -> int:
     """How a date is written into a Bitable date field: ms at local midnight in ``zone``."""
-    return int(datetime(day.year, day.month, day.day, tzinfo=zone).timestamp() * 1000)
+    return cells.encode_date(day, zone)
 
 
 class Person(BaseModel):
@@ -104,21 +78,11 @@ class Person(BaseModel):
 
 def cell_person(value: Any) -> Person | None:
     """The first person of a person cell (``[{"id": "ou_...", "name": ...}]``) or an open_id as text."""
-    if value is None or value == "":
+    try:
+        found = cells.person(value)
+    except cells.CellError:
         return None
-    if isinstance(value, list):
-        for item in value:
-            person = cell_person(item)
-            if person is not None:
-                return person
-        return None
-    if isinstance(value, dict):
-        open_id = value.get("id") or value.get("open_id") or ""
-        if not open_id:
-            return None
-        return Person(open_id=str(open_id), name=str(value.get("name") or value.get("en_name") or ""))
-    text = cell_text(value)
-    return Person(open_id=text) if text.startswith("ou_") else None
+    return Person(open_id=found.id, name=found.name or found.en_name) if found else None
 
 
 # ---------------------------------------------------------------------------------------------- records

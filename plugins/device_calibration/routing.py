@@ -8,9 +8,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from engine import actions
-from engine.events import BitableRecordChanged, CardAction, FeishuEvent, MessageReceived
-from engine.scenario import ScheduleSpec
+from engine.sdk import (
+    BitableRecordChanged,
+    CardAction,
+    FeishuEvent,
+    MessageReceived,
+    ScheduleSpec,
+    actions,
+    question_locale,
+)
 from plugins.device_calibration import rules
 from plugins.device_calibration.config import PRIMARY_KIND, DeviceCalibrationSettings
 from plugins.device_calibration.models import (
@@ -108,11 +114,13 @@ def _status_question(event: MessageReceived, settings: DeviceCalibrationSettings
     if device_id is None:
         return None
     context = {"device_id": device_id, "today": event.create_time.isoformat()}
+    locale = question_locale(event.text, device_id)  # the asker's language; None: the device's organization's
     return [actions.QueryWorkflow(
         scenario=SCENARIO, key=cycle_key(device_id, PRIMARY_KIND), query="state",
-        reply=actions.Reply(template=f"{SCENARIO}:status", context=context, message_id=event.message_id),
+        reply=actions.Reply(template=f"{SCENARIO}:status", context=context, message_id=event.message_id,
+                            locale=locale),
         reply_missing=actions.Reply(template=f"{SCENARIO}:unknown_device", context=context,
-                                    message_id=event.message_id))]
+                                    message_id=event.message_id, locale=locale))]
 
 
 def schedule_specs(org: Any) -> list[ScheduleSpec]:

@@ -12,7 +12,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from engine.rules import Decision, WorkCalendar, next_due, next_notice
+from engine.sdk import Decision, WorkCalendar, next_due, next_notice
 from plugins.device_calibration.config import PRIMARY_KIND, DeviceCalibrationSettings, ScheduleKind
 from plugins.device_calibration.models import (
     CalendarFacts,

@@ -26,10 +26,8 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from engine.clock import BusinessClock
-    from engine.feishu import requests as fr
-    from engine.rules import Decision, WorkCalendar
-    from engine.workflow_support import SeenEvents, activity_options, feishu_call
+    from engine.sdk import BusinessClock, Decision, SeenEvents, WorkCalendar, activity_options, feishu_call
+    from engine.sdk import feishu as fr
     from plugins.device_calibration import rules
     from plugins.device_calibration.config import DeviceCalibrationSettings
     from plugins.device_calibration.models import (
@@ -595,7 +593,8 @@ class CalibrationCycle:
         assert self.s is not None
         await feishu_call(fr.SEND_MESSAGE, fr.SendMessage(
             org=self.s.org, to=fr.Recipient(id=open_id), template=template, context=context,
-            idempotency_key=f"{self.wid}:{self.s.cycle}:{step}:{open_id}"), result_type=fr.SentMessage)
+            idempotency_key=f"{self.wid}:{self.s.cycle}:{step}:{open_id}", locale=self.locale),
+            result_type=fr.SentMessage)
 
     async def _write_row(self, fields: dict[str, Any], *, status: bool = True) -> None:
         """Write cells of the device's row (``status=False`` leaves the usage status as people set it)."""

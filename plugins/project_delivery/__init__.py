@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from engine.hookspecs import hookimpl
+from engine.sdk import hookimpl
 
 SCENARIO = "project_delivery"
 REGISTRY_KEY = "registry"
@@ -19,7 +19,7 @@ TEMPLATES = Path(__file__).parent / "templates"
 
 @hookimpl
 def register_scenarios(register: Any) -> None:
-    from engine.scenario import Scenario
+    from engine.sdk import Scenario
 
     from .activities import ACTIVITIES
     from .config import SITE_OVERRIDABLE, ProjectDeliverySettings
@@ -33,7 +33,7 @@ def register_scenarios(register: Any) -> None:
 
 def _create(parsed: Any, reply_to: str, org: Any, request_key: str) -> list[Any]:
     """Actions for a parsed request: a reply naming what is missing, the form, or the project's start."""
-    from engine import actions as act
+    from engine.sdk import actions as act
 
     from .models import ProjectInput, RegistryState
     from .rules import project_id_for
@@ -70,7 +70,7 @@ def _message(event: Any, org: Any) -> list[Any] | None:
 
 
 def _card(event: Any, org: Any) -> list[Any] | None:
-    from engine import actions as act
+    from engine.sdk import actions as act
 
     from .models import CloseRequest, StageChange
 
@@ -107,8 +107,8 @@ def _card(event: Any, org: Any) -> list[Any] | None:
 
 @hookimpl
 def route_event(event: Any, org: Any) -> list[Any] | None:
-    from engine import actions as act
-    from engine.events import BitableRecordChanged, CardAction, MessageReceived
+    from engine.sdk import BitableRecordChanged, CardAction, MessageReceived
+    from engine.sdk import actions as act
 
     if isinstance(event, MessageReceived):
         return _message(event, org)
@@ -131,7 +131,7 @@ def route_event(event: Any, org: Any) -> list[Any] | None:
 
 @hookimpl
 def schedules(org: Any) -> list[Any]:
-    from engine.scenario import ScheduleSpec
+    from engine.sdk import ScheduleSpec
 
 
     settings = org.settings(SCENARIO)

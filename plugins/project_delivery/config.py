@@ -12,8 +12,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from engine.rules import EscalationStep, validate_cron
-from engine.scenario import PluginSettings
+from engine.sdk import EscalationStep, PluginSettings, validate_cron
 
 Role = Literal["project_manager", "sales", "service_engineer", "regional_manager"]
 ROLES: tuple[str, ...] = ("project_manager", "sales", "service_engineer", "regional_manager")

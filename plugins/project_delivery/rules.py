@@ -13,7 +13,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from engine.rules import Decision, LadderSettings, WorkCalendar, add_months, cron_next, next_notice
+from engine.sdk import Decision, LadderSettings, WorkCalendar, add_months, cron_next, next_notice
 
 from .config import ROLES, NamingRule, ProjectDeliverySettings, StaffingTable
 from .models import CreateRequest, ParseResult, ProjectRow, ProjectState, StageChange, StageEvent

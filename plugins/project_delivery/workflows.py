@@ -23,9 +23,8 @@ from temporalio import workflow
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from engine.feishu import requests as fr
-    from engine.rules import Decision, WorkCalendar
-    from engine.workflow_support import SeenEvents, activity_options, feishu_call
+    from engine.sdk import Decision, SeenEvents, WorkCalendar, activity_options, feishu_call
+    from engine.sdk import feishu as fr
 
 from . import rules
 from .config import ProjectDeliverySettings

@@ -22,6 +22,9 @@ plugins = ["echo"]
 [organizations.rennuo.settings.echo]
 greeting = "您好"
 
+[organizations.rennuo.sites.xian]
+locale = "en_US"
+
 [organizations.rennuo.sites.xian.settings.echo]
 greeting = "你好，西安"
 
@@ -94,8 +97,9 @@ def test_config_show_prints_effective_settings_per_site(config: Path) -> None:
     assert code == 0, out
     shown = json.loads(out)
     assert shown["plugins"]["echo"]["greeting"] == "你好，西安"
+    assert shown["locale"] == "en_US"  # the site's own locale, not the group's
     code, out = run(["--config", str(config), "config", "show", "--org", "rennuo"])
-    assert json.loads(out)["plugins"]["echo"]["greeting"] == "您好"
+    assert json.loads(out)["plugins"]["echo"]["greeting"] == "您好" and json.loads(out)["locale"] == "zh_CN"
     code, out = run(["--config", str(config), "config", "show", "--org", "nobody"])
     assert code == 2 and "no organization 'nobody'" in out and "hint: known: rennuo, neusoft" in out
 

@@ -9,9 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from engine import actions
-from engine.hookspecs import hookimpl
-from engine.scenario import Scenario
+from engine.sdk import Scenario, actions, hookimpl
 
 
 @hookimpl
@@ -25,7 +23,7 @@ def register_scenarios(register: Any) -> None:
 
 @hookimpl
 def route_event(event: Any, org: Any) -> list[actions.Action] | None:
-    from engine.events import EngineEvent
+    from engine.sdk import EngineEvent
 
     if not isinstance(event, EngineEvent) or event.event_type != "checkup.registered":
         return None

@@ -8,10 +8,8 @@ from pydantic import BaseModel, Field
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from engine.feishu.requests import SEND_MESSAGE, Recipient, SendMessage
-    from engine.rules import EscalationStep, LadderSettings, WorkCalendar, next_notice
-    from engine.scenario import PluginSettings
-    from engine.workflow_support import feishu_call
+    from engine.sdk import EscalationStep, LadderSettings, PluginSettings, WorkCalendar, feishu_call, next_notice
+    from engine.sdk.feishu import SEND_MESSAGE, Recipient, SendMessage
 
 
 class CheckupSettings(PluginSettings):

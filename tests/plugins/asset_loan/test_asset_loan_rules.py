@@ -201,7 +201,7 @@ def test_route_event_maps_cards_and_phrases() -> None:
     ask = MessageReceived(event_id="e2", event_type="im.message.receive_v1", create_time=now, message_id="om_1",
                           chat_id="oc_1", text=" 我借了什么 ", sender_open_id="ou_li")
     (mine,) = plugin.route_event(event=ask, org=org)
-    assert mine.workflow == "asset_loan.MyLoans" and mine.key == "my_loans:e2"
+    assert mine.workflow == "asset_loan.MyLoans" and mine.key == "my_loans:om_1" and mine.once  # per message
     card = ask.model_copy(update={"text": "资产 RD-OSC-001", "event_id": "e3"})
     (signal,) = plugin.route_event(event=card, org=org)
     assert isinstance(signal, act.SignalWithStart) and signal.key == "RD-OSC-001" and signal.signal == "send_card"

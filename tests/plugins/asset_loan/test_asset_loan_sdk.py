@@ -1,0 +1,200 @@
+"""asset_loan on the SDK: a lookup due date, per-site settings, locale and zone, the working-day ladder, status
+replies in the asker's locale, and a message pushed again under a new event id answered once."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, time, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from test_asset_loan_flow import BORROWER, SEED, SETTINGS
+
+import plugins.asset_loan as asset_loan
+from engine.sdk import CardAction, MessageReceived, WorkCalendar
+from engine.testing.events import card_press
+from engine.testing.events import message as build_message
+from engine.testing.kit import org_config
+from engine.testing.replay import assert_replays, keep_history, load_history
+from plugins.asset_loan.bitable import read_asset
+from plugins.asset_loan.config import AssetLoanSettings, ReminderSettings
+from plugins.asset_loan.models import LoanState
+from plugins.asset_loan.rules import reminder_plan
+from plugins.asset_loan.workflows import WORKFLOWS
+
+ZONE = ZoneInfo("Asia/Shanghai")
+NOV_24_MS = 1795449600000  # 2026-11-24 00:00 in Asia/Shanghai
+
+
+def press(op: str, asset: str, who: str, **form: Any) -> CardAction:
+    return card_press({"scenario": "asset_loan", "op": op, "asset": asset}, who, form=form or None)
+
+
+def message(text: str, *, event_id: str, message_id: str, chat_type: str = "p2p",
+            mentions_bot: bool = False) -> MessageReceived:
+    return build_message(text, sender=BORROWER, chat_type=chat_type, mentions_bot=mentions_bot,
+                         message_id=message_id, event_id=event_id)
+
+
+def replies_to(env: Any, message_id: str) -> list[Any]:
+    return [m for m in env.messages() if m.reply_to == message_id]
+
+
+def rows(env: Any) -> dict[str, Any]:
+    return env.standin.state.table("bascnAssetLoan", "tblAssets")["records"]
+
+
+# ------------------------------------------------------------------------------------- cells
+
+
+def test_a_lookup_due_date_column_gives_the_due_date() -> None:
+    fields = {"资产编号": [{"type": "text", "text": "RD-OSC-001"}], "名称": "示波器",
+              "保管人": [{"id": "ou_al_zhang", "name": "张伟", "en_name": "Zhang Wei", "email": "z@example.com"}],
+              "借用人": {"type": 11, "value": [{"id": BORROWER, "name": "李娜"}]},
+              "应还日期": {"type": 5, "value": [NOV_24_MS]}, "院区": "西安仁诺"}
+    row = read_asset("rec1", fields, AssetLoanSettings(), ZONE)
+    assert row.due_back == date(2026, 11, 24)
+    assert (row.asset_id, row.keeper_open_id, row.keeper_name) == ("RD-OSC-001", "ou_al_zhang", "张伟")
+    assert (row.borrower_open_id, row.borrower_name, row.site) == (BORROWER, "李娜", "西安仁诺")
+
+
+def test_a_keeper_typed_as_a_name_and_an_odd_date_still_read() -> None:
+    row = read_asset("rec1", {"资产编号": "RD-1", "保管人": "张伟", "应还日期": "next week"}, AssetLoanSettings(), ZONE)
+    assert (row.keeper_open_id, row.keeper_name, row.due_back) == ("", "张伟", None)
+
+
+async def test_what_do_i_have_reads_a_lookup_due_date(scenario_harness: Any) -> None:
+    async with scenario_harness({"asset_loan": asset_loan}, org_settings={"asset_loan": SETTINGS}) as env:
+        env.standin.state.merge_json(SEED)
+        row = rows(env)["recAsset004"]["fields"]
+        row.update({"状态": "借出", "借用人": [{"id": BORROWER, "name": "李娜"}],
+                    "应还日期": {"type": 5, "value": [NOV_24_MS]}})
+        await env.deliver(message("我借了什么", event_id="ev-mine", message_id="om_mine"))
+        (reply,) = replies_to(env, "om_mine")
+        assert "2026年11月24日" in reply.text and "已逾期" in reply.text
+
+
+# -------------------------------------------------------------------------- per-site settings
+
+
+async def test_a_sites_overrides_locale_and_zone_apply_to_its_assets(scenario_harness: Any) -> None:
+    config = org_config(
+        plugins=["asset_loan"], settings={"asset_loan": SETTINGS},
+        sites={"xian": {"name": "西安仁诺", "locale": "en_US", "timezone": "Asia/Urumqi",
+                        "settings": {"asset_loan": {"categories": {"default": {}, "instrument": {
+                            "default_loan_days": 3, "max_loan_days": 5}}}}}})
+    async with scenario_harness({"asset_loan": asset_loan}, config=config) as env:
+        env.standin.state.merge_json(SEED)
+        rows(env)["recAsset001"]["fields"]["院区"] = "西安仁诺"  # the asset belongs to the Xi'an hospital
+        result = await env.deliver(press("borrow", "RD-OSC-001", BORROWER))
+        assert result.toast and result.toast.startswith("You borrowed")  # the site's locale
+        state = LoanState.model_validate(await env.query("asset_loan", "RD-OSC-001"))
+        today = (await env.now()).astimezone(ZoneInfo("Asia/Urumqi")).date()
+        assert state.loan is not None and state.loan.due == today + timedelta(days=3)  # the site's rule
+        group = await env.deliver(press("borrow", "RD-OSC-002", BORROWER))  # no site: the group's rule
+        assert group.toast and "请于" in group.toast
+        other = LoanState.model_validate(await env.query("asset_loan", "RD-OSC-002"))
+        assert other.loan is not None and other.loan.due == (await env.now()).astimezone(ZONE).date() + timedelta(7)
+
+
+# ---------------------------------------------------------------------------- working days
+
+
+def test_a_loan_due_on_national_day_is_reminded_and_escalated_on_working_days() -> None:
+    calendar = WorkCalendar(ZONE)
+    settings = ReminderSettings(repeat_every_days=0)
+    plan = reminder_plan(date(2026, 10, 4), settings, ZONE, calendar)
+    days = {d.step: d.at.astimezone(ZONE).date() for d in plan if d.at is not None}
+    # before the holiday: the last workday before it (never on 1-7 October), not a day late
+    assert days["2026-10-04:before:1"] == date(2026, 9, 30)
+    assert days["2026-10-04:due"] == date(2026, 9, 30)
+    due_notice = next(d for d in plan if d.step == "2026-10-04:due")
+    assert due_notice.data["kind"] == "before_due" and due_notice.data["days"] == 4  # "due in 4 days", not "today"
+    # escalations on the first workday after the holiday (8 October), not on a Sunday
+    assert days["2026-10-04:overdue:1"] == days["2026-10-04:overdue:3"] == date(2026, 10, 8)
+    assert days["2026-10-04:overdue:7"] == date(2026, 10, 12)  # 11 October is a Sunday
+    assert all(calendar.is_workday(day) for day in days.values())
+    # the calendar-day plan (loans recorded before) is unchanged
+    old = {d.step: d.at.astimezone(ZONE).date() for d in reminder_plan(date(2026, 10, 4), settings, ZONE)}
+    assert old["2026-10-04:due"] == date(2026, 10, 4) and old["2026-10-04:overdue:1"] == date(2026, 10, 5)
+
+
+async def test_the_loans_reminder_goes_out_on_the_last_workday_before_a_day_off(scenario_harness: Any) -> None:
+    async with scenario_harness({"asset_loan": asset_loan}, org_settings={"asset_loan": SETTINGS}) as env:
+        env.standin.state.merge_json(SEED)
+        calendar = WorkCalendar(ZONE)
+        today = (await env.now()).astimezone(ZONE).date()
+        # a due date on a day off whose day before is off too, within the category's 14 days
+        due = next(today + timedelta(days=n) for n in range(3, 15)
+                   if not calendar.is_workday(today + timedelta(days=n))
+                   and not calendar.is_workday(today + timedelta(days=n - 1)))
+        reminder_day = calendar.previous_workday(due)
+        await env.deliver(press("borrow", "RD-OSC-001", BORROWER, due=due.isoformat()))
+        sent = len(env.messages(to=BORROWER))  # the borrow card
+        await env.advance_to(datetime.combine(reminder_day, time(8, 59), tzinfo=ZONE))
+        assert len(env.messages(to=BORROWER)) == sent
+        await env.advance_to(datetime.combine(reminder_day, time(9, 1), tzinfo=ZONE))
+        assert len(env.messages(to=BORROWER)) == sent + 1  # one reminder, before the days off
+        await env.advance_to(datetime.combine(due, time(9, 1), tzinfo=ZONE))
+        assert len(env.messages(to=BORROWER)) == sent + 1  # nothing on the days off
+
+
+# ------------------------------------------------------------------------------- status replies
+
+
+async def test_status_is_answered_in_the_askers_locale(scenario_harness: Any) -> None:
+    async with scenario_harness({"asset_loan": asset_loan}, org_settings={"asset_loan": SETTINGS}) as env:
+        env.standin.state.merge_json(SEED)
+        await env.deliver(press("borrow", "RD-OSC-001", BORROWER))
+        await env.deliver(message("RD-OSC-001 status", event_id="ev-en", message_id="om_en", chat_type="group",
+                                  mentions_bot=True))
+        (english,) = replies_to(env, "om_en")
+        assert "on loan" in english.text and "Borrower: 李娜" in english.text and "借" not in english.text
+        await env.deliver(message("RD-OSC-001 状态", event_id="ev-zh", message_id="om_zh", chat_type="group",
+                                  mentions_bot=True))
+        (chinese,) = replies_to(env, "om_zh")
+        assert "借出" in chinese.text and "借用人：李娜" in chinese.text
+        await env.deliver(message("RD-NONE-404 status", event_id="ev-none", message_id="om_none"))
+        (missing,) = replies_to(env, "om_none")
+        assert missing.text.startswith("No loans recorded for RD-NONE-404")
+
+
+# ---------------------------------------------------------------------------------- redelivery
+
+
+async def test_a_message_pushed_again_under_a_new_event_id_is_answered_once(scenario_harness: Any) -> None:
+    async with scenario_harness({"asset_loan": asset_loan}, org_settings={"asset_loan": SETTINGS}) as env:
+        env.standin.state.merge_json(SEED)
+        await env.deliver(press("borrow", "RD-OSC-001", BORROWER))
+        await env.deliver(message("我借了什么", event_id="ev-first", message_id="om_dup_1"))
+        await env.deliver(message("我借了什么", event_id="ev-second", message_id="om_dup_1"))
+        (reply,) = replies_to(env, "om_dup_1")
+        assert "RD-OSC-001" in reply.text and reply.text.startswith("您当前借用")
+        await env.deliver(message("what do I have", event_id="ev-en", message_id="om_what"))
+        (english,) = replies_to(env, "om_what")
+        assert english.text.startswith("Items you have (1)")  # the asker's language, in a zh_CN organization
+
+
+# ------------------------------------------------------------------------------------------ replay
+
+WORKDAYS_HISTORY = Path(__file__).parent / "histories" / "loan_workdays.json"
+
+
+async def test_a_loan_on_the_working_day_ladder_replays(scenario_harness: Any) -> None:
+    """Records (once) a loan that reminded on the working-day ladder: later changes must replay it too."""
+    async with scenario_harness({"asset_loan": asset_loan}, org_settings={"asset_loan": SETTINGS}) as env:
+        env.standin.state.merge_json(SEED)
+        await env.deliver(press("borrow", "RD-DMM-003", BORROWER))
+        first_run = (await env.handle("asset_loan", "RD-DMM-003").describe()).run_id
+        state = LoanState.model_validate(await env.query("asset_loan", "RD-DMM-003"))
+        assert state.loan is not None
+        await env.advance_to(datetime.combine(state.loan.due + timedelta(days=2), time(12), tzinfo=ZONE))
+        await env.deliver(press("return", "RD-DMM-003", BORROWER))
+        history = await env.client.get_workflow_handle("acme:asset_loan:RD-DMM-003", run_id=first_run).fetch_history()
+        assert "EVENT_TYPE_MARKER_RECORDED" in history.to_json()  # the working-day ladder's patch marker
+        await assert_replays(history, WORKFLOWS)
+        keep_history(history, WORKDAYS_HISTORY, "ASSET_LOAN_RECORD_HISTORY")
+
+
+async def test_the_recorded_working_day_loan_replays() -> None:
+    await assert_replays(load_history(WORKDAYS_HISTORY, "acme:asset_loan:RD-DMM-003"), WORKFLOWS)
