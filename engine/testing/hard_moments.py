@@ -14,9 +14,17 @@ clock of the whole process tree, pytest and every server it starts, with libfake
 run begins at the moment and the clock then ticks normally.
 
 The offset is relative (``FAKETIME="+N"`` seconds), computed once at start, so every process started later
-sees the same moved clock rather than restarting at the moment. Monotonic clocks move by the same constant
-(``FAKETIME_DONT_FAKE_MONOTONIC=0``): with only the wall clock moved, the Temporal test server spun at full
-CPU and a plugin test file took 271 s instead of 36 s (measured here); a constant shift changes no interval.
+sees the same moved clock rather than restarting at the moment. Two measured facts decide the monotonic clock:
+
+- Python keeps its monotonic clock real (``FAKETIME_DONT_FAKE_MONOTONIC=1``): it sleeps and waits on locks
+  until an *absolute* monotonic deadline, which a moved monotonic clock puts weeks ahead (``time.sleep`` in
+  ``subprocess.run(timeout=...)`` hung);
+- the Temporal test server gets its monotonic clock moved by the same constant, through a wrapper named by
+  ``ENGINE_TEST_SERVER``: with only its wall clock moved it spun at full CPU (a plugin test file took 271 s
+  instead of 36 s).
+
+The ``temporal`` dev server is a Go program, which reads the clock without the C library, so libfaketime
+does not move it: end-to-end tests run their Python processes at the moment and that server at real time.
 
 The library comes from the ``libfaketime`` package of the test extra (it ships ``libfaketime.so.1``);
 ``FAKETIME_LIB`` names another build, e.g. Debian's ``/usr/lib/x86_64-linux-gnu/faketime/libfaketime.so.1``.
@@ -30,6 +38,7 @@ import importlib.util
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -99,15 +108,31 @@ def faketime_library() -> str:
     return str(path)
 
 
-def faked_environment(at: HardMoment, base: dict[str, str] | None = None) -> dict[str, str]:
-    """The environment that starts a process tree's clock at ``at`` (and lets it tick from there)."""
+def test_server_wrapper(folder: Path) -> Path:
+    """A script in ``folder`` that runs the Temporal test server with its monotonic clock moved too."""
+    from engine.testing.kit import find_test_server
+
+    script = folder / "temporal-test-server"
+    script.write_text(f'#!/bin/sh\nFAKETIME_DONT_FAKE_MONOTONIC=0 exec "{find_test_server()}" "$@"\n', encoding="utf-8")
+    script.chmod(0o755)
+    return script
+
+
+def faked_environment(at: HardMoment, base: dict[str, str] | None = None, *,
+                      scratch: Path | None = None) -> dict[str, str]:
+    """The environment that starts a process tree's clock at ``at`` (and lets it tick from there).
+
+    With ``scratch`` (a folder), the Temporal test server runs through :func:`test_server_wrapper`.
+    """
     env = dict(os.environ if base is None else base)
     offset = round(at.instant.timestamp() - time.time())
     preload = faketime_library()
     env["LD_PRELOAD"] = f"{preload}:{env['LD_PRELOAD']}" if env.get("LD_PRELOAD") else preload
     env["FAKETIME"] = f"{offset:+d}"
-    env["FAKETIME_DONT_FAKE_MONOTONIC"] = "0"
+    env["FAKETIME_DONT_FAKE_MONOTONIC"] = "1"
     env["ENGINE_HARD_MOMENT"] = at.name
+    if scratch is not None:
+        env["ENGINE_TEST_SERVER"] = str(test_server_wrapper(scratch))
     return env
 
 
@@ -115,7 +140,8 @@ def run(at: HardMoment, pytest_args: list[str]) -> int:
     """Run pytest under the moved clock; returns its exit code."""
     print(f"== {at.name}: {at.local:%Y-%m-%d %H:%M} {at.zone} ({at.why})", flush=True)
     command = [sys.executable, "-m", "pytest", *pytest_args]
-    return subprocess.call(command, env=faked_environment(at))
+    with tempfile.TemporaryDirectory(prefix="hard-moment-") as scratch:
+        return subprocess.call(command, env=faked_environment(at, scratch=Path(scratch)))
 
 
 def main(argv: list[str] | None = None) -> int:

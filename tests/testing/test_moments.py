@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, time, timedelta
+from pathlib import Path
 
 import pytest
 
@@ -68,7 +69,7 @@ def test_a_situation_that_never_comes_says_so() -> None:
         moments.at(datetime(2026, 1, 1, tzinfo=UTC)).find(datetime(2026, 11, 30, tzinfo=UTC), never)
 
 
-def test_hard_moments_are_the_documented_set_and_rotate_daily() -> None:
+def test_hard_moments_are_the_documented_set_and_rotate_daily(tmp_path: Path) -> None:
     names = [m.name for m in MOMENTS]
     assert names == ["month-end", "year-end", "spring-festival-eve", "makeup-saturday", "leap-day", "dst-berlin"]
     assert not SHANGHAI.is_workday(moment("spring-festival-eve").local.date() + timedelta(days=1))
@@ -76,6 +77,8 @@ def test_hard_moments_are_the_documented_set_and_rotate_daily() -> None:
     assert moment("leap-day").local.date() == date(2028, 2, 29)
     seen = {rotation(date.fromordinal(date(2026, 1, 1).toordinal() + i)).name for i in range(6)}
     assert seen == set(names)
-    env = faked_environment(moment("year-end"), base={})
-    assert env["FAKETIME"].startswith(("+", "-")) and env["FAKETIME_DONT_FAKE_MONOTONIC"] == "0"
+    env = faked_environment(moment("year-end"), base={}, scratch=tmp_path)
+    assert env["FAKETIME"].startswith(("+", "-")) and env["FAKETIME_DONT_FAKE_MONOTONIC"] == "1"
     assert env["LD_PRELOAD"].endswith("libfaketime.so.1")
+    wrapper = Path(env["ENGINE_TEST_SERVER"]).read_text(encoding="utf-8")
+    assert "FAKETIME_DONT_FAKE_MONOTONIC=0 exec" in wrapper
