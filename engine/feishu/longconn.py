@@ -118,7 +118,8 @@ class LongConnection:
         ws_client.loop = lark_loop  # see the module docstring: never let lark drive the engine's loop
         client = _hand_off_client_class()(self, app_id, app_secret, event_handler=self.event_handler,
                                           domain=self.domain, log_level=lark.LogLevel.WARNING)
-        self._client, self._lark_loop = client, lark_loop
+        self._client = client
+        self._lark_loop = lark_loop  # set last: stop() waits for it, then reads both
         try:
             client.start()
         except asyncio.CancelledError:
@@ -141,8 +142,14 @@ class LongConnection:
         the tasks on its loop, which ends ``start()``. Events already handed over finish on the engine
         loop (see :attr:`pending`). Blocks the calling thread: from a coroutine, use ``asyncio.to_thread``.
         """
-        client, lark_loop, thread = self._client, self._lark_loop, self.thread
-        if client is None or lark_loop is None or thread is None or self._stopping:
+        thread = self.thread
+        if thread is None or self._stopping:
+            return
+        give_up = time.monotonic() + timeout
+        while self._lark_loop is None and thread.is_alive() and time.monotonic() < give_up:
+            time.sleep(0.01)  # stopped just after start(): the thread has not built lark's client yet
+        client, lark_loop = self._client, self._lark_loop
+        if client is None or lark_loop is None:
             return
         self._stopping = True
         client._auto_reconnect = False

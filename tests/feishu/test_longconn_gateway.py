@@ -95,6 +95,8 @@ async def test_events_and_a_card_callback_are_acknowledged_after_the_hand_off(en
         answer = await standin.card_action(None, {"op": "close"}, "ou_nurse", "om_card", chat_id="oc_ward")
         assert answer == {"toast": {"type": "info", "content": "closed after 2"}}
         assert await env.handle("probe", LEDGER_KEY).result() == entries
+    [discovery] = standin.calls_to("/callback/ws/endpoint")
+    assert discovery.body["AppSecret"] == "***"  # the app secret is kept out of the stand-in's call log
 
 
 async def test_the_same_event_delivered_twice_starts_one_effect(env: Any) -> None:
@@ -167,3 +169,10 @@ async def test_a_wrong_app_secret_stops_the_connection(env: Any, monkeypatch: py
     await asyncio.to_thread(thread.join, 10)
     assert not thread.is_alive()  # lark raises a ClientException for the refusal and does not retry
     assert env.standin.gateway.opened == 0
+
+
+async def test_stop_right_after_start_ends_the_thread(env: Any) -> None:
+    conn = LongConnection(env.config, HandOffs(env.router), asyncio.get_running_loop())
+    thread = conn.start()
+    await asyncio.to_thread(conn.stop)
+    assert not thread.is_alive()
