@@ -4,18 +4,20 @@
 because in lark-oapi 1.7.5 ``start()`` blocks forever on a module-level event loop, has no ``stop()``,
 and runs handlers one after another on that loop. Each event is handed to the engine's own loop
 (``asyncio.run_coroutine_threadsafe``) through the same :class:`~engine.feishu.ingress.EventPipeline` as
-the webhook (normalize, authorize, dedupe, dispatch), and lark's handler returns at once.
+the webhook (normalize, authorize, dedupe, dispatch); lark's processor returns at once, and the frame's
+acknowledgement waits for the hand-off (below).
 
 What differs from the webhook, and why:
 
 * No decryption, token or signature: the connection itself is authenticated with the app secret, so
   the handler is built with ``EventDispatcherHandler.builder("", "")``.
 * The acknowledgement frame goes back only after the hand-off. lark's own client answers a frame with
-  ``{"code": 200}`` as soon as the handler returns; :class:`_HandOffClient` instead awaits the delivery's
-  first attempt (without holding lark's loop, so pings and other frames go on) and answers with its
-  status: 200 once the router has handed the event to Temporal (or it was a duplicate, or ignored), the
-  pipeline's 4xx for a refused event, its 5xx when the hand-off failed within the dispatch budget, after
-  which Feishu pushes the event again, as it does for an unacknowledged webhook push.
+  ``{"code": 200}`` as soon as the handler returns; the client from :func:`_hand_off_client_class`
+  instead awaits the delivery's first attempt (without holding lark's loop, so pings and other frames go
+  on) and answers with its status: 200 once the router has handed the event to Temporal (or it was a
+  duplicate, or ignored), the pipeline's 4xx for a refused event, its 5xx when the hand-off failed within
+  the dispatch budget. Feishu treats a frame not acknowledged with 200 as not delivered and may push it
+  again (the stand-in does, on the webhook's schedule).
 * A failed dispatch is also retried here, in memory, with backoff for up to ``max_retry_seconds``; the
   seen-set, the in-flight join and the workflows' own event-id dedupe keep the retry and a redelivery
   from acting twice. A process that dies meanwhile loses only this retry, not Feishu's redelivery.
