@@ -157,10 +157,12 @@ def _config_option(function: F) -> F:
 @click.option("--temporal-port", type=int, default=None, help="Embedded Temporal gRPC port (UI: +1000).")
 @click.option("--standin-port", type=int, default=9100, show_default=True,
               help="Port of the local Feishu stand-in (0: any free port).")
+@click.option("--long-connection", is_flag=True,
+              help='Take events over Feishu\'s long connection (as ingress.mode = "long_connection" does).')
 @pass_app
 @run_async
 async def dev(state: CliState, state_dir: Path | None, port: int | None, temporal_port: int | None,
-              standin_port: int) -> None:
+              standin_port: int, long_connection: bool) -> None:
     """Run everything locally: embedded Temporal, worker, ingress and (without credentials) the stand-in."""
     from engine.runtime.identity import BotIdentityError
     from engine.runtime.processes import DevOptions, StartupCheckError, run_dev
@@ -169,7 +171,7 @@ async def dev(state: CliState, state_dir: Path | None, port: int | None, tempora
     config = state.config()
     seeds = tuple(config.path.parent / seed for seed in config.file.dev.standin_seeds)
     options = DevOptions(state_dir=config.state_dir(state_dir), ingress_port=port, temporal_port=temporal_port,
-                         standin_port=standin_port, standin_seeds=seeds)
+                         standin_port=standin_port, standin_seeds=seeds, long_connection=long_connection)
     _say(f"engine dev: config {config.path}, organizations: {', '.join(config.orgs)}")
     try:
         await run_dev(config, state.plugins, options, _say)

@@ -37,6 +37,7 @@ class DevOptions:
     temporal_port: int | None = None
     standin_port: int = 9100
     standin_seeds: tuple[Path, ...] = ()
+    long_connection: bool = False  # events over Feishu's long connection even if ingress.mode is "webhook"
 
 
 class StartupCheckError(Exception):
@@ -186,7 +187,7 @@ async def run_dev(config: EngineConfig, plugins: PluginSet, options: DevOptions,
             app.feishu_base_url = standin.base_url
             say(f"  Feishu stand-in   {standin.base_url}   (outbox: {standin.base_url}/_standin/)")
         # asked of Feishu (or the stand-in) as in production: GET /open-apis/bot/v3/info
-        await learn_bot_open_id(app, say=say)
+        bot = await learn_bot_open_id(app, say=say)
 
         address = None
         if config.temporal.mode == "embedded":
@@ -224,7 +225,11 @@ async def run_dev(config: EngineConfig, plugins: PluginSet, options: DevOptions,
         cleanups.append(lambda: _stop_uvicorn(server_, ingress_task, pipeline))
         bound = server_.servers[0].sockets[0].getsockname()[1] if server_.servers else port
         say(f"  ingress           http://{config.ingress.host}:{bound}   (GET /healthz, POST /feishu/events)")
-        if standin is not None:
+        if options.long_connection or config.ingress.mode == "long_connection":
+            connection = _start_long_connection(config, router, bot)
+            cleanups.append(lambda: asyncio.to_thread(connection.stop))
+            say(f"  long connection   to {connection.domain} (events arrive over it)")
+        elif standin is not None:
             # POST /_standin/deliver pushes events here, signed like Feishu (see README, "Try it")
             standin.event_url = f"http://{config.ingress.host}:{bound}/feishu/events"
         say("engine dev is running; press Ctrl+C to stop")
@@ -257,6 +262,15 @@ def _prepare_dev_secrets(config: EngineConfig, state_dir: Path, say: Say) -> Non
     if unset:
         ensure_dev_secrets(store.dev_file, unset)
         say(f"  secrets           {', '.join(unset)}: development values in {store.dev_file}")
+
+
+def _start_long_connection(config: EngineConfig, router: Any, bot: str | None) -> Any:
+    """Open Feishu's long connection (its own thread) dispatching to ``router`` on this loop."""
+    from engine.feishu.longconn import LongConnection
+
+    connection = LongConnection(config, router, asyncio.get_running_loop(), bot_open_id=bot)
+    connection.start()
+    return connection
 
 
 async def _stop_uvicorn(server: Any, task: asyncio.Task[Any], pipeline: EventPipeline) -> None:
@@ -303,14 +317,15 @@ async def run_ingress(config: EngineConfig, plugins: PluginSet, say: Say, port: 
     bot = await learn_bot_open_id(app, say=say)  # before Temporal: a wrong app secret stops it at once
     client = app.temporal = await _connect(config)
     router = _router(app, client)
+    connection = None
     if config.ingress.mode == "long_connection":
-        from engine.feishu.longconn import LongConnection
-
-        LongConnection(config, router, asyncio.get_running_loop(), bot_open_id=bot).start()
+        connection = _start_long_connection(config, router, bot)
         say("long connection to Feishu started")
     server, task, pipeline = await _serve_ingress(app, router, config.ingress.host,
                                         port if port is not None else config.ingress.port)
     say(f"ingress listening on http://{config.ingress.host}:{port or config.ingress.port}")
     waiter = asyncio.create_task(stop.wait())
     await asyncio.wait({waiter, task}, return_when=asyncio.FIRST_COMPLETED)
+    if connection is not None:
+        await asyncio.to_thread(connection.stop)
     await _stop_uvicorn(server, task, pipeline)

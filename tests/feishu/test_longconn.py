@@ -1,8 +1,9 @@
-"""The long-connection ingress: the handler it gives lark's ws client, fed the way that client feeds it.
+"""The long-connection ingress: what acknowledges a data frame, fed the way the ws client feeds it.
 
-lark's ws client calls ``event_handler._do_without_validation(payload_bytes)`` on its own thread for every
-data frame and sends back what it returns. These tests do exactly that from a worker thread, with the
-engine's loop running here. (A fake protobuf-over-websocket gateway for ``start()`` is not built yet.)
+The engine's ws client calls ``LongConnection.acknowledge(payload_bytes)`` on lark's own loop, in its own
+thread, for every data frame and sends back the ``(code, answer)`` it returns. These tests do exactly that
+from a worker thread, with the engine's loop running here. The whole client against the stand-in's
+gateway, over real sockets, is in ``test_longconn_gateway.py``.
 """
 
 from __future__ import annotations
@@ -80,9 +81,9 @@ def connection(tmp_path: Path, dispatcher: RecordingDispatcher, **kwargs: Any) -
     return LongConnection(make_config(tmp_path), dispatcher, asyncio.get_running_loop(), **kwargs)
 
 
-async def lark_calls(conn: LongConnection, frame_payload: bytes) -> Any:
-    """What lark's ws client does with a data frame, from a thread that is not the engine's loop."""
-    return await asyncio.to_thread(conn.event_handler._do_without_validation, frame_payload)
+async def lark_acks(conn: LongConnection, frame_payload: bytes) -> tuple[int, Any]:
+    """What the ws client does with a data frame: on a loop and thread that are not the engine's."""
+    return await asyncio.to_thread(asyncio.run, conn.acknowledge(frame_payload))
 
 
 async def settle(conn: LongConnection) -> None:
@@ -93,24 +94,23 @@ async def settle(conn: LongConnection) -> None:
 async def test_event_goes_through_normalize_and_dispatch(tmp_path: Path) -> None:
     dispatcher = RecordingDispatcher()
     conn = connection(tmp_path, dispatcher)
-    assert await lark_calls(conn, message("@_x 校准 A-12", event_id="evt-ws-1")) is None
-    await settle(conn)
-    ((event, org),) = dispatcher.events
+    assert await lark_acks(conn, message("@_x 校准 A-12", event_id="evt-ws-1")) == (200, None)
+    ((event, org),) = dispatcher.events  # dispatched before the acknowledgement
     assert isinstance(event, MessageReceived)
     assert (event.event_id, event.text, event.mentions_bot, org.id) == ("evt-ws-1", "@_x 校准 A-12", True, "hosp")
 
 
-async def test_handler_returns_at_once_and_duplicates_dispatch_once(tmp_path: Path) -> None:
+async def test_ack_waits_for_the_hand_off_and_duplicates_dispatch_once(tmp_path: Path) -> None:
     dispatcher = RecordingDispatcher()
-    dispatcher.delay = 0.5
+    dispatcher.delay = 0.3
     conn = connection(tmp_path, dispatcher)
     frame = message(event_id="evt-ws-dup")
     started = time.monotonic()
-    await lark_calls(conn, frame)
-    assert time.monotonic() - started < 0.3  # lark's loop is not held by the dispatch
-    await lark_calls(conn, frame)  # Feishu may push the same event again
-    await settle(conn)
-    await lark_calls(conn, frame)
+    # Feishu may push the same event again while the first push is still being handled
+    acks = await asyncio.gather(lark_acks(conn, frame), lark_acks(conn, frame))
+    assert time.monotonic() - started >= 0.3  # no acknowledgement before the dispatch returned
+    assert acks == [(200, None), (200, None)]
+    assert await lark_acks(conn, frame) == (200, None)  # and once more, after it was dispatched
     await settle(conn)
     assert dispatcher.calls == 1
 
@@ -119,7 +119,7 @@ async def test_failed_dispatch_is_retried_in_process(tmp_path: Path) -> None:
     dispatcher = RecordingDispatcher()
     dispatcher.fail_times = 2  # TemporalUnavailable twice
     conn = connection(tmp_path, dispatcher, retry_delays=(0.02,))
-    await lark_calls(conn, message(event_id="evt-ws-retry"))
+    assert await lark_acks(conn, message(event_id="evt-ws-retry")) == (503, None)  # Feishu pushes it again
     await settle(conn)
     assert dispatcher.calls == 3
     assert [e.event_id for e, _ in dispatcher.events] == ["evt-ws-retry"]
@@ -129,7 +129,7 @@ async def test_retry_gives_up_after_max_retry_seconds(tmp_path: Path) -> None:
     dispatcher = RecordingDispatcher()
     dispatcher.fail_times = 100
     conn = connection(tmp_path, dispatcher, retry_delays=(0.05,), max_retry_seconds=0.2)
-    await lark_calls(conn, message())
+    await lark_acks(conn, message())
     await settle(conn)
     assert 2 <= dispatcher.calls <= 6
     assert dispatcher.events == []
@@ -138,10 +138,9 @@ async def test_retry_gives_up_after_max_retry_seconds(tmp_path: Path) -> None:
 async def test_unknown_tenant_and_unknown_type_are_not_dispatched(tmp_path: Path) -> None:
     dispatcher = RecordingDispatcher()
     conn = connection(tmp_path, dispatcher, retry_delays=(0.01,))
-    await lark_calls(conn, message(tenant="t_other"))
-    with pytest.raises(Exception, match="processor not found"):
-        # lark itself refuses types without a processor (it answers that frame with a 500).
-        await lark_calls(conn, payload("im.message.reaction.created_v1", {"message_id": "om"}))
+    assert await lark_acks(conn, message(tenant="t_other")) == (403, None)
+    # lark's dispatcher has no processor for this type: answered 500, as lark's own client does
+    assert await lark_acks(conn, payload("im.message.reaction.created_v1", {"message_id": "om"})) == (500, None)
     await settle(conn)
     assert dispatcher.calls == 0
 
@@ -153,7 +152,8 @@ async def test_card_callback_is_answered_in_the_frame(tmp_path: Path) -> None:
     conn = connection(tmp_path, dispatcher)
     frame = payload(ev.EVENT_CARD_ACTION, ev.card_action_event({"op": "ok"}, "ou_nurse", "om_card", "oc_ward",
                                                                tenant_key=TENANT))
-    answer = await lark_calls(conn, frame)
+    code, answer = await lark_acks(conn, frame)
+    assert code == 200
     assert answer == {"toast": {"type": "info", "content": "done"}, "card": {"type": "raw", "data": card}}
     ((event, _),) = dispatcher.events
     assert isinstance(event, CardAction) and event.action_value == {"op": "ok"}
@@ -165,8 +165,8 @@ async def test_failed_card_callback_is_an_error_frame(tmp_path: Path) -> None:
     conn = connection(tmp_path, dispatcher)
     frame = payload(ev.EVENT_CARD_ACTION, ev.card_action_event({"op": "ok"}, "ou_1", "om_1", "oc_1",
                                                                tenant_key=TENANT))
-    with pytest.raises(RuntimeError, match="temporal unavailable"):
-        await lark_calls(conn, frame)
+    assert await lark_acks(conn, frame) == (503, None)  # Feishu shows the user an error toast
+    await settle(conn)
     assert dispatcher.calls == 1  # a card is not retried: the user saw the error and can press again
 
 
@@ -184,7 +184,7 @@ async def test_a_refused_event_is_one_short_log_line(tmp_path: Path, caplog: pyt
     body = json.loads(message())
     body["header"]["create_time"] = "x" * 100_000
     caplog.set_level(logging.DEBUG)
-    await lark_calls(conn, json.dumps(body).encode())
+    assert await lark_acks(conn, json.dumps(body).encode()) == (400, None)
     await settle(conn)
     assert dispatcher.calls == 0
     [line] = [r for r in caplog.records if r.levelno >= logging.INFO]

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 
 from . import admin, routes_auth, routes_bitable, routes_im
 from .base import Ctx, Endpoint, Reply, fail
@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 
 ENDPOINTS: list[Endpoint] = [*routes_auth.ENDPOINTS, *routes_im.ENDPOINTS, *routes_bitable.ENDPOINTS]
 USER_TOKEN_INVALID = 99991668
-SECRET_KEYS = frozenset({"app_secret", "client_secret"})
+SECRET_KEYS = frozenset({"app_secret", "client_secret", "AppSecret"})
 
 GATEWAY_PAGE = ("<html>\r\n<head><title>{status} {reason}</title></head>\r\n<body>\r\n"
                 "<center><h1>{status} {reason}</h1></center>\r\n<hr><center>nginx</center>\r\n"
@@ -188,9 +188,10 @@ async def _not_found(request: Request) -> Response:
 
 
 def build_app(standin: FeishuStandIn) -> Starlette:
-    """The Starlette app for one stand-in: Feishu's API plus the ``/_standin/`` admin pages."""
-    routes = [Route(e.path, _wrap(standin, e), methods=[e.method], name=f"{e.method} {e.path}")
-              for e in ENDPOINTS]
+    """The Starlette app for one stand-in: Feishu's API, its long-connection gateway, the ``/_standin/`` pages."""
+    routes: list[BaseRoute] = [Route(e.path, _wrap(standin, e), methods=[e.method], name=f"{e.method} {e.path}")
+                               for e in [*ENDPOINTS, *standin.gateway.endpoints()]]
+    routes += standin.gateway.routes()
     routes += admin.routes(standin)
     routes.append(Route("/{path:path}", _not_found, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]))
     return Starlette(routes=routes)

@@ -17,6 +17,7 @@ from . import events as ev
 from .app import Call, build_app
 from .delivery import FEISHU_RETRY_DELAYS, DeliveryError, DeliveryResult, EventSender
 from .faults import DEFAULT_RATE_RULES, Fault, FaultBook, RateLimiter, RateRule
+from .gateway import REDELIVERY_DELAYS, Gateway, LongConnDelivery
 from .runner import ServerRunner
 from .state import App, State, now_ms
 
@@ -125,6 +126,7 @@ class FeishuStandIn:
         self.busy_tables: set[tuple[str, str]] = set()
         self.log = log
         self.add_app(app_id, app_secret, tenant_key, bot_open_id=bot_open_id, bot_name=bot_name)
+        self.gateway = Gateway(self)  # the long connection (``ingress.mode = "long_connection"``)
         self.app = build_app(self)
         self._runner = ServerRunner(self.app)
         self._host = "127.0.0.1"
@@ -328,6 +330,15 @@ class FeishuStandIn:
                                                  timeout=timeout, timestamp=timestamp, nonce=nonce,
                                                  tamper=tamper, result=result)
 
+    async def deliver_long(self, event_type: str, event: dict[str, Any], *, event_id: str | None = None,
+                           app_id: str | None = None, schema: str = "2.0",
+                           retries: Sequence[float] = REDELIVERY_DELAYS, timeout: float = 3.0,
+                           parts: int = 1) -> LongConnDelivery:
+        """Push an event over the long connection (see :mod:`.gateway`) instead of to a webhook URL."""
+        payload = self.envelope(event_type, event, event_id=event_id or uuid.uuid4().hex, app_id=app_id,
+                                schema=schema)
+        return await self.gateway.deliver(payload, app_id=app_id, retries=retries, timeout=timeout, parts=parts)
+
     def deliver_in_background(self, url: str, event_type: str, event: dict[str, Any],
                               **kwargs: Any) -> asyncio.Task[DeliveryResult]:
         """:meth:`deliver_event` as a task (Feishu's real retry schedule takes hours); cancelled on stop."""
@@ -344,7 +355,7 @@ class FeishuStandIn:
                    "token": app.verification_token or self.verification_token or ""}
         return await self.deliver_payload(url, payload, event_id="", app_id=app_id, retries=(), timeout=1.0)
 
-    async def card_action(self, url: str, value: dict[str, Any], operator_open_id: str, message_id: str, *,
+    async def card_action(self, url: str | None, value: dict[str, Any], operator_open_id: str, message_id: str, *,
                           chat_id: str | None = None, form_value: dict[str, Any] | None = None,
                           tag: str = "button", name: str | None = None, input_value: str | None = None,
                           option: str | None = None, app_id: str | None = None, event_id: str | None = None,
@@ -352,8 +363,9 @@ class FeishuStandIn:
                           apply_card: bool = True) -> dict[str, Any]:
         """A user presses a card button: push ``card.action.trigger`` and return the endpoint's JSON answer.
 
-        Feishu does not retry card callbacks (the user sees an error toast), so a non-2xx answer raises
-        :class:`DeliveryError`. With ``apply_card``, a replacement card in the answer
+        ``url`` None pushes it over the long connection instead. Feishu does not retry card callbacks
+        (the user sees an error toast), so a non-2xx answer raises :class:`DeliveryError` (over the long
+        connection, a RuntimeError). With ``apply_card``, a replacement card in the answer
         (``{"card": {"type": "raw", "data": {...}}}``) updates the stored message, as Feishu would.
         """
         app = self._app(app_id)
@@ -362,11 +374,20 @@ class FeishuStandIn:
         event = ev.card_action_event(value, operator_open_id, message_id, chat, form_value=form_value, tag=tag,
                                      name=name, tenant_key=app.tenant_key, input_value=input_value,
                                      option=option)
-        result = await self.deliver_event(url, ev.EVENT_CARD_ACTION, event, event_id=event_id, app_id=app_id,
-                                          retries=(), tamper=tamper, timeout=timeout)
-        if not result.acknowledged:
-            raise DeliveryError(result)
-        answer = result.response_json if isinstance(result.response_json, dict) else {}
+        if url is None:
+            pushed = await self.deliver_long(ev.EVENT_CARD_ACTION, event, event_id=event_id, app_id=app_id,
+                                             retries=(), timeout=timeout)
+            if not pushed.acknowledged:
+                last = pushed.attempts[-1]
+                raise RuntimeError(f"card callback over the long connection failed: code={last.code} "
+                                   f"error={last.error}")
+            answer = pushed.answer if isinstance(pushed.answer, dict) else {}
+        else:
+            result = await self.deliver_event(url, ev.EVENT_CARD_ACTION, event, event_id=event_id, app_id=app_id,
+                                              retries=(), tamper=tamper, timeout=timeout)
+            if not result.acknowledged:
+                raise DeliveryError(result)
+            answer = result.response_json if isinstance(result.response_json, dict) else {}
         card = answer.get("card")
         if apply_card and stored is not None and isinstance(card, dict) and card.get("type") == "raw":
             stored.setdefault("_history", []).append(stored["body"]["content"])
@@ -432,18 +453,29 @@ class FeishuStandIn:
     async def deliver_from_admin(self, data: dict[str, Any]) -> dict[str, Any]:
         """``POST /_standin/deliver``: ``{"url"?, "event_type", "event"}``, or ``{"message": {"text",
         "chat_id", "sender_open_id", ...}}``, or ``{"card_action": {"value", "operator_open_id",
-        "message_id", ...}}``; ``"wait": true`` waits for the outcome, ``"retries": [...]`` sets delays."""
+        "message_id", ...}}``; ``"wait": true`` waits for the outcome, ``"retries": [...]`` sets delays. Without a
+        url and an ``event_url``, the event goes over the long connection (when the engine has one open)."""
         url = data.get("url") or self.event_url
-        if not url:
-            raise ValueError("no url given and the stand-in has no event_url")
+        long = not url and bool(self.gateway.open_connections())
+        if not url and not long:
+            raise ValueError("no url given, the stand-in has no event_url and no long connection is open")
         if "card_action" in data:
-            return {"answer": await self.card_action(url, **data["card_action"])}
+            return {"answer": await self.card_action(url or None, **data["card_action"])}
         if "message" in data:
             event_type, event = ev.EVENT_MESSAGE, self.message_event(**data["message"])
         else:
             event_type, event = data["event_type"], data["event"]
         event_id = data.get("event_id") or uuid.uuid4().hex
         retries = tuple(data.get("retries", FEISHU_RETRY_DELAYS))
+        if long and not data.get("wait"):
+            task = asyncio.create_task(self.deliver_long(event_type, event, event_id=event_id, retries=retries))
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
+            return {"event_id": event_id, "via": "long_connection", "scheduled": True}
+        if long:
+            pushed = await self.deliver_long(event_type, event, event_id=event_id, retries=retries)
+            return {"event_id": event_id, "via": "long_connection", "acknowledged": pushed.acknowledged,
+                    "attempts": [a.__dict__ for a in pushed.attempts]}
         if data.get("wait"):
             result = await self.deliver_event(url, event_type, event, event_id=event_id, retries=retries)
             return result.to_json()
