@@ -143,10 +143,14 @@ async def _connect(config: EngineConfig, address: str | None = None, *,
 
 
 def _router(app: EngineApp, client: Any) -> Any:
+    from engine.runtime.fairness import FairDispatcher
     from engine.runtime.router import Router, feishu_reply_sender
 
-    return Router(client, app.plugins, task_queue=app.config.temporal.task_queue,
-                  send_reply=feishu_reply_sender(app))
+    router = Router(client, app.plugins, task_queue=app.config.temporal.task_queue,
+                    send_reply=feishu_reply_sender(app))
+    # one chat's (or one sender's) flood queues behind itself, not in front of everyone else
+    ingress = app.config.ingress
+    return FairDispatcher(router, per_chat=ingress.dispatches_per_chat, per_user=ingress.dispatches_per_user)
 
 
 async def run_dev(config: EngineConfig, plugins: PluginSet, options: DevOptions, say: Say,
