@@ -128,10 +128,12 @@ class IngressSettings(_Strict):
     max_connections: int = Field(10_000, ge=1)  # also kept under the open-file limit (minus 256)
     max_concurrent_requests: int = Field(256, ge=1)
     backlog: int = Field(2048, ge=1)
-    # Fairness: events of one chat (and of one user) dispatched at once; the others of that chat or user
-    # wait their turn, and no other chat waits for them.
+    # Fairness: events of one chat (and of one user) dispatched at once; up to dispatch_queue others of
+    # that chat or user wait their turn (more are answered 503: Feishu pushes again), and no other chat
+    # waits for them.
     dispatches_per_chat: int = Field(4, ge=1)
     dispatches_per_user: int = Field(4, ge=1)
+    dispatch_queue: int = Field(16, ge=0)  # waiting per chat or sender; more are answered 503 at once
 
 
 class FeishuSettings(_Strict):

@@ -29,7 +29,8 @@ What happens to a push, in order (each refusal is one log line and never reaches
 6. the shared :class:`EventPipeline` (also used by the long connection): unknown ``app_id`` → 403, no
    organization with the ``tenant_key`` → 403, malformed known event → 400, event id already
    dispatched → 200 without dispatching, then dispatch with a 2.5 s budget (Feishu wants an answer in
-   3 s): success → 200; ``TemporalUnavailable`` or over budget → 503 (Feishu pushes again; the
+   3 s): success → 200; ``DispatchBusy`` (the event's chat or sender has a full queue,
+   :mod:`engine.runtime.fairness`) → 503 at once; ``TemporalUnavailable`` or over budget → 503 (Feishu pushes again; the
    dispatch that ran over keeps going, and if it succeeds the redelivery is answered from the seen-set);
    any other exception → 500, logged with the event id.
 
@@ -68,7 +69,7 @@ from engine.feishu.normalize import (
     normalize_all,
 )
 from engine.runtime.dispatch import Dispatcher, DispatchResult
-from engine.runtime.errors import TemporalUnavailable
+from engine.runtime.errors import DispatchBusy, TemporalUnavailable
 
 if TYPE_CHECKING:
     from lark_oapi import EventDispatcherHandler
@@ -247,6 +248,9 @@ class EventPipeline:
                 log.warning("feishu event %s (%s) answered 503: Temporal unavailable (%s)",
                             event.event_id, event.event_type, error)
                 return Outcome(503, {"msg": "temporal unavailable"}, "temporal unavailable", events)
+            except DispatchBusy as error:
+                log.info("feishu event %s (%s) answered 503: %s", event.event_id, event.event_type, error)
+                return Outcome(503, {"msg": "busy, try again"}, "busy", events)
             except TimeoutError:
                 log.warning("feishu event %s (%s) answered 503: dispatch not done within %.1f s",
                             event.event_id, event.event_type, self.dispatch_timeout)

@@ -5,8 +5,9 @@ and each sender, has at most ``per_chat`` (``per_user``) events being dispatched
 of that chat or sender wait in their own first-come queue, and events of other chats never wait for
 them. Without it, a chat flooding the bot had every one of its events in flight at once, each holding a
 request slot and a share of the Temporal client and of the Feishu send budget; with it, the flood holds
-``per_chat`` of them and the rest of the flood waits (and is answered 503 past the ingress's 2.5 s
-budget, so Feishu pushes those again later).
+``per_chat`` of them, ``max_waiting`` more wait (answered 503 past the ingress's 2.5 s budget), and the
+rest is refused at once with :class:`~engine.runtime.errors.DispatchBusy` (503: Feishu pushes those
+again later), so the flood does not sit on the ingress's request slots either.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from typing import Any
 from engine.config import OrgContext
 from engine.events import FeishuEvent
 from engine.runtime.dispatch import Dispatcher, DispatchResult
+from engine.runtime.errors import DispatchBusy
 
 __all__ = ["FairDispatcher", "KeyedGate", "fairness_keys"]
 
@@ -27,13 +29,17 @@ __all__ = ["FairDispatcher", "KeyedGate", "fairness_keys"]
 class KeyedGate:
     """At most ``per_key`` holders per key at once; the others of a key queue first come, first served.
 
+    With ``max_waiting``, a key that already has that many waiting refuses the next with
+    :class:`~engine.runtime.errors.DispatchBusy` instead of queueing it.
+
     Keys with no holder and no waiter are forgotten, so the gate's size follows the keys in use.
     """
 
-    def __init__(self, per_key: int) -> None:
+    def __init__(self, per_key: int, max_waiting: int | None = None) -> None:
         if per_key < 1:
             raise ValueError(f"per_key must be >= 1, got {per_key}")
         self.per_key = per_key
+        self.max_waiting = max_waiting
         self._held: dict[str, int] = {}
         self._waiters: dict[str, deque[asyncio.Future[None]]] = {}
 
@@ -55,8 +61,13 @@ class KeyedGate:
         if self._held.get(key, 0) < self.per_key and not self._waiters.get(key):
             self._held[key] = self._held.get(key, 0) + 1
             return
+        waiters = self._waiters.setdefault(key, deque())
+        if self.max_waiting is not None and len(waiters) >= self.max_waiting:
+            if not waiters:
+                del self._waiters[key]
+            raise DispatchBusy(f"{self.per_key} under way and {len(waiters)} waiting for {key}")
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._waiters.setdefault(key, deque()).append(future)
+        waiters.append(future)
         try:
             await future  # _release hands its slot over: the count stays as it was
         except asyncio.CancelledError:
@@ -104,10 +115,11 @@ class FairDispatcher:
     Other attributes (``healthy``...) are ``inner``'s.
     """
 
-    def __init__(self, inner: Dispatcher, *, per_chat: int = 4, per_user: int = 4) -> None:
+    def __init__(self, inner: Dispatcher, *, per_chat: int = 4, per_user: int = 4,
+                 max_waiting: int | None = 16) -> None:
         self.inner = inner
-        self.chats = KeyedGate(per_chat)
-        self.users = KeyedGate(per_user)
+        self.chats = KeyedGate(per_chat, max_waiting)
+        self.users = KeyedGate(per_user, max_waiting)
 
     async def dispatch(self, event: FeishuEvent, org: OrgContext) -> DispatchResult:
         chat, user = fairness_keys(event, org)

@@ -150,7 +150,8 @@ def _router(app: EngineApp, client: Any) -> Any:
                     send_reply=feishu_reply_sender(app))
     # one chat's (or one sender's) flood queues behind itself, not in front of everyone else
     ingress = app.config.ingress
-    return FairDispatcher(router, per_chat=ingress.dispatches_per_chat, per_user=ingress.dispatches_per_user)
+    return FairDispatcher(router, per_chat=ingress.dispatches_per_chat, per_user=ingress.dispatches_per_user,
+                          max_waiting=ingress.dispatch_queue)
 
 
 async def run_dev(config: EngineConfig, plugins: PluginSet, options: DevOptions, say: Say,
