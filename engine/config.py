@@ -126,7 +126,7 @@ class IngressSettings(_Strict):
     body_timeout_seconds: float = Field(15.0, gt=0)
     keep_alive_seconds: int = Field(5, ge=1)
     max_connections: int = Field(10_000, ge=1)  # also kept under the open-file limit (minus 256)
-    max_concurrent_requests: int = Field(256, ge=1)
+    max_concurrent_requests: int = Field(512, ge=1)  # a burst of a few hundred pushes fits
     backlog: int = Field(2048, ge=1)
     # Fairness: events of one chat (and of one user) dispatched at once; up to dispatch_queue others of
     # that chat or user wait their turn (more are answered 503: Feishu pushes again), and no other chat

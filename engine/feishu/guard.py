@@ -68,7 +68,7 @@ class GuardLimits:
     body_timeout: float = 15.0
     keep_alive: int = 5
     max_connections: int = 10_000
-    max_concurrent_requests: int = 256
+    max_concurrent_requests: int = 512
     buffer_bytes: int = 1_048_576  # bodies up to this size are read before the app runs
 
     @classmethod

@@ -193,3 +193,15 @@ async def test_a_full_queue_refuses_at_once() -> None:
             assert gate.holding("other") == 1
         for task in waiting:
             task.cancel()
+
+
+def test_a_push_is_queued_under_its_chat_or_else_its_sender() -> None:
+    from engine.feishu.ingress import _fairness_key
+
+    message = ev.message_event("hi", "oc_ward", "ou_nurse", bot_open_id=BOT, tenant_key=TENANT)
+    assert _fairness_key({"schema": "2.0", "event": message}) == "chat:oc_ward"
+    card = {"operator": {"open_id": "ou_nurse"}, "context": {"open_chat_id": "oc_ward", "open_message_id": "om"}}
+    assert _fairness_key({"schema": "2.0", "event": card}) == "chat:oc_ward"
+    assert _fairness_key({"schema": "2.0", "event": {"operator": {"open_id": "ou_nurse"}}}) == "user:ou_nurse"
+    assert _fairness_key({"schema": "2.0", "event": {"app_id": "cli"}}) is None
+    assert _fairness_key(None) is None
