@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 import sys
 
-BENCHMARKS = ["routing", "ingress", "burst", "devices"]
+BENCHMARKS = ["routing", "ingress", "burst", "devices", "abuse"]
 
 
 def main(argv: list[str]) -> None:
