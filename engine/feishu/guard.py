@@ -17,14 +17,16 @@ supplies what is missing, in two layers:
 * :class:`RequestGuard`, an ASGI middleware, once the headers are in:
 
   - a **body timeout**: the whole body must arrive within ``body_timeout`` seconds of the headers, or
-    the request is answered ``408`` (uvicorn then closes the connection, its body being unread);
+    the request is answered ``408`` with ``Connection: close`` (its body is never read);
   - a **concurrency cap**: at most ``max_concurrent_requests`` requests are handled at once, counted only
     once their body is in (a connection that is still sending holds no slot); over the cap the request is
     answered ``503`` with ``Retry-After: 1`` (Feishu pushes a refused event again);
   - a client that goes away mid-request is counted, not logged with a traceback.
 
 Every refusal is counted in :class:`GuardStats`, which writes at most one summary line per
-``log_interval`` seconds, so a flood cannot grow the log. :func:`raise_file_limit` lifts the process's
+``interval`` seconds (60), so a flood cannot grow the log; uvicorn's own "Invalid HTTP request received."
+warning is counted there too instead of logged once per request. The protocol is always h11, also
+where httptools is installed. :func:`raise_file_limit` lifts the process's
 ``RLIMIT_NOFILE`` soft limit to its hard limit, and :func:`effective_max_connections` keeps the cap under
 what the limit allows.
 """

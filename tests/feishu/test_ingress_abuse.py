@@ -24,7 +24,7 @@ import uvicorn
 
 from engine.config import EngineConfig, OrgContext, parse_config
 from engine.events import FeishuEvent
-from engine.feishu.guard import GuardLimits, GuardStats, effective_max_connections, uvicorn_config
+from engine.feishu.guard import GuardLimits, GuardStats, effective_max_connections, raise_file_limit, uvicorn_config
 from engine.feishu.ingress import build_ingress
 from engine.feishu.standin import FeishuStandIn
 from engine.feishu.standin import events as ev
@@ -235,3 +235,12 @@ async def test_a_client_that_leaves_mid_body_is_counted_without_a_traceback(
 def test_the_connection_cap_stays_under_the_open_file_limit() -> None:
     assert effective_max_connections(10_000, 1_024) == 1_024 - 256
     assert effective_max_connections(500, 20_000) == 500
+
+
+def test_the_open_file_soft_limit_is_raised_to_the_hard_limit() -> None:
+    import resource
+
+    soft = raise_file_limit()
+    now_soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    assert soft == now_soft
+    assert now_soft == hard or hard == resource.RLIM_INFINITY
