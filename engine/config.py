@@ -118,6 +118,23 @@ class IngressSettings(_Strict):
     max_body_bytes: int = 1_048_576
     timestamp_tolerance_seconds: int = 300
     public_url: str | None = None  # how Feishu users reach the ingress (links in QR codes, cards)
+    # Under abuse (engine/feishu/guard.py): a request's headers must arrive within header_timeout_seconds
+    # of its connection (or of the previous answer), its body within body_timeout_seconds of its headers
+    # (408 otherwise); over max_connections a connection is answered 503 and closed; over
+    # max_concurrent_requests (requests whose body is in) a request is answered 503. Feishu sends a push
+    # at once and waits 3 s for the answer.
+    header_timeout_seconds: float = Field(10.0, gt=0)
+    body_timeout_seconds: float = Field(15.0, gt=0)
+    keep_alive_seconds: int = Field(5, ge=1)
+    max_connections: int = Field(10_000, ge=1)  # also kept under the open-file limit (minus 256)
+    max_concurrent_requests: int = Field(512, ge=1)  # a burst of a few hundred pushes fits
+    backlog: int = Field(2048, ge=1)
+    # Fairness: events of one chat (and of one user) dispatched at once; up to dispatch_queue others of
+    # that chat or user wait their turn (more are answered 503: Feishu pushes again), and no other chat
+    # waits for them.
+    dispatches_per_chat: int = Field(4, ge=1)
+    dispatches_per_user: int = Field(4, ge=1)
+    dispatch_queue: int = Field(16, ge=0)  # waiting per chat or sender; more are answered 503 at once
 
 
 class FeishuSettings(_Strict):

@@ -29,7 +29,8 @@ What happens to a push, in order (each refusal is one log line and never reaches
 6. the shared :class:`EventPipeline` (also used by the long connection): unknown ``app_id`` → 403, no
    organization with the ``tenant_key`` → 403, malformed known event → 400, event id already
    dispatched → 200 without dispatching, then dispatch with a 2.5 s budget (Feishu wants an answer in
-   3 s): success → 200; ``TemporalUnavailable`` or over budget → 503 (Feishu pushes again; the
+   3 s): success → 200; ``DispatchBusy`` (the event's chat or sender has a full queue,
+   :mod:`engine.runtime.fairness`) → 503 at once; ``TemporalUnavailable`` or over budget → 503 (Feishu pushes again; the
    dispatch that ran over keeps going, and if it succeeds the redelivery is answered from the seen-set);
    any other exception → 500, logged with the event id.
 
@@ -40,13 +41,14 @@ Every refusal is answered ``{"msg": reason}`` with a reason written for the send
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import functools
 import json
 import logging
 import math
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -68,7 +70,8 @@ from engine.feishu.normalize import (
     normalize_all,
 )
 from engine.runtime.dispatch import Dispatcher, DispatchResult
-from engine.runtime.errors import TemporalUnavailable
+from engine.runtime.errors import DispatchBusy, TemporalUnavailable
+from engine.runtime.fairness import KeyedGate
 
 if TYPE_CHECKING:
     from lark_oapi import EventDispatcherHandler
@@ -247,6 +250,9 @@ class EventPipeline:
                 log.warning("feishu event %s (%s) answered 503: Temporal unavailable (%s)",
                             event.event_id, event.event_type, error)
                 return Outcome(503, {"msg": "temporal unavailable"}, "temporal unavailable", events)
+            except DispatchBusy as error:
+                log.info("feishu event %s (%s) answered 503: %s", event.event_id, event.event_type, error)
+                return Outcome(503, {"msg": "busy, try again"}, "busy", events)
             except TimeoutError:
                 log.warning("feishu event %s (%s) answered 503: dispatch not done within %.1f s",
                             event.event_id, event.event_type, self.dispatch_timeout)
@@ -394,6 +400,22 @@ def _canonical_header(name: str) -> str:
     return "-".join(part[:1].upper() + part[1:] for part in name.split("-"))
 
 
+def _fairness_key(peeked: Mapping[str, Any] | None) -> str | None:
+    """The chat a push comes from (else its sender), from the envelope; ``None`` if it names neither."""
+    event = peeked.get("event") if peeked is not None else None
+    if not isinstance(event, Mapping):
+        return None
+    message, context = event.get("message"), event.get("context")
+    for holder, name in ((message, "chat_id"), (context, "open_chat_id"), (event, "open_chat_id")):
+        if isinstance(holder, Mapping) and isinstance(holder.get(name), str) and holder[name]:
+            return f"chat:{holder[name]}"
+    for who in (event.get("sender"), event.get("operator")):
+        ids = who.get("sender_id", who) if isinstance(who, Mapping) else None
+        if isinstance(ids, Mapping) and isinstance(ids.get("open_id"), str) and ids["open_id"]:
+            return f"user:{ids['open_id']}"
+    return None
+
+
 def _looks_like_event(body: Any) -> bool:
     """An encrypted push, a v2 or v1 envelope, or a URL verification: nothing else is an event."""
     if not isinstance(body, dict):
@@ -419,6 +441,7 @@ class _Webhook:
         self.encrypt_key = config.secret("encrypt_key") or ""
         self.verification_token = config.secret("verification_token") or ""
         self.clock = clock
+        self.fair_gate = KeyedGate(config.ingress.dispatches_per_chat, config.ingress.dispatch_queue)
         # addFilter ignores a filter already present, so many webhooks in one process add it once
         logging.getLogger("Lark").addFilter(_LARK_REFUSALS)
         if not self.encrypt_key and not self.verification_token:
@@ -536,6 +559,23 @@ class _Webhook:
             builder.register_p1_customized_event(event_type, capture)
         return builder.build(), event_type
 
+    @contextlib.asynccontextmanager
+    async def _fair_turn(self, peeked: Mapping[str, Any] | None) -> AsyncIterator[None]:
+        """A turn at lark's check under the push's chat (or sender) key, read from the unverified envelope.
+
+        The key only orders work; nothing is trusted before lark's check. (Without an encrypt key anyone
+        could send pushes naming a chat and fill its queue; with one, only Feishu can.)
+        """
+        key = _fairness_key(peeked)
+        if key is None:
+            yield
+            return
+        try:
+            async with self.fair_gate.hold(key):
+                yield
+        except DispatchBusy:
+            raise _Rejected(503, "busy, try again") from None
+
     async def _handle(self, request: Request) -> Response:
         from lark_oapi.core.model import RawRequest
 
@@ -561,7 +601,10 @@ class _Webhook:
         holder: list[dict[str, Any]] = []
         token = _captured.set(holder)
         try:
-            lark_response = await asyncio.to_thread(handler.do, lark_request)
+            # lark's check is the costly step and runs first come, first served: a chat's flood takes at
+            # most its share of it, and the rest of the flood is answered 503 at once (engine.runtime.fairness)
+            async with self._fair_turn(peeked):
+                lark_response = await asyncio.to_thread(handler.do, lark_request)
         finally:
             _captured.reset(token)
 

@@ -73,6 +73,7 @@ async def _serve_ingress(app: EngineApp, router: Any, host: str,
                          port: int) -> tuple[Any, asyncio.Task[Any], EventPipeline]:
     import uvicorn
 
+    from engine.feishu.guard import GuardLimits, raise_file_limit, uvicorn_config
     from engine.feishu.ingress import build_ingress
     from engine.runtime.identity import learn_bot_open_id
     from engine.runtime.pages import plugin_routes
@@ -80,7 +81,9 @@ async def _serve_ingress(app: EngineApp, router: Any, host: str,
     # without it a mention of the bot is not recognised, and every "@bot" command would be dropped
     bot = await learn_bot_open_id(app)
     asgi = build_ingress(app.config, router, extra_routes=plugin_routes(app), bot_open_id=bot)
-    server = uvicorn.Server(uvicorn.Config(asgi, host=host, port=port, log_level="warning", lifespan="off"))
+    # each connection holds a file descriptor: the default soft limit (often 1,024) is what ran out
+    limits = GuardLimits.from_settings(app.config.ingress, file_limit=raise_file_limit())
+    server = uvicorn.Server(uvicorn_config(asgi, limits, backlog=app.config.ingress.backlog, host=host, port=port))
     task = asyncio.create_task(server.serve())
     while not server.started:
         if task.done():
@@ -141,10 +144,15 @@ async def _connect(config: EngineConfig, address: str | None = None, *,
 
 
 def _router(app: EngineApp, client: Any) -> Any:
+    from engine.runtime.fairness import FairDispatcher
     from engine.runtime.router import Router, feishu_reply_sender
 
-    return Router(client, app.plugins, task_queue=app.config.temporal.task_queue,
-                  send_reply=feishu_reply_sender(app))
+    router = Router(client, app.plugins, task_queue=app.config.temporal.task_queue,
+                    send_reply=feishu_reply_sender(app))
+    # one chat's (or one sender's) flood queues behind itself, not in front of everyone else
+    ingress = app.config.ingress
+    return FairDispatcher(router, per_chat=ingress.dispatches_per_chat, per_user=ingress.dispatches_per_user,
+                          max_waiting=ingress.dispatch_queue)
 
 
 async def run_dev(config: EngineConfig, plugins: PluginSet, options: DevOptions, say: Say,

@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
-from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
+from collections.abc import Awaitable, Sequence
+from typing import Any, Protocol
 
 from temporalio.client import Client, WorkflowUpdateFailedError
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
@@ -36,7 +36,12 @@ log = logging.getLogger(__name__)
 _UNAVAILABLE = {RPCStatusCode.UNAVAILABLE, RPCStatusCode.DEADLINE_EXCEEDED, RPCStatusCode.CANCELLED,
                 RPCStatusCode.RESOURCE_EXHAUSTED}
 
-ReplySender = Callable[[OrgContext, act.Reply, str, dict[str, Any]], Awaitable[None]]
+class ReplySender(Protocol):
+    """Sends ``reply`` (idempotency key ``uuid``) in ``org``'s locale; ``chat_id``: the chat replied in."""
+
+    def __call__(self, org: OrgContext, reply: act.Reply, uuid: str, extra: dict[str, Any], *,
+                 chat_id: str | None = None) -> Awaitable[None]: ...
+
 
 HELP_TEMPLATE = "engine:help"
 """The reply to a mention of the bot that no enabled scenario takes (``engine/notices/templates``)."""
@@ -193,7 +198,9 @@ class Router:
         # event id (Feishu's guidance: deduplicate messages on message_id); other events key on event_id.
         source = getattr(event, "message_id", "") or event.event_id
         uuid = hashlib.sha256(f"{source}|{reply.template}".encode()).hexdigest()[:32]
-        await self.send_reply(org, reply, uuid, extra)
+        # the chat, so the reply waits under that chat's own rate limit and not behind other chats
+        chat_id = getattr(event, "chat_id", None) or getattr(event, "open_chat_id", None) or None
+        await self.send_reply(org, reply, uuid, extra, chat_id=chat_id)
 
 
 def _plain(value: Any) -> Any:
@@ -204,10 +211,12 @@ def _plain(value: Any) -> Any:
 def feishu_reply_sender(app: Any) -> ReplySender:
     """A reply sender that renders in the organization's locale and replies through the Feishu client."""
 
-    async def send(org: OrgContext, reply: act.Reply, uuid: str, extra: dict[str, Any]) -> None:
+    async def send(org: OrgContext, reply: act.Reply, uuid: str, extra: dict[str, Any], *,
+                   chat_id: str | None = None) -> None:
         message = app.templates.render_message(
             reply.template, {**reply.context, **extra}, locale=reply.locale or org.locale,
             override_dir=org.templates_dir, tz=org.timezone)
-        await app.feishu.reply_message(reply.message_id, message.msg_type, message.content, uuid)
+        await app.feishu.reply_message(reply.message_id, message.msg_type, message.content, uuid,
+                                       chat_id=chat_id)
 
     return send
