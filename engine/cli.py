@@ -215,6 +215,32 @@ async def ingress(state: CliState, port: int | None) -> None:
         raise Fail(str(error), error.hint) from None
 
 
+@cli.command("codec-server")
+@_config_option
+@click.option("--port", type=int, default=None, help="Listen port (default: the config's temporal.codec_server.port).")
+@pass_app
+@run_async
+async def codec_server(state: CliState, port: int | None) -> None:
+    """Serve the payload codec to the Web UI and `temporal --codec-endpoint` (needs a token; README: Security)."""
+    from engine.runtime.processes import run_codec_server
+
+    config = state.config()
+    settings = config.temporal.codec_server
+    if settings.token is None:
+        raise Fail(f"{config.path}: temporal.codec_server.token is not set",
+                   'add token = { env = "ENGINE_CODEC_TOKEN" } under [temporal.codec_server] and export it')
+    from engine.codec import CodecKeyError, payload_codec
+
+    try:
+        codec = payload_codec(config)
+    except CodecKeyError as error:
+        raise Fail(error.problem, error.hint) from None
+    if codec is None:
+        raise Fail(f"{config.path}: no payload keys to decode with", "set [temporal] payload_keys")
+    await run_codec_server(codec, settings.token.resolve(), settings.host,
+                           port if port is not None else settings.port, settings.cors_origins, _say)
+
+
 @cli.command()
 @click.option("--port", type=int, default=9100, help="Port to listen on.")
 @click.option("--state", "state_file", type=click.Path(path_type=Path), default=None,
@@ -392,10 +418,10 @@ def workflows() -> None:
 async def workflows_list(state: CliState, org: str | None, scenario: str | None, status: str | None,
                          limit: int) -> None:
     """Workflows of the engine, newest first, with their status."""
-    from engine.runtime.worker import connect
+    from engine.runtime.worker import connect_config
 
     config = state.config()
-    client = await connect(config.temporal.address, config.temporal.namespace, tls=config.temporal.tls)
+    client = await connect_config(config)
     clauses = []
     if status:
         clauses.append(f"ExecutionStatus = '{''.join(p.capitalize() for p in status.split('_'))}'")
@@ -425,10 +451,10 @@ async def workflows_show(state: CliState, workflow_id: str, query_name: str) -> 
     """The workflow's current state, from its query, human-readable."""
     from temporalio.service import RPCError
 
-    from engine.runtime.worker import connect
+    from engine.runtime.worker import connect_config
 
     config = state.config()
-    client = await connect(config.temporal.address, config.temporal.namespace, tls=config.temporal.tls)
+    client = await connect_config(config)
     handle = client.get_workflow_handle(workflow_id)
     try:
         description = await handle.describe()

@@ -107,12 +107,12 @@ def add_commands(cli: Any) -> None:
     async def export(state: Any, org_id: str, device: str | None, out: Path) -> None:
         """Write the calibration audit trail (decisions and confirmations) as CSV."""
         from engine.feishu.client import FeishuClient
-        from engine.runtime.worker import connect
+        from engine.runtime.worker import connect_config
 
         config = state.config()
         if org_id not in config.orgs:
             raise Fail(f"no organization {org_id!r}", f"known: {', '.join(config.orgs)}")
-        client = await connect(config.temporal.address, config.temporal.namespace, tls=config.temporal.tls)
+        client = await connect_config(config)
         feishu = FeishuClient.from_config(config)
         try:
             rows = await export_rows(config, feishu, client, org_id, device)

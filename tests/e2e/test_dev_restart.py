@@ -14,6 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from engine.codec import EncryptionCodec, dev_keys
 from engine.feishu.standin import FeishuStandIn, message_event
 from engine.runtime.server import free_port
 from engine.runtime.worker import connect
@@ -66,7 +67,10 @@ class DevProcess:
 def dev_setup(tmp_path: Path) -> Iterator[tuple[Path, Path, dict[str, int]]]:
     ports = {"ingress": free_port(), "temporal": free_port(), "standin": free_port()}
     config = tmp_path / "engine.toml"
+    # the state dir in the config too: other engine commands find the dev instance's payload key there
     config.write_text(f"""
+state_dir = "state"
+
 [temporal]
 address = "127.0.0.1:{ports['temporal']}"
 
@@ -101,7 +105,8 @@ async def test_workflow_survives_a_restart_of_engine_dev(dev_setup: tuple[Path, 
             delivery = await feishu.deliver_event(f"{ingress}/feishu/events", "im.message.receive_v1",
                                                   message_event("hello", "oc_e2e", "ou_alice"), retries=())
             assert delivery.acknowledged, delivery
-            client = await connect(f"127.0.0.1:{ports['temporal']}", "default")
+            client = await connect(f"127.0.0.1:{ports['temporal']}", "default",
+                                   codec=EncryptionCodec.from_text(dev_keys(state)))
             handle = client.get_workflow_handle("acme:echo:oc_e2e")
 
             async def pinged_once() -> bool:
@@ -127,7 +132,8 @@ async def test_workflow_survives_a_restart_of_engine_dev(dev_setup: tuple[Path, 
     assert (state / "temporal.sqlite").exists()
     dev.start()
     try:
-        client = await connect(f"127.0.0.1:{ports['temporal']}", "default")
+        client = await connect(f"127.0.0.1:{ports['temporal']}", "default",
+                                   codec=EncryptionCodec.from_text(dev_keys(state)))
         handle = client.get_workflow_handle("acme:echo:oc_e2e")
         description = await handle.describe()
         assert description.status is not None and description.status.name == "RUNNING"
