@@ -329,6 +329,10 @@ def config_check(state: CliState, file: Path) -> None:
 
     for gap in calendar_gaps(config, datetime.now(UTC)):
         _say(f"warning: {gap.warning()}\n  hint: {gap.hint()}")
+    if config.feishu is not None and config.temporal.payload_keys is None:  # production without encryption
+        _say(f"warning: {file}: temporal.payload_keys is not set: workflow data (patients, contacts) is stored "
+             "in Temporal in plain text\n  hint: payload_keys = { env = \"ENGINE_PAYLOAD_KEYS\" } under [temporal] "
+             "(README: Security)")
 
 
 @config_group.command("show")

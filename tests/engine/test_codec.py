@@ -242,3 +242,44 @@ async def test_without_the_codec_the_same_workflow_is_stored_in_plain_text(dev_s
     assert NAME.encode() in _raw(await client.get_workflow_handle(workflow_id).fetch_history())
     await asyncio.sleep(0.5)
     assert NAME.encode() in _stored_bytes(dev_server.state_dir)
+
+
+# ----------------------------------------------------------------------------------------- the command line
+
+
+def _cli(args: list[str]) -> tuple[int, str]:
+    from click.testing import CliRunner
+
+    from engine.cli import CliState, cli
+    from engine.plugins import load_plugins
+
+    state = CliState()
+    state._plugins = load_plugins(modules={}, entry_points=False)
+    result = CliRunner().invoke(cli, args, obj=state)
+    return result.exit_code, result.output
+
+
+def test_config_check_and_codec_server_name_a_bad_key(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    path = tmp_path / "engine.toml"
+    path.write_text('[temporal]\npayload_keys = { env = "TEST_PAYLOAD_KEYS" }\n\n[organizations.acme]\n',
+                    encoding="utf-8")
+    monkeypatch.setenv("TEST_PAYLOAD_KEYS", "k1:c2hvcnQ=")
+    code, out = _cli(["config", "check", str(path)])
+    assert code == 1
+    assert f"{path}: temporal.payload_keys: expected usable keys in TEST_PAYLOAD_KEYS, found key 'k1' is 5 bytes" in out
+    assert "c2hvcnQ=" not in out
+    monkeypatch.setenv("TEST_PAYLOAD_KEYS", new_key_text("k1"))
+    code, out = _cli(["config", "check", str(path)])
+    assert code == 0, out
+    code, out = _cli(["--config", str(path), "codec-server"])  # no token: refused before it listens
+    assert code == 2 and "temporal.codec_server.token is not set" in out
+
+
+def test_config_check_warns_when_production_stores_plain_payloads(monkeypatch: pytest.MonkeyPatch,
+                                                                   tmp_path: Path) -> None:
+    path = tmp_path / "engine.toml"
+    path.write_text('[feishu]\napp_id = "cli_x"\napp_secret = { env = "TEST_APP_SECRET" }\n\n[organizations.acme]\n',
+                    encoding="utf-8")
+    monkeypatch.setenv("TEST_APP_SECRET", "s")
+    code, out = _cli(["config", "check", str(path)])
+    assert "warning:" in out and "temporal.payload_keys is not set" in out, (code, out)
