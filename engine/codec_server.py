@@ -70,11 +70,17 @@ def build_codec_app(codec: PayloadCodec, token: str, cors_origins: Iterable[str]
                         request.client.host if request.client else "?")
             return JSONResponse({"error": "unauthorised"}, 401,
                                 headers={**headers, "WWW-Authenticate": 'Bearer realm="codec"'})
-        if int(request.headers.get("content-length") or 0) > MAX_BODY_BYTES:
+        declared = request.headers.get("content-length", "0")
+        if not declared.isdigit() or int(declared) > MAX_BODY_BYTES:
             return JSONResponse({"error": "body too large"}, 413, headers=headers)
-        body = await request.body()
-        if len(body) > MAX_BODY_BYTES:
-            return JSONResponse({"error": "body too large"}, 413, headers=headers)
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in request.stream():  # a body without a length is counted as it comes
+            chunks.append(chunk)
+            size += len(chunk)
+            if size > MAX_BODY_BYTES:
+                return JSONResponse({"error": "body too large"}, 413, headers=headers)
+        body = b"".join(chunks)
         try:
             payloads = json_format.Parse(body, Payloads())
         except (json_format.ParseError, DecodeError, UnicodeDecodeError):

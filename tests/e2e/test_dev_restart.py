@@ -4,6 +4,8 @@ a stop and a restart of the embedded Temporal server on the same state file."""
 from __future__ import annotations
 
 import asyncio
+import base64
+import json
 import os
 import signal
 import subprocess
@@ -13,6 +15,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from google.protobuf import json_format
 
 from engine.codec import EncryptionCodec, dev_keys
 from engine.feishu.standin import FeishuStandIn, message_event
@@ -126,6 +129,20 @@ async def test_workflow_survives_a_restart_of_engine_dev(dev_setup: tuple[Path, 
             shown = subprocess.run([ENGINE, "workflows", "show", "acme:echo:oc_e2e", "--config", str(config)],
                                    capture_output=True, text=True, env=dev.env, timeout=60)
             assert '"count": 1' in shown.stdout, shown.stdout + shown.stderr
+
+            # the workflow's data is encrypted; dev's codec endpoint decodes it for its token only
+            history = await handle.fetch_history()
+            stored = b"".join(event.SerializeToString() for event in history.events)
+            assert b"hello" not in stored and b"binary/encrypted" in stored
+            endpoint = next(line.split()[2] for line in dev.output if line.strip().startswith("codec endpoint"))
+            sealed = next(e.workflow_execution_signaled_event_attributes.input for e in history.events
+                          if e.HasField("workflow_execution_signaled_event_attributes"))
+            body = json_format.MessageToJson(sealed)
+            assert (await http.post(f"{endpoint}/decode", content=body)).status_code == 401
+            token = (state / "codec-token").read_text().strip()
+            decoded = await http.post(f"{endpoint}/decode", content=body, headers={"authorization": f"Bearer {token}"})
+            assert decoded.status_code == 200 and "hello" in json.dumps(
+                [base64.b64decode(p["data"]).decode() for p in decoded.json()["payloads"]], ensure_ascii=False)
     finally:
         assert dev.stop() == 0, "".join(dev.output)
 
