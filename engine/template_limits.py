@@ -196,9 +196,8 @@ class IsolatedRenderer:
             try:
                 pickle.dumps(function)
                 self.filters[name] = function
-            except Exception:  # a lambda or a local function: it cannot reach another process
-                log.warning("template filter %r is not a module-level function: override templates cannot use it",
-                            name)
+            except Exception:  # a lambda or a local function cannot reach another process: an override using
+                # it fails with the stub's message (at start-up, in the override check)
                 self.filters[name] = functools.partial(_unavailable_filter, name)
         self.seconds = seconds
         self.memory_bytes = memory_bytes
