@@ -455,6 +455,7 @@ async def workflows_show(state: CliState, workflow_id: str, query_name: str) -> 
     """The workflow's current state, from its query, human-readable."""
     from temporalio.service import RPCError
 
+    from engine.codec import PayloadDecryptionError
     from engine.runtime.worker import connect_config
 
     config = state.config()
@@ -465,6 +466,10 @@ async def workflows_show(state: CliState, workflow_id: str, query_name: str) -> 
         result = await handle.query(query_name)
     except RPCError as error:
         raise Fail(f"{workflow_id}: {error.message}", "`engine workflows list` shows the ids") from None
+    except (KeyError, PayloadDecryptionError) as error:  # encrypted with keys this command does not have
+        raise Fail(f"{workflow_id}: its data cannot be decrypted: {error}",
+                   "run with the config (and its state_dir) of the engine that wrote it, or with its "
+                   "payload_keys") from None
     status = description.status.name.lower() if description.status else "?"
     _say(f"{workflow_id}  ({description.workflow_type}, {status})")
     dump = getattr(result, "model_dump", None)

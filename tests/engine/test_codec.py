@@ -8,7 +8,7 @@ import json
 import subprocess
 import sys
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 
 import httpx
@@ -41,6 +41,7 @@ NAME = "Quentin Testpatient"
 SUMMARY = "severe pneumonia, ventilated, SpO2 below 88 percent at night"
 TOKEN = "codec-test-token-7f3a"
 TEMPORAL = str(Path(sys.executable).parent / "temporal")
+ENGINE = str(Path(sys.executable).parent / "engine")
 
 
 def plain(text: str) -> Payload:
@@ -159,23 +160,34 @@ def _stored_bytes(state_dir: Path) -> bytes:
     return b"".join(path.read_bytes() for path in state_dir.glob("temporal.sqlite*"))
 
 
-async def _run_holder(client: Client, workflow_id: str, queue: str) -> list[PatientNote]:
+async def _run_holder(client: Client, workflow_id: str, queue: str,
+                      while_open: Callable[[], Awaitable[None]] | None = None) -> list[PatientNote]:
     async with Worker(client, task_queue=queue, workflows=[NoteHolder], activities=[file_note],
                       workflow_runner=workflow_runner()):
         handle = await client.start_workflow(NoteHolder.run, "icu", id=workflow_id, task_queue=queue)
         filed = await handle.execute_update(NoteHolder.save, PatientNote(bed="12", name=NAME, summary=SUMMARY))
         assert filed == "filed 12"
         assert [n.name for n in await handle.query(NoteHolder.entries)] == [NAME]
+        if while_open is not None:
+            await while_open()
         await handle.signal(NoteHolder.close)
         return await handle.result()
 
 
 async def test_histories_hold_no_patient_text_and_authorised_operators_can_read_them(
-        dev_server, codec_endpoint: tuple[str, EncryptionCodec]) -> None:
+        dev_server, codec_endpoint: tuple[str, EncryptionCodec], tmp_path: Path) -> None:
     url, codec = codec_endpoint
     client = await connect(dev_server.address, "default", codec=codec)
     workflow_id = f"acme:codec-test:{uuid.uuid4().hex[:8]}"
-    notes = await _run_holder(client, workflow_id, f"codec-{uuid.uuid4().hex[:6]}")
+    config = tmp_path / "engine.toml"
+    config.write_text(f'[temporal]\naddress = "{dev_server.address}"\n\n[organizations.acme]\n', encoding="utf-8")
+
+    async def engine_without_the_key() -> None:
+        code, out, err = await _run([ENGINE, "workflows", "show", workflow_id, "--query", "entries",
+                                     "--config", str(config)])
+        assert code == 2 and "its data cannot be decrypted" in out + err and NAME not in out + err, out + err
+
+    notes = await _run_holder(client, workflow_id, f"codec-{uuid.uuid4().hex[:6]}", engine_without_the_key)
     assert notes == [PatientNote(bed="12", name=NAME, summary=SUMMARY)]  # round trip through the codec
 
     # without the codec: the history (update, activity input and result, completion) shows no patient text
