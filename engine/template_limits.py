@@ -137,6 +137,7 @@ class _Process:
         self.owner = owner
         self.process: Any = None
         self.connection: Connection | None = None
+        self.generation = owner.generation
 
     def _start(self) -> None:
         context = multiprocessing.get_context("spawn")  # never fork a process that runs threads
@@ -154,8 +155,9 @@ class _Process:
         self.process, self.connection = process, parent
 
     def call(self, request: tuple[str, tuple[Any, ...], dict[str, Any]], seconds: float) -> tuple[str, Any]:
-        if self.process is None or not self.process.is_alive():
-            self.stop()
+        if self.process is None or not self.process.is_alive() or self.generation != self.owner.generation:
+            self.stop()  # dead, killed, or holding templates compiled before clear_cache()
+            self.generation = self.owner.generation
             self._start()
         assert self.connection is not None
         self.connection.send(request)
@@ -201,6 +203,7 @@ class IsolatedRenderer:
                 self.filters[name] = functools.partial(_unavailable_filter, name)
         self.seconds = seconds
         self.memory_bytes = memory_bytes
+        self.generation = 0
         self._idle: queue.Queue[_Process] = queue.Queue()
         self._all = [_Process(self) for _ in range(processes)]
         for process in self._all:
@@ -222,6 +225,10 @@ class IsolatedRenderer:
         kind, template, cause, locale, path, line = value
         error_type = templates.TemplateRefused if kind == "TemplateRefused" else templates.TemplateError
         raise error_type(template, cause, locale=locale, path=path, line=line)
+
+    def reset(self) -> None:
+        """Make every process start afresh before its next render (its compiled templates are stale)."""
+        self.generation += 1
 
     def close(self) -> None:
         for process in self._all:

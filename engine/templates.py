@@ -532,6 +532,8 @@ class TemplateEngine:
         self._environments.clear()
         self._cache.clear()
         self._overridden.clear()
+        if self._isolated is not None:
+            self._isolated.reset()
 
     # -- internals
 

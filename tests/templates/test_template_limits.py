@@ -77,6 +77,14 @@ def test_nested_loops_are_stopped_at_the_deadline_and_the_next_render_works(
     assert message.content == '{"text":"改写：x"}'  # a fresh process took over from the killed one
 
 
+def test_an_edited_override_renders_after_clear_cache(isolated: TemplateEngine, tmp_path: Path) -> None:
+    folder = override(tmp_path, "第一版 {{ text }}")
+    assert isolated.render("demo:note", {"text": "x"}, locale="zh_CN", override_dir=folder) == "第一版 x"
+    (folder / "demo" / "zh_CN" / "note.j2").write_text("第二版 {{ text }}", encoding="utf-8")
+    isolated.clear_cache()
+    assert isolated.render("demo:note", {"text": "x"}, locale="zh_CN", override_dir=folder) == "第二版 x"
+
+
 def test_memory_is_capped_in_the_render_process(isolated: TemplateEngine, tmp_path: Path) -> None:
     with pytest.raises(TemplateRefused, match="memory"):
         isolated.render("demo:note", {}, locale="zh_CN", override_dir=override(tmp_path, HUGE_PADDING))
