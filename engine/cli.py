@@ -162,6 +162,7 @@ def _config_option(function: F) -> F:
 async def dev(state: CliState, state_dir: Path | None, port: int | None, temporal_port: int | None,
               standin_port: int) -> None:
     """Run everything locally: embedded Temporal, worker, ingress and (without credentials) the stand-in."""
+    from engine.codec import CodecKeyError
     from engine.runtime.identity import BotIdentityError
     from engine.runtime.processes import DevOptions, StartupCheckError, run_dev
     from engine.runtime.server import ServerError
@@ -179,6 +180,8 @@ async def dev(state: CliState, state_dir: Path | None, port: int | None, tempora
         raise Fail(str(error), TEMPLATE_HINT) from None
     except BotIdentityError as error:
         raise Fail(str(error), error.hint) from None
+    except CodecKeyError as error:
+        raise Fail(error.problem, error.hint) from None
     except OSError as error:
         raise Fail(str(error), "is another engine already running? pass --port / --temporal-port") from None
 
@@ -189,12 +192,15 @@ async def dev(state: CliState, state_dir: Path | None, port: int | None, tempora
 @run_async
 async def worker(state: CliState) -> None:
     """Run a Temporal worker with every installed plugin (production process)."""
+    from engine.codec import CodecKeyError
     from engine.runtime.processes import StartupCheckError, run_worker
 
     try:
         await run_worker(state.config(), state.plugins, _say)
     except StartupCheckError as error:
         raise Fail(str(error), TEMPLATE_HINT) from None
+    except CodecKeyError as error:
+        raise Fail(error.problem, error.hint) from None
 
 
 @cli.command()
@@ -204,6 +210,7 @@ async def worker(state: CliState) -> None:
 @run_async
 async def ingress(state: CliState, port: int | None) -> None:
     """Run the Feishu ingress: webhook or long connection → router → Temporal (production process)."""
+    from engine.codec import CodecKeyError
     from engine.runtime.identity import BotIdentityError
     from engine.runtime.processes import StartupCheckError, run_ingress
 
@@ -213,6 +220,8 @@ async def ingress(state: CliState, port: int | None) -> None:
         raise Fail(str(error), TEMPLATE_HINT) from None
     except BotIdentityError as error:
         raise Fail(str(error), error.hint) from None
+    except CodecKeyError as error:
+        raise Fail(error.problem, error.hint) from None
 
 
 @cli.command("codec-server")

@@ -183,14 +183,21 @@ def data_converter(codec: PayloadCodec | None) -> DataConverter:
     return dataclasses.replace(pydantic_data_converter, payload_codec=codec)
 
 
+def write_private(path: Path, text: str) -> None:
+    """Create ``path`` readable by its owner only, holding ``text``; an existing file is kept as it is."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return
+    with os.fdopen(descriptor, "w", encoding="utf-8") as file:
+        file.write(text)
+
+
 def dev_keys(state_dir: Path) -> str:
     """The key text ``engine dev`` keeps in its state dir, created (owner-only) on first use."""
     path = state_dir / DEV_KEYS_FILE
-    if not path.exists():
-        state_dir.mkdir(parents=True, exist_ok=True)
-        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(descriptor, "w", encoding="utf-8") as file:
-            file.write(new_key_text("dev1") + "\n")
+    write_private(path, new_key_text("dev1") + "\n")
     return path.read_text(encoding="utf-8").strip()
 
 
@@ -215,7 +222,11 @@ def payload_codec(config: EngineConfig, state_dir: Path | None = None) -> Encryp
                                 error.hint) from None
     path = config.state_dir(state_dir) / DEV_KEYS_FILE
     if path.exists():
-        return EncryptionCodec.from_text(path.read_text(encoding="utf-8"))
+        try:
+            return EncryptionCodec.from_text(path.read_text(encoding="utf-8"))
+        except CodecKeyError as error:
+            raise CodecKeyError(f"{path}: {error.problem}", "restore the file from a backup; without it the "
+                                "workflows engine dev encrypted cannot be read") from None
     return None
 
 

@@ -141,12 +141,9 @@ async def _connect(config: EngineConfig, address: str | None = None, *,
 
 def _payload_codec(config: EngineConfig) -> Any:
     """The production processes' codec; without configured keys, a warning and plain payloads."""
-    from engine.codec import CodecKeyError, payload_codec
+    from engine.codec import payload_codec
 
-    try:
-        codec = payload_codec(config)
-    except CodecKeyError as error:
-        raise StartupCheckError(f"{error.problem} ({error.hint})") from None
+    codec = payload_codec(config)  # CodecKeyError: the CLI shows its problem and hint
     if codec is None:
         log.warning("payloads are stored in Temporal unencrypted: set [temporal] payload_keys (README: Security)")
     return codec
@@ -156,20 +153,14 @@ def _dev_codec(config: EngineConfig, state_dir: Path) -> tuple[Any, str]:
     """``engine dev``'s codec and codec-endpoint token: the configured ones, else its own in the state dir."""
     import secrets
 
-    from engine.codec import CodecKeyError, EncryptionCodec, dev_keys, payload_codec
+    from engine.codec import EncryptionCodec, dev_keys, payload_codec, write_private
 
-    try:
-        codec = payload_codec(config, state_dir) or EncryptionCodec.from_text(dev_keys(state_dir))
-    except CodecKeyError as error:
-        raise StartupCheckError(f"{error.problem} ({error.hint})") from None
+    codec = payload_codec(config, state_dir) or EncryptionCodec.from_text(dev_keys(state_dir))
     settings = config.temporal.codec_server
     if settings.token is not None:
         return codec, settings.token.resolve()
     token_file = state_dir / "codec-token"
-    if not token_file.exists():
-        descriptor = os.open(token_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(descriptor, "w", encoding="utf-8") as file:
-            file.write(secrets.token_urlsafe(32) + "\n")
+    write_private(token_file, secrets.token_urlsafe(32) + "\n")
     return codec, token_file.read_text(encoding="utf-8").strip()
 
 

@@ -295,3 +295,18 @@ def test_config_check_warns_when_production_stores_plain_payloads(monkeypatch: p
     monkeypatch.setenv("TEST_APP_SECRET", "s")
     code, out = _cli(["config", "check", str(path)])
     assert "warning:" in out and "temporal.payload_keys is not set" in out, (code, out)
+
+
+def test_a_damaged_dev_key_file_is_named_with_its_path(tmp_path: Path) -> None:
+    from engine.codec import DEV_KEYS_FILE, dev_keys, payload_codec
+
+    config = parse_config({"organizations": {"acme": {}}}, tmp_path / "engine.toml", {})
+    assert payload_codec(config) is None  # no keys and no dev key: plain payloads
+    state = config.state_dir()
+    first = dev_keys(state)
+    assert dev_keys(state) == first and (state / DEV_KEYS_FILE).stat().st_mode & 0o077 == 0
+    codec = payload_codec(config)
+    assert codec is not None and codec.key_id == "dev1"
+    (state / DEV_KEYS_FILE).write_text("dev1:broken", encoding="utf-8")
+    with pytest.raises(CodecKeyError, match=f"{state / DEV_KEYS_FILE}: key 'dev1' is not valid base64"):
+        payload_codec(config)
