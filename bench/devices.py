@@ -12,6 +12,10 @@ memory is its own. The figures:
 * held: the worker's resident memory idle before, and while it holds every cycle (now and peak);
 * reconcile: the daily run over the whole table with nothing to change, and with 1% of the rows edited.
 
+It runs twice in one go, on a fresh server each time: payloads in plain text, then encrypted by the
+payload codec (engine/codec.py), so the codec's cost shows side by side (``BENCH_CODEC=plain`` or
+``encrypted`` runs only one).
+
 The stand-in writes one Bitable table at a time, 20 ms a write, as Feishu does (concurrent writes to one
 table are refused): every cycle's first audit row goes through it, so registration is bounded by it.
 """
@@ -33,6 +37,7 @@ from zoneinfo import ZoneInfo
 from temporalio.client import Client
 
 from bench.common import cpu_seconds, embedded_server
+from engine.codec import EncryptionCodec, new_key_text
 from engine.feishu.standin import FeishuStandIn
 from engine.runtime.server import free_port
 from engine.runtime.worker import connect
@@ -62,11 +67,16 @@ def device_rows(count: int, today: date) -> list[dict[str, object]]:
     return rows
 
 
-def config_text(temporal_address: str) -> str:
+KEYS_ENV = "BENCH_PAYLOAD_KEYS"
+
+
+def config_text(temporal_address: str, encrypted: bool = False) -> str:
+    keys = f'payload_keys = {{ env = "{KEYS_ENV}" }}' if encrypted else ""
     return f"""
 [temporal]
 mode = "cluster"
 address = "{temporal_address}"
+{keys}
 
 [organizations.{ORG}]
 timezone = "Asia/Shanghai"
@@ -131,7 +141,16 @@ def registered(standin: FeishuStandIn) -> int:
 
 
 async def bench() -> None:
+    only = os.environ.get("BENCH_CODEC")
+    for encrypted in (False, True):
+        if only in (None, "encrypted" if encrypted else "plain"):
+            print(f"  -- payloads {'encrypted (AES-256-GCM codec)' if encrypted else 'in plain text'}")
+            await run(encrypted)
+
+
+async def run(encrypted: bool) -> None:
     today = datetime.now(ZONE).date()
+    keys = new_key_text("bench")
     with tempfile.TemporaryDirectory(prefix="engine-bench-devices-") as folder:
         standin = FeishuStandIn()
         standin.state.merge_json({"bitable": {APP: {TABLE: {"name": "设备台账", "records": device_rows(DEVICES, today)},
@@ -139,15 +158,16 @@ async def bench() -> None:
         await standin.start(port=free_port())
         async with embedded_server() as server:
             config = Path(folder) / "engine.toml"
-            config.write_text(config_text(server.address), encoding="utf-8")
+            config.write_text(config_text(server.address, encrypted), encoding="utf-8")
             env = {**os.environ, "ENGINE_LOAD_PLUGINS": "device_calibration", "FEISHU_APP_ID": standin.app_id,
-                   "FEISHU_APP_SECRET": standin.app_secret, "FEISHU_BASE_URL": standin.base_url}
+                   "FEISHU_APP_SECRET": standin.app_secret, "FEISHU_BASE_URL": standin.base_url, KEYS_ENV: keys}
             log_path = Path(folder) / "worker.log"
             with log_path.open("w") as log:
                 worker = subprocess.Popen([sys.executable, "-m", "engine.cli", "--config", str(config), "worker"],
                                           env=env, stdout=log, stderr=subprocess.STDOUT)
             try:
-                client = await connect(server.address, "default")
+                client = await connect(server.address, "default",
+                                       codec=EncryptionCodec.from_text(keys) if encrypted else None)
                 print(f"  {DEVICES:,} devices, worker pid {worker.pid}")
                 floor = await start_floor(client, DEVICES)
                 print(f"  baseline: raw start of {DEVICES:,} workflows   {floor:7.1f} s   "

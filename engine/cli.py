@@ -164,6 +164,7 @@ def _config_option(function: F) -> F:
 async def dev(state: CliState, state_dir: Path | None, port: int | None, temporal_port: int | None,
               standin_port: int, long_connection: bool) -> None:
     """Run everything locally: embedded Temporal, worker, ingress and (without credentials) the stand-in."""
+    from engine.codec import CodecKeyError
     from engine.runtime.identity import BotIdentityError
     from engine.runtime.processes import DevOptions, StartupCheckError, run_dev
     from engine.runtime.server import ServerError
@@ -181,6 +182,8 @@ async def dev(state: CliState, state_dir: Path | None, port: int | None, tempora
         raise Fail(str(error), TEMPLATE_HINT) from None
     except BotIdentityError as error:
         raise Fail(str(error), error.hint) from None
+    except CodecKeyError as error:
+        raise Fail(error.problem, error.hint) from None
     except OSError as error:
         raise Fail(str(error), "is another engine already running? pass --port / --temporal-port") from None
 
@@ -191,12 +194,15 @@ async def dev(state: CliState, state_dir: Path | None, port: int | None, tempora
 @run_async
 async def worker(state: CliState) -> None:
     """Run a Temporal worker with every installed plugin (production process)."""
+    from engine.codec import CodecKeyError
     from engine.runtime.processes import StartupCheckError, run_worker
 
     try:
         await run_worker(state.config(), state.plugins, _say)
     except StartupCheckError as error:
         raise Fail(str(error), TEMPLATE_HINT) from None
+    except CodecKeyError as error:
+        raise Fail(error.problem, error.hint) from None
 
 
 @cli.command()
@@ -206,6 +212,7 @@ async def worker(state: CliState) -> None:
 @run_async
 async def ingress(state: CliState, port: int | None) -> None:
     """Run the Feishu ingress: webhook or long connection → router → Temporal (production process)."""
+    from engine.codec import CodecKeyError
     from engine.runtime.identity import BotIdentityError
     from engine.runtime.processes import StartupCheckError, run_ingress
 
@@ -215,6 +222,34 @@ async def ingress(state: CliState, port: int | None) -> None:
         raise Fail(str(error), TEMPLATE_HINT) from None
     except BotIdentityError as error:
         raise Fail(str(error), error.hint) from None
+    except CodecKeyError as error:
+        raise Fail(error.problem, error.hint) from None
+
+
+@cli.command("codec-server")
+@_config_option
+@click.option("--port", type=int, default=None, help="Listen port (default: the config's temporal.codec_server.port).")
+@pass_app
+@run_async
+async def codec_server(state: CliState, port: int | None) -> None:
+    """Serve the payload codec to the Web UI and `temporal --codec-endpoint` (needs a token; README: Security)."""
+    from engine.runtime.processes import run_codec_server
+
+    config = state.config()
+    settings = config.temporal.codec_server
+    if settings.token is None:
+        raise Fail(f"{config.path}: temporal.codec_server.token is not set",
+                   'add token = { env = "ENGINE_CODEC_TOKEN" } under [temporal.codec_server] and export it')
+    from engine.codec import CodecKeyError, payload_codec
+
+    try:
+        codec = payload_codec(config)
+    except CodecKeyError as error:
+        raise Fail(error.problem, error.hint) from None
+    if codec is None:
+        raise Fail(f"{config.path}: no payload keys to decode with", "set [temporal] payload_keys")
+    await run_codec_server(codec, settings.token.resolve(), settings.host,
+                           port if port is not None else settings.port, settings.cors_origins, _say)
 
 
 @cli.command()
@@ -305,6 +340,10 @@ def config_check(state: CliState, file: Path) -> None:
 
     for gap in calendar_gaps(config, datetime.now(UTC)):
         _say(f"warning: {gap.warning()}\n  hint: {gap.hint()}")
+    if config.feishu is not None and config.temporal.payload_keys is None:  # production without encryption
+        _say(f"warning: {file}: temporal.payload_keys is not set: workflow data (patients, contacts) is stored "
+             "in Temporal in plain text\n  hint: payload_keys = { env = \"ENGINE_PAYLOAD_KEYS\" } under [temporal] "
+             "(README: Security)")
 
 
 @config_group.command("show")
@@ -395,10 +434,10 @@ def workflows() -> None:
 async def workflows_list(state: CliState, org: str | None, scenario: str | None, status: str | None,
                          limit: int) -> None:
     """Workflows of the engine, newest first, with their status."""
-    from engine.runtime.worker import connect
+    from engine.runtime.worker import connect_config
 
     config = state.config()
-    client = await connect(config.temporal.address, config.temporal.namespace, tls=config.temporal.tls)
+    client = await connect_config(config)
     clauses = []
     if status:
         clauses.append(f"ExecutionStatus = '{''.join(p.capitalize() for p in status.split('_'))}'")
@@ -428,16 +467,21 @@ async def workflows_show(state: CliState, workflow_id: str, query_name: str) -> 
     """The workflow's current state, from its query, human-readable."""
     from temporalio.service import RPCError
 
-    from engine.runtime.worker import connect
+    from engine.codec import PayloadDecryptionError
+    from engine.runtime.worker import connect_config
 
     config = state.config()
-    client = await connect(config.temporal.address, config.temporal.namespace, tls=config.temporal.tls)
+    client = await connect_config(config)
     handle = client.get_workflow_handle(workflow_id)
     try:
         description = await handle.describe()
         result = await handle.query(query_name)
     except RPCError as error:
         raise Fail(f"{workflow_id}: {error.message}", "`engine workflows list` shows the ids") from None
+    except (KeyError, PayloadDecryptionError) as error:  # encrypted with keys this command does not have
+        raise Fail(f"{workflow_id}: its data cannot be decrypted: {error}",
+                   "run with the config (and its state_dir) of the engine that wrote it, or with its "
+                   "payload_keys") from None
     status = description.status.name.lower() if description.status else "?"
     _say(f"{workflow_id}  ({description.workflow_type}, {status})")
     dump = getattr(result, "model_dump", None)

@@ -96,8 +96,25 @@ class TlsSettings(_Strict):
     domain: str | None = None
 
 
+class CodecServerSettings(_Strict):
+    """The codec endpoint operators point the Web UI and ``temporal --codec-endpoint`` at (engine/codec_server.py).
+
+    It decrypts whatever it is sent, so it needs a token and listens on loopback unless told otherwise.
+    """
+
+    token: SecretRef | None = None
+    host: str = "127.0.0.1"
+    port: int = 8081
+    # Web UI origins allowed to call it from the browser (CORS), e.g. "http://127.0.0.1:8233"
+    cors_origins: list[str] = Field(default_factory=list)
+
+
 class TemporalSettings(_Strict):
-    """``embedded`` runs the ``temporal`` dev server from the state dir; ``cluster`` connects to one."""
+    """``embedded`` runs the ``temporal`` dev server from the state dir; ``cluster`` connects to one.
+
+    ``payload_keys`` names the environment variable with the payload codec's keys (engine/codec.py):
+    with it, everything stored in Temporal is encrypted.
+    """
 
     mode: Literal["embedded", "cluster"] = "embedded"
     address: str = "127.0.0.1:7233"
@@ -109,6 +126,8 @@ class TemporalSettings(_Strict):
     # restart every workflow replays; with a hundred at once each took over the 10 s task timeout and was
     # done again (tests/reliability). The server queues the rest.
     max_concurrent_workflow_tasks: int = Field(8, ge=2)
+    payload_keys: SecretRef | None = None
+    codec_server: CodecServerSettings = Field(default_factory=CodecServerSettings)
 
 
 class IngressSettings(_Strict):
@@ -405,6 +424,33 @@ def _unknown_keys(file: str, prefix: str, table: Mapping[str, Any], model: type[
             for key in table if key not in known]
 
 
+def _codec_issues(file: str, temporal: TemporalSettings) -> list[ConfigIssue]:
+    """An unset or unusable payload key, and a codec endpoint without its token."""
+    issues = []
+    ref = temporal.payload_keys
+    if ref is not None:
+        from engine.codec import CodecKeyError, parse_keys  # imports temporalio: only when a key is configured
+
+        text = os.environ.get(ref.env)
+        if text is None:
+            issues.append(ConfigIssue(file, "temporal.payload_keys", f"environment variable {ref.env} to be set",
+                                      "it unset", f"export {ref.env}=id:base64key (python -m engine.codec "
+                                      "prints a new one), or remove the key to store payloads unencrypted"))
+        else:
+            try:
+                parse_keys(text)
+            except CodecKeyError as error:
+                issues.append(ConfigIssue(file, "temporal.payload_keys", f"usable keys in {ref.env}",
+                                          error.problem, error.hint))
+    token = temporal.codec_server.token
+    if token is not None and not os.environ.get(token.env):
+        fix = f"export {token.env}=$(python -c 'import secrets; print(secrets.token_urlsafe(32))')"
+        issues.append(ConfigIssue(file, "temporal.codec_server.token",
+                                  f"environment variable {token.env} to be set and not empty", "it unset or empty",
+                                  fix))
+    return issues
+
+
 def parse_config(
     data: Mapping[str, Any], path: Path, scenarios: Mapping[str, Scenario]
 ) -> EngineConfig:
@@ -422,6 +468,7 @@ def parse_config(
             if isinstance(ref, SecretRef) and ref.env not in os.environ:
                 issues.append(ConfigIssue(file, f"feishu.{name}", f"environment variable {ref.env} to be set",
                                           "it unset", f"export {ref.env}=... before starting the engine"))
+    issues += _codec_issues(file, parsed.temporal)
     for index, seed in enumerate(parsed.dev.standin_seeds):
         if not (path.parent / seed).is_file():
             issues.append(ConfigIssue(file, f"dev.standin_seeds[{index}]", "a JSON file beside the config",

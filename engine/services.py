@@ -59,10 +59,10 @@ async def command_services(config: EngineConfig) -> AsyncIterator[Services]:
     ``async with command_services(state.config()) as services: ...``
     """
     from engine.feishu.client import FeishuClient
-    from engine.runtime.worker import connect
+    from engine.runtime.worker import connect_config
 
     temporal = config.temporal
-    client = await connect(temporal.address, temporal.namespace, tls=temporal.tls)
+    client = await connect_config(config)  # its address, TLS and payload codec
     feishu = FeishuClient.from_config(config)
     try:
         yield Services(config=config, feishu=feishu, temporal=client, task_queue=temporal.task_queue)

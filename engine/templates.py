@@ -48,6 +48,10 @@ is put after such a ``<`` and between ``](``.
 
 Locale-aware filters follow the locale of the template file actually rendered, so a template that fell
 back to the other language does not mix two languages.
+
+Every render is bounded (engine/template_limits.py): ``*`` and ``**`` cannot build huge values, the output
+stops at a size; with ``isolate_overrides``, an organization's overrides render in separate processes with
+a deadline and a memory cap. Going past a limit raises :class:`TemplateRefused`.
 """
 
 from __future__ import annotations
@@ -70,6 +74,7 @@ from pydantic import BaseModel, ConfigDict
 
 from engine import larkmd
 from engine.config import SUPPORTED_LOCALES
+from engine.template_limits import IsolatedRenderer, LimitedSandbox, RenderRefused, render_bounded
 
 __all__ = [
     "CARD_MAX_BYTES",
@@ -79,6 +84,7 @@ __all__ = [
     "RenderedMessage",
     "TemplateEngine",
     "TemplateError",
+    "TemplateRefused",
     "format_local_date",
     "format_local_dt",
     "format_relative_days",
@@ -124,6 +130,10 @@ class TemplateError(Exception):
         elif line:
             where += f" line {line}"
         super().__init__(f"{where}: {cause}")
+
+
+class TemplateRefused(TemplateError):
+    """A render stopped by a limit on time, memory or size (engine/template_limits.py)."""
 
 
 class RenderedMessage(BaseModel):
@@ -294,7 +304,7 @@ class _Compiled:
     path: Path
 
 
-class _Environment(ImmutableSandboxedEnvironment):
+class _Environment(LimitedSandbox, ImmutableSandboxedEnvironment):
     def join_path(self, template: str, parent: str) -> str:
         # `{% include "_footer.card" %}` means the including template's own scenario
         if ":" in template:
@@ -413,7 +423,8 @@ class TemplateEngine:
     """
 
     def __init__(self, template_dirs: Mapping[str, Path],
-                 filters: Mapping[str, Callable[..., Any]] | None = None) -> None:
+                 filters: Mapping[str, Callable[..., Any]] | None = None, *,
+                 isolate_overrides: bool = False) -> None:
         for scenario in template_dirs:
             if not scenario or ":" in scenario:
                 raise ValueError(f"scenario name {scenario!r} cannot name templates (empty or contains ':')")
@@ -429,6 +440,10 @@ class TemplateEngine:
             self._filters[name] = function
         self._environments: dict[tuple[Path | None, str], _Environment] = {}
         self._cache: dict[tuple[Path | None, str, str, str], _Compiled] = {}
+        # renders that use an organization's overrides go to processes with a deadline (template_limits.py)
+        self._isolated = IsolatedRenderer(self._dirs, {k: v for k, v in self._filters.items()
+                                                       if k not in BUILTIN_FILTERS}) if isolate_overrides else None
+        self._overridden: dict[tuple[Path, str], bool] = {}
 
     # -- names and samples
 
@@ -456,11 +471,21 @@ class TemplateEngine:
     def render(self, name: str, context: Mapping[str, Any], *, locale: str, override_dir: Path | None = None,
                tz: str = DEFAULT_TZ) -> str:
         """Render ``name`` (``scenario:name``) to text in ``locale``, the organization's override first."""
+        if self._isolate(name, override_dir):
+            assert self._isolated is not None
+            text: str = self._isolated.call("render", name, dict(context), locale=locale,
+                                            override_dir=override_dir, tz=tz)
+            return text
         return self._render(name, context, locale, override_dir, tz)[0]
 
     def render_message(self, name: str, context: Mapping[str, Any], *, locale: str,
                        override_dir: Path | None = None, tz: str = DEFAULT_TZ) -> RenderedMessage:
         """Render and validate ``name`` as a Feishu message: ``.card`` interactive, ``.post`` post, else text."""
+        if self._isolate(name, override_dir):
+            assert self._isolated is not None
+            rendered: RenderedMessage = self._isolated.call("render_message", name, dict(context), locale=locale,
+                                                            override_dir=override_dir, tz=tz)
+            return rendered
         if name.endswith(CARD_SUFFIX):
             # card markdown is escaped by default: data in, escaped; everything but markdown, restored
             text, compiled = self._render(name, larkmd.escape_context(dict(context)), locale, override_dir, tz)
@@ -524,8 +549,21 @@ class TemplateEngine:
         """Forget compiled templates, e.g. after an organization edited its overrides."""
         self._environments.clear()
         self._cache.clear()
+        self._overridden.clear()
+        if self._isolated is not None:
+            self._isolated.reset()
 
     # -- internals
+
+    def _isolate(self, name: str, override_dir: Path | None) -> bool:
+        """Whether ``name`` renders in a render process: isolation is on and its scenario has overrides."""
+        if self._isolated is None or override_dir is None:
+            return False
+        scenario = self._split(name)[0]
+        key = (override_dir, scenario)
+        if key not in self._overridden:
+            self._overridden[key] = (override_dir / scenario).is_dir()
+        return self._overridden[key]
 
     @staticmethod
     def _files(folder: Path) -> set[str]:
@@ -629,7 +667,7 @@ class TemplateEngine:
         compiled = self._compiled(name, locale, override_dir)
         token = _RENDER_STATE.set(_RenderState(compiled.locale, zone))
         try:
-            return compiled.template.render(dict(context)), compiled
+            return render_bounded(compiled.template, context), compiled
         except TemplateSyntaxError as error:  # in an included template, compiled at render time
             raise TemplateError(name, f"{_compile_problem(error)} in an included template: {error.message}",
                                 locale=compiled.locale, path=Path(error.filename) if error.filename else None,
@@ -640,6 +678,10 @@ class TemplateEngine:
         except SecurityError as error:
             raise TemplateError(name, f"blocked by the sandbox: {error}", locale=compiled.locale,
                                 path=compiled.path, line=_traceback_line(error, str(compiled.path))) from error
+        except (RenderRefused, MemoryError) as error:
+            raise TemplateRefused(name, f"refused by the render limits: {error or 'out of memory'}",
+                                  locale=compiled.locale, path=compiled.path,
+                                  line=_traceback_line(error, str(compiled.path))) from error
         except UndefinedError as error:
             raise TemplateError(name, f"undefined variable: {error}", locale=compiled.locale,
                                 path=compiled.path, line=_traceback_line(error, str(compiled.path))) from error

@@ -24,6 +24,7 @@ from temporalio.exceptions import ApplicationError
 from engine.feishu import requests as rq
 from engine.feishu.client import FeishuClient, derived_token
 from engine.feishu.errors import FeishuError
+from engine.template_limits import render_message_off_loop
 from engine.templates import RenderedMessage, TemplateEngine, TemplateError
 
 if TYPE_CHECKING:
@@ -83,13 +84,16 @@ class FeishuActivities:
             log.warning("feishu %s org=%s key=%s failed: %s", call, org, key or "-", exc)
             raise exc.to_application_error() from exc
 
-    def _render(self, org: OrgContext, template: str, context: dict[str, Any],
-                locale: str | None) -> RenderedMessage:
-        """Render ``template`` for ``org``; a template that cannot render is a non-retryable error."""
+    async def _render(self, org: OrgContext, template: str, context: dict[str, Any],
+                      locale: str | None) -> RenderedMessage:
+        """Render ``template`` for ``org`` off the event loop; one that cannot render is a non-retryable error.
+
+        An override refused by the render limits falls back to the plugin's template (template_limits.py).
+        """
         try:
-            return self.templates.render_message(
-                template, context, locale=locale or org.locale, override_dir=org.templates_dir,
-                tz=org.timezone)
+            return await render_message_off_loop(
+                self.templates, template, context, locale=locale or org.locale, override_dir=org.templates_dir,
+                tz=org.timezone, org_id=org.id)
         except TemplateError as exc:
             raise ApplicationError(
                 f"template {template!r} failed to render for organization {org.id!r}: "
@@ -104,7 +108,7 @@ class FeishuActivities:
         if request.reply_to is None and request.to is None:
             raise ApplicationError(f"{rq.SEND_MESSAGE}: needs `to` or `reply_to`", type="InvalidRequest",
                                    non_retryable=True)
-        rendered = self._render(org, request.template, request.context, request.locale)
+        rendered = await self._render(org, request.template, request.context, request.locale)
         uuid = message_uuid(request.org, request.idempotency_key)
 
         async def work() -> rq.SentMessage:
@@ -123,7 +127,7 @@ class FeishuActivities:
     async def update_card(self, request: rq.UpdateCard) -> None:
         """Render a card template and replace the card of ``message_id`` with it."""
         org = self._org(request.org)
-        rendered = self._render(org, request.template, request.context, request.locale)
+        rendered = await self._render(org, request.template, request.context, request.locale)
         if rendered.msg_type != CARD_MSG_TYPE:
             raise ApplicationError(
                 f"template {request.template!r} renders a {rendered.msg_type!r} message, not a card",

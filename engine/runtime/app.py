@@ -32,7 +32,8 @@ class EngineApp:
     def templates(self) -> TemplateEngine:
         from engine.templates import TemplateEngine
 
-        return TemplateEngine(self.plugins.template_dirs(), self.plugins.template_filters())
+        # organizations' overrides render in processes with a deadline (engine/template_limits.py)
+        return TemplateEngine(self.plugins.template_dirs(), self.plugins.template_filters(), isolate_overrides=True)
 
     @cached_property
     def feishu(self) -> FeishuClient:

@@ -117,7 +117,7 @@ CONNECT_PATIENCE = 120.0
 
 
 async def _connect(config: EngineConfig, address: str | None = None, *,
-                   patience: float = CONNECT_PATIENCE) -> Any:
+                   patience: float = CONNECT_PATIENCE, codec: Any = None) -> Any:
     """The process's Temporal client, waiting (with backoff) while Temporal is not reachable yet.
 
     A worker or an ingress may start while Temporal restarts (a rollout, a crash and its supervisor's
@@ -133,7 +133,7 @@ async def _connect(config: EngineConfig, address: str | None = None, *,
     delay = 0.5
     while True:
         try:
-            return await connect(target, t.namespace, tls=t.tls)
+            return await connect(target, t.namespace, tls=t.tls, codec=codec)
         except (RuntimeError, OSError) as error:  # temporalio: RuntimeError("Failed client connect: ...")
             if loop.time() + delay > deadline:
                 raise
@@ -141,6 +141,61 @@ async def _connect(config: EngineConfig, address: str | None = None, *,
                         str(error).splitlines()[0][:200], delay)
             await asyncio.sleep(delay)
             delay = min(delay * 2, 5.0)
+
+
+def _payload_codec(config: EngineConfig) -> Any:
+    """The production processes' codec; without configured keys, a warning and plain payloads."""
+    from engine.codec import payload_codec
+
+    codec = payload_codec(config)  # CodecKeyError: the CLI shows its problem and hint
+    if codec is None:
+        log.warning("payloads are stored in Temporal unencrypted: set [temporal] payload_keys (README: Security)")
+    return codec
+
+
+def _dev_codec(config: EngineConfig, state_dir: Path) -> tuple[Any, str]:
+    """``engine dev``'s codec and codec-endpoint token: the configured ones, else its own in the state dir."""
+    import secrets
+
+    from engine.codec import EncryptionCodec, dev_keys, payload_codec, write_private
+
+    codec = payload_codec(config, state_dir) or EncryptionCodec.from_text(dev_keys(state_dir))
+    settings = config.temporal.codec_server
+    if settings.token is not None:
+        return codec, settings.token.resolve()
+    token_file = state_dir / "codec-token"
+    write_private(token_file, secrets.token_urlsafe(32) + "\n")
+    return codec, token_file.read_text(encoding="utf-8").strip()
+
+
+async def _serve_codec(codec: Any, token: str, host: str, port: int,
+                       cors_origins: list[str]) -> tuple[Any, asyncio.Task[Any], int]:
+    import uvicorn
+
+    from engine.codec_server import build_codec_app
+
+    app = build_codec_app(codec, token, cors_origins)
+    server = uvicorn.Server(uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="off",
+                                           access_log=False))  # the capability URL holds the token
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        if task.done():
+            task.result()
+        await asyncio.sleep(0.05)
+    bound = server.servers[0].sockets[0].getsockname()[1] if server.servers else port
+    return server, task, bound
+
+
+async def run_codec_server(codec: Any, token: str, host: str, port: int, cors_origins: list[str],
+                           say: Say) -> None:
+    """``engine codec-server``: the codec endpoint alone, until SIGINT/SIGTERM."""
+    stop = _stop_event()
+    server, task, bound = await _serve_codec(codec, token, host, port, cors_origins)
+    say(f"codec endpoint on http://{host}:{bound} (POST /encode, /decode; Authorization: Bearer <token>)")
+    waiter = asyncio.create_task(stop.wait())
+    await asyncio.wait({waiter, task}, return_when=asyncio.FIRST_COMPLETED)
+    server.should_exit = True
+    await task
 
 
 def _router(app: EngineApp, client: Any) -> Any:
@@ -197,18 +252,33 @@ async def run_dev(config: EngineConfig, plugins: PluginSet, options: DevOptions,
         # asked of Feishu (or the stand-in) as in production: GET /open-apis/bot/v3/info
         bot = await learn_bot_open_id(app, say=say)
 
+        codec, token = _dev_codec(config, state_dir)
+        codec_settings = config.temporal.codec_server
+        # an explicit port from the config, else any free one (several dev instances on one machine)
+        codec_port = codec_settings.port if "port" in codec_settings.model_fields_set else 0
+        ui_port = config.temporal.ui_port
+        if ui_port is None:
+            ui_port = (options.temporal_port or int(config.temporal.address.rsplit(":", 1)[1])) + 1000
+        origins = [*codec_settings.cors_origins, f"http://127.0.0.1:{ui_port}", f"http://localhost:{ui_port}"]
+        codec_server, codec_task, codec_bound = await _serve_codec(codec, token, codec_settings.host, codec_port,
+                                                                   origins)
+        cleanups.append(lambda: _stop_uvicorn(codec_server, codec_task, None))
+        codec_url = f"http://{codec_settings.host}:{codec_bound}"
+        say(f"  codec endpoint    {codec_url}   (token in {state_dir / 'codec-token'}; README: Security)")
+
         address = None
         if config.temporal.mode == "embedded":
             port = options.temporal_port or int(config.temporal.address.rsplit(":", 1)[1])
-            server = EmbeddedTemporal(state_dir, port=port, ui_port=config.temporal.ui_port,
-                                      namespace=config.temporal.namespace)
+            # the dev Web UI decodes through the capability URL (the token as the path's first segment)
+            server = EmbeddedTemporal(state_dir, port=port, ui_port=ui_port, namespace=config.temporal.namespace,
+                                      ui_codec_endpoint=f"{codec_url}/{token}")
             say(f"starting the embedded Temporal server (state: {server.db_file}) ...")
             await server.start()
             cleanups.append(server.stop)
             address = server.address
             say(f"  Temporal          {server.address}   (Web UI: {server.ui_url})")
 
-        client = await _connect(config, address)
+        client = await _connect(config, address, codec=codec)
         app.temporal = client
         set_current_app(app)
         cleanups.append(lambda: set_current_app(None))
@@ -281,10 +351,11 @@ def _start_long_connection(config: EngineConfig, router: Any, bot: str | None) -
     return connection
 
 
-async def _stop_uvicorn(server: Any, task: asyncio.Task[Any], pipeline: EventPipeline) -> None:
+async def _stop_uvicorn(server: Any, task: asyncio.Task[Any], pipeline: EventPipeline | None) -> None:
     server.should_exit = True
     await task
-    await pipeline.drain()  # dispatches that ran over their budget, answered 503 but still under way
+    if pipeline is not None:
+        await pipeline.drain()  # dispatches that ran over their budget, answered 503 but still under way
 
 
 async def run_worker(config: EngineConfig, plugins: PluginSet, say: Say) -> None:
@@ -300,7 +371,7 @@ async def run_worker(config: EngineConfig, plugins: PluginSet, say: Say) -> None
         await learn_bot_open_id(app, say=say)
     except BotIdentityError as error:
         log.warning("worker starts without the bot's identity: %s (%s)", error, error.hint)
-    client = app.temporal = await _connect(config)
+    client = app.temporal = await _connect(config, codec=_payload_codec(config))
     report = await sync_schedules(client, config, plugins, task_queue=config.temporal.task_queue)
     if report["refused"]:
         say(f"{len(report['refused'])} schedule(s) refused, the others run: see the log")
@@ -323,7 +394,7 @@ async def run_ingress(config: EngineConfig, plugins: PluginSet, say: Say, port: 
     check_templates(app)  # the ingress renders replies (a device's status, a missing one)
     set_current_app(app)
     bot = await learn_bot_open_id(app, say=say)  # before Temporal: a wrong app secret stops it at once
-    client = app.temporal = await _connect(config)
+    client = app.temporal = await _connect(config, codec=_payload_codec(config))
     router = _router(app, client)
     connection = None
     if config.ingress.mode == "long_connection":

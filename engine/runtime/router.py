@@ -213,9 +213,12 @@ def feishu_reply_sender(app: Any) -> ReplySender:
 
     async def send(org: OrgContext, reply: act.Reply, uuid: str, extra: dict[str, Any], *,
                    chat_id: str | None = None) -> None:
-        message = app.templates.render_message(
-            reply.template, {**reply.context, **extra}, locale=reply.locale or org.locale,
-            override_dir=org.templates_dir, tz=org.timezone)
+        from engine.template_limits import render_message_off_loop
+
+        # off the event loop the ingress shares; a refused override falls back to the plugin's template
+        message = await render_message_off_loop(
+            app.templates, reply.template, {**reply.context, **extra}, locale=reply.locale or org.locale,
+            override_dir=org.templates_dir, tz=org.timezone, org_id=org.id)
         await app.feishu.reply_message(reply.message_id, message.msg_type, message.content, uuid,
                                        chat_id=chat_id)
 

@@ -51,13 +51,15 @@ class EmbeddedTemporal:
     """Starts and stops ``temporal server start-dev`` on loopback with a state file."""
 
     def __init__(self, state_dir: Path, *, host: str = "127.0.0.1", port: int = 7233,
-                 ui_port: int | None = None, namespace: str = "default", ui: bool = True):
+                 ui_port: int | None = None, namespace: str = "default", ui: bool = True,
+                 ui_codec_endpoint: str | None = None):
         self.state_dir = Path(state_dir)
         self.host = host
         self.port = port
         self.ui_port = ui_port if ui_port is not None else port + 1000
         self.namespace = namespace
         self.ui = ui
+        self.ui_codec_endpoint = ui_codec_endpoint
         self.process: asyncio.subprocess.Process | None = None
 
     @property
@@ -83,6 +85,8 @@ class EmbeddedTemporal:
         ]
         # no internet here or in many hospital networks: the UI must not fetch its newsfeed
         args += ["--ui-port", str(self.ui_port), "--ui-disable-news-fetch"] if self.ui else ["--headless"]
+        if self.ui and self.ui_codec_endpoint:
+            args += ["--ui-codec-endpoint", self.ui_codec_endpoint]  # the Web UI decodes payloads through it
         return args
 
     async def start(self, timeout: float = 60.0) -> None:

@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.converter import PayloadCodec
 from temporalio.worker import Worker
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
@@ -92,8 +92,10 @@ def build_worker(
     )
 
 
-async def connect(address: str, namespace: str, *, tls: Any = None) -> Client:
-    """A client with the pydantic data converter every engine process uses."""
+async def connect(address: str, namespace: str, *, tls: Any = None, codec: PayloadCodec | None = None) -> Client:
+    """A client with the data converter every engine process uses: pydantic, encrypted by ``codec``."""
+    from engine.codec import data_converter
+
     kwargs: dict[str, Any] = {}
     if tls is not None:
         from temporalio.service import TLSConfig
@@ -104,4 +106,15 @@ async def connect(address: str, namespace: str, *, tls: Any = None) -> Client:
         kwargs["tls"] = TLSConfig(
             client_cert=read(tls.client_cert), client_private_key=read(tls.client_key),
             server_root_ca_cert=read(tls.server_root_ca_cert), domain=tls.domain)
-    return await Client.connect(address, namespace=namespace, data_converter=pydantic_data_converter, **kwargs)
+    return await Client.connect(address, namespace=namespace, data_converter=data_converter(codec), **kwargs)
+
+
+async def connect_config(config: Any, address: str | None = None, *, state_dir: Any = None) -> Client:
+    """The client of a command run against ``config``: its address, TLS and payload codec.
+
+    Raises :class:`engine.codec.CodecKeyError` when the configured payload keys are unusable.
+    """
+    from engine.codec import payload_codec
+
+    t = config.temporal
+    return await connect(address or t.address, t.namespace, tls=t.tls, codec=payload_codec(config, state_dir))

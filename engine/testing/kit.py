@@ -38,7 +38,7 @@ from temporalio.client import (
 from temporalio.client import (
     Interceptor as ClientInterceptor,
 )
-from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.converter import PayloadCodec
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import (
     ActivityInboundInterceptor,
@@ -51,6 +51,7 @@ from temporalio.worker import (
     WorkflowOutboundInterceptor,
 )
 
+from engine.codec import data_converter
 from engine.config import EngineConfig, parse_config
 from engine.events import FeishuEvent
 from engine.ids import workflow_id
@@ -256,6 +257,7 @@ class ScenarioHarness:
         standin: Any = None,
         freeze_wall_clock: bool = True,
         config_dir: Path | None = None,
+        payload_codec: PayloadCodec | None = None,
     ) -> AsyncIterator[ScenarioHarness]:
         """Start everything for ``plugins`` (registered directly, as a plugin author's test does)."""
         from engine.feishu.standin import FeishuStandIn
@@ -276,7 +278,8 @@ class ScenarioHarness:
                                     tenant_key=tenants[0] if tenants else "t_standin")
             await standin.start()
         env = await WorkflowEnvironment.start_time_skipping(
-            test_server_existing_path=find_test_server(), data_converter=pydantic_data_converter)
+            # plain payloads unless a test passes the codec: recorded replay fixtures stay readable JSON
+            test_server_existing_path=find_test_server(), data_converter=data_converter(payload_codec))
         started: list[str] = []
         client_config = env.client.config()
         client_config["interceptors"] = [*client_config.get("interceptors", []), _TrackStarts(started)]

@@ -12,16 +12,24 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from temporalio.client import WorkflowHistory
-from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.converter import PayloadCodec
 from temporalio.worker import Replayer
 
+from engine.codec import EncryptionCodec, data_converter, new_key_text
 from engine.runtime.worker import workflow_runner
 
 
-async def assert_replays(history: WorkflowHistory, workflows: Sequence[type]) -> None:
-    """Replay ``history`` with the worker's sandbox and data converter; fail with the replay's own error."""
+async def assert_replays(history: WorkflowHistory, workflows: Sequence[type],
+                         codec: PayloadCodec | None = None) -> None:
+    """Replay ``history`` with the worker's sandbox and data converter; fail with the replay's own error.
+
+    ``codec`` is the payload codec the history was written with (engine/codec.py). Without one, a codec
+    with a throwaway key is used, as a worker would: plain payloads (the recorded fixtures) pass through
+    it undecoded, so the replay goes through the same converter a production worker uses.
+    """
+    codec = codec or EncryptionCodec.from_text(new_key_text("replay"))
     replayer = Replayer(workflows=list(workflows), workflow_runner=workflow_runner(),
-                        data_converter=pydantic_data_converter)
+                        data_converter=data_converter(codec))
     result = await replayer.replay_workflow(history, raise_on_replay_failure=False)
     assert result.replay_failure is None, f"{history.workflow_id} no longer replays: {result.replay_failure!r}"
 

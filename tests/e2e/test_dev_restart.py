@@ -4,6 +4,8 @@ a stop and a restart of the embedded Temporal server on the same state file."""
 from __future__ import annotations
 
 import asyncio
+import base64
+import json
 import os
 import signal
 import subprocess
@@ -13,7 +15,9 @@ from pathlib import Path
 
 import httpx
 import pytest
+from google.protobuf import json_format
 
+from engine.codec import EncryptionCodec, dev_keys
 from engine.feishu.standin import FeishuStandIn, message_event
 from engine.runtime.server import free_port
 from engine.runtime.worker import connect
@@ -66,7 +70,10 @@ class DevProcess:
 def dev_setup(tmp_path: Path) -> Iterator[tuple[Path, Path, dict[str, int]]]:
     ports = {"ingress": free_port(), "temporal": free_port(), "standin": free_port()}
     config = tmp_path / "engine.toml"
+    # the state dir in the config too: other engine commands find the dev instance's payload key there
     config.write_text(f"""
+state_dir = "state"
+
 [temporal]
 address = "127.0.0.1:{ports['temporal']}"
 
@@ -101,7 +108,8 @@ async def test_workflow_survives_a_restart_of_engine_dev(dev_setup: tuple[Path, 
             delivery = await feishu.deliver_event(f"{ingress}/feishu/events", "im.message.receive_v1",
                                                   message_event("hello", "oc_e2e", "ou_alice"), retries=())
             assert delivery.acknowledged, delivery
-            client = await connect(f"127.0.0.1:{ports['temporal']}", "default")
+            client = await connect(f"127.0.0.1:{ports['temporal']}", "default",
+                                   codec=EncryptionCodec.from_text(dev_keys(state)))
             handle = client.get_workflow_handle("acme:echo:oc_e2e")
 
             async def pinged_once() -> bool:
@@ -121,13 +129,28 @@ async def test_workflow_survives_a_restart_of_engine_dev(dev_setup: tuple[Path, 
             shown = subprocess.run([ENGINE, "workflows", "show", "acme:echo:oc_e2e", "--config", str(config)],
                                    capture_output=True, text=True, env=dev.env, timeout=60)
             assert '"count": 1' in shown.stdout, shown.stdout + shown.stderr
+
+            # the workflow's data is encrypted; dev's codec endpoint decodes it for its token only
+            history = await handle.fetch_history()
+            stored = b"".join(event.SerializeToString() for event in history.events)
+            assert b"hello" not in stored and b"binary/encrypted" in stored
+            endpoint = next(line.split()[2] for line in dev.output if line.strip().startswith("codec endpoint"))
+            sealed = next(e.workflow_execution_signaled_event_attributes.input for e in history.events
+                          if e.HasField("workflow_execution_signaled_event_attributes"))
+            body = json_format.MessageToJson(sealed)
+            assert (await http.post(f"{endpoint}/decode", content=body)).status_code == 401
+            token = (state / "codec-token").read_text().strip()
+            decoded = await http.post(f"{endpoint}/decode", content=body, headers={"authorization": f"Bearer {token}"})
+            assert decoded.status_code == 200 and "hello" in json.dumps(
+                [base64.b64decode(p["data"]).decode() for p in decoded.json()["payloads"]], ensure_ascii=False)
     finally:
         assert dev.stop() == 0, "".join(dev.output)
 
     assert (state / "temporal.sqlite").exists()
     dev.start()
     try:
-        client = await connect(f"127.0.0.1:{ports['temporal']}", "default")
+        client = await connect(f"127.0.0.1:{ports['temporal']}", "default",
+                                   codec=EncryptionCodec.from_text(dev_keys(state)))
         handle = client.get_workflow_handle("acme:echo:oc_e2e")
         description = await handle.describe()
         assert description.status is not None and description.status.name == "RUNNING"
