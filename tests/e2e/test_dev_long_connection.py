@@ -8,6 +8,7 @@ import httpx
 import pytest
 from test_dev_restart import DevProcess, dev_setup, wait_for  # noqa: F401 (dev_setup is a fixture)
 
+from engine.codec import EncryptionCodec, dev_keys
 from engine.runtime.worker import connect
 
 pytestmark = pytest.mark.e2e
@@ -29,7 +30,9 @@ async def test_engine_dev_takes_events_over_the_long_connection(
                 "wait": True, "retries": []})).json()
             assert pushed["via"] == "long_connection" and pushed["acknowledged"], pushed
             assert [a["code"] for a in pushed["attempts"]] == [200]
-            client = await connect(f"127.0.0.1:{ports['temporal']}", "default")
+            # engine dev encrypts what it stores in Temporal with its own key
+            client = await connect(f"127.0.0.1:{ports['temporal']}", "default",
+                                   codec=EncryptionCodec.from_text(dev_keys(state)))
             handle = client.get_workflow_handle("acme:echo:oc_lc")
 
             async def pinged_once() -> bool:
