@@ -32,9 +32,13 @@ PATIENT_TEXT = ["床", "Bed", "张三", "李四", "王五", "赵六", "病情平
 
 
 def expected_pair(change_local: datetime, holiday: date) -> tuple[str, str, bool]:
-    """Who the rota in handover_settings() puts on a shift change (weekends and the holiday: holiday rota)."""
+    """Who the rota in handover_settings() puts on a shift change (days off: the holiday rota).
+
+    Days off are the hospital's own ``holiday`` and whatever the working-day calendar says: weekends, and
+    public holidays such as New Year's Day when the run begins on the last night of a year.
+    """
     day = change_local.date()
-    off = day == holiday or day.weekday() >= 5
+    off = not WorkCalendar(ZONE, holidays=[holiday]).is_workday(day)
     night_shift = change_local.hour == 20
     if off:
         return (HOLIDAY, NIGHT, True) if night_shift else (NIGHT, HOLIDAY, True)
@@ -54,8 +58,9 @@ def write_config(path: Path, org: str) -> Path:
 
 
 async def test_days_of_shifts_holiday_rota_statistics_and_group_privacy(scenario_harness, tmp_path):
-    # the run begins at 03:00 on some day; the next day is the hospital's own day off (config ``holidays``)
-    start = moments.ahead(moments.next_time(time(3, 0)), WorkCalendar(ZONE))
+    # the run begins at 03:00 on a working day; the next day is the hospital's own day off (config
+    # ``holidays``), so the four shifts see both rotas
+    start = moments.ahead(moments.workday(time(3, 0)), WorkCalendar(ZONE))
     holiday = start.date() + timedelta(days=1)
     config = org_config(plugins=["handover"], settings={"handover": handover_settings()},
                         extra={"holidays": [holiday.isoformat()]})
