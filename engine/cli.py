@@ -7,6 +7,7 @@ Errors are one clear line plus a hint, never a traceback (``ENGINE_DEBUG=1`` sho
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import json
 import logging
@@ -490,7 +491,19 @@ async def workflows_show(state: CliState, workflow_id: str, query_name: str) -> 
 
 
 def main() -> None:
-    cli(prog_name="engine")
+    try:
+        cli(prog_name="engine")  # standalone mode: always ends in SystemExit
+        code: Any = 0
+    except SystemExit as done:
+        code = done.code
+    # The Temporal client's runtime threads outlive the command and raced the interpreter's finalization,
+    # which now and then crashed a finished command (SIGSEGV, or "Fatal Python error: PyGILState_Release").
+    # Everything was awaited and printed by now: flush, close the logs, and leave without finalizing.
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(code if isinstance(code, int) else (0 if code is None else 1))
 
 
 if __name__ == "__main__":
