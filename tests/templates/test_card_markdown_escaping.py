@@ -150,6 +150,9 @@ def test_a_link_target_from_the_data_is_a_checked_url() -> None:
 
 
 TEXTS = [name for name in ENGINE.names() if not name.endswith((".card", ".post"))]
+# templates whose context names things of the engine's own (scenario names to include), never user text:
+# a hostile value there changes which partials are included, and is itself never shown
+IDENTIFIER_CONTEXTS = {"engine:help"}
 HOSTILE_TEXT = '<at user_id="all"></at><at user_id = "all">所有人</at> [点我](https://evil.example/t) </b>'
 
 
@@ -174,8 +177,8 @@ def test_text_messages_cannot_mention_everyone_or_link(name: str, locale: str) -
         shown += HOSTILE_TEXT in text.replace(larkmd.ZERO_WIDTH_SPACE, "")  # the same text, to the reader
     original = _text(name, sample, locale)
     assert original is not None and larkmd.ZERO_WIDTH_SPACE not in original
-    assert shown > 0 or all(_text(name, _with(sample, p, HOSTILE_TEXT), locale) in (None, original)
-                            for p in _leaves(sample)), name
+    assert shown > 0 or name in IDENTIFIER_CONTEXTS or all(
+        _text(name, _with(sample, p, HOSTILE_TEXT), locale) in (None, original) for p in _leaves(sample)), name
 
 
 def test_a_templates_own_mention_still_mentions() -> None:
