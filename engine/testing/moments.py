@@ -105,16 +105,22 @@ def first_workday_of_month(clock: time = time(8, 55)) -> Situation:
     return _first_day("the first working day of a month", clock, accept)
 
 
-def ordinary_workday(clock: time = time(10, 0), *, clear_days: int = 14) -> Situation:
+def ordinary_workday(clock: time = time(10, 0), *, clear_days: int = 14, weekday: int | None = None) -> Situation:
     """A working day in the middle of things: not a month's first working day nor in its last three days,
-    with working days just before and after it, and no holiday (three or more days off in a row) starting
-    within the next ``clear_days`` days. What a test wants when "a normal Tuesday" is the point."""
+    not the first day after a holiday, followed by a working day, and with no holiday (three or more days
+    off in a row) starting within the next ``clear_days`` days; with ``weekday`` (0 = Monday), that day of
+    the week. What a test wants when "a normal Tuesday" is the point."""
+
+    def off(day: date, cal: WorkCalendar, offset: int) -> bool:
+        return not cal.is_workday(day + timedelta(days=offset))
+
+    def holiday_at(day: date, cal: WorkCalendar, offset: int) -> bool:
+        return all(off(day, cal, offset + i) for i in range(3))
 
     def accept(day: date, cal: WorkCalendar) -> bool:
         month_end = (day.replace(day=28) + timedelta(days=4)).replace(day=1) - timedelta(days=1)
-        off = [not cal.is_workday(day + timedelta(days=i)) for i in range(-1, clear_days + 3)]
-        holiday_ahead = any(all(off[i:i + 3]) for i in range(2, clear_days + 2))
-        return (not off[1] and not off[0] and not off[2] and not holiday_ahead
+        return ((weekday is None or day.weekday() == weekday) and not off(day, cal, 0) and not off(day, cal, 1)
+                and not holiday_at(day, cal, -3) and not any(holiday_at(day, cal, i) for i in range(2, clear_days + 1))
                 and cal.next_workday(day.replace(day=1)) != day and (month_end - day).days >= 3)
 
     return _first_day("an ordinary working day", clock, accept)

@@ -13,6 +13,7 @@ from zoneinfo import ZoneInfo
 
 import plugins.asset_loan as asset_loan
 from engine.events import CardAction, MessageReceived
+from engine.testing import moments
 from plugins.asset_loan.models import LoanState
 
 ZONE = ZoneInfo("Asia/Shanghai")
@@ -57,11 +58,12 @@ def harness(scenario_harness: Any) -> Any:
 async def test_borrow_remind_escalate_extend_return(scenario_harness: Any) -> None:
     async with harness(scenario_harness) as env:
         env.standin.state.merge_json(SEED)
+        # borrowed on a Monday with no holiday in the next three weeks: every step below is on a working day
+        today = (await env.begin_at(moments.ordinary_workday(clear_days=21, weekday=0))).date()
         result = await env.deliver(press("borrow", "RD-OSC-001", BORROWER))
         assert result.toast and "RD-OSC-001" not in result.toast and "示波器" in result.toast
         state = await loan_state(env, "RD-OSC-001")
         assert state.status == "on_loan" and state.loan.borrower_name == "李娜"
-        today = (await env.now()).astimezone(ZONE).date()
         assert state.loan.due == today + timedelta(days=7)
         row = asset_row(env, "recAsset001")
         assert row["状态"] == "借出" and row["借用人"][0]["id"] == BORROWER and row["应还日期"]
