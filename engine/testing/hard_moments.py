@@ -130,7 +130,6 @@ def faked_environment(at: HardMoment, base: dict[str, str] | None = None, *,
     env["LD_PRELOAD"] = f"{preload}:{env['LD_PRELOAD']}" if env.get("LD_PRELOAD") else preload
     env["FAKETIME"] = f"{offset:+d}"
     env["FAKETIME_DONT_FAKE_MONOTONIC"] = "1"
-    env["ENGINE_HARD_MOMENT"] = at.name
     if scratch is not None:
         env["ENGINE_TEST_SERVER"] = str(test_server_wrapper(scratch))
     return env
