@@ -101,6 +101,7 @@ class _SharedWallClock:
     def enter(self, moment: datetime) -> None:
         from freezegun import freeze_time
 
+        _pydantic_reads_frozen_dates()
         with self._lock:
             if self._running == 0:
                 # The Feishu rate limiter keeps grant times on time.monotonic: frozen values (epoch-sized)
@@ -118,6 +119,24 @@ class _SharedWallClock:
             if self._running == 0:
                 self._freezer.stop()
                 self._freezer = self._clock = None
+
+
+def _pydantic_reads_frozen_dates() -> None:
+    """Let pydantic build models whose annotations were read while the clock was frozen.
+
+    freezegun replaces ``datetime.datetime`` and ``datetime.date`` process-wide; a workflow that starts while
+    an activity runs frozen re-imports its models in the sandbox, where ``from datetime import datetime``
+    then gives ``FakeDatetime``, for which pydantic has no schema: the workflow task failed and was retried
+    later, so a timer's message came late. The fake classes validate as what they stand for.
+    """
+    from freezegun.api import FakeDate, FakeDatetime
+    from pydantic_core import core_schema
+
+    if "__get_pydantic_core_schema__" not in FakeDatetime.__dict__:
+        FakeDatetime.__get_pydantic_core_schema__ = classmethod(  # type: ignore[attr-defined]
+            lambda cls, source, handler: core_schema.datetime_schema())
+        FakeDate.__get_pydantic_core_schema__ = classmethod(  # type: ignore[attr-defined]
+            lambda cls, source, handler: core_schema.date_schema())
 
 
 class _FrozenActivities(ActivityInboundInterceptor):

@@ -24,10 +24,18 @@ async def test_engine_dev_takes_events_over_the_long_connection(
     try:
         assert any("long connection" in line for line in dev.output), "".join(dev.output)
         async with httpx.AsyncClient(timeout=30) as http:
-            # no webhook URL is registered in this mode: the stand-in pushes over the open long connection
-            pushed = (await http.post(f"{standin}/_standin/deliver", json={
-                "message": {"text": "hello", "chat_id": "oc_lc", "sender_open_id": "ou_alice"},
-                "wait": True, "retries": []})).json()
+            # no webhook URL is registered in this mode: the stand-in pushes over the open long connection,
+            # which lark-oapi's thread may still be opening (the stand-in refuses to push until it is open)
+            pushed: dict = {}
+
+            async def pushed_over_the_connection() -> bool:
+                nonlocal pushed
+                pushed = (await http.post(f"{standin}/_standin/deliver", json={
+                    "message": {"text": "hello", "chat_id": "oc_lc", "sender_open_id": "ou_alice"},
+                    "wait": True, "retries": []})).json()
+                return "via" in pushed
+
+            await wait_for(pushed_over_the_connection)
             assert pushed["via"] == "long_connection" and pushed["acknowledged"], pushed
             assert [a["code"] for a in pushed["attempts"]] == [200]
             # engine dev encrypts what it stores in Temporal with its own key

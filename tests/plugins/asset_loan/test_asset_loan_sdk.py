@@ -12,6 +12,7 @@ from test_asset_loan_flow import BORROWER, SEED, SETTINGS
 
 import plugins.asset_loan as asset_loan
 from engine.sdk import CardAction, MessageReceived, WorkCalendar
+from engine.testing import moments
 from engine.testing.events import card_press
 from engine.testing.events import message as build_message
 from engine.testing.kit import org_config
@@ -85,6 +86,7 @@ async def test_a_sites_overrides_locale_and_zone_apply_to_its_assets(scenario_ha
                             "default_loan_days": 3, "max_loan_days": 5}}}}}})
     async with scenario_harness({"asset_loan": asset_loan}, config=config) as env:
         env.standin.state.merge_json(SEED)
+        await env.begin_at(moments.ordinary_workday())  # no midnight between the borrows and the checks
         rows(env)["recAsset001"]["fields"]["院区"] = "西安仁诺"  # the asset belongs to the Xi'an hospital
         result = await env.deliver(press("borrow", "RD-OSC-001", BORROWER))
         assert result.toast and result.toast.startswith("You borrowed")  # the site's locale
@@ -123,8 +125,8 @@ async def test_the_loans_reminder_goes_out_on_the_last_workday_before_a_day_off(
     async with scenario_harness({"asset_loan": asset_loan}, org_settings={"asset_loan": SETTINGS}) as env:
         env.standin.state.merge_json(SEED)
         calendar = WorkCalendar(ZONE)
-        today = (await env.now()).astimezone(ZONE).date()
-        # a due date on a day off whose day before is off too, within the category's 14 days
+        today = (await env.begin_at(moments.ordinary_workday())).date()
+        # a due date on a day off whose day before is off too (a weekend), within the category's 14 days
         due = next(today + timedelta(days=n) for n in range(3, 15)
                    if not calendar.is_workday(today + timedelta(days=n))
                    and not calendar.is_workday(today + timedelta(days=n - 1)))

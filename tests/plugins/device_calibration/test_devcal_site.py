@@ -8,6 +8,7 @@ import devcal_helpers as h
 
 import plugins.device_calibration as device_calibration
 from engine.sdk import add_months
+from engine.testing import moments
 from engine.testing.kit import org_config
 from plugins.device_calibration.models import CycleState
 
@@ -19,7 +20,7 @@ async def test_a_hospitals_locale_and_zone_apply_to_its_devices(scenario_harness
                         extra=h.ORG_EXTRA)
     async with scenario_harness({"device_calibration": device_calibration},  # type: ignore[operator]
                                 config=config) as env:
-        today = h.local(await env.now()).date()
+        today = (await env.begin_at(moments.ordinary_workday())).date()
         due = today + timedelta(days=40)
         h.seed(env.standin, {"recA": h.device_row("CT-0201", last=add_months(due, -12)),
                              "recB": h.device_row("CT-0202", last=add_months(due, -12), 院区="B院")})
@@ -42,7 +43,7 @@ async def test_status_is_answered_in_the_askers_language(scenario_harness: objec
                         extra=h.ORG_EXTRA)  # the organization speaks zh_CN
     async with scenario_harness({"device_calibration": device_calibration},  # type: ignore[operator]
                                 config=config) as env:
-        today = h.local(await env.now()).date()
+        today = (await env.begin_at(moments.ordinary_workday())).date()
         h.seed(env.standin, {"recA": h.device_row("CT-0301", last=add_months(today + timedelta(days=90), -12))})
         await env.deliver(h.record_event("recA", "CT-0301"))
         english, chinese, missing = h.mention("CT-0301 status"), h.mention("CT-0301 状态"), h.mention("XX-9999 status")
