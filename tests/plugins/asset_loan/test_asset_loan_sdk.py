@@ -67,12 +67,15 @@ def test_a_keeper_typed_as_a_name_and_an_odd_date_still_read() -> None:
 async def test_what_do_i_have_reads_a_lookup_due_date(scenario_harness: Any) -> None:
     async with scenario_harness({"asset_loan": asset_loan}, org_settings={"asset_loan": SETTINGS}) as env:
         env.standin.state.merge_json(SEED)
+        today = (await env.begin_at(moments.ordinary_workday())).date()
+        due = today - timedelta(days=6)  # a lookup column's date, as Feishu wraps it: overdue by now
+        due_ms = int(datetime.combine(due, time(0), tzinfo=ZONE).timestamp() * 1000)
         row = rows(env)["recAsset004"]["fields"]
         row.update({"状态": "借出", "借用人": [{"id": BORROWER, "name": "李娜"}],
-                    "应还日期": {"type": 5, "value": [NOV_24_MS]}})
+                    "应还日期": {"type": 5, "value": [due_ms]}})
         await env.deliver(message("我借了什么", event_id="ev-mine", message_id="om_mine"))
         (reply,) = replies_to(env, "om_mine")
-        assert "2026年11月24日" in reply.text and "已逾期" in reply.text
+        assert f"{due:%Y年%m月%d日}" in reply.text and "已逾期" in reply.text
 
 
 # -------------------------------------------------------------------------- per-site settings
