@@ -426,3 +426,18 @@ async def test_in_thread_mode_serves_blocking_callers() -> None:
         assert resp.code == 0 and s.messages(to="ou_t")[0].text == "threaded"
     finally:
         await s.stop()
+
+
+async def test_a_caller_that_leaves_mid_body_leaves_no_traceback(standin: FeishuStandIn,
+                                                                 caplog: pytest.LogCaptureFixture) -> None:
+    port = int(standin.base_url.rsplit(":", 1)[1])
+    _reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(b"POST /open-apis/im/v1/messages?receive_id_type=open_id HTTP/1.1\r\nhost: x\r\n"
+                 b"content-type: application/json\r\ncontent-length: 100\r\n\r\n{\"receive")
+    await writer.drain()
+    writer.close()  # gone before the body is complete, as a caller whose timeout ran out
+    await writer.wait_closed()
+    await asyncio.sleep(0.3)
+    async with httpx.AsyncClient() as http:  # the stand-in serves on
+        assert (await http.get(f"{standin.base_url}/_standin/outbox")).status_code == 200
+    assert not [r for r in caplog.records if r.exc_info or "Traceback" in r.getMessage()]

@@ -16,7 +16,7 @@ from email.parser import BytesParser
 from typing import TYPE_CHECKING, Any
 
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
 
@@ -187,6 +187,12 @@ async def _not_found(request: Request) -> Response:
     return PlainTextResponse("404 page not found", status_code=404)
 
 
+async def _caller_left(request: Request, exc: Exception) -> Response:
+    # The caller gave up before its body arrived (its timeout, a killed worker): nobody reads an answer,
+    # and it is no fault of the stand-in's, so no traceback in its log. 499 is the usual status for it.
+    return Response(status_code=499)
+
+
 def build_app(standin: FeishuStandIn) -> Starlette:
     """The Starlette app for one stand-in: Feishu's API, its long-connection gateway, the ``/_standin/`` pages."""
     routes: list[BaseRoute] = [Route(e.path, _wrap(standin, e), methods=[e.method], name=f"{e.method} {e.path}")
@@ -194,4 +200,4 @@ def build_app(standin: FeishuStandIn) -> Starlette:
     routes += standin.gateway.routes()
     routes += admin.routes(standin)
     routes.append(Route("/{path:path}", _not_found, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]))
-    return Starlette(routes=routes)
+    return Starlette(routes=routes, exception_handlers={ClientDisconnect: _caller_left})
