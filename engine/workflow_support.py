@@ -9,7 +9,7 @@ with :class:`SeenEvents`.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from datetime import timedelta
 from typing import Any
 
@@ -129,3 +129,55 @@ class SeenEvents:
 
     def ids(self) -> list[str]:
         return list(self._order)
+
+
+class Deferred:
+    """I/O an update handler leaves to the workflow's main loop, so that a card press is answered at once.
+
+    Feishu shows an error toast when a card callback is not answered within 3 s, and the ingress answers
+    within 2.5 s; a Bitable write or a message under a rate limit can take far longer. So an update handler
+    decides from the workflow's state (pure), records the decision in that state, queues its I/O here and
+    returns the toast; the main loop awaits :meth:`run` whenever :attr:`pending` is true (add it to the loop's
+    ``wait_condition``) and before continue-as-new. Nothing is lost: the update's completion is in the
+    history, so a replay queues the same work again and the activities already done replay from history.
+
+    Usage, in a workflow::
+
+        self.deferred = Deferred()
+        ...
+        @workflow.update
+        async def approve(self, request):
+            self.status = "approved"                      # decide
+            self.deferred.add(self._write_row)            # act after
+            self.deferred.add(self._send, request.actor, "my_plugin:approved", ctx)
+            return {"toast": "..."}                       # answer now
+        ...
+        await workflow.wait_condition(lambda: self.deferred.pending or self._wake, timeout=...)
+        await self.deferred.run()
+    """
+
+    def __init__(self) -> None:
+        self._queue: deque[tuple[Callable[..., Awaitable[Any]], tuple[Any, ...], dict[str, Any]]] = deque()
+
+    def add(self, work: Callable[..., Awaitable[Any]], *args: Any, **kwargs: Any) -> None:
+        """Queue ``await work(*args, **kwargs)``; the arguments are taken now, not when it runs."""
+        self._queue.append((work, args, kwargs))
+
+    @property
+    def pending(self) -> bool:
+        """Whether work is waiting for :meth:`run`."""
+        return bool(self._queue)
+
+    async def run(self) -> int:
+        """Run the queued work in the order it was added, each to its end (work queued meanwhile runs too).
+
+        Returns how many were run. An exception stops the run and propagates, as it would have in the
+        handler; what was not run stays queued.
+        """
+        done = 0
+        while self._queue:
+            work, args, kwargs = self._queue[0]
+            await work(*args, **kwargs)
+            self._queue.popleft()
+            done += 1
+        return done

@@ -64,6 +64,7 @@ from engine.sdk.status import StatusQuestion, message_key, question_locale, stat
 from engine.secrets import SecretSpec
 from engine.services import Services, command_services
 from engine.workflow_support import (
+    Deferred,
     Refusal,
     SeenEvents,
     activity_options,
@@ -86,6 +87,7 @@ __all__ = [
     "BusinessClock",
     "CardAction",
     "Decision",
+    "Deferred",
     "EngineEvent",
     "EscalationStep",
     "Fail",
