@@ -28,7 +28,7 @@ F = TypeVar("F", bound=Callable[..., Any])
 REPO_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_CONFIG = REPO_ROOT / "examples" / "engine.toml"
 CONFIG_ENV = "ENGINE_CONFIG"
-TEMPLATE_HINT = "fix the template; `engine templates render PLUGIN NAME` renders it with its sample"
+TEMPLATE_HINT = "fix the template; `engine templates render PLUGIN:NAME` renders it with its sample"
 
 
 class Fail(click.ClickException):
@@ -119,6 +119,9 @@ class EngineGroup(click.Group):
         except Exception as error:
             if os.environ.get("ENGINE_DEBUG"):
                 raise
+            hint = getattr(error, "hint", None)
+            if isinstance(hint, str) and hint:  # an error that knows what to do about it
+                raise Fail(str(error), hint) from None
             raise Fail(f"{type(error).__name__}: {error}", "set ENGINE_DEBUG=1 to see the traceback") from None
 
 
@@ -380,19 +383,22 @@ def templates() -> None:
 
 @templates.command("render")
 @click.argument("plugin")
-@click.argument("name")
+@click.argument("name", required=False)
 @click.option("--context", "context_file", type=click.Path(exists=True, path_type=Path), default=None,
               help="JSON context (default: the template's shipped sample).")
 @click.option("--locale", default="zh_CN", type=click.Choice(["zh_CN", "en_US"]))
 @click.option("--tz", default="Asia/Shanghai", help="Timezone for date filters.")
 @pass_app
-def templates_render(state: CliState, plugin: str, name: str, context_file: Path | None, locale: str,
+def templates_render(state: CliState, plugin: str, name: str | None, context_file: Path | None, locale: str,
                      tz: str) -> None:
-    """Print template PLUGIN:NAME rendered (cards as formatted JSON)."""
+    """Print a template rendered (cards as formatted JSON): PLUGIN:NAME as `templates list` prints it, or
+    PLUGIN NAME."""
     from engine.templates import TemplateEngine, TemplateError
 
     engine = TemplateEngine(state.plugins.template_dirs(), state.plugins.template_filters())
-    full = f"{plugin}:{name}"
+    if name is None and ":" not in plugin:
+        raise Fail(f"{plugin}: which template? give PLUGIN:NAME", "`engine templates list` shows the names")
+    full = plugin if name is None else f"{plugin}:{name}"
     try:
         context = (json.loads(context_file.read_text(encoding="utf-8")) if context_file
                    else engine.sample_context(full))
@@ -462,10 +468,12 @@ async def workflows_list(state: CliState, org: str | None, scenario: str | None,
 @_config_option
 @click.argument("workflow_id")
 @click.option("--query", "query_name", default="state", show_default=True, help="Query to ask the workflow.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable output.")
 @pass_app
 @run_async
-async def workflows_show(state: CliState, workflow_id: str, query_name: str) -> None:
-    """The workflow's current state, from its query, human-readable."""
+async def workflows_show(state: CliState, workflow_id: str, query_name: str, as_json: bool) -> None:
+    """The workflow's state (from its query; a closed one's result), human-readable."""
+    from temporalio.client import WorkflowExecutionStatus, WorkflowQueryFailedError
     from temporalio.service import RPCError
 
     from engine.codec import PayloadDecryptionError
@@ -474,20 +482,72 @@ async def workflows_show(state: CliState, workflow_id: str, query_name: str) -> 
     config = state.config()
     client = await connect_config(config)
     handle = client.get_workflow_handle(workflow_id)
+    data: Any = None
     try:
         description = await handle.describe()
-        result = await handle.query(query_name)
+        status = description.status or WorkflowExecutionStatus.RUNNING
+        try:
+            result = await handle.query(query_name)
+            dump = getattr(result, "model_dump", None)
+            data = {query_name: dump(mode="json") if callable(dump) else result}
+        except WorkflowQueryFailedError as error:
+            if status == WorkflowExecutionStatus.RUNNING:
+                raise Fail(f"{workflow_id}: query {query_name!r} failed: {error}",
+                           "`--query NAME` asks another of its queries") from None
+            data = {}  # a closed workflow without that query: its result says how it ended
+        if status == WorkflowExecutionStatus.COMPLETED and not data:
+            data = {"result": await handle.result()}
     except RPCError as error:
-        raise Fail(f"{workflow_id}: {error.message}", "`engine workflows list` shows the ids") from None
+        hint = ("`engine workflows list` shows the ids" if "not found" in error.message.lower()
+                else "`engine workflows list --status running` shows the running ones")
+        raise Fail(f"{workflow_id}: {error.message}", hint) from None
     except (KeyError, PayloadDecryptionError) as error:  # encrypted with keys this command does not have
         raise Fail(f"{workflow_id}: its data cannot be decrypted: {error}",
                    "run with the config (and its state_dir) of the engine that wrote it, or with its "
                    "payload_keys") from None
-    status = description.status.name.lower() if description.status else "?"
-    _say(f"{workflow_id}  ({description.workflow_type}, {status})")
-    dump = getattr(result, "model_dump", None)
-    data = dump(mode="json") if callable(dump) else result
-    _say(json.dumps(data, ensure_ascii=False, indent=2, default=str))
+    status_name = status.name.lower()
+    if as_json:
+        _say(json.dumps({"workflow_id": workflow_id, "type": description.workflow_type, "status": status_name,
+                         **data}, ensure_ascii=False, indent=2, default=str))
+        return
+    _say(f"{workflow_id}")
+    _say(f"  type     {description.workflow_type}")
+    _say(f"  status   {status_name}")
+    if description.start_time:
+        _say(f"  started  {description.start_time:%Y-%m-%d %H:%M:%S} UTC")
+    if description.close_time:
+        _say(f"  closed   {description.close_time:%Y-%m-%d %H:%M:%S} UTC")
+    for title, value in data.items():
+        _say(f"{title}:")
+        for line in _readable(json.loads(json.dumps(value, default=str))):
+            _say("  " + line)
+
+
+def _readable(value: Any, indent: str = "") -> list[str]:
+    """``value`` (JSON data) as indented ``key: value`` lines; empty entries are left out."""
+    if isinstance(value, dict):
+        lines: list[str] = []
+        for key, item in value.items():
+            if item in (None, "", [], {}):
+                continue
+            if isinstance(item, dict | list):
+                lines.append(f"{indent}{key}:")
+                lines += _readable(item, indent + "  ")
+            else:
+                lines.append(f"{indent}{key}: {item}")
+        return lines
+    if isinstance(value, list):
+        lines = []
+        for item in value:
+            if isinstance(item, dict | list):
+                inner = _readable(item, indent + "  ")
+                if inner:
+                    lines.append(f"{indent}- {inner[0].strip()}")
+                    lines += inner[1:]
+            else:
+                lines.append(f"{indent}- {item}")
+        return lines
+    return [f"{indent}{value}"]
 
 
 def main() -> None:

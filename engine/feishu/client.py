@@ -34,6 +34,7 @@ import time
 import uuid as uuid_module
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from engine.feishu.errors import (
@@ -107,6 +108,16 @@ def _chunks(items: Sequence[T], size: int) -> list[Sequence[T]]:
     return [items[i:i + size] for i in range(0, len(items), size)]
 
 
+class FeishuNotConfigured(ValueError):
+    """No Feishu app to talk to: a development config with no `engine dev` running beside it."""
+
+    def __init__(self, config_path: Path) -> None:
+        super().__init__(f"{config_path}: no Feishu app to talk to (the config has no [feishu] table and no "
+                         "`engine dev` of it is running)")
+        self.hint = ("start `engine dev` (make dev) and run the command again, or set [feishu] app_id and "
+                     "app_secret (or FEISHU_APP_ID / FEISHU_APP_SECRET)")
+
+
 class FeishuClient:
     """One Feishu app's outbound API: messages, chats, images, Bitable and contacts.
 
@@ -155,13 +166,15 @@ class FeishuClient:
     @classmethod
     def from_config(cls, config: EngineConfig) -> FeishuClient:
         """The client for ``config``'s Feishu app (``FEISHU_*`` environment variables take precedence)."""
+        if config.feishu is None:  # a development config: the stand-in of a running `engine dev`, if any
+            from engine.runtime.devsession import adopt
+
+            adopt(config)
         base_url = config.secret("base_url") or DEFAULT_BASE_URL
         app_id = config.secret("app_id")
         app_secret = config.secret("app_secret")
         if not app_id or not app_secret:
-            raise ValueError(
-                f"{config.path}: no Feishu app configured: set [feishu] app_id and app_secret "
-                "(or FEISHU_APP_ID / FEISHU_APP_SECRET)")
+            raise FeishuNotConfigured(config.path)
         settings = config.feishu
         limiter = RateLimiter.for_feishu(
             messages_per_second=settings.messages_per_second if settings else 40.0,

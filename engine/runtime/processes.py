@@ -310,6 +310,20 @@ async def run_dev(config: EngineConfig, plugins: PluginSet, options: DevOptions,
         elif standin is not None:
             # POST /_standin/deliver pushes events here, signed like Feishu (see README, "Try it")
             standin.event_url = f"http://{config.ingress.host}:{bound}/feishu/events"
+        from engine.runtime import devsession
+
+        feishu_env = {key: os.environ[key] for key in ("FEISHU_APP_ID", "FEISHU_APP_SECRET", "FEISHU_BASE_URL",
+                                                       "FEISHU_VERIFICATION_TOKEN", "FEISHU_ENCRYPT_KEY")
+                      if standin is not None and os.environ.get(key)}
+        # beside the config's own state dir, where the commands run against the config look (--state-dir
+        # moves dev's data, not the file that says where dev is)
+        session_dir = config.state_dir()
+        session_dir.mkdir(parents=True, exist_ok=True)
+        devsession.write(session_dir, devsession.DevSession(
+            pid=os.getpid(), config=str(config.path), temporal_address=address or config.temporal.address,
+            ingress_url=f"http://{config.ingress.host}:{bound}", state_dir=str(state_dir), feishu_env=feishu_env,
+            standin_url=standin.base_url if standin is not None else None))
+        cleanups.append(lambda: devsession.remove(session_dir))
         say("engine dev is running; press Ctrl+C to stop")
         if ready is not None:
             ready.set()

@@ -11,6 +11,7 @@ import concurrent.futures
 import contextlib
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 from temporalio.client import Client
@@ -112,9 +113,32 @@ async def connect(address: str, namespace: str, *, tls: Any = None, codec: Paylo
 async def connect_config(config: Any, address: str | None = None, *, state_dir: Any = None) -> Client:
     """The client of a command run against ``config``: its address, TLS and payload codec.
 
-    Raises :class:`engine.codec.CodecKeyError` when the configured payload keys are unusable.
+    A development config (no ``[feishu]``) reaches the ``engine dev`` running from it, on whatever port.
+    Raises :class:`TemporalUnreachable` when nothing answers, :class:`engine.codec.CodecKeyError` when
+    the configured payload keys are unusable.
     """
     from engine.codec import payload_codec
+    from engine.runtime.devsession import running
 
     t = config.temporal
-    return await connect(address or t.address, t.namespace, tls=t.tls, codec=payload_codec(config, state_dir))
+    session = running(config) if address is None else None
+    address = address or (session.temporal_address if session else None) or t.address
+    if session is not None and state_dir is None:  # its development payload keys, wherever dev keeps them
+        state_dir = Path(session.state_dir)
+    try:
+        return await connect(address, t.namespace, tls=t.tls, codec=payload_codec(config, state_dir))
+    except RuntimeError as error:  # the core's connect error: a tonic transport message
+        if "connect" not in str(error).lower():
+            raise
+        raise TemporalUnreachable(address, config) from None
+
+
+class TemporalUnreachable(ConnectionError):
+    """Nothing answers at the configured Temporal address; ``hint`` says what to start."""
+
+    def __init__(self, address: str, config: Any) -> None:
+        super().__init__(f"cannot reach Temporal at {address}")
+        self.hint = (f"is `engine dev` running for {config.path}? start it with `make dev`"
+                     if config.temporal.mode == "embedded" and config.feishu is None
+                     else "start the engine's Temporal server, or fix [temporal] address in "
+                          f"{config.path}")

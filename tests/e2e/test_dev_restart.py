@@ -70,12 +70,9 @@ class DevProcess:
 def dev_setup(tmp_path: Path) -> Iterator[tuple[Path, Path, dict[str, int]]]:
     ports = {"ingress": free_port(), "temporal": free_port(), "standin": free_port()}
     config = tmp_path / "engine.toml"
-    # the state dir in the config too: other engine commands find the dev instance's payload key there
-    config.write_text(f"""
+    # no Temporal address in the config: the commands find dev's port (and its payload key) by themselves
+    config.write_text("""
 state_dir = "state"
-
-[temporal]
-address = "127.0.0.1:{ports['temporal']}"
 
 [organizations.acme]
 name = "Acme Hospital"
@@ -128,7 +125,9 @@ async def test_workflow_survives_a_restart_of_engine_dev(dev_setup: tuple[Path, 
             assert "acme:echo:oc_e2e" in listed.stdout, listed.stdout + listed.stderr
             shown = subprocess.run([ENGINE, "workflows", "show", "acme:echo:oc_e2e", "--config", str(config)],
                                    capture_output=True, text=True, env=dev.env, timeout=60)
-            assert '"count": 1' in shown.stdout, shown.stdout + shown.stderr
+            assert "status   running" in shown.stdout and "count: 1" in shown.stdout, shown.stdout + shown.stderr
+            session = state / "dev-session.json"
+            assert session.stat().st_mode & 0o077 == 0  # the stand-in's app secret: its owner's only
 
             # the workflow's data is encrypted; dev's codec endpoint decodes it for its token only
             history = await handle.fetch_history()
@@ -164,5 +163,18 @@ async def test_workflow_survives_a_restart_of_engine_dev(dev_setup: tuple[Path, 
             return (await handle.query("state"))["pings"] == ["hello", "again"]
 
         await wait_for(pinged_twice)
+        await handle.execute_update("stop")
+        shown = subprocess.run([ENGINE, "workflows", "show", "acme:echo:oc_e2e", "--config", str(config)],
+                               capture_output=True, text=True, env=dev.env, timeout=60)
+        # a completed workflow shows how it ended, readable
+        assert shown.returncode == 0 and "status   completed" in shown.stdout, shown.stdout + shown.stderr
+        assert "pings:" in shown.stdout and "- hello" in shown.stdout and "- again" in shown.stdout, shown.stdout
     finally:
         assert dev.stop() == 0, "".join(dev.output)
+    assert not (state / "dev-session.json").exists()
+
+    # with dev stopped, a command says what to start instead of a transport error
+    listed = subprocess.run([ENGINE, "workflows", "list", "--config", str(config)], capture_output=True, text=True,
+                            env=dev.env, timeout=60)
+    assert listed.returncode == 2 and "cannot reach Temporal at 127.0.0.1:7233" in listed.stderr, listed.stderr
+    assert "make dev" in listed.stderr and "tonic" not in listed.stderr

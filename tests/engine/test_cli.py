@@ -113,6 +113,13 @@ def test_templates_render_with_sample_or_given_context(tmp_path: Path) -> None:
     assert out.strip() == "收到第 7 条：病危 3 床"
     code, out = run(["templates", "render", "echo", "nope"])
     assert code == 2 and "Error:" in out and "hint:" in out and "Traceback" not in out
+    # the name as `templates list` prints it works too
+    listed = run(["templates", "list"])[1].split()
+    assert "echo:pong" in listed
+    code, out = run(["templates", "render", "echo:pong", "--locale", "en_US"])
+    assert code == 0 and out.strip() == "Got #1: hi"
+    code, out = run(["templates", "render", "echo"])
+    assert code == 2 and "PLUGIN:NAME" in out
 
 
 def test_a_broken_config_is_one_clear_error_not_a_traceback(tmp_path: Path) -> None:
