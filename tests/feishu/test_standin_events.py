@@ -285,6 +285,26 @@ async def test_url_verification_and_admin_delivery(standin: FeishuStandIn, ingre
     assert [r["kind"] for r in ingress.received] == ["message", "bot_added"]
 
 
+async def test_admin_delivery_as_another_organizations_user(standin: FeishuStandIn, ingress: Ingress) -> None:
+    """One app serves several tenants: `tenant_key` pushes a message or a card press as that tenant's."""
+    standin.event_url = ingress.url
+    async with httpx.AsyncClient(base_url=standin.base_url) as http:
+        message = (await http.post("/_standin/deliver", json={
+            "tenant_key": "t_rennuo", "wait": True, "retries": [],
+            "message": {"text": "交班 状态", "chat_id": "oc_ward", "sender_open_id": "ou_doc"}})).json()
+        press = (await http.post("/_standin/deliver", json={
+            "tenant_key": "t_rennuo", "card_action": {"value": {"op": "ack"}, "operator_open_id": "ou_doc",
+                                                      "message_id": "om_card"}})).json()
+        refused = await http.post("/_standin/deliver", json={"tenant_key": 7, "message": {
+            "text": "x", "chat_id": "oc_ward", "sender_open_id": "ou_doc"}})
+    assert message["acknowledged"] and "answer" in press
+    assert refused.status_code == 400 and "tenant_key" in refused.json()["error"]
+    pushed = [r["data"] for r in ingress.received]
+    assert [p["header"]["tenant_key"] for p in pushed] == ["t_rennuo", "t_rennuo"]
+    assert pushed[0]["event"]["sender"]["tenant_key"] == "t_rennuo"
+    assert pushed[1]["event"]["operator"]["tenant_key"] == "t_rennuo"
+
+
 def test_runs_as_its_own_process(tmp_path: Path) -> None:
     state = tmp_path / "standin.json"
     proc = subprocess.Popen([sys.executable, "-m", "engine.feishu.standin", "--port", "0", "--state", str(state),

@@ -333,10 +333,10 @@ class FeishuStandIn:
     async def deliver_long(self, event_type: str, event: dict[str, Any], *, event_id: str | None = None,
                            app_id: str | None = None, schema: str = "2.0",
                            retries: Sequence[float] = REDELIVERY_DELAYS, timeout: float = 3.0,
-                           parts: int = 1) -> LongConnDelivery:
+                           parts: int = 1, tenant_key: str | None = None) -> LongConnDelivery:
         """Push an event over the long connection (see :mod:`.gateway`) instead of to a webhook URL."""
         payload = self.envelope(event_type, event, event_id=event_id or uuid.uuid4().hex, app_id=app_id,
-                                schema=schema)
+                                schema=schema, tenant_key=tenant_key)
         return await self.gateway.deliver(payload, app_id=app_id, retries=retries, timeout=timeout, parts=parts)
 
     def deliver_in_background(self, url: str, event_type: str, event: dict[str, Any],
@@ -360,23 +360,25 @@ class FeishuStandIn:
                           tag: str = "button", name: str | None = None, input_value: str | None = None,
                           option: str | None = None, app_id: str | None = None, event_id: str | None = None,
                           tamper: str | Iterable[str] | None = None, timeout: float = 3.0,
-                          apply_card: bool = True) -> dict[str, Any]:
+                          apply_card: bool = True, tenant_key: str | None = None) -> dict[str, Any]:
         """A user presses a card button: push ``card.action.trigger`` and return the endpoint's JSON answer.
 
         ``url`` None pushes it over the long connection instead. Feishu does not retry card callbacks
         (the user sees an error toast), so a non-2xx answer raises :class:`DeliveryError` (over the long
         connection, a RuntimeError). With ``apply_card``, a replacement card in the answer
         (``{"card": {"type": "raw", "data": {...}}}``) updates the stored message, as Feishu would.
+        ``tenant_key``: the pressing user's organization (default: the app's own tenant).
         """
         app = self._app(app_id)
+        tenant_key = tenant_key or app.tenant_key
         stored = self.state.messages.get(message_id)
         chat = chat_id or (stored or {}).get("chat_id") or ""
         event = ev.card_action_event(value, operator_open_id, message_id, chat, form_value=form_value, tag=tag,
-                                     name=name, tenant_key=app.tenant_key, input_value=input_value,
+                                     name=name, tenant_key=tenant_key, input_value=input_value,
                                      option=option)
         if url is None:
             pushed = await self.deliver_long(ev.EVENT_CARD_ACTION, event, event_id=event_id, app_id=app_id,
-                                             retries=(), timeout=timeout)
+                                             retries=(), timeout=timeout, tenant_key=tenant_key)
             if not pushed.acknowledged:
                 last = pushed.attempts[-1]
                 raise RuntimeError(f"card callback over the long connection failed: code={last.code} "
@@ -384,7 +386,7 @@ class FeishuStandIn:
             answer = pushed.answer if isinstance(pushed.answer, dict) else {}
         else:
             result = await self.deliver_event(url, ev.EVENT_CARD_ACTION, event, event_id=event_id, app_id=app_id,
-                                              retries=(), tamper=tamper, timeout=timeout)
+                                              retries=(), tamper=tamper, timeout=timeout, tenant_key=tenant_key)
             if not result.acknowledged:
                 raise DeliveryError(result)
             answer = result.response_json if isinstance(result.response_json, dict) else {}
@@ -398,25 +400,27 @@ class FeishuStandIn:
 
     # ---- event builders bound to this stand-in's bot and tenant ------------------------------------
     def message_event(self, text: str, chat_id: str, sender_open_id: str, mentions_bot: bool = True,
-                      chat_type: str = "group", **kwargs: Any) -> dict[str, Any]:
-        """An ``im.message.receive_v1`` event from a user; the message is also stored, so replies work."""
+                      chat_type: str = "group", tenant_key: str | None = None, **kwargs: Any) -> dict[str, Any]:
+        """An ``im.message.receive_v1`` event from a user (of ``tenant_key``'s organization, default the
+        stand-in's own); the message is also stored, so replies work."""
+        tenant_key = tenant_key or self.tenant_key
         event = ev.message_event(text, chat_id, sender_open_id, mentions_bot=mentions_bot, chat_type=chat_type,
                                  bot_open_id=self.bot_open_id, bot_name=self.bot_name,
-                                 tenant_key=self.tenant_key, **kwargs)
+                                 tenant_key=tenant_key, **kwargs)
         m = event["message"]
         self.state.messages[m["message_id"]] = {
             "message_id": m["message_id"], "root_id": m["root_id"], "parent_id": m["parent_id"],
             "thread_id": "", "msg_type": "text", "create_time": m["create_time"], "update_time": m["update_time"],
             "deleted": False, "updated": False, "chat_id": chat_id,
             "sender": {"id": sender_open_id, "id_type": "open_id", "sender_type": "user",
-                       "tenant_key": self.tenant_key},
+                       "tenant_key": tenant_key},
             "body": {"content": m["content"]}, "mentions": [], "upper_message_id": "",
             "_origin": "user", "_to": {"id_type": "chat_id", "id": chat_id}, "_app_id": self.app_id,
         }
         if chat_id not in self.state.chats:
             self.state.chats[chat_id] = {"chat_id": chat_id, "name": "", "chat_mode": "group",
                                          "chat_type": "p2p" if chat_type == "p2p" else "private",
-                                         "tenant_key": self.tenant_key, "_members": [sender_open_id],
+                                         "tenant_key": tenant_key, "_members": [sender_open_id],
                                          "_bots": [self.app_id]}
         return event
 
@@ -453,31 +457,39 @@ class FeishuStandIn:
     async def deliver_from_admin(self, data: dict[str, Any]) -> dict[str, Any]:
         """``POST /_standin/deliver``: ``{"url"?, "event_type", "event"}``, or ``{"message": {"text",
         "chat_id", "sender_open_id", ...}}``, or ``{"card_action": {"value", "operator_open_id",
-        "message_id", ...}}``; ``"wait": true`` waits for the outcome, ``"retries": [...]`` sets delays. Without a
-        url and an ``event_url``, the event goes over the long connection (when the engine has one open)."""
+        "message_id", ...}}``; ``"wait": true`` waits for the outcome, ``"retries": [...]`` sets delays;
+        ``"tenant_key"`` pushes it as a user of that organization (one app serves several tenants). Without
+        a url and an ``event_url``, the event goes over the long connection (when the engine has one open)."""
         url = data.get("url") or self.event_url
+        tenant_key = data.get("tenant_key")
+        if tenant_key is not None and (not isinstance(tenant_key, str) or not tenant_key):
+            raise ValueError("tenant_key must be a non-empty string")
         long = not url and bool(self.gateway.open_connections())
         if not url and not long:
             raise ValueError("no url given, the stand-in has no event_url and no long connection is open")
         if "card_action" in data:
-            return {"answer": await self.card_action(url or None, **data["card_action"])}
+            press = {"tenant_key": tenant_key, **data["card_action"]}
+            return {"answer": await self.card_action(url or None, **press)}
         if "message" in data:
-            event_type, event = ev.EVENT_MESSAGE, self.message_event(**data["message"])
+            event_type, event = ev.EVENT_MESSAGE, self.message_event(**{"tenant_key": tenant_key, **data["message"]})
         else:
             event_type, event = data["event_type"], data["event"]
         event_id = data.get("event_id") or uuid.uuid4().hex
         retries = tuple(data.get("retries", FEISHU_RETRY_DELAYS))
         if long and not data.get("wait"):
-            task = asyncio.create_task(self.deliver_long(event_type, event, event_id=event_id, retries=retries))
+            task = asyncio.create_task(self.deliver_long(event_type, event, event_id=event_id, retries=retries,
+                                                         tenant_key=tenant_key))
             self._background.add(task)
             task.add_done_callback(self._background.discard)
             return {"event_id": event_id, "via": "long_connection", "scheduled": True}
         if long:
-            pushed = await self.deliver_long(event_type, event, event_id=event_id, retries=retries)
+            pushed = await self.deliver_long(event_type, event, event_id=event_id, retries=retries,
+                                             tenant_key=tenant_key)
             return {"event_id": event_id, "via": "long_connection", "acknowledged": pushed.acknowledged,
                     "attempts": [a.__dict__ for a in pushed.attempts]}
         if data.get("wait"):
-            result = await self.deliver_event(url, event_type, event, event_id=event_id, retries=retries)
+            result = await self.deliver_event(url, event_type, event, event_id=event_id, retries=retries,
+                                              tenant_key=tenant_key)
             return result.to_json()
-        self.deliver_in_background(url, event_type, event, event_id=event_id, retries=retries)
+        self.deliver_in_background(url, event_type, event, event_id=event_id, retries=retries, tenant_key=tenant_key)
         return {"event_id": event_id, "scheduled": True}
