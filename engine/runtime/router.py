@@ -5,9 +5,10 @@ It is the only place where enablement is checked: an organization that did not e
 reaches that scenario's workflows, and an action aimed at another organization is refused.
 
 An event that routes to nothing leaves a DEBUG line saying why (ids, types and scenario names only,
-never message text). A mention of the bot that matches no command is answered with
-:data:`HELP_TEMPLATE` in the organization's locale: it lists what each enabled scenario's optional
-``_help`` partial (``templates/<locale>/_help.j2``) says its commands are.
+never message text); a card press, which only our own cards make, a WARNING. A mention of the bot that
+matches no command is answered with :data:`HELP_TEMPLATE` in the organization's locale: it lists what
+each enabled scenario's optional ``_help`` partial (``templates/<locale>/_help.j2``) says its commands
+are.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from engine import actions as act
 from engine.config import OrgContext
-from engine.events import FeishuEvent, MessageReceived
+from engine.events import CardAction, FeishuEvent, MessageReceived
 from engine.ids import workflow_id
 from engine.plugins import PluginSet
 from engine.runtime.dispatch import DispatchResult
@@ -97,8 +98,11 @@ class Router:
         else:  # the usual case in a busy group; a bot whose identity is unknown also ends here
             why = f"a group message that does not mention the bot ({len(event.mentions)} other mention(s))"
         answer = asks_bot and self.send_reply is not None
-        log.debug("event %s (%s) of %s routes to nothing: %s (enabled scenarios: %s)%s", event.event_id,
-                  event.event_type, org.id, why, enabled, "; answered with help" if answer else "")
+        # a press on one of our own cards that nothing takes is a fault (a disabled plugin, an old card):
+        # said at WARNING; the rest is everyday chatter in busy groups
+        level = logging.WARNING if isinstance(event, CardAction) else logging.DEBUG
+        log.log(level, "event %s (%s) of %s routes to nothing: %s (enabled scenarios: %s)%s", event.event_id,
+                event.event_type, org.id, why, enabled, "; answered with help" if answer else "")
         if not answer:
             return DispatchResult()
         assert isinstance(event, MessageReceived)
