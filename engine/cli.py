@@ -550,6 +550,15 @@ def _readable(value: Any, indent: str = "") -> list[str]:
     return [f"{indent}{value}"]
 
 
+def _add_send() -> None:
+    from engine.cli_send import send
+
+    cli.add_command(send)
+
+
+_add_send()
+
+
 def main() -> None:
     try:
         cli(prog_name="engine")  # standalone mode: always ends in SystemExit

@@ -163,12 +163,16 @@ async def test_workflow_survives_a_restart_of_engine_dev(dev_setup: tuple[Path, 
             return (await handle.query("state"))["pings"] == ["hello", "again"]
 
         await wait_for(pinged_twice)
+        # as a user, from the command line: the bot's answer is printed
+        sent = subprocess.run([ENGINE, "send", "message", "third", "--chat", "oc_e2e", "--from", "ou_alice",
+                               "--config", str(config)], capture_output=True, text=True, env=dev.env, timeout=60)
+        assert sent.returncode == 0 and "收到第 3 条：third" in sent.stdout, sent.stdout + sent.stderr
         await handle.execute_update("stop")
         shown = subprocess.run([ENGINE, "workflows", "show", "acme:echo:oc_e2e", "--config", str(config)],
                                capture_output=True, text=True, env=dev.env, timeout=60)
         # a completed workflow shows how it ended, readable
         assert shown.returncode == 0 and "status   completed" in shown.stdout, shown.stdout + shown.stderr
-        assert "pings:" in shown.stdout and "- hello" in shown.stdout and "- again" in shown.stdout, shown.stdout
+        assert "pings:" in shown.stdout and "- again" in shown.stdout and "- third" in shown.stdout, shown.stdout
     finally:
         assert dev.stop() == 0, "".join(dev.output)
     assert not (state / "dev-session.json").exists()

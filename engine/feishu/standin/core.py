@@ -457,9 +457,11 @@ class FeishuStandIn:
     async def deliver_from_admin(self, data: dict[str, Any]) -> dict[str, Any]:
         """``POST /_standin/deliver``: ``{"url"?, "event_type", "event"}``, or ``{"message": {"text",
         "chat_id", "sender_open_id", ...}}``, or ``{"card_action": {"value", "operator_open_id",
-        "message_id", ...}}``; ``"wait": true`` waits for the outcome, ``"retries": [...]`` sets delays;
-        ``"tenant_key"`` pushes it as a user of that organization (one app serves several tenants). Without
-        a url and an ``event_url``, the event goes over the long connection (when the engine has one open)."""
+        "message_id", ...}}``, or ``{"record_changed": {"app_token", "table_id", "record_id", "action"?,
+        "operator_open_id"?}}`` (the row's fields from the stand-in's state). ``"wait": true`` waits for the
+        outcome, ``"retries": [...]`` sets delays; ``"tenant_key"`` pushes it as a user of that organization
+        (one app serves several tenants). Without a url and an ``event_url``, the event goes over the long
+        connection (when the engine has one open)."""
         url = data.get("url") or self.event_url
         tenant_key = data.get("tenant_key")
         if tenant_key is not None and (not isinstance(tenant_key, str) or not tenant_key):
@@ -472,6 +474,12 @@ class FeishuStandIn:
             return {"answer": await self.card_action(url or None, **press)}
         if "message" in data:
             event_type, event = ev.EVENT_MESSAGE, self.message_event(**{"tenant_key": tenant_key, **data["message"]})
+        elif "record_changed" in data:
+            change = data["record_changed"]
+            event_type = ev.EVENT_BITABLE_RECORD_CHANGED
+            event = self.bitable_record_changed(change["app_token"], change["table_id"], change["record_id"],
+                                                operator_open_id=change.get("operator_open_id", "ou_standin"),
+                                                action=change.get("action", "record_edited"))
         else:
             event_type, event = data["event_type"], data["event"]
         event_id = data.get("event_id") or uuid.uuid4().hex
