@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import importlib
 import json
 import logging
 import os
@@ -88,6 +89,10 @@ def _say(text: str) -> None:
     click.echo(text, err=False)
 
 
+# Command groups kept in their own modules (which import this one), loaded when named.
+LAZY_COMMANDS = {"send": "engine.cli_send:send"}
+
+
 class EngineGroup(click.Group):
     """Adds the plugins' commands (``register_commands``) when the command line is built."""
 
@@ -103,10 +108,13 @@ class EngineGroup(click.Group):
         return state.plugin_commands
 
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted({*super().list_commands(ctx), *self._plugin_commands(ctx)})
+        return sorted({*super().list_commands(ctx), *LAZY_COMMANDS, *self._plugin_commands(ctx)})
 
     def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
         command = super().get_command(ctx, name)
+        if command is None and name in LAZY_COMMANDS:
+            module, attribute = LAZY_COMMANDS[name].split(":")
+            command = getattr(importlib.import_module(module), attribute)
         if command is None:
             command = self._plugin_commands(ctx).get(name)
         return command
@@ -548,15 +556,6 @@ def _readable(value: Any, indent: str = "") -> list[str]:
                 lines.append(f"{indent}- {item}")
         return lines
     return [f"{indent}{value}"]
-
-
-def _add_send() -> None:
-    from engine.cli_send import send
-
-    cli.add_command(send)
-
-
-_add_send()
 
 
 def main() -> None:

@@ -123,26 +123,38 @@ def send_message(state: CliState, text: str, org: str | None, chat_id: str, p2p:
 @send.command("press")
 @_config_option
 @click.argument("value")
-@click.option("--message", "message_id", required=True, help="The card's message_id (the outbox shows it).")
+@click.option("--message", "message_id", default=None,
+              help="The card's message_id (default: the newest card with a button of this value).")
 @click.option("--org", default=None, help="Organization id (default: the config's first).")
 @click.option("--from", "operator", default="ou_try", show_default=True, help="The presser's open_id.")
 @click.option("--form", default=None, help="Form values as JSON, for a form's submit button.")
 @pass_app
-def send_press(state: CliState, value: str, message_id: str, org: str | None, operator: str,
+def send_press(state: CliState, value: str, message_id: str | None, org: str | None, operator: str,
                form: str | None) -> None:
     """Press a card button whose `value` is VALUE (JSON), as Feishu pushes `card.action.trigger`."""
     url, _, tenant = _standin(state, org)
     try:
-        press: dict[str, Any] = {"value": json.loads(value), "operator_open_id": operator,
-                                 "message_id": message_id}
+        press: dict[str, Any] = {"value": json.loads(value), "operator_open_id": operator}
         if form:
             press["form_value"] = json.loads(form)
     except json.JSONDecodeError as error:
         raise Fail(f"not JSON: {error}", """quote it: '{"op": "ack"}'""") from None
+    press["message_id"] = message_id or _card_with(url, press["value"])
     answer, before = _post(url, {"tenant_key": tenant, "card_action": press})
     toast = ((answer.get("answer") or {}).get("toast") or {}).get("content")
     click.echo(f"toast: {toast}" if toast else "(answered without a toast)")
     _show_answers(url, before)
+
+
+def _card_with(url: str, value: Any) -> str:
+    """The message_id of the newest card in the outbox that has a button of ``value``."""
+    with httpx.Client(base_url=url, timeout=10) as http:
+        outbox = http.get("/_standin/outbox").json()
+    for item in reversed(outbox):
+        if any(found == value for _, found in _buttons(item.get("card"))):
+            return str(item["message_id"])
+    raise Fail("no card in the outbox has a button with this value",
+               "copy the value from a card's line that `engine send` printed, or pass --message")
 
 
 @send.command("row")

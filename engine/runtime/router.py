@@ -27,6 +27,7 @@ from engine import actions as act
 from engine.config import OrgContext
 from engine.events import CardAction, FeishuEvent, MessageReceived
 from engine.ids import workflow_id
+from engine.notices.toasts import toast
 from engine.plugins import PluginSet
 from engine.runtime.dispatch import DispatchResult
 from engine.runtime.errors import TemporalUnavailable
@@ -43,6 +44,8 @@ class ReplySender(Protocol):
     def __call__(self, org: OrgContext, reply: act.Reply, uuid: str, extra: dict[str, Any], *,
                  chat_id: str | None = None) -> Awaitable[None]: ...
 
+
+_MISSING = object()  # what a query of a workflow that does not run returns
 
 HELP_TEMPLATE = "engine:help"
 """The reply to a mention of the bot that no enabled scenario takes (``engine/notices/templates``)."""
@@ -77,12 +80,19 @@ class Router:
         if not actions:
             return await self._unrouted(event, org)
         result = DispatchResult()
+        # Several scenarios may ask after the same key ("CT-0012 状态"): the one that knows it answers,
+        # and "not found" is said once, only when none does.
+        missing: list[act.Reply] = []
+        found = False
         for action in actions:
-            outcome = await self.execute(action, event, org)
+            outcome = await self.execute(action, event, org, missing=missing)
             result.effects += 1
+            found = found or (isinstance(action, act.QueryWorkflow) and outcome is not _MISSING)
             if isinstance(outcome, dict):
                 result.toast = outcome.get("toast", result.toast)
                 result.card = outcome.get("card", result.card)
+        if missing and not found:
+            await self._reply(org, missing[0], event, {})
         return result
 
     async def _unrouted(self, event: FeishuEvent, org: OrgContext) -> DispatchResult:
@@ -124,10 +134,15 @@ class Router:
             raise RoutingError(f"organization {org.id!r} has not enabled scenario {action.scenario!r}")
         return workflow_id(org.id, action.scenario, action.key)
 
-    async def execute(self, action: act.Action, event: FeishuEvent, org: OrgContext) -> Any:
-        """Carry out one action; Temporal being unreachable raises :class:`TemporalUnavailable`."""
+    async def execute(self, action: act.Action, event: FeishuEvent, org: OrgContext, *,
+                      missing: list[act.Reply] | None = None) -> Any:
+        """Carry out one action; Temporal being unreachable raises :class:`TemporalUnavailable`.
+
+        A query of a workflow that does not run returns ``_MISSING``; its ``reply_missing`` is sent at
+        once, or appended to ``missing`` for the caller to decide.
+        """
         try:
-            return await self._execute(action, event, org)
+            return await self._execute(action, event, org, missing)
         except RPCError as error:
             if error.status in _UNAVAILABLE:
                 raise TemporalUnavailable(str(error)) from error
@@ -135,7 +150,8 @@ class Router:
         except (ConnectionError, TimeoutError) as error:
             raise TemporalUnavailable(str(error)) from error
 
-    async def _execute(self, action: act.Action, event: FeishuEvent, org: OrgContext) -> Any:
+    async def _execute(self, action: act.Action, event: FeishuEvent, org: OrgContext,
+                       missing: list[act.Reply] | None) -> Any:
         if isinstance(action, act.Reply):
             return await self._reply(org, action, event, {})
         wid = self._workflow_id(action, org)
@@ -179,7 +195,9 @@ class Router:
             except RPCError as error:
                 if error.status != RPCStatusCode.NOT_FOUND:
                     raise
-                return {"toast": f"not found: {action.key}"}
+                log.warning("update %s of %s: no workflow %s (a closed item or an old card)", action.update,
+                            event.event_id, wid)
+                return {"toast": toast("card_expired", org.locale)}
         if isinstance(action, act.QueryWorkflow):
             try:
                 state = await handle.query(action.query)
@@ -187,8 +205,11 @@ class Router:
                 if error.status not in (RPCStatusCode.NOT_FOUND, RPCStatusCode.INVALID_ARGUMENT):
                     raise
                 if action.reply_missing is not None:
-                    await self._reply(org, action.reply_missing, event, {})
-                return None
+                    if missing is None:
+                        await self._reply(org, action.reply_missing, event, {})
+                    else:
+                        missing.append(action.reply_missing)
+                return _MISSING
             if action.reply is not None:
                 await self._reply(org, action.reply, event, {"result": _plain(state)})
             return state

@@ -9,9 +9,11 @@ from typing import Any
 import pytest
 from sample_plugins import EchoPlugin, OtherPlugin
 
-from engine.actions import StartWorkflow
+from engine.actions import QueryWorkflow, Reply, StartWorkflow
 from engine.events import CardAction, Mention, MessageReceived
+from engine.hookspecs import hookimpl
 from engine.runtime.router import RoutingError
+from engine.scenario import PluginSettings, Scenario
 from engine.testing.kit import org_config
 
 
@@ -137,3 +139,39 @@ async def test_a_mention_no_scenario_takes_gets_a_short_help(scenario_harness: A
         await env.deliver(mention("anything", "ev-help"))  # redelivered: the reply's uuid absorbs it
         [reply] = env.messages()
         assert (reply.text, reply.reply_to) == (text, "om_ev-help")
+
+
+class AskerPlugin:
+    """A second scenario that asks after the same key as echo's "status" (as two plugins may)."""
+
+    @hookimpl
+    def register_scenarios(self, register: Any) -> None:
+        register(Scenario(name="asker", version="0.1", settings_model=PluginSettings))
+
+    @hookimpl
+    def route_event(self, event: Any, org: Any) -> list[Any] | None:
+        if isinstance(event, MessageReceived) and event.text.strip() == "status":
+            return [QueryWorkflow(scenario="asker", key=event.chat_id, query="state",
+                                  reply_missing=Reply(template="echo:pong", context={"text": "asker", "count": 0},
+                                                      message_id=event.message_id))]
+        return None
+
+
+async def test_the_scenario_that_knows_the_key_answers_and_not_found_is_said_once(scenario_harness: Any) -> None:
+    plugins = {"echo": EchoPlugin(), "asker": AskerPlugin()}
+    async with scenario_harness(plugins, config=org_config(plugins=["echo", "asker"])) as env:
+        await env.deliver(mention("hello", "ev-h"))
+        await env.deliver(mention("status", "ev-s"))
+        replies = [m for m in env.messages() if m.reply_to == "om_ev-s"]
+        assert len(replies) == 1 and "asker" not in replies[0].text  # echo knows the chat: only it answers
+        await env.deliver(mention("status", "ev-n", chat="oc_nobody"))
+        replies = [m for m in env.messages() if m.reply_to == "om_ev-n"]
+        assert len(replies) == 1  # nobody knows it: one "not found", not one per scenario
+
+
+async def test_a_press_on_a_closed_items_card_is_answered_in_the_users_language(scenario_harness: Any) -> None:
+    async with scenario_harness({"echo": EchoPlugin()}) as env:
+        press = CardAction(event_id="ev-old", event_type="card.action.trigger", create_time=datetime.now(UTC),
+                           operator_open_id="ou_alice", action_value={"op": "stop", "chat": "oc_gone"})
+        result = await env.deliver(press)
+        assert result.toast == "这张卡片已失效，请以最新消息为准。"
