@@ -26,7 +26,7 @@ def test_activity_classes_are_checked_at_load_and_need_services() -> None:
     with pytest.raises(PluginSetupError, match="needs the engine's services"):
         plugins.activities()
     built = plugins.activities(services=object())
-    assert [fn.__name__ for fn in built] == ["site_label"]
+    assert [fn.__name__ for fn in built] == ["site_label", "slow_write"]
     assert built[0].__self__.services is not None
 
 
