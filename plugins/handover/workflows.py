@@ -472,3 +472,6 @@ class MonthlyStats:
                 idempotency_key=f"{workflow.info().workflow_id}:stats:{report.month}:{index}"),
                 result_type=fr.SentMessage)
         return report
+
+
+WORKFLOWS = [Shift, RotaDriver, MonthlyStats]
