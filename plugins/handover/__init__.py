@@ -7,78 +7,52 @@ workflow sandbox re-imports this package for every workflow run.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
-from engine.hookspecs import hookimpl
+from engine.sdk import hookimpl
+
+if TYPE_CHECKING:  # annotations only: the hooks' types, without importing them at load
+    import click
+
+    from engine.sdk import Action, FeishuEvent, OrgContext, RegisterScenario, ScheduleSpec
 
 SCENARIO = "handover"
 VERSION = "1.0"
 
-# card button op -> workflow update
-CARD_UPDATES = {
-    "handover.entry": "entry",
-    "handover.submit": "submit",
-    "handover.ack_patient": "ack_patient",
-    "handover.ack": "acknowledge",
-    "handover.ask": "ask",
-    "handover.answer": "answer",
-}
-
 
 @hookimpl
-def register_scenarios(register: Any) -> None:
-    from engine.scenario import Scenario
-    from plugins.handover.activities import collect_stats, plan_shift, start_shift
+def register_scenarios(register: RegisterScenario) -> None:
+    from engine.sdk import Scenario
+    from plugins.handover.activities import ACTIVITIES
     from plugins.handover.config import SITE_OVERRIDABLE, HandoverSettings
-    from plugins.handover.workflows import MonthlyStats, RotaDriver, Shift
+    from plugins.handover.workflows import WORKFLOWS
 
     register(Scenario(
-        name=SCENARIO, version=VERSION, settings_model=HandoverSettings,
-        workflows=[Shift, RotaDriver, MonthlyStats], activities=[plan_shift, start_shift, collect_stats],
-        templates=Path(__file__).parent / "templates", site_overridable=SITE_OVERRIDABLE,
+        name=SCENARIO, version=VERSION, settings_model=HandoverSettings, workflows=WORKFLOWS,
+        activities=ACTIVITIES, templates=Path(__file__).parent / "templates", site_overridable=SITE_OVERRIDABLE,
         description="Doctors' shift handovers (I-PASS/SBAR): form, receipt, confirmation, escalation, statistics",
     ))
 
 
 @hookimpl
-def route_event(event: Any, org: Any) -> list[Any] | None:
-    from engine import actions
-    from engine.events import CardAction
+def route_event(event: FeishuEvent, org: OrgContext) -> list[Action] | None:
+    from engine.sdk import CardAction, MessageReceived
+    from plugins.handover.routing import card_action, status
 
-    if not isinstance(event, CardAction):
-        return None
-    op = event.action_value.get("op")
-    update = CARD_UPDATES.get(op) if isinstance(op, str) else None
-    key = event.action_value.get("key")
-    if update is None or not isinstance(key, str) or not key:
-        return None
-    from plugins.handover.models import CardInput
-
-    arg = CardInput(event_id=event.event_id, operator=event.operator_open_id, value=event.action_value,
-                    form=event.form_value or {}, message_id=event.open_message_id)
-    return [actions.UpdateWorkflow(scenario=SCENARIO, key=key, update=update, arg=arg, update_id=event.event_id)]
-
-
-def department_ids(org: Any) -> list[tuple[str, str | None]]:
-    """Every (department, site) an organization defines, group settings first, then each site's own."""
-    found: dict[str, str | None] = {}
-    for site in [None, *org.site_ids]:
-        try:
-            settings = org.settings(SCENARIO, site)
-        except KeyError:
-            continue
-        for department_id, department in settings.departments.items():
-            if department_id not in found or department.site == site:
-                found[department_id] = department.site
-    return list(found.items())
+    if isinstance(event, CardAction):
+        return card_action(event)
+    if isinstance(event, MessageReceived) and (event.chat_type == "p2p" or event.mentions_bot):
+        return status(event, org)
+    return None
 
 
 @hookimpl
-def schedules(org: Any) -> list[Any]:
+def schedules(org: OrgContext) -> list[ScheduleSpec]:
     from datetime import datetime, timedelta
 
-    from engine.scenario import ScheduleSpec
+    from engine.sdk import ScheduleSpec
     from plugins.handover.models import RotaRequest
+    from plugins.handover.routing import department_ids
 
     specs = []
     for department_id, site in department_ids(org):
@@ -102,7 +76,7 @@ def schedules(org: Any) -> list[Any]:
 
 
 @hookimpl
-def register_commands(cli: Any) -> None:
+def register_commands(cli: click.Group) -> None:
     from plugins.handover.commands import handover_group
 
     cli.add_command(handover_group)

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import click
 
-from engine.cli import Fail, pass_app, run_async
+from engine.sdk import Fail, Services, pass_app, run_async
+from engine.sdk.feishu import open_client
 
 _MONTH = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
 
@@ -25,7 +26,6 @@ def handover_group() -> None:
 @run_async
 async def stats(state: object, org_id: str, month: str, out: Path) -> None:
     """Monthly handover statistics per department and site, from the Bitable records, as CSV."""
-    from engine.runtime.app import EngineApp
     from plugins.handover import rules
     from plugins.handover.activities import read_handover_records
 
@@ -36,12 +36,10 @@ async def stats(state: object, org_id: str, month: str, out: Path) -> None:
         raise Fail(f"no organization {org_id!r} in {config.path}", f"known: {', '.join(config.orgs)}")
     if "handover" not in config.orgs[org_id].plugins:
         raise Fail(f"organization {org_id!r} does not enable the handover plugin", "add it to its plugins list")
-    app = EngineApp(config=config, plugins=state.plugins)  # type: ignore[attr-defined]
-    try:
-        records = await read_handover_records(app, org_id)
-    finally:
-        if "feishu" in app.__dict__:
-            await app.feishu.aclose()
+    # only Bitable is read: a Feishu client without the Temporal connection of ``command_services``,
+    # so the export works while the cluster is down
+    async with open_client(config) as feishu:
+        records = await read_handover_records(Services(config=config, feishu=feishu), org_id)
     rows = rules.monthly_stats(records, month)
     out.write_text(rules.stats_csv(rows), encoding="utf-8")
     click.echo(f"{len(rows)} rows ({len(records)} handover records read) written to {out}")

@@ -12,8 +12,7 @@ from typing import Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from engine.rules import validate_cron
-from engine.scenario import PluginSettings
+from engine.sdk import PluginSettings, validate_cron
 
 Structure = Literal["ipass", "sbar"]
 Target = Literal["receiver", "giver", "head", "medical_affairs"]

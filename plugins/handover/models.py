@@ -11,6 +11,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from engine.sdk import BusinessClock, SiteContext
 from plugins.handover.config import Category, EscalationStep, Structure, TableRef
 
 SCENARIO = "handover"
@@ -93,6 +94,8 @@ class ShiftPlan(BaseModel):
     patients_table: TableRef | None = None
     holiday: bool = False
     rota_source: str = ""
+    locale: str | None = None  # the site's (None: the locale the shift was started with)
+    clock: BusinessClock = Field(default_factory=BusinessClock)  # the organization's business clock
 
     @property
     def key(self) -> str:
@@ -178,10 +181,17 @@ class RotaRequest(BaseModel):
 
 
 class PlanRequest(BaseModel):
+    """Plan ``department``'s shift change at ``change`` on or after ``as_of`` (business time).
+
+    ``context`` is the site context the rota driver loaded (effective settings, zone, locale, calendar,
+    clock); without it (a run recorded before it loaded one) the activity resolves the department's own.
+    """
+
     org: str
     department: str
     change: str
     as_of: datetime
+    context: SiteContext | None = None
 
 
 class PlanResult(BaseModel):

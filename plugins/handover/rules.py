@@ -15,9 +15,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from engine import csvexport
-from engine.rules.decision import Decision
-from engine.rules.workdays import WorkCalendar
+from engine.sdk import Decision, WorkCalendar, cells, csvexport
 from plugins.handover import models as m
 from plugins.handover.config import STRUCTURE_FIELDS, Department, EscalationStep, HandoverSettings, RotaEntry
 
@@ -48,6 +46,27 @@ def next_change(now: datetime, changes: Sequence[str], zone: ZoneInfo) -> dateti
             if moment >= local:
                 return moment
     raise ValueError("no shift change times")  # unreachable with at least one change time
+
+
+def previous_change(now: datetime, changes: Sequence[str], zone: ZoneInfo) -> datetime:
+    """The last shift change before ``now`` (aware, in ``zone``) among the ``HH:MM`` times."""
+    local = now.astimezone(zone)
+    for offset in (0, 1):
+        day = local.date() - timedelta(days=offset)
+        for change in sorted(changes, reverse=True):
+            moment = datetime.combine(day, time.fromisoformat(change), tzinfo=zone)
+            if moment < local:
+                return moment
+    raise ValueError("no shift change times")  # unreachable with at least one change time
+
+
+def current_change(now: datetime, changes: Sequence[str], lead_minutes: int, zone: ZoneInfo) -> datetime:
+    """The shift change whose handover is under way at ``now``: the next one once its form is out
+    (``lead_minutes`` before it), else the last one (its workflow runs on until it closes)."""
+    upcoming = next_change(now, changes, zone)
+    if now >= upcoming - timedelta(minutes=lead_minutes):
+        return upcoming
+    return previous_change(now, changes, zone)
 
 
 def resolve_rota(day: date, change: str, department: Department, calendar: WorkCalendar,
@@ -104,29 +123,23 @@ def build_plan(org: str, department_id: str, settings: HandoverSettings, change_
 def rota_lines(rows: Iterable[Mapping[str, Any]], department: str, zone: ZoneInfo) -> list[RotaEntry]:
     """Dated rota lines from Bitable records or a rota file, for one department.
 
-    A row has ``date`` (ISO text, or Bitable's milliseconds), ``shift`` (``HH:MM``), ``giver``,
-    ``receiver`` and optionally ``department`` (rows of other departments are skipped); the Chinese
-    field names of a rota table (日期, 交班时间, 交班医生, 接班医生, 科室) work too.
+    A row has ``date`` (ISO text, or a Bitable date cell), ``shift`` (``HH:MM``), ``giver``,
+    ``receiver`` (open ids, or Bitable person cells) and optionally ``department`` (rows of other
+    departments are skipped); the Chinese field names of a rota table (日期, 交班时间, 交班医生, 接班医生,
+    科室) work too. Cells are read with :mod:`engine.sdk.cells`.
     """
     aliases = {"日期": "date", "交班时间": "shift", "交班医生": "giver", "接班医生": "receiver", "科室": "department"}
     lines = []
     for raw in rows:
         row = {aliases.get(k, k): v for k, v in raw.items()}
-        if row.get("department") not in (None, "", department):
+        if cells.text(row.get("department")) not in ("", department):
             continue
-        value = row.get("date")
-        day = (datetime.fromtimestamp(value / 1000, UTC).astimezone(zone).date()
-               if isinstance(value, int | float) else date.fromisoformat(str(value)))
-        lines.append(RotaEntry(date=day, shift=str(row["shift"]), giver=_person(row["giver"]),
-                               receiver=_person(row["receiver"])))
+        day = cells.date(row.get("date"), zone)
+        giver, receiver = cells.person(row.get("giver")), cells.person(row.get("receiver"))
+        if day is None or giver is None or receiver is None:
+            raise cells.CellError("a rota line (date, giver and receiver)", None)
+        lines.append(RotaEntry(date=day, shift=cells.text(row.get("shift")), giver=giver.id, receiver=receiver.id))
     return lines
-
-
-def _person(value: Any) -> str:
-    """An open id from text or from a Bitable person field (``[{"id": "ou_..."}]``)."""
-    if isinstance(value, list) and value and isinstance(value[0], Mapping):
-        return str(value[0].get("id") or value[0].get("open_id") or "")
-    return str(value)
 
 
 # -------------------------------------------------------------------------------------------- entries
@@ -168,6 +181,15 @@ def _text(value: Any) -> str:
     if isinstance(value, list):
         value = " ".join(str(v) for v in value)
     return str(value).strip()[:MAX_TEXT]
+
+
+FORM_REFUSALS = {"bed is required": "need_bed", "unknown category": "bad_category",
+                 "unknown severity": "bad_severity"}
+
+
+def form_refusal(why: str) -> str:
+    """The toast key of a refusal reason of :func:`apply_form` (the reason itself goes to the log)."""
+    return next((key for prefix, key in FORM_REFUSALS.items() if why.startswith(prefix)), "refused")
 
 
 def apply_form(entries: Mapping[str, m.PatientEntry], form: Mapping[str, Any], plan: m.ShiftPlan,
@@ -293,16 +315,20 @@ def previous_month(moment: datetime, zone: ZoneInfo) -> str:
 
 
 def _flag(value: Any) -> bool:
-    return value is True or str(value).lower() in ("true", "1", "是", "yes")
+    """A checkbox cell of a handover record; one edited into something else counts as unticked."""
+    try:
+        return cells.checkbox(value)
+    except cells.CellError:
+        return False
 
 
 def _number(value: Any) -> float | None:
-    if value in (None, ""):
-        return None
+    """A number cell of a handover record; one edited into something else counts as empty."""
     try:
-        return float(value)
-    except (TypeError, ValueError):
+        found = cells.number(value)
+    except cells.CellError:
         return None
+    return None if found is None else float(found)
 
 
 def monthly_stats(records: Iterable[Mapping[str, Any]], month: str) -> list[m.StatsRow]:

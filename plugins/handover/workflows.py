@@ -6,6 +6,11 @@
   rota and starts that shift's ``handover.Shift``.
 - ``handover.MonthlyStats``: the monthly statistics card for the medical affairs office.
 
+Card presses are answered at once: an update decides from the workflow's state, queues the Feishu
+and Bitable I/O it decided on in ``self.deferred`` and returns its toast; the main loop runs the queue.
+Timers run on the organization's business clock (``plan.clock``), so a compressed clock drives the
+ladders of a drill.
+
 Privacy: patient content (bed, name, summaries, imaging) is only put in the context of messages to the
 giver, the receiver and the department head. Group and office messages get a context built from counts
 and statuses (:meth:`Shift._counts`), so even an overridden template cannot show patient data there.
@@ -14,27 +19,32 @@ and statuses (:meth:`Shift._counts`), so even an overridden template cannot show
 from __future__ import annotations
 
 import contextlib
-from datetime import timedelta
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
 from typing import Any
 
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from engine.feishu import requests as fr
-    from engine.rules.decision import Decision
-    from engine.workflow_support import SeenEvents, activity_options, feishu_call
+    from engine.sdk import Decision, Deferred, SeenEvents, activity_options, feishu_call, load_site_context
+    from engine.sdk import feishu as fr
     from plugins.handover import models as m
     from plugins.handover import rules
     from plugins.handover.activities import COLLECT_STATS, PLAN_SHIFT, START_SHIFT
 
 PLUGIN_ACTIVITY_TIMEOUT = timedelta(minutes=5)
+# Changes of running workflows' command order (histories recorded before them replay the old way):
+PATCH_DEFERRED = "handover-deferred-card-io"  # a card press's I/O runs after its answer, in the main loop
+PATCH_SITE_CONTEXT = "handover-site-context"  # the rota and statistics runs load their site's context first
 
 # Toasts are answered straight to the person who pressed, in the organization's language.
 TOASTS: dict[str, dict[str, str]] = {
     "zh_CN": {
         "duplicate": "已处理", "not_giver": "只有交班医生可以填写和提交", "not_receiver": "只有接班医生可以确认或提问",
         "submitted_already": "交班已提交，不能再修改", "saved": "已保存 {bed} 床（共 {count} 位患者）",
-        "refused": "未保存：{why}", "submitted": "交班已提交给接班医生", "not_submitted": "交班尚未提交",
+        "refused": "未保存，请检查填写内容", "need_bed": "未保存：请填写床号",
+        "bad_category": "未保存：请从列表中选择患者性质", "bad_severity": "未保存：请从列表中选择病情分级",
+        "submitted": "交班已提交给接班医生", "not_submitted": "交班尚未提交",
         "acked_patient": "已确认 {bed} 床", "not_critical": "{bed} 床不是需逐一确认的危重患者",
         "critical_first": "请先逐一确认危重患者（还剩 {count} 位）", "acknowledged": "已确认接班",
         "acknowledged_already": "交班已确认", "asked": "问题已发给交班医生", "empty": "内容不能为空",
@@ -44,7 +54,10 @@ TOASTS: dict[str, dict[str, str]] = {
         "duplicate": "Already done", "not_giver": "Only the handing-over doctor can fill in and submit",
         "not_receiver": "Only the receiving doctor can confirm or ask",
         "submitted_already": "The handover was submitted and can no longer change",
-        "saved": "Saved bed {bed} ({count} patients)", "refused": "Not saved: {why}",
+        "saved": "Saved bed {bed} ({count} patients)", "refused": "Not saved: please check the form",
+        "need_bed": "Not saved: please give the bed number",
+        "bad_category": "Not saved: please choose the patient category from the list",
+        "bad_severity": "Not saved: please choose the illness severity from the list",
         "submitted": "Handover sent to the receiving doctor", "not_submitted": "The handover is not submitted yet",
         "acked_patient": "Bed {bed} confirmed", "not_critical": "Bed {bed} is not a critical patient to confirm",
         "critical_first": "Confirm each critical patient first ({count} left)", "acknowledged": "Handover confirmed",
@@ -67,7 +80,9 @@ class Shift:
     @workflow.init
     def __init__(self, plan: m.ShiftPlan, locale: str = "zh_CN") -> None:
         self.plan = plan
-        self.locale = locale if locale in TOASTS else "zh_CN"
+        chosen = plan.locale or locale  # the site's, when the plan carries it
+        self.locale = chosen if chosen in TOASTS else "zh_CN"
+        self.deferred = Deferred()
         self.entries: dict[str, m.PatientEntry] = {}
         self.status: m.Status = "scheduled"
         self.fired: list[str] = []
@@ -88,7 +103,9 @@ class Shift:
     async def run(self, plan: m.ShiftPlan, locale: str = "zh_CN") -> m.ShiftState:
         self._note("planned", detail=f"{plan.giver} -> {plan.receiver} ({plan.rota_source})")
         while True:
-            now = workflow.now()
+            if self.deferred.pending:
+                await self.deferred.run()
+            now = self._now()
             due, next_at = rules.notices(self.plan, now=now, fired=set(self.fired), submitted_at=self.submitted_at,
                                          acknowledged=self.acknowledged_at is not None,
                                          unacked_critical=len(self._unacked_critical()))
@@ -100,10 +117,11 @@ class Shift:
             if due:
                 continue  # a notice may have changed what is due next
             self._changed = False
-            timeout = (next_at - now) if next_at else None
+            timeout = self.plan.clock.real_delay(next_at - now) if next_at else None
             with contextlib.suppress(TimeoutError):  # the next notice is due
-                await workflow.wait_condition(lambda: self._changed, timeout=timeout)
+                await workflow.wait_condition(lambda: self._changed or self.deferred.pending, timeout=timeout)
         await workflow.wait_condition(workflow.all_handlers_finished)
+        await self.deferred.run()  # what the last presses decided
         if self.status in ("scheduled", "open"):
             self.status = "missing"
         elif self.status == "submitted":
@@ -150,15 +168,15 @@ class Shift:
             return refusal
         if self.submitted_at is not None:
             return self._toast("submitted_already")
-        entry, why = rules.apply_form(self.entries, action.form, self.plan, workflow.now())
+        entry, why = rules.apply_form(self.entries, action.form, self.plan, self._now())
         if entry is None:
             self._note("entry refused", action.operator, why)
-            return self._toast("refused", why=why)
+            return self._toast(rules.form_refusal(why))
         self.entries[entry.bed] = entry
         self._note("entry saved", action.operator, f"{len(self.entries)} patients")
         if self.status == "scheduled":
             self.status = "open"
-        await self._refresh_form()
+        await self._io(self._refresh_form)
         return self._toast("saved", bed=entry.bed, count=len(self.entries))
 
     @workflow.update(name="submit")
@@ -170,20 +188,20 @@ class Shift:
             return self._toast("submitted_already")
         if action.form.get("bed"):
             # the form's own fields count as a last entry when submitted together
-            entry, why = rules.apply_form(self.entries, action.form, self.plan, workflow.now())
+            entry, why = rules.apply_form(self.entries, action.form, self.plan, self._now())
             if entry is None:
-                return self._toast("refused", why=why)
+                self._note("submission refused", action.operator, why)
+                return self._toast(rules.form_refusal(why))
             self.entries[entry.bed] = entry
-        self.submitted_at = workflow.now()
+        self.submitted_at = self._now()
         self.status = "submitted"
         self._note("submitted", action.operator, f"{len(self.entries)} patients, on time: {self._on_time()}")
         self._changed = True
-        await self._record_patients("submit")
-        await self._record_handover("submit")
-        sent = await self._send(self.plan.receiver, "receive.card", self._detail_context(), "receive")
-        self.receive_message = sent.message_id
-        await self._refresh_form()
-        await self._group("submitted")
+        await self._io(self._record_patients, "submit")
+        await self._io(self._record_handover, "submit")
+        await self._io(self._send_receive)
+        await self._io(self._refresh_form)
+        await self._io(self._group, "submitted")
         return self._toast("submitted")
 
     @workflow.update(name="ack_patient")
@@ -198,11 +216,11 @@ class Shift:
         if entry is None or not entry.critical:
             return self._toast("not_critical", bed=bed)
         if entry.acked_at is None:
-            entry.acked_at, entry.acked_by = workflow.now(), action.operator
+            entry.acked_at, entry.acked_by = self._now(), action.operator
             self._note("critical patient confirmed", action.operator)
             self._changed = True
-            await self._record_patients(f"ack-{bed}", only=[bed])
-            await self._refresh_receive()
+            await self._io(self._record_patients, f"ack-{bed}", only=[bed])
+            await self._io(self._refresh_receive)
         return self._toast("acked_patient", bed=bed)
 
     @workflow.update(name="acknowledge")
@@ -218,16 +236,16 @@ class Shift:
         if left:
             self._note("confirmation refused", action.operator, f"{len(left)} critical patients unconfirmed")
             return self._toast("critical_first", count=len(left))
-        self.acknowledged_at = workflow.now()
+        self.acknowledged_at = self._now()
         self.synthesis = str(action.form.get("synthesis") or "").strip()[:rules.MAX_TEXT]
         self.status = "acknowledged"
         self._note("acknowledged", action.operator, "with synthesis" if self.synthesis else "")
         self._changed = True
-        await self._record_patients("ack")
-        await self._record_handover("ack")
-        await self._refresh_receive()
-        await self._send(self.plan.giver, "acknowledged", self._counts(), "acknowledged")
-        await self._group("acknowledged")
+        await self._io(self._record_patients, "ack")
+        await self._io(self._record_handover, "ack")
+        await self._io(self._refresh_receive)
+        await self._io(self._send, self.plan.giver, "acknowledged", self._counts(), "acknowledged")
+        await self._io(self._group, "acknowledged")
         return self._toast("acknowledged")
 
     @workflow.update(name="ask")
@@ -238,12 +256,12 @@ class Shift:
         text = str(action.form.get("question") or "").strip()[:rules.MAX_TEXT]
         if not text:
             return self._toast("empty")
-        question = m.Question(id=f"q{len(self.questions) + 1}", text=text, asked_at=workflow.now())
+        question = m.Question(id=f"q{len(self.questions) + 1}", text=text, asked_at=self._now())
         self.questions.append(question)
         self._note("question asked", action.operator, question.id)
         self._changed = True
-        await self._send(self.plan.giver, "question.card",
-                         {**self._counts(), "question_id": question.id, "question": text}, f"question-{question.id}")
+        await self._io(self._send, self.plan.giver, "question.card",
+                       {**self._counts(), "question_id": question.id, "question": text}, f"question-{question.id}")
         return self._toast("asked")
 
     @workflow.update(name="answer")
@@ -257,11 +275,11 @@ class Shift:
         text = str(action.form.get("answer") or "").strip()[:rules.MAX_TEXT]
         if not text:
             return self._toast("empty")
-        question.answer, question.answered_at = text, workflow.now()
+        question.answer, question.answered_at = text, self._now()
         self._note("question answered", action.operator, question.id)
         self._changed = True
-        await self._send(self.plan.receiver, "answer",
-                         {**self._counts(), "question": question.text, "answer": text}, f"answer-{question.id}")
+        await self._io(self._send, self.plan.receiver, "answer",
+                       {**self._counts(), "question": question.text, "answer": text}, f"answer-{question.id}")
         return self._toast("answered")
 
     # --------------------------------------------------------------------------------------- helpers
@@ -277,11 +295,23 @@ class Shift:
             return self._toast("not_giver" if allowed == self.plan.giver else "not_receiver")
         return None
 
+    async def _io(self, work: Callable[..., Awaitable[Any]], *args: Any, **kwargs: Any) -> None:
+        """Queue a press's I/O for the main loop, so the press is answered at once; histories recorded
+        before that change ran it in the update itself, and replay that way."""
+        if workflow.patched(PATCH_DEFERRED):
+            self.deferred.add(work, *args, **kwargs)
+        else:
+            await work(*args, **kwargs)
+
+    def _now(self) -> datetime:
+        """The organization's business time (the real one unless its clock is compressed for a drill)."""
+        return self.plan.clock.now(workflow.now())
+
     def _toast(self, key: str, **values: Any) -> dict[str, Any]:
         return {"toast": TOASTS[self.locale][key].format(**values)}
 
     def _note(self, what: str, by: str | None = None, detail: str = "") -> None:
-        self.log.append(m.LogItem(at=workflow.now(), what=what, by=by, detail=detail))
+        self.log.append(m.LogItem(at=self._now(), what=what, by=by, detail=detail))
 
     def _on_time(self) -> bool | None:
         return None if self.submitted_at is None else self.submitted_at <= self.plan.change_at
@@ -321,7 +351,13 @@ class Shift:
     async def _send(self, open_id: str, template: str, context: dict[str, Any], step: str) -> fr.SentMessage:
         return await feishu_call(fr.SEND_MESSAGE, fr.SendMessage(
             org=self.plan.org, to=fr.Recipient(id=open_id), template=f"{m.SCENARIO}:{template}",
-            context=context, idempotency_key=f"{self._wid()}:{step}"), result_type=fr.SentMessage)
+            context=context, idempotency_key=f"{self._wid()}:{step}", locale=self.plan.locale),
+            result_type=fr.SentMessage)
+
+    async def _send_receive(self) -> None:
+        """The handover, with its patients, to the receiver (the card they confirm on)."""
+        sent = await self._send(self.plan.receiver, "receive.card", self._detail_context(), "receive")
+        self.receive_message = sent.message_id
 
     async def _group(self, event: str) -> None:
         """Counts and status to the department group (never patient content)."""
@@ -330,19 +366,19 @@ class Shift:
         await feishu_call(fr.SEND_MESSAGE, fr.SendMessage(
             org=self.plan.org, to=fr.Recipient(id_type="chat_id", id=self.plan.group_chat),
             template=f"{m.SCENARIO}:group_status", context={**self._counts(), "event": event},
-            idempotency_key=f"{self._wid()}:group-{event}"), result_type=fr.SentMessage)
+            idempotency_key=f"{self._wid()}:group-{event}", locale=self.plan.locale), result_type=fr.SentMessage)
 
     async def _refresh_form(self) -> None:
         if self.form_message:
             await feishu_call(fr.UPDATE_CARD, fr.UpdateCard(
                 org=self.plan.org, message_id=self.form_message, template=f"{m.SCENARIO}:form.card",
-                context=self._detail_context()))
+                context=self._detail_context(), locale=self.plan.locale))
 
     async def _refresh_receive(self) -> None:
         if self.receive_message:
             await feishu_call(fr.UPDATE_CARD, fr.UpdateCard(
                 org=self.plan.org, message_id=self.receive_message, template=f"{m.SCENARIO}:receive.card",
-                context=self._detail_context()))
+                context=self._detail_context(), locale=self.plan.locale))
 
     async def _carry_out(self, decision: Decision) -> None:
         """Act on one due notice from :func:`rules.notices`."""
@@ -438,9 +474,15 @@ class RotaDriver:
 
     @workflow.run
     async def run(self, request: m.RotaRequest, locale: str = "zh_CN") -> dict[str, Any]:
+        context = None
+        as_of = workflow.now()
+        if workflow.patched(PATCH_SITE_CONTEXT):
+            # the site's effective settings, zone, locale, calendar and business clock
+            context = await load_site_context(m.SCENARIO, request.site, org=request.org)
+            locale, as_of = context.locale, context.clock.now(as_of)
         result: m.PlanResult = await workflow.execute_activity(
             PLAN_SHIFT, m.PlanRequest(org=request.org, department=request.department, change=request.change,
-                                      as_of=workflow.now()),
+                                      as_of=as_of, context=context),
             **activity_options(timedelta(minutes=1), schedule_to_close=PLUGIN_ACTIVITY_TIMEOUT, retry=None),
             result_type=m.PlanResult)
         if result.plan is None:
@@ -461,15 +503,19 @@ class MonthlyStats:
 
     @workflow.run
     async def run(self, org: str, recipients: list[str], month: str | None = None) -> m.StatsReport:
+        as_of, locale = workflow.now(), None
+        if workflow.patched(PATCH_SITE_CONTEXT):
+            group = await load_site_context(m.SCENARIO, org=org)  # the group's: the office is the group's
+            as_of, locale = group.clock.now(as_of), group.locale
         report: m.StatsReport = await workflow.execute_activity(
-            COLLECT_STATS, m.StatsRequest(org=org, month=month, as_of=workflow.now()),
+            COLLECT_STATS, m.StatsRequest(org=org, month=month, as_of=as_of),
             **activity_options(timedelta(minutes=2), schedule_to_close=PLUGIN_ACTIVITY_TIMEOUT, retry=None),
             result_type=m.StatsReport)
         context = {"month": report.month, "rows": [row.model_dump() for row in report.rows]}
         for index, person in enumerate(recipients):
             await feishu_call(fr.SEND_MESSAGE, fr.SendMessage(
                 org=org, to=fr.Recipient(id=person), template=f"{m.SCENARIO}:stats.card", context=context,
-                idempotency_key=f"{workflow.info().workflow_id}:stats:{report.month}:{index}"),
+                idempotency_key=f"{workflow.info().workflow_id}:stats:{report.month}:{index}", locale=locale),
                 result_type=fr.SentMessage)
         return report
 
