@@ -1,10 +1,14 @@
 """Replay: recorded handover histories still replay against the current workflow code.
 
-``histories/shift.json`` (a shift written, submitted, a critical patient and the handover confirmed, a
-question answered) and ``histories/rota_driver.json`` (the schedule's run that planned and started it)
-were recorded before the card presses' I/O was deferred and before the rota driver loaded its site's
-context. Re-record them on purpose only, with ``HANDOVER_RECORD_HISTORY=1``; a change that breaks their
-replay must go behind ``workflow.patched``.
+Each pair is a shift (written, submitted, a question answered, a critical patient and the handover
+confirmed) and the schedule's rota run that planned and started it:
+
+- ``shift.json`` / ``rota_driver.json`` were recorded before the card presses' I/O was deferred and
+  before the rota driver loaded its site's context (kept as they are: they prove the patches);
+- ``shift_deferred.json`` / ``rota_driver_site.json`` by :func:`test_record_and_replay` with both.
+
+Re-record the latter on purpose only, with ``HANDOVER_RECORD_HISTORY=1``; a change that breaks the
+replay of any of them must go behind ``workflow.patched``.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
 from handover_helpers import card, handover_settings
 from test_handover_flow import at, start_shift
 
@@ -21,10 +26,10 @@ from engine.testing.replay import assert_replays, keep_history, load_history
 from plugins.handover.workflows import WORKFLOWS
 
 HISTORIES = Path(__file__).parent / "histories"
-SHIFT = HISTORIES / "shift.json"
-DRIVER = HISTORIES / "rota_driver.json"
-SHIFT_ID = "acme:handover:icu:2000-01-02T20:00"  # replaced by the recorded id when loading
+RECORDED = {  # history -> recorded with deferred I/O and site context
+    "shift.json": False, "rota_driver.json": False, "shift_deferred.json": True, "rota_driver_site.json": True}
 RECORD = "HANDOVER_RECORD_HISTORY"
+MARKER = "EVENT_TYPE_MARKER_RECORDED"  # workflow.patched's marker
 
 
 async def test_record_and_replay(scenario_harness: Any) -> None:
@@ -44,23 +49,17 @@ async def test_record_and_replay(scenario_harness: Any) -> None:
         shift = await env.handle("handover", plan.key).fetch_history()
         assert "EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED" in shift.to_json()
         await assert_replays(shift, WORKFLOWS)
-        keep_history(shift, SHIFT, RECORD)
+        assert MARKER in shift.to_json()  # the patch's marker
+        keep_history(shift, HISTORIES / "shift_deferred.json", RECORD)
         driver_id = env.workflow_id("handover", f"schedule:rota-icu-2000:{plan.key}")
         driver = await env.client.get_workflow_handle(driver_id).fetch_history()
         await assert_replays(driver, WORKFLOWS)
-        keep_history(driver, DRIVER, RECORD)
+        assert MARKER in driver.to_json() and "engine.site_context" in driver.to_json()
+        keep_history(driver, HISTORIES / "rota_driver_site.json", RECORD)
 
 
-def _recorded_id(path: Path) -> str:
-    import json
-
-    events = json.loads(path.read_text(encoding="utf-8"))["events"]
-    return str(events[0]["workflowExecutionStartedEventAttributes"].get("workflowId") or SHIFT_ID)
-
-
-async def test_recorded_shift_replays() -> None:
-    await assert_replays(load_history(SHIFT, _recorded_id(SHIFT)), WORKFLOWS)
-
-
-async def test_recorded_rota_driver_replays() -> None:
-    await assert_replays(load_history(DRIVER, _recorded_id(DRIVER)), WORKFLOWS)
+@pytest.mark.parametrize("name", sorted(RECORDED))
+async def test_recorded_history_replays(name: str) -> None:
+    text = (HISTORIES / name).read_text(encoding="utf-8")
+    assert (MARKER in text) == RECORDED[name]  # the patches' markers are where they should be
+    await assert_replays(load_history(HISTORIES / name, f"acme:handover:{name}"), WORKFLOWS)
