@@ -24,6 +24,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from temporalio import workflow
+from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
     from engine.sdk import Decision, Deferred, SeenEvents, activity_options, feishu_call, load_site_context
@@ -299,9 +300,19 @@ class Shift:
         """Queue a press's I/O for the main loop, so the press is answered at once; histories recorded
         before that change ran it in the update itself, and replay that way."""
         if workflow.patched(PATCH_DEFERRED):
-            self.deferred.add(work, *args, **kwargs)
+            self.deferred.add(self._surfacing, work, *args, **kwargs)
         else:
             await work(*args, **kwargs)
+
+    async def _surfacing(self, work: Callable[..., Awaitable[Any]], *args: Any, **kwargs: Any) -> None:
+        """Run a press's queued I/O; one that still fails after the engine's retries is logged and kept in
+        the shift's log (the press was answered long ago), and the rest of the shift goes on."""
+        try:
+            await work(*args, **kwargs)
+        except ActivityError as error:
+            cause = type(error.cause).__name__ if error.cause else type(error).__name__
+            workflow.logger.error("handover %s: %s failed after retries (%s)", self._wid(), work.__name__, cause)
+            self._note("delivery failed", detail=f"{work.__name__.lstrip('_')}: {cause}")
 
     def _now(self) -> datetime:
         """The organization's business time (the real one unless its clock is compressed for a drill)."""

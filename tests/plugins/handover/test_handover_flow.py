@@ -231,3 +231,24 @@ async def test_rota_from_a_file_and_a_bitable_table_or_none(scenario_harness, tm
                                                                  "change": "08:00", "site": None},
                                          "zh_CN", id="acme:handover:schedule:again")
         assert (await finished_result(env, again))["started"] == env.workflow_id("handover", from_file.key)
+
+
+async def test_a_press_whose_message_fails_for_good_is_logged_and_the_shift_goes_on(scenario_harness):
+    from engine.feishu.standin.faults import Fault
+
+    async with scenario_harness({"handover": handover}, org_settings={"handover": handover_settings()}) as env:
+        plan = await start_shift(env, "20:00")
+        await at(env, plan.form_at)
+        # the receiver's card is refused for good (a 4xx with a code retrying cannot fix)
+        env.standin.inject(Fault(kind="server_error", status=400, code=230002, html=False,
+                                 path_prefix="/open-apis/im/v1/messages"))
+        submitted = await env.deliver(card(plan.giver, "handover.submit", plan.key, {"bed": "8", "severity": "stable"}))
+        assert submitted.toast == "交班已提交给接班医生"
+        state = await state_of(env, plan.key)
+        assert state.status == "submitted"
+        failed = [item.detail for item in state.log if item.what == "delivery failed"]
+        assert len(failed) == 1 and failed[0].startswith("send_receive:")
+        assert not env.messages(to=plan.receiver)
+        assert table(env, RECORDS)[0]["状态"] == "submitted" and len(env.messages(chat_id=GROUP)) == 1
+        await at(env, plan.change_at + timedelta(minutes=61))  # the ladder still runs
+        assert "尚未确认接班" in env.messages(to=plan.receiver)[-1].text
