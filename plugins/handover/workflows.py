@@ -38,7 +38,7 @@ PLUGIN_ACTIVITY_TIMEOUT = timedelta(minutes=5)
 PATCH_DEFERRED = "handover-deferred-card-io"  # a card press's I/O runs after its answer, in the main loop
 PATCH_SITE_CONTEXT = "handover-site-context"  # the rota and statistics runs load their site's context first
 
-# Toasts are answered straight to the person who pressed, in the organization's language.
+# Toasts are answered straight to the person who pressed, in the site's language (the plan's locale).
 TOASTS: dict[str, dict[str, str]] = {
     "zh_CN": {
         "duplicate": "已处理", "not_giver": "只有交班医生可以填写和提交", "not_receiver": "只有接班医生可以确认或提问",
