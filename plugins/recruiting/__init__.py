@@ -8,9 +8,14 @@ else is imported inside the hooks. See README.md for behaviour, settings, schema
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
-from engine.hookspecs import hookimpl
+from engine.sdk import hookimpl
+
+if TYPE_CHECKING:  # annotations only: the hooks' types, without importing them at load
+    import click
+
+    from engine.sdk import Action, FeishuEvent, OrgContext, RegisterScenario, ScheduleSpec
 
 SCENARIO = "recruiting"
 TEMPLATES = Path(__file__).parent / "templates"
@@ -19,8 +24,8 @@ HIRE_OFFER_CHANGED = "hire.offer.status_changed_v1"
 
 
 @hookimpl
-def register_scenarios(register: Any) -> None:
-    from engine.scenario import Scenario
+def register_scenarios(register: RegisterScenario) -> None:
+    from engine.sdk import Scenario
 
     from .activities import ACTIVITIES
     from .config import CONTACT_SECRET, SITE_OVERRIDABLE, RecruitingSettings
@@ -34,15 +39,15 @@ def register_scenarios(register: Any) -> None:
 
 
 @hookimpl
-def route_event(event: Any, org: Any) -> list[Any] | None:
+def route_event(event: FeishuEvent, org: OrgContext) -> list[Action] | None:
     from .routing import route
 
     return route(event, org)
 
 
 @hookimpl
-def schedules(org: Any) -> list[Any]:
-    from engine.scenario import ScheduleSpec
+def schedules(org: OrgContext) -> list[ScheduleSpec]:
+    from engine.sdk import ScheduleSpec
 
     settings = org.settings(SCENARIO)
     if not settings.report.enabled:
@@ -53,7 +58,7 @@ def schedules(org: Any) -> list[Any]:
 
 
 @hookimpl
-def register_commands(cli: Any) -> None:
+def register_commands(cli: click.Group) -> None:
     from .commands import add_commands
 
     add_commands(cli)

@@ -1,7 +1,8 @@
 """``engine recruiting report --org X --month 2026-11 --out FILE.csv``: the monthly HR report as CSV.
 
 Computed from the recorded Bitable rows by the same pure function the scheduled report uses, so the CSV
-and the card agree. Figures "as of" now (overdue SLAs, open risks) use the time the command runs.
+and the card agree. Figures "as of" now (overdue SLAs, open risks) use the organization's business time
+when the command runs.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from engine import csvexport
+from engine.sdk import csvexport
 
 _MONTH = re.compile(r"^\d{4}-(0[1-9]|1[0-2])$")
 
@@ -28,7 +29,7 @@ def write_csv(rows: list[dict[str, Any]], out: Path) -> None:
 def add_commands(cli: Any) -> None:
     import click
 
-    from engine.cli import pass_app, run_async
+    from engine.sdk import Fail, pass_app, run_async
 
     @cli.group(name="recruiting")
     def recruiting() -> None:
@@ -44,20 +45,30 @@ def add_commands(cli: Any) -> None:
         """Write the month's figures per hospital and for the group (site "*") as CSV."""
         from datetime import UTC, datetime
 
-        from engine.runtime.app import EngineApp, set_current_app
+        from engine.sdk import FeishuError, Services, UnknownContext, resolve_site_context
+        from engine.sdk.feishu import open_client
 
         from .activities import report_for
+        from .models import SCENARIO
         from .rules import report_csv_rows
 
         if not _MONTH.match(month):
             raise click.BadParameter("expected YYYY-MM, e.g. 2026-11", param_hint="--month")
         config = state.config()
-        app = EngineApp(config=config, plugins=state.plugins)
-        set_current_app(app)
         try:
-            result = await report_for(config.org(org_id).id, month, datetime.now(UTC))
-        finally:
-            set_current_app(None)
+            org = config.org(org_id)
+            site = resolve_site_context(org, SCENARIO)
+        except (KeyError, UnknownContext) as error:
+            raise Fail(f"no recruiting organization {org_id!r}", "check --org against the config's organizations "
+                       "and that it enables recruiting") from error
+        # the Feishu client only: the report reads tables and needs no Temporal connection
+        async with open_client(config) as client:
+            try:
+                result = await report_for(Services(config=config, feishu=client), org.id, month,
+                                          site.clock.now(datetime.now(UTC)))
+            except FeishuError as error:
+                raise Fail(f"the recruiting tables could not be read: {error}",
+                           "check the app's Bitable permission and the network, then run it again") from error
         rows = report_csv_rows(result)
         write_csv(rows, out)
         click.echo(f"{out}: {len(rows) - 1} hospital(s) and the group for {month}")

@@ -12,9 +12,7 @@ from datetime import time
 
 from pydantic import Field, field_validator, model_validator
 
-from engine.rules import validate_cron
-from engine.scenario import PluginSettings
-from engine.secrets import SecretSpec
+from engine.sdk import PluginSettings, SecretSpec, validate_cron
 
 # The organization's secret that keys contact hashes (HMAC-SHA256): without it a phone number's hash is
 # found by trying every number of a mobile prefix, so production refuses to start without it.
@@ -300,6 +298,8 @@ class RecruitingSettings(PluginSettings):
     default_start_after_workdays: int = Field(default=10, ge=0)
     contact_key_env: str = "RECRUITING_CONTACT_KEY"  # the variable holding this organization's contact key
     use_china_calendar: bool = True
+    # what "@bot <key> 状态" accepts as a key: requisition and application ids (Bitable record ids, hire_..., pool_...)
+    status_key_pattern: str = r"(?:rec|hire_|pool_|R)[A-Za-z0-9_\-]+"
 
     @model_validator(mode="after")
     def _consistent(self) -> RecruitingSettings:

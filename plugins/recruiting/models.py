@@ -39,7 +39,7 @@ class Transition(BaseModel):
 
 
 class Context(BaseModel):
-    """What a workflow needs from the organization's config, resolved by an activity (fresh each run)."""
+    """The context runs recorded before ``load_site_context`` loaded (kept so those runs replay and finish)."""
 
     org: str
     site: str = ""
@@ -319,3 +319,39 @@ class ReportRequest(BaseModel):
     org: str
     month: str
     as_of: datetime
+
+
+# -------------------------------------------------------------------------------------------- status
+
+
+class StatusInput(BaseModel):
+    """"@bot <key> 状态": one run per message (keyed on its message id), answered in ``locale``."""
+
+    org: str
+    key: str
+    message_id: str
+    locale: str | None = None  # the question's language; None: the site's (or the group's) locale
+
+
+class StatusLookup(BaseModel):
+    org: str
+    key: str
+
+
+class StatusAnswer(BaseModel):
+    """The state under a key, as a group chat may see it: no contact, no internal reason."""
+
+    kind: Literal["requisition", "application", ""] = ""  # "": nothing runs or ran under the key
+    key: str
+    site: str = ""
+    status: str = ""  # a requisition's status or an application's stage
+    title: str = ""
+    department: str = ""
+    headcount: int = 0
+    hired: int = 0
+    waiting_for: str = ""  # the role whose approval a requisition waits for
+    name: str = ""
+    req_id: str = ""
+    since: datetime | None = None
+    sla_due: datetime | None = None
+    onboarding: str = ""

@@ -6,17 +6,30 @@
   applications table starts (or re-reads) its application;
 * ``contact.user.created_v3``: contacts hashed here, a ``MatchAccount`` finds the onboarding record;
 * Feishu Hire (``hire.application.stage_changed_v1``, ``hire.offer.status_changed_v1``): when the
-  engine hands them over as generic events with their ``raw`` payload (see README).
+  engine hands them over as generic events with their ``raw`` payload (see README);
+* a message "@bot <key> 状态" / "<key> status" (or in a private chat): one ``recruiting.Status`` run per
+  message (keyed on its message id, so a redelivery is answered once), replying in the question's language.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from engine import actions as act
-from engine.events import BitableRecordChanged, CardAction, FeishuEvent, UserCreated
+from engine.sdk import (
+    BitableRecordChanged,
+    CardAction,
+    FeishuEvent,
+    MessageReceived,
+    OrgContext,
+    UserCreated,
+    message_key,
+    resolve_site_context,
+    status_question,
+)
+from engine.sdk import actions as act
 
-from . import rules
+from . import reading, rules
+from .config import RecruitingSettings
 from .models import (
     SCENARIO,
     ApplicationInput,
@@ -29,6 +42,7 @@ from .models import (
     RecordChanged,
     RequisitionFacts,
     RequisitionInput,
+    StatusInput,
     app_key,
     onboarding_key,
     req_key,
@@ -37,8 +51,10 @@ from .models import (
 HIRE_EVENTS = ("hire.application.stage_changed_v1", "hire.offer.status_changed_v1")
 
 
-def route(event: FeishuEvent, org: Any) -> list[Any] | None:
-    settings = org.settings(SCENARIO)
+def route(event: FeishuEvent, org: OrgContext) -> list[Any] | None:
+    settings = resolve_site_context(org, SCENARIO).settings_as(RecruitingSettings)
+    if isinstance(event, MessageReceived):
+        return _status(event, org, settings)
     if isinstance(event, CardAction):
         return _card(event, settings)
     if isinstance(event, BitableRecordChanged):
@@ -70,8 +86,8 @@ def _card(event: CardAction, settings: Any) -> list[Any] | None:
         facts = RequisitionFacts(
             req_id=req_id, site=str(form.get("site") or value.get("site") or ""),
             department=str(form.get("department") or ""), title=str(form.get("title") or ""),
-            headcount=max(rules.cell_int(form.get("headcount"), 1), 1), grade=str(form.get("grade") or ""),
-            tags=rules.cell_list(form.get("tags")), recruiter=actor)
+            headcount=max(reading.value_count(form.get("headcount"), 1), 1), grade=str(form.get("grade") or ""),
+            tags=reading.value_tags(form.get("tags")), recruiter=actor)
         return [act.StartWorkflow(scenario=SCENARIO, key=req_key(req_id), workflow="recruiting.Requisition",
                                   args=[RequisitionInput(req_id=req_id, facts=facts, opened_by=actor, via="form")])]
     if op == "invite" and req and value.get("candidate"):
@@ -92,6 +108,17 @@ def _card(event: CardAction, settings: Any) -> list[Any] | None:
         return [act.UpdateWorkflow(scenario=SCENARIO, key=onboarding_key(app), update="leave", update_id=eid,
                                    arg=LeaveRequest(last_day=last_day, actor=actor, event_id=eid))]
     return None
+
+
+def _status(event: MessageReceived, org: OrgContext, settings: RecruitingSettings) -> list[Any] | None:
+    if not (event.chat_type == "p2p" or event.mentions_bot):
+        return None
+    question = status_question(" ".join(event.text.split()), settings.status_key_pattern)
+    if question is None or question.locale is None:  # a bare id in a chat is no question to us
+        return None
+    return [act.StartWorkflow(scenario=SCENARIO, key=message_key("status", event), workflow="recruiting.Status",
+                              args=[StatusInput(org=org.id, key=question.key, message_id=event.message_id,
+                                                locale=question.locale)], once=True)]
 
 
 def _bitable(event: BitableRecordChanged, settings: Any) -> list[Any] | None:

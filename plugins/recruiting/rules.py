@@ -2,7 +2,7 @@
 risk warnings and the monthly report.
 
 Nothing here reads the clock, the environment or the network: callers pass ``now``, the contact key and
-the rows. Safe inside Temporal workflows (engine.rules is passed through by the workflow module).
+the rows. Safe inside Temporal workflows (engine.sdk is passed through by the workflow module).
 """
 
 from __future__ import annotations
@@ -16,8 +16,9 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from engine.rules import Decision, WorkCalendar, add_months, first_workday_of_month
+from engine.sdk import Decision, WorkCalendar, add_months, cells, first_workday_of_month
 
+from . import reading
 from .config import ApplicationFields, ChecklistItem, RecruitingSettings
 from .models import ApprovalStep, ChecklistEntry, Linked, PoolMatch, RequisitionFacts
 
@@ -220,7 +221,7 @@ def approval_chain(req: RequisitionFacts, settings: RecruitingSettings) -> tuple
 
 def parse_stage(value: Any, settings: RecruitingSettings) -> str | None:
     """Our stage name for a Bitable cell (its label or its name), None when unknown."""
-    text = _norm(cell_text(value))
+    text = _norm(reading.value_text(value))
     if not text:
         return None
     for spec in settings.stages:
@@ -447,87 +448,14 @@ def month_bounds(month: str, calendar: WorkCalendar) -> tuple[datetime, datetime
     return start, end
 
 
-def cell_text(value: Any) -> str:
-    """Readable text of a Bitable cell (text, rich-text segments, options, numbers)."""
-    if value is None:
-        return ""
-    if isinstance(value, str):
-        return value
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float):
-        return str(int(value)) if float(value).is_integer() else str(value)
-    if isinstance(value, list):
-        return "".join(cell_text(v) if not isinstance(v, str) else v for v in value) if all(
-            isinstance(v, dict) and "text" in v for v in value) else ",".join(cell_text(v) for v in value)
-    if isinstance(value, dict):
-        for key in ("text", "name", "value", "id"):
-            if key in value:
-                return cell_text(value[key])
-    return str(value)
-
-
-def cell_list(value: Any) -> list[str]:
-    """A multi-value cell (multi-select, or comma / 、 separated text) as a list of strings."""
-    if isinstance(value, list) and all(isinstance(v, str) for v in value):
-        return [v.strip() for v in value if v.strip()]
-    return [part.strip() for part in re.split(r"[,，、;；]", cell_text(value)) if part.strip()]
-
-
-def cell_person(value: Any) -> str:
-    """The open id in a person cell (``[{"id": "ou_..."}]``) or text."""
-    if isinstance(value, list) and value and isinstance(value[0], dict):
-        return str(value[0].get("id") or value[0].get("open_id") or "")
-    return cell_text(value)
-
-
-def cell_moment(value: Any) -> datetime | None:
-    """A Bitable date (milliseconds since the epoch) or an ISO text as an aware UTC datetime."""
-    if value is None or value == "":
-        return None
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return datetime.fromtimestamp(value / 1000, tz=UTC)
-    text = cell_text(value).strip()
-    if not text:
-        return None
-    if text.isdigit():
-        return datetime.fromtimestamp(int(text) / 1000, tz=UTC)
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        return None
-    return moment if moment.utcoffset() is not None else moment.replace(tzinfo=UTC)
-
-
-def cell_date(value: Any, calendar: WorkCalendar) -> date | None:
-    moment = cell_moment(value)
-    if moment is None:
-        return None
-    if isinstance(value, str) and len(value.strip()) == 10:
-        return date.fromisoformat(value.strip())  # a plain date: no zone to convert
-    return calendar.local(moment).date()
-
-
-def cell_bool(value: Any) -> bool:
-    if isinstance(value, bool):
-        return value
-    return _norm(cell_text(value)) in {"true", "yes", "y", "1", "是", "同意", "已同意", "√"}
-
-
-def cell_int(value: Any, default: int = 0) -> int:
-    try:
-        return int(float(cell_text(value)))
-    except ValueError:
-        return default
-
-
 def ms(moment: datetime | None) -> int | None:
-    """A moment as Bitable's date value (milliseconds since the epoch)."""
-    return int(moment.timestamp() * 1000) if moment is not None else None
+    """A moment as a date-time cell stores it (ms since the epoch); None stays None."""
+    return cells.encode_moment(moment) if moment is not None else None
 
 
 def day_ms(day: date | None, calendar: WorkCalendar) -> int | None:
-    return ms(calendar.at_local(day, datetime.min.time())) if day is not None else None
+    """A day as a date cell stores it (local midnight in the calendar's zone, in ms); None stays None."""
+    return cells.encode_date(day, calendar.zone) if day is not None else None
 
 
 class ReportRow(BaseModel):
@@ -591,32 +519,32 @@ def compute_report(month: str, requisitions: Sequence[Mapping[str, Any]], applic
     rows: dict[str, ReportRow] = {s: ReportRow(month=month, site=s) for s in sites}
 
     def row(site: Any) -> ReportRow:
-        key = cell_text(site) or "(none)"
+        key = reading.value_text(site) or "(none)"
         return rows.setdefault(key, ReportRow(month=month, site=key))
 
     for req in requisitions:
-        approved, closed = cell_moment(req.get(rf.approved_at)), cell_moment(req.get(rf.closed_at))
+        approved, closed = reading.moment(req, rf.approved_at), reading.moment(req, rf.closed_at)
         if approved is not None and approved < end and (closed is None or closed >= end):
-            row(req.get(rf.site)).open_positions += max(cell_int(req.get(rf.headcount), 1), 0)
+            row(req.get(rf.site)).open_positions += max(reading.count(req, rf.headcount, 1), 0)
 
     for app in applications:
         target = row(app.get(af.site))
-        applied = cell_moment(app.get(af.applied_at))
+        applied = reading.moment(app, af.applied_at)
         if _in(applied, start, end):
             target.applications += 1
-            if cell_bool(app.get(af.from_pool)):
+            if reading.flag(app, af.from_pool):
                 target.pool_reuse += 1
-        accepted = cell_moment(app.get(af.accepted_at))
+        accepted = reading.moment(app, af.accepted_at)
         if _in(accepted, start, end):
             target.hires += 1
             target.offers_decided += 1
             if applied is not None and accepted is not None:
                 target.hire_days_total += (accepted - applied).total_seconds() / 86400
-        ended = cell_moment(app.get(af.ended_at))
+        ended = reading.moment(app, af.ended_at)
         if _in(ended, start, end) and parse_stage(app.get(af.exited_from), settings) == offer:
             target.offers_decided += 1
         stage = parse_stage(app.get(af.stage), settings)
-        due = cell_moment(app.get(af.sla_due))
+        due = reading.moment(app, af.sla_due)
         if stage is not None and not is_terminal(stage, settings) and due is not None and due < as_of:
             target.overdue_slas += 1
 
@@ -625,16 +553,16 @@ def compute_report(month: str, requisitions: Sequence[Mapping[str, Any]], applic
     contract_window = max(settings.risk.contract_lead_days, default=0)
     for person in onboarding:
         target = row(person.get(of.site))
-        if _in(cell_moment(person.get(of.start_date)), start, end):
+        if _in(reading.moment(person, of.start_date), start, end):
             target.joined += 1
-        if _in(cell_moment(person.get(of.left_at)), start, end):
+        if _in(reading.moment(person, of.left_at), start, end):
             target.left += 1
-        if _norm(cell_text(person.get(of.status))) in {"left", "已离职"}:
+        if _norm(reading.text(person, of.status)) in {"left", "已离职"}:
             continue
-        if cell_int(person.get(of.overdue_items)) > 0:
+        if reading.count(person, of.overdue_items) > 0:
             target.open_risks += 1
         for column, window in ((of.probation_end, probation_window), (of.contract_end, contract_window)):
-            end_day = cell_date(person.get(column), calendar)
+            end_day = reading.day(person, column, calendar)
             if end_day is not None and 0 <= (end_day - today).days <= window:
                 target.open_risks += 1
 

@@ -22,15 +22,25 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from temporalio import workflow
-from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
+from temporalio.exceptions import WorkflowAlreadyStartedError
 
 with workflow.unsafe.imports_passed_through():
-    from engine.feishu import requests as fr
-    from engine.ids import workflow_id
-    from engine.rules import WorkCalendar
-    from engine.workflow_support import SeenEvents, activity_options, feishu_call
+    from engine.sdk import (
+        BusinessClock,
+        Deferred,
+        Refusal,
+        SeenEvents,
+        SiteContext,
+        WorkCalendar,
+        activity_options,
+        feishu_call,
+        load_site_context,
+        workflow_id,
+        workflow_org,
+    )
+    from engine.sdk import feishu as fr
 
-    from . import rules
+    from . import rules, texts
     from .config import RecruitingSettings
     from .models import (
         SCENARIO,
@@ -63,6 +73,9 @@ with workflow.unsafe.imports_passed_through():
         RequisitionInput,
         RequisitionState,
         StageRead,
+        StatusAnswer,
+        StatusInput,
+        StatusLookup,
         Transition,
         app_key,
         onboarding_key,
@@ -70,37 +83,66 @@ with workflow.unsafe.imports_passed_through():
     )
 
 OWN_ACTIVITY = activity_options(timedelta(seconds=60))
+# The site's context from the engine's activity (settings, zone, locale, calendar and business clock per
+# site); runs recorded before load it with the scenario's own "recruiting.context".
+SITE_CONTEXT = "recruiting.site_context"
+# Card presses (moves, checklist items, leaving) answered before their writes and messages (Deferred).
+DEFERRED_PRESSES = "recruiting.deferred_presses"
 
 
-class Refused(ApplicationError):
-    """An update the rules refuse; its message is what the person is told (the card's toast)."""
+class Refused(Refusal):
+    """An update the rules refuse; its message is what the person is told (the card's toast, their language);
+    ``reason`` is the rules' own, for the history."""
 
-    def __init__(self, message: str) -> None:
-        super().__init__(message, type="RecruitingRefused", non_retryable=True)
+    def __init__(self, message: str, reason: str = "") -> None:
+        super().__init__(message, code="RecruitingRefused")
+        self.reason = reason or message
 
 
 def _org() -> str:
-    return workflow.info().workflow_id.split(":", 1)[0]
+    return workflow_org()
 
 
 class _Base:
-    """Context loading, sends and row writes shared by the workflows."""
+    """Context loading, the business clock, sends and row writes shared by the workflows."""
 
-    ctx: Context
+    ctx: SiteContext
     settings: RecruitingSettings
     calendar: WorkCalendar
+    clock: BusinessClock
     history: list[Transition]
     writes: int
+    deferred: Deferred
 
     async def _load(self, site: str) -> None:
-        self.ctx = await workflow.execute_activity(
-            "recruiting.context", ContextRequest(org=_org(), site=site), result_type=Context, **OWN_ACTIVITY)
-        self.settings = RecruitingSettings.model_validate(self.ctx.settings)
+        if workflow.patched(SITE_CONTEXT):
+            self.ctx = await load_site_context(SCENARIO, site or None)
+        else:
+            old = await workflow.execute_activity(
+                "recruiting.context", ContextRequest(org=_org(), site=site), result_type=Context, **OWN_ACTIVITY)
+            self.ctx = SiteContext(org=old.org, scenario=SCENARIO, site=old.site or None, timezone=old.timezone,
+                                   locale=old.locale, settings=old.settings, holidays=old.holidays,
+                                   workdays=old.workdays)
+        self.settings = self.ctx.settings_as(RecruitingSettings)
         self.calendar = rules.calendar_for(self.ctx.timezone, self.ctx.holidays, self.ctx.workdays,
                                            self.settings.use_china_calendar)
+        self.clock = self.ctx.clock
+
+    def _now(self) -> datetime:
+        """The organization's business time (the real one unless its clock is compressed for a drill)."""
+        return getattr(self, "clock", BusinessClock()).now(workflow.now())
+
+    async def _sleep_until(self, wake: Any, due: datetime | None) -> None:
+        """Wait for ``wake()`` or the business moment ``due``, whichever comes first."""
+        timeout = self.clock.real_delay(due - self._now()) if due else None
+        with contextlib.suppress(TimeoutError):
+            await workflow.wait_condition(wake, timeout=timeout)
+
+    def _say(self, key: str, **values: Any) -> str:
+        return texts.say(self.ctx.locale, key, **values)
 
     def _record(self, action: str, actor: str = "", via: str = "system", detail: str = "") -> None:
-        self.history.append(Transition(at=workflow.now(), actor=actor, action=action, via=via, detail=detail))
+        self.history.append(Transition(at=self._now(), actor=actor, action=action, via=via, detail=detail))
 
     def _who(self, role_or_id: str) -> str:
         """An open id for a role name (or the open id itself)."""
@@ -160,6 +202,7 @@ class RequisitionWorkflow(_Base):
         self.closed: CloseRequest | None = None
         self.seen = SeenEvents()
         self.writes = 0
+        self.clock = BusinessClock()
 
     @workflow.run
     async def run(self, params: RequisitionInput) -> str:
@@ -225,7 +268,7 @@ class RequisitionWorkflow(_Base):
         self.matches = await workflow.execute_activity(
             "recruiting.pool_matches", PoolQuery(org=_org(), site=self.facts.site, department=self.facts.department,
                                                  title=self.facts.title, tags=self.facts.tags,
-                                                 as_of=self.calendar.local(workflow.now()).date()),
+                                                 as_of=self.calendar.local(self._now()).date()),
             result_type=list[PoolMatch], **OWN_ACTIVITY)
         self._record("pool_matches", detail=", ".join(f"{m.candidate_id}({m.score})" for m in self.matches) or "none")
         if self.matches:
@@ -244,7 +287,7 @@ class RequisitionWorkflow(_Base):
     async def _write_row(self, approved: bool = False, closed: bool = False) -> None:
         assert self.facts is not None
         f = self.settings.fields.requisitions
-        now = rules.ms(workflow.now())
+        now = rules.ms(self._now())
         row: dict[str, Any] = {
             f.req_id: self.req_id, f.status: self.status, f.site: self.facts.site, f.department: self.facts.department,
             f.title: self.facts.title, f.headcount: self.facts.headcount, f.hired: len(self.hired),
@@ -267,11 +310,11 @@ class RequisitionWorkflow(_Base):
         """Approve or reject at the current level (only its approver)."""
         step = self._pending_step(request.actor)
         if not self.seen.first_time(request.event_id):
-            return {"toast": "ok"}
+            return {"toast": self._say("ok")}
         step.status = "approved" if request.approve else "rejected"
-        step.decided_by, step.decided_at, step.comment = request.actor, workflow.now(), request.comment
+        step.decided_by, step.decided_at, step.comment = request.actor, self._now(), request.comment
         self._record(f"{step.role}_{step.status}", request.actor, request.via, request.comment)
-        return {"toast": f"{self.req_id}: {step.status}", "status": step.status}
+        return {"toast": self._say(step.status, req=self.req_id), "status": step.status}
 
     @decide.validator
     def _validate_decide(self, request: Decide) -> None:
@@ -280,16 +323,18 @@ class RequisitionWorkflow(_Base):
     def _pending_step(self, actor: str) -> ApprovalStep:
         step = next((s for s in self.chain if s.status == "pending"), None)
         if self.status != "pending_approval" or step is None:
-            raise Refused(f"{self.req_id} is not waiting for approval ({self.status})")
+            workflow.logger.info("%s: decision refused, status %s", self.req_id, self.status)
+            raise Refused(self._say("not_waiting", req=self.req_id))
         if actor != step.approver:
-            raise Refused(f"{self.req_id} waits for the {step.role}'s decision")
+            raise Refused(self._say("not_your_turn", req=self.req_id, role=texts.role(self.ctx.locale, step.role)))
         return step
 
     @workflow.update(name="close")
     async def close(self, request: CloseRequest) -> dict[str, Any]:
         if self.closed is None and self.status not in ("rejected",):
             self.closed = request
-        return {"toast": f"{self.req_id}: {request.reason}"}
+            return {"toast": self._say(request.reason, req=self.req_id)}
+        return {"toast": self._say("already_closed", req=self.req_id)}
 
     @workflow.signal(name="hired")
     async def on_hired(self, hired: Hired) -> None:
@@ -330,6 +375,8 @@ class ApplicationWorkflow(_Base):
         self.writes = 0
         self.sla_due: datetime | None = None
         self.start_date: date | None = None
+        self.deferred = Deferred()
+        self.clock = BusinessClock()
 
     @workflow.run
     async def run(self, params: ApplicationInput) -> str:
@@ -361,10 +408,11 @@ class ApplicationWorkflow(_Base):
         while not rules.is_terminal(self.stage, self.settings):
             await self._sla_step()
         await workflow.wait_condition(workflow.all_handlers_finished)
+        await self.deferred.run()  # the writes of the press that ended it
         return self.stage
 
     def _enter(self, stage: str) -> None:
-        self.stage, self.stage_at = stage, workflow.now()
+        self.stage, self.stage_at = stage, self._now()
         self.visit += 1
         self.sla_due = rules.sla_due(self.stage_at, self.settings.sla_workdays.get(stage), self.settings,
                                      self.calendar)
@@ -378,10 +426,13 @@ class ApplicationWorkflow(_Base):
                 "candidate_id": self.facts.candidate_id}
 
     async def _sla_step(self) -> None:
+        if self.deferred.pending:
+            await self.deferred.run()
+            return
         if self.changes:
             await self._apply_record_change(self.changes.pop(0))
             return
-        now = workflow.now()
+        now = self._now()
         plan = rules.sla_notices(self.params.application_id, self.stage, self.stage_at, self.visit, self.settings,
                                  self.calendar)
         send, skipped, next_at = rules.pick_due(plan, self.fired, now)
@@ -395,9 +446,8 @@ class ApplicationWorkflow(_Base):
         if send:
             return
         version = self.version
-        timeout = (next_at - now) if next_at else None
-        with contextlib.suppress(TimeoutError):
-            await workflow.wait_condition(lambda: self.version != version or bool(self.changes), timeout=timeout)
+        await self._sleep_until(lambda: self.version != version or bool(self.changes) or self.deferred.pending,
+                                next_at)
 
     def notices_sent(self, notice: rules.Notice) -> None:
         self._record(notice.kind, detail=notice.reason)
@@ -419,30 +469,53 @@ class ApplicationWorkflow(_Base):
                 await self._move(MoveRequest(to=read.stage, actor=change.actor, via="bitable", event_id=change.event_id,
                                              start_date=read.start_date))
             except Refused as refused:
-                self._record("ignored_edit", change.actor, "bitable", str(refused))
+                self._record("ignored_edit", change.actor, "bitable", refused.reason)
 
-    async def _move(self, request: MoveRequest) -> dict[str, Any]:
+    def _name(self) -> str:
+        return (self.facts.name if self.facts else "") or self.params.name or self.params.application_id
+
+    def _stage_text(self, stage: str) -> str:
+        return texts.stage(self.ctx.locale, self.settings, stage)
+
+    def _refusal(self, to: str) -> str:
+        """The person's words for a move the rules refuse."""
+        if to not in self.settings.stage_names and to not in self.settings.exits:
+            return self._say("unknown_stage", stage=to)
+        if rules.is_terminal(self.stage, self.settings):
+            return self._say("ended", name=self._name())
+        return self._say("went_back", name=self._name(), stage=self._stage_text(to))
+
+    async def _move(self, request: MoveRequest, defer: bool = False) -> dict[str, Any]:
+        """Decide a move; its writes and messages run now, or (``defer``) from the main loop after the answer."""
         decision = rules.check_move(self.stage, request.to, self.settings)
         if decision.action == "refuse":
-            raise Refused(decision.reason)
+            raise Refused(self._refusal(request.to), reason=decision.reason)
         if decision.is_nothing:
-            return {"toast": decision.reason, "stage": self.stage}
+            return {"toast": self._say("already_at", name=self._name(), stage=self._stage_text(self.stage)),
+                    "stage": self.stage}
         previous = self.stage
         if request.start_date:
             self.start_date = request.start_date
         self._enter(request.to)
         self._record(f"moved:{request.to}", request.actor, request.via, decision.reason
                      + (f"; {request.reason}" if request.reason else ""))
+        if defer:
+            self.deferred.add(self._after_move, request.to, previous)
+        else:
+            await self._after_move(request.to, previous)
+        return {"toast": self._say("moved", name=self._name(), stage=self._stage_text(request.to)),
+                "stage": self.stage}
+
+    async def _after_move(self, to: str, previous: str) -> None:
         await self._write(previous=previous)
-        if request.to == "accepted":
+        if to == "accepted":
             await self._start_onboarding()
-        if request.to in self.settings.exits:
+        if to in self.settings.exits:
             await self._to_pool(previous)
-        return {"toast": f"{self._summary()['name']}: {self.settings.stage_label(request.to)}", "stage": self.stage}
 
     async def _start_onboarding(self) -> None:
         assert self.facts is not None
-        today = self.calendar.local(workflow.now()).date()
+        today = self.calendar.local(self._now()).date()
         start = self.start_date or self.calendar.add_workdays(today, self.settings.default_start_after_workdays)
         onboarding = OnboardingInput(
             application_id=self.params.application_id, site=self.facts.site, name=self.facts.name,
@@ -463,7 +536,7 @@ class ApplicationWorkflow(_Base):
 
     async def _to_pool(self, exit_from: str) -> None:
         assert self.facts is not None
-        today = self.calendar.local(workflow.now()).date()
+        today = self.calendar.local(self._now()).date()
         decision = rules.pool_admission(self.facts.consent, self.stage, today, self.settings)
         self._record("pool" if decision.action == "keep" else "not_pooled", detail=decision.reason)
         if decision.action != "keep" or not self.facts.candidate_id:
@@ -474,13 +547,13 @@ class ApplicationWorkflow(_Base):
             f.candidate_id: self.facts.candidate_id, f.contact_hash: self.facts.contact_hash, f.name: self.facts.name,
             f.site: self.facts.site, f.department: self.facts.department, f.title: self.facts.title,
             f.tags: ", ".join(self.facts.tags), f.last_stage: exit_from,
-            f.last_application: self.params.application_id, f.added_at: rules.ms(workflow.now()),
+            f.last_application: self.params.application_id, f.added_at: rules.ms(self._now()),
             f.retain_until: rules.day_ms(until, self.calendar)})
 
     async def _write(self, applied: bool = False, previous: str | None = None) -> None:
         assert self.facts is not None
         f = self.settings.fields.applications
-        now = rules.ms(workflow.now())
+        now = rules.ms(self._now())
         row: dict[str, Any] = {
             f.app_id: self.params.application_id, f.stage: self.settings.stage_label(self.stage),
             f.stage_at: now, f.sla_due: rules.ms(self.sla_due) if self.sla_due else "",
@@ -508,8 +581,12 @@ class ApplicationWorkflow(_Base):
         """Move to a stage (card button, Hire event); refused moves answer with the reason."""
         await workflow.wait_condition(lambda: self.loaded)
         if not self.seen.first_time(request.event_id):
-            return {"toast": "ok", "stage": self.stage}
-        return await self._move(request)
+            return {"toast": self._say("ok"), "stage": self.stage}
+        try:
+            return await self._move(request, defer=workflow.patched(DEFERRED_PRESSES))
+        except Refused as refused:
+            workflow.logger.info("%s: move refused: %s", self.params.application_id, refused.reason)
+            raise
 
     @workflow.signal(name="advance")
     async def advance(self, request: MoveRequest) -> None:
@@ -520,7 +597,7 @@ class ApplicationWorkflow(_Base):
         try:
             await self._move(request)
         except Refused as refused:
-            self._record("ignored_move", request.actor, request.via, str(refused))
+            self._record("ignored_move", request.actor, request.via, refused.reason)
 
     @workflow.signal(name="record_changed")
     def record_changed(self, change: RecordChanged) -> None:
@@ -564,6 +641,8 @@ class OnboardingWorkflow(_Base):
         self.version = 0
         self.loaded = False
         self.writes = 0
+        self.deferred = Deferred()
+        self.clock = BusinessClock()
 
     @workflow.run
     async def run(self, params: OnboardingInput) -> str:
@@ -579,6 +658,7 @@ class OnboardingWorkflow(_Base):
         while self.status != "left":
             await self._step()
         await workflow.wait_condition(workflow.all_handlers_finished)
+        await self.deferred.run()
         await self._write()
         return self.status
 
@@ -598,7 +678,10 @@ class OnboardingWorkflow(_Base):
         return plan
 
     async def _step(self) -> None:
-        now = workflow.now()
+        if self.deferred.pending:
+            await self.deferred.run()
+            return
+        now = self._now()
         send, skipped, next_at = rules.pick_due(self._plan(), self.fired, now)
         self.fired.extend(skipped)
         for notice in send:
@@ -612,16 +695,14 @@ class OnboardingWorkflow(_Base):
             await self._write()
             return
         version = self.version
-        with contextlib.suppress(TimeoutError):
-            await workflow.wait_condition(lambda: self.version != version,
-                                          timeout=(next_at - now) if next_at else None)
+        await self._sleep_until(lambda: self.version != version or self.deferred.pending, next_at)
 
     def _label(self, item: str) -> str:
         entry = next((e for e in self.checklist + self.offboarding if e.id == item), None)
         return entry.label if entry else item
 
     def _risk_text(self) -> str:
-        today = self.calendar.local(workflow.now()).date()
+        today = self.calendar.local(self._now()).date()
         lines = [f"{e.label} overdue since {e.due.isoformat()}"
                  for e in rules.overdue_items(self.checklist + self.offboarding, today)]
         for label, end, leads in (("probation ends", self.probation_end, self.settings.risk.probation_lead_days),
@@ -632,7 +713,7 @@ class OnboardingWorkflow(_Base):
 
     async def _write(self) -> None:
         f = self.settings.fields.onboarding
-        today = self.calendar.local(workflow.now()).date()
+        today = self.calendar.local(self._now()).date()
         entries = self.checklist + self.offboarding
         row: dict[str, Any] = {
             f.key: onboarding_key(self.params.application_id), f.app_id: self.params.application_id,
@@ -651,7 +732,7 @@ class OnboardingWorkflow(_Base):
     def _complete(self, item: str, actor: str, via: str) -> bool:
         for entry in self.checklist + self.offboarding:
             if entry.id == item and entry.done_at is None:
-                entry.done_at, entry.done_by = workflow.now(), actor
+                entry.done_at, entry.done_by = self._now(), actor
                 self._record(f"done:{item}", actor, via)
                 self._advance_status()
                 self.version += 1
@@ -670,11 +751,16 @@ class OnboardingWorkflow(_Base):
     async def complete_item(self, request: CompleteItem) -> dict[str, Any]:
         await workflow.wait_condition(lambda: self.loaded)
         if not self.seen.first_time(request.event_id):
-            return {"toast": "ok"}
+            return {"toast": self._say("ok")}
         if not self._complete(request.item, request.actor, request.via):
-            raise Refused(f"{request.item}: no open checklist item with this id")
-        await self._write()
-        return {"toast": f"{self.params.name}: {self._label(request.item)} ✓", "status": self.status}
+            workflow.logger.info("%s: no open checklist item %r", self.params.application_id, request.item)
+            raise Refused(self._say("no_item", name=self.params.name, item=self._label(request.item)))
+        if workflow.patched(DEFERRED_PRESSES):
+            self.deferred.add(self._write)
+        else:
+            await self._write()
+        return {"toast": self._say("item_done", name=self.params.name, item=self._label(request.item)),
+                "status": self.status}
 
     @workflow.signal(name="account_matched")
     async def account_matched(self, match: AccountMatched) -> None:
@@ -702,17 +788,21 @@ class OnboardingWorkflow(_Base):
         """Start the offboarding checklist (last day from the request, else ten working days on)."""
         await workflow.wait_condition(lambda: self.loaded)
         if self.status in ("offboarding", "left"):
-            raise Refused(f"{self.params.name} is already {self.status}")
-        today = self.calendar.local(workflow.now()).date()
+            raise Refused(self._say("already_leaving", name=self.params.name), reason=f"already {self.status}")
+        today = self.calendar.local(self._now()).date()
         self.last_day = request.last_day or self.calendar.add_workdays(today, 10)
         self.offboarding = rules.checklist(self.settings.offboarding_checklist, self.last_day, self.settings,
                                            self.calendar)
         self.status = "offboarding"
         self._record("leaving", request.actor, request.via, f"last day {self.last_day.isoformat()}")
         self.version += 1
-        await self._write()
-        await self._send("hr", "checklist.card", self._card("offboarding"), "checklist:offboarding")
-        return {"toast": f"{self.params.name}: offboarding", "status": self.status}
+        if workflow.patched(DEFERRED_PRESSES):
+            self.deferred.add(self._write)
+            self.deferred.add(self._send, "hr", "checklist.card", self._card("offboarding"), "checklist:offboarding")
+        else:
+            await self._write()
+            await self._send("hr", "checklist.card", self._card("offboarding"), "checklist:offboarding")
+        return {"toast": self._say("leaving", name=self.params.name), "status": self.status}
 
     @workflow.query(name="state")
     def state(self) -> OnboardingState:
@@ -754,11 +844,12 @@ class MonthlyReportWorkflow(_Base):
     def __init__(self) -> None:
         self.history: list[Transition] = []
         self.writes = 0
+        self.clock = BusinessClock()
 
     @workflow.run
     async def run(self, params: ReportInput) -> dict[str, Any]:
         await self._load("")
-        now = workflow.now()
+        now = self._now()
         month = params.month
         if month is None:
             decision = rules.report_due(now, self.calendar)
@@ -778,5 +869,37 @@ class MonthlyReportWorkflow(_Base):
         return {"month": month, "rows": rows}
 
 
+# ---------------------------------------------------------------------------------------------- status
+
+
+@workflow.defn(name="recruiting.Status")
+class StatusWorkflow:
+    """Answers "@bot <key> 状态" / "<key> status" once per message, in the asker's language.
+
+    The key is a requisition's or an application's id; the reply shows the state (stage, dates, whose
+    approval it waits for) and never a contact: it may be read in a group chat.
+    """
+
+    @workflow.run
+    async def run(self, params: StatusInput) -> str:
+        answer = await workflow.execute_activity(
+            "recruiting.status", StatusLookup(org=params.org, key=params.key), result_type=StatusAnswer,
+            **OWN_ACTIVITY)
+        ctx = await load_site_context(SCENARIO, answer.site or None, org=params.org)
+        settings = ctx.settings_as(RecruitingSettings)
+        locale = params.locale or ctx.locale
+        result = answer.model_dump(mode="json")
+        if answer.kind == "application":
+            result["stage_label"] = texts.stage(locale, settings, answer.status)
+        if answer.waiting_for:
+            result["waiting_for_label"] = texts.role(locale, answer.waiting_for)
+        await feishu_call(fr.SEND_MESSAGE, fr.SendMessage(
+            org=params.org, reply_to=params.message_id,
+            template=f"{SCENARIO}:{'status' if answer.kind else 'status_unknown'}",
+            context={"key": params.key, "result": result, "timezone": ctx.timezone}, locale=locale,
+            idempotency_key=f"{workflow.info().workflow_id}:reply"), result_type=fr.SentMessage)
+        return answer.kind
+
+
 WORKFLOWS = [RequisitionWorkflow, ApplicationWorkflow, OnboardingWorkflow, MatchAccountWorkflow,
-             MonthlyReportWorkflow]
+             MonthlyReportWorkflow, StatusWorkflow]

@@ -1,0 +1,86 @@
+"""What people read in toasts, in their language (zh_CN, en_US). Internal reasons stay in the history.
+
+A toast answers a card press: the workflow picks the text here in the site's locale, so an English-speaking
+hospital's approver never reads Chinese and a Chinese one never reads English. The rules' own reasons
+("cannot go back from offer to applied") are recorded in the workflow history and the Bitable rows.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+ROLE_LABELS: dict[str, dict[str, str]] = {
+    "zh_CN": {"recruiter": "招聘专员", "interviewer": "面试官", "manager": "招聘经理", "hospital_head": "院长",
+              "hr": "人事", "group_hr": "集团人力资源部", "it": "信息科", "admin": "行政", "trainer": "培训负责人"},
+    "en_US": {"recruiter": "recruiter", "interviewer": "interviewer", "manager": "recruiting manager",
+              "hospital_head": "hospital head", "hr": "HR", "group_hr": "group HR", "it": "IT", "admin": "admin",
+              "trainer": "trainer"},
+}
+
+_TEXTS: dict[str, dict[str, str]] = {
+    "zh_CN": {
+        "approved": "{req}：已批准",
+        "rejected": "{req}：已驳回",
+        "not_waiting": "{req} 当前没有待审批的环节",
+        "not_your_turn": "{req} 正等待{role}审批",
+        "closed": "{req}：已关闭",
+        "filled": "{req}：已招满",
+        "already_closed": "{req} 已结束，无需再关闭",
+        "moved": "{name}：{stage}",
+        "already_at": "{name} 已在「{stage}」阶段",
+        "went_back": "{name} 不能退回「{stage}」阶段",
+        "ended": "{name} 的投递已结束，不能再移动",
+        "unknown_stage": "没有「{stage}」这个阶段",
+        "item_done": "{name}：{item} ✓",
+        "no_item": "{name} 没有未完成的「{item}」事项",
+        "leaving": "{name}：已开始离职流程",
+        "already_leaving": "{name} 已在离职流程中",
+        "ok": "已处理",
+    },
+    "en_US": {
+        "approved": "{req}: approved",
+        "rejected": "{req}: rejected",
+        "not_waiting": "{req} is not waiting for an approval",
+        "not_your_turn": "{req} waits for the {role}'s decision",
+        "closed": "{req}: closed",
+        "filled": "{req}: filled",
+        "already_closed": "{req} has already ended",
+        "moved": "{name}: {stage}",
+        "already_at": "{name} is already at stage {stage}",
+        "went_back": "{name} cannot go back to stage {stage}",
+        "ended": "{name}'s application has ended and cannot move",
+        "unknown_stage": "There is no stage {stage}",
+        "item_done": "{name}: {item} ✓",
+        "no_item": "{name} has no open item {item}",
+        "leaving": "{name}: offboarding started",
+        "already_leaving": "{name} is already offboarding",
+        "ok": "Done",
+    },
+}
+
+
+def _locale(locale: str | None) -> str:
+    return locale if locale in _TEXTS else "zh_CN"
+
+
+def say(locale: str | None, key: str, **values: Any) -> str:
+    """The text ``key`` in ``locale`` (zh_CN when it is not one of ours), with ``values`` filled in."""
+    return _TEXTS[_locale(locale)][key].format(**values)
+
+
+def role(locale: str | None, name: str) -> str:
+    """A role's name as people call it."""
+    return ROLE_LABELS[_locale(locale)].get(name, name)
+
+
+def stage(locale: str | None, settings: Any, name: str) -> str:
+    """A stage as people read it: the Bitable label (Chinese) in zh_CN, the stage's name in en_US."""
+    return settings.stage_label(name) if _locale(locale) == "zh_CN" else name
+
+
+def locales() -> list[str]:
+    return list(_TEXTS)
+
+
+def keys(locale: str) -> set[str]:
+    return set(_TEXTS[locale])
