@@ -10,7 +10,7 @@ Plain phone numbers and emails are read here and never returned: only their keye
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import datetime
 from typing import Any
 
 from temporalio import activity
@@ -40,9 +40,11 @@ from .models import (
 )
 
 
-def _calendar(org: OrgContext, settings: RecruitingSettings) -> Any:
-    return rules.calendar_for(org.timezone, [date.fromisoformat(d) for d in org.config.holidays],
-                              [date.fromisoformat(d) for d in org.config.workdays], settings.use_china_calendar)
+def _calendar(services: Services, org_id: str, settings: RecruitingSettings, site: str | None = None) -> Any:
+    """The working days in the zone of ``site`` (id or name; the group's when None): a date cell shows a day
+    there."""
+    ctx = services.context(org_id, SCENARIO, site or None)
+    return rules.calendar_for(ctx.timezone, ctx.holidays, ctx.workdays, settings.use_china_calendar)
 
 
 def requisition_facts(req_id: str, record_id: str | None, fields: dict[str, Any], settings: RecruitingSettings
@@ -115,7 +117,7 @@ class RecruitingActivities:
     async def pool_matches(self, query: PoolQuery) -> list[PoolMatch]:
         """The group's pool candidates matching a requisition (candidates already applying are left out)."""
         org, settings = self._group(query.org)
-        calendar = _calendar(org, settings)
+        calendar = _calendar(self.services, org.id, settings)
         pool = [_pool_entry(r.fields, settings, calendar) for r in await self._rows(settings, settings.tables.pool)]
         af = settings.fields.applications
         busy = set()
@@ -132,7 +134,6 @@ class RecruitingActivities:
         """An application's facts: its row (or the pool entry it was invited from), the contact hashed,
         the candidate recognized among earlier applications, and whether they came from the pool."""
         org, settings = self._group(request.org)
-        calendar = _calendar(org, settings)
         af = settings.fields.applications
         keys = org.keyring(SCENARIO).keys(CONTACT_HASH)
         fields: dict[str, Any] = {}
@@ -179,15 +180,16 @@ class RecruitingActivities:
                                             candidate))
         name = reading.text(fields, af.name) or (
             reading.text(pool_entry, settings.fields.pool.name) if pool_entry else "")
+        site = reading.text(fields, af.site) or (req.site if req else "")
         return ApplicationFacts(
             application_id=request.application_id, record_id=request.record_id, name=name, req_id=req_id,
-            site=reading.text(fields, af.site) or (req.site if req else ""),
+            site=site,
             department=reading.text(fields, af.department) or (req.department if req else ""),
             title=reading.text(fields, af.title) or (req.title if req else ""),
             tags=reading.tags(fields, af.tags) or (req.tags if req else []),
             stage=rules.parse_stage(fields.get(af.stage), settings) or "",
             consent=reading.flag(fields, af.consent) or in_pool,
-            start_date=reading.day(fields, af.start_date, calendar),
+            start_date=reading.day(fields, af.start_date, _calendar(self.services, org.id, settings, site)),
             contact_hash=",".join(hashes), candidate_id=candidate, linked=linked, in_pool=in_pool)
 
     @activity.defn(name="recruiting.read_stage")
@@ -197,7 +199,8 @@ class RecruitingActivities:
         af = settings.fields.applications
         record = await self._get(settings, settings.tables.applications, request.record_id)
         return StageRead(stage=rules.parse_stage(record.fields.get(af.stage), settings) or "",
-                         start_date=reading.day(record.fields, af.start_date, _calendar(org, settings)))
+                         start_date=reading.day(record.fields, af.start_date,
+                                                _calendar(self.services, org.id, settings, request.site)))
 
     @activity.defn(name="recruiting.find_onboarding")
     async def find_onboarding(self, request: FindOnboarding) -> list[str]:
@@ -277,7 +280,7 @@ async def report_for(services: Services, org_id: str, month: str, as_of: datetim
     """
     org = services.org(org_id)
     settings = services.context(org_id, SCENARIO).settings_as(RecruitingSettings)
-    calendar = _calendar(org, settings)
+    calendar = _calendar(services, org_id, settings)
 
     async def fields(table: str) -> list[dict[str, Any]]:
         return [r.fields for r in await services.feishu.bitable_search(settings.app_token, table)]

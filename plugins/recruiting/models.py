@@ -212,6 +212,7 @@ class RecordChanged(BaseModel):
 class ReadStage(BaseModel):
     org: str
     record_id: str
+    site: str = ""  # the application's hospital: its start date is read in the hospital's zone
 
 
 class StageRead(BaseModel):

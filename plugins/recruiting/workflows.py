@@ -460,7 +460,8 @@ class ApplicationWorkflow(_Base):
 
     async def _apply_record_change(self, change: RecordChanged) -> None:
         read = await workflow.execute_activity(
-            "recruiting.read_stage", ReadStage(org=_org(), record_id=change.record_id), result_type=StageRead,
+            "recruiting.read_stage", ReadStage(org=_org(), record_id=change.record_id,
+                                               site=self.facts.site if self.facts else ""), result_type=StageRead,
             **OWN_ACTIVITY)
         if read.start_date:
             self.start_date = read.start_date
