@@ -130,7 +130,7 @@ class _Base:
 
     def _now(self) -> datetime:
         """The organization's business time (the real one unless its clock is compressed for a drill)."""
-        return getattr(self, "clock", BusinessClock()).now(workflow.now())
+        return self.clock.now(workflow.now())
 
     async def _sleep_until(self, wake: Any, due: datetime | None) -> None:
         """Wait for ``wake()`` or the business moment ``due``, whichever comes first."""
