@@ -85,7 +85,7 @@ class FeishuActivities:
             raise exc.to_application_error() from exc
 
     async def _render(self, org: OrgContext, template: str, context: dict[str, Any],
-                      locale: str | None) -> RenderedMessage:
+                      locale: str | None, timezone: str | None = None) -> RenderedMessage:
         """Render ``template`` for ``org`` off the event loop; one that cannot render is a non-retryable error.
 
         An override refused by the render limits falls back to the plugin's template (template_limits.py).
@@ -93,7 +93,7 @@ class FeishuActivities:
         try:
             return await render_message_off_loop(
                 self.templates, template, context, locale=locale or org.locale, override_dir=org.templates_dir,
-                tz=org.timezone, org_id=org.id)
+                tz=timezone or org.timezone, org_id=org.id)
         except TemplateError as exc:
             raise ApplicationError(
                 f"template {template!r} failed to render for organization {org.id!r}: "
@@ -108,7 +108,8 @@ class FeishuActivities:
         if request.reply_to is None and request.to is None:
             raise ApplicationError(f"{rq.SEND_MESSAGE}: needs `to` or `reply_to`", type="InvalidRequest",
                                    non_retryable=True)
-        rendered = await self._render(org, request.template, request.context, request.locale)
+        rendered = await self._render(org, request.template, request.context, request.locale,
+                                       request.timezone)
         uuid = message_uuid(request.org, request.idempotency_key)
 
         async def work() -> rq.SentMessage:
@@ -127,7 +128,8 @@ class FeishuActivities:
     async def update_card(self, request: rq.UpdateCard) -> None:
         """Render a card template and replace the card of ``message_id`` with it."""
         org = self._org(request.org)
-        rendered = await self._render(org, request.template, request.context, request.locale)
+        rendered = await self._render(org, request.template, request.context, request.locale,
+                                       request.timezone)
         if rendered.msg_type != CARD_MSG_TYPE:
             raise ApplicationError(
                 f"template {request.template!r} renders a {rendered.msg_type!r} message, not a card",

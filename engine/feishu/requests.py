@@ -49,6 +49,7 @@ class SendMessage(BaseModel):
     context: dict[str, Any] = Field(default_factory=dict)
     idempotency_key: str
     locale: str | None = None  # default: the organization's locale
+    timezone: str | None = None  # IANA zone of the date filters; default: the organization's (a site's own)
 
 
 class SentMessage(BaseModel):
@@ -64,6 +65,7 @@ class UpdateCard(BaseModel):
     template: str
     context: dict[str, Any] = Field(default_factory=dict)
     locale: str | None = None
+    timezone: str | None = None  # as SendMessage's
 
 
 class CreateChat(BaseModel):

@@ -362,7 +362,8 @@ class Shift:
     async def _send(self, open_id: str, template: str, context: dict[str, Any], step: str) -> fr.SentMessage:
         return await feishu_call(fr.SEND_MESSAGE, fr.SendMessage(
             org=self.plan.org, to=fr.Recipient(id=open_id), template=f"{m.SCENARIO}:{template}",
-            context=context, idempotency_key=f"{self._wid()}:{step}", locale=self.plan.locale),
+            context=context, idempotency_key=f"{self._wid()}:{step}", locale=self.plan.locale,
+            timezone=self.plan.timezone),
             result_type=fr.SentMessage)
 
     async def _send_receive(self) -> None:
@@ -377,19 +378,22 @@ class Shift:
         await feishu_call(fr.SEND_MESSAGE, fr.SendMessage(
             org=self.plan.org, to=fr.Recipient(id_type="chat_id", id=self.plan.group_chat),
             template=f"{m.SCENARIO}:group_status", context={**self._counts(), "event": event},
-            idempotency_key=f"{self._wid()}:group-{event}", locale=self.plan.locale), result_type=fr.SentMessage)
+            idempotency_key=f"{self._wid()}:group-{event}", locale=self.plan.locale,
+            timezone=self.plan.timezone), result_type=fr.SentMessage)
 
     async def _refresh_form(self) -> None:
         if self.form_message:
             await feishu_call(fr.UPDATE_CARD, fr.UpdateCard(
                 org=self.plan.org, message_id=self.form_message, template=f"{m.SCENARIO}:form.card",
-                context=self._detail_context(), locale=self.plan.locale))
+                context=self._detail_context(), locale=self.plan.locale,
+            timezone=self.plan.timezone))
 
     async def _refresh_receive(self) -> None:
         if self.receive_message:
             await feishu_call(fr.UPDATE_CARD, fr.UpdateCard(
                 org=self.plan.org, message_id=self.receive_message, template=f"{m.SCENARIO}:receive.card",
-                context=self._detail_context(), locale=self.plan.locale))
+                context=self._detail_context(), locale=self.plan.locale,
+            timezone=self.plan.timezone))
 
     async def _carry_out(self, decision: Decision) -> None:
         """Act on one due notice from :func:`rules.notices`."""

@@ -79,6 +79,9 @@ async def test_site_settings_zone_and_locale(scenario_harness: Any) -> None:
         await at(env, plan.form_at)
         (form,) = env.messages(to=GIVER_B)
         assert form.card is not None and "Fill in before the shift change" in form.text
+        # times on the card in the site's zone: the change at 08:00 Berlin, not at Shanghai's hour
+        assert plan.change_at.astimezone(BERLIN).strftime("%H:%M") in form.text
+        assert plan.change_at.astimezone(ZONE).strftime("%H:%M") not in form.text
         saved = await env.deliver(card(GIVER_B, "handover.entry", plan.key, {"bed": "7", "severity": "stable"}))
         assert saved.toast == "Saved bed 7 (1 patients)"
 
