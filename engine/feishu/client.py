@@ -112,8 +112,8 @@ class FeishuNotConfigured(ValueError):
     """No Feishu app to talk to: a development config with no `engine dev` running beside it."""
 
     def __init__(self, config_path: Path) -> None:
-        super().__init__(f"{config_path}: no Feishu app to talk to (the config has no [feishu] table and no "
-                         "`engine dev` of it is running)")
+        super().__init__(f"{config_path}: no Feishu app configured (neither [feishu] app_id / app_secret nor "
+                         "FEISHU_APP_ID / FEISHU_APP_SECRET, and no `engine dev` of this config running)")
         self.hint = ("start `engine dev` (make dev) and run the command again, or set [feishu] app_id and "
                      "app_secret (or FEISHU_APP_ID / FEISHU_APP_SECRET)")
 
