@@ -15,6 +15,8 @@ from engine.sdk import hookimpl
 SCENARIO = "project_delivery"
 REGISTRY_KEY = "registry"
 TEMPLATES = Path(__file__).parent / "templates"
+# A project's key, as "<key> 状态" asks about it: "PD-" and 10 hex digits (rules.project_id_for).
+PROJECT_KEY = r"(?i)PD-[0-9A-F]{10}"
 
 
 @hookimpl
@@ -31,31 +33,70 @@ def register_scenarios(register: Any) -> None:
         description="project groups by @bot, delivery stages with reminders, slips, digests, warranty and close"))
 
 
-def _create(parsed: Any, reply_to: str, org: Any, request_key: str) -> list[Any]:
-    """Actions for a parsed request: a reply naming what is missing, the form, or the project's start."""
+def _locale(org: Any, region: str) -> str:
+    """The language of the site the region names (the organization's when none does): a project's site is
+    its region (README.md "Sites")."""
+    from engine.sdk import resolve_site_context
+
+    return resolve_site_context(org, SCENARIO, region or None).locale
+
+
+def _create(parsed: Any, reply_to: str, org: Any, request_key: str, *, event_id: str = "") -> list[Any]:
+    """Actions for a parsed request: a reply naming what is missing, the form, or the project's start.
+
+    ``request_key`` is the request's message id (the card event's id for a form), so the same message
+    pushed again under a new event id maps to the same project; ``once`` keeps a finished one (closed,
+    refused) from being started again. A form (``event_id``) is answered with a toast at once.
+    """
     from engine.sdk import actions as act
 
-    from .models import ProjectInput, RegistryState
+    from .models import Acknowledge, ProjectInput, RegistryState
     from .rules import project_id_for
 
     if parsed.request is None:
+        locale = _locale(org, "")
         if parsed.empty and reply_to:
-            return [act.Reply(template=f"{SCENARIO}:form.card", message_id=reply_to)]
+            return [act.Reply(template=f"{SCENARIO}:form.card", message_id=reply_to, locale=locale)]
         if not reply_to:
             return []
         return [act.Reply(template=f"{SCENARIO}:missing", context={"missing": parsed.missing},
-                          message_id=reply_to)]
+                          message_id=reply_to, locale=locale)]
     project_id = project_id_for(request_key)
     # the registry first, so it runs (a no-op when it does) before the project asks it for a name
-    return [act.StartWorkflow(scenario=SCENARIO, key=REGISTRY_KEY, workflow="project_delivery.Registry",
-                              args=[RegistryState()]),
-            act.StartWorkflow(scenario=SCENARIO, key=project_id, workflow="project_delivery.Project",
-                              args=[ProjectInput(project_id=project_id, request=parsed.request)])]
+    actions: list[Any] = [
+        act.StartWorkflow(scenario=SCENARIO, key=REGISTRY_KEY, workflow="project_delivery.Registry",
+                          args=[RegistryState()]),
+        act.StartWorkflow(scenario=SCENARIO, key=project_id, workflow="project_delivery.Project",
+                          args=[ProjectInput(project_id=project_id, request=parsed.request)], once=True)]
+    if event_id:
+        actions.append(act.UpdateWorkflow(
+            scenario=SCENARIO, key=project_id, update="acknowledge", update_id=f"ack:{event_id}",
+            arg=Acknowledge(event_id=event_id, locale=_locale(org, parsed.request.region))))
+    return actions
+
+
+def _status(event: Any, org: Any) -> list[Any] | None:
+    """"@bot <project id> 状态" / "status": the project's stage, next milestone and slips, in the asker's
+    language (the question's; a bare id: the organization's)."""
+    from engine.sdk import status_question, status_reply
+
+    question = status_question(event.text, PROJECT_KEY)
+    if question is None:
+        return None
+    key = question.key.upper()
+    return [status_reply(event, scenario=SCENARIO, key=key, template=f"{SCENARIO}:status",
+                         missing_template=f"{SCENARIO}:unknown_project", query="status",
+                         locale=question.locale or _locale(org, ""))]
 
 
 def _message(event: Any, org: Any) -> list[Any] | None:
     from .rules import match_trigger, parse_request
 
+    if not event.mentions_bot and event.chat_type != "p2p":
+        return None
+    status = _status(event, org)
+    if status is not None:
+        return status
     if not event.mentions_bot:
         return None
     settings = org.settings(SCENARIO)
@@ -88,7 +129,7 @@ def _card(event: Any, org: Any) -> list[Any] | None:
                                     message_id=event.open_message_id, event_id=event.event_id, via="card")
         if parsed.request is None:
             parsed.empty = False  # a submitted form with gaps names them
-        return _create(parsed, event.open_message_id, org, f"card:{event.event_id}")
+        return _create(parsed, event.open_message_id, org, f"card:{event.event_id}", event_id=event.event_id)
     project = str(value.get("project") or "")
     if not project:
         return None

@@ -1,5 +1,5 @@
-"""project_delivery's own I/O: the organization's settings for a run, the registry's name hand-out, and
-dissolving a group. Messages, chats and Bitable go through the engine's Feishu activities.
+"""project_delivery's own I/O: the registry's name hand-out and dissolving a group. Messages, chats and
+Bitable go through the engine's Feishu activities, a run's site context through ``load_site_context``.
 
 The worker builds :class:`ProjectDeliveryActivities` once with the engine's services (``engine.sdk.Services``).
 """
@@ -24,7 +24,8 @@ class ProjectDeliveryActivities:
 
     @activity.defn(name="project_delivery.load_context")
     async def load_context(self, ref: ContextRef) -> ProjectContext:
-        """The organization's effective settings, zone, locale and calendar exceptions."""
+        """The organization's effective settings, zone, locale and calendar exceptions: what runs recorded
+        before the ``project_delivery.site_context`` patch load (new runs load their site's context)."""
         context = self.services.context(ref.org, SCENARIO)
         return ProjectContext(settings=context.settings, timezone=context.timezone, locale=context.locale,
                               holidays=context.holidays, workdays=context.workdays)

@@ -1,7 +1,9 @@
 """Settings of project_delivery (``[organizations.<id>.settings.project_delivery]``).
 
-Every default is the one documented in README.md. Projects are an organization-level affair (a
-delivery runs across sites and regions), so only a few reminder keys are site-overridable.
+Every default is the one documented in README.md. A project's site is its region (README.md "Sites"):
+a site may override the keys in ``SITE_OVERRIDABLE`` (when and how its people are reminded and escalated
+to, its digest's time, its warranty), never the naming, stages or tables, which the organization's
+registry and portfolio share.
 """
 
 from __future__ import annotations
@@ -22,7 +24,8 @@ NAME_PLACEHOLDERS = {"region", "customer", "product", "yyyymm", "yyyy", "mm", "y
 REQUIRED_PLACEHOLDERS = ("customer", "product")
 FEISHU_CHAT_NAME_MAX = 60
 
-SITE_OVERRIDABLE = ("reminder_lead_days", "warranty_reminder_days", "send_at")
+SITE_OVERRIDABLE = ("reminder_lead_days", "slip_ladder", "working_days_only", "send_at", "digest_cron",
+                    "warranty_months", "warranty_reminder_days", "close_at_warranty_end")
 
 
 class NamingRule(PluginSettings):

@@ -53,6 +53,7 @@ class ProjectState(BaseModel):
     customer: str = ""
     product: str = ""
     region: str = ""
+    site: str = ""  # the configured site of the region ("" : the organization's standard)
     name: str = ""
     chat_id: str = ""
     card_message_id: str = ""
@@ -110,7 +111,8 @@ class RecordChanged(BaseModel):
 
 
 class ProjectContext(BaseModel):
-    """The organization's effective settings and calendar for one run (loaded by an activity)."""
+    """The organization's effective settings and calendar for one run, as ``project_delivery.load_context``
+    gave them before projects loaded their site's context (kept for runs recorded then)."""
 
     settings: dict[str, Any]
     timezone: str = "Asia/Shanghai"
@@ -121,6 +123,13 @@ class ProjectContext(BaseModel):
 
 class ContextRef(BaseModel):
     org: str
+
+
+class Acknowledge(BaseModel):
+    """A submitted creation form, answered with a toast while the project is being created."""
+
+    event_id: str = ""
+    locale: str = ""
 
 
 class Reservation(BaseModel):

@@ -13,7 +13,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from engine.sdk import Decision, LadderSettings, WorkCalendar, add_months, cron_next, next_notice
+from engine.sdk import Decision, LadderSettings, WorkCalendar, add_months, cells, cron_next, next_notice
 
 from .config import ROLES, NamingRule, ProjectDeliverySettings, StaffingTable
 from .models import CreateRequest, ParseResult, ProjectRow, ProjectState, StageChange, StageEvent
@@ -153,41 +153,19 @@ def closed_name(name: str, naming: NamingRule, cancelled: bool) -> str:
 
 
 def person_ids(cell: Any) -> list[str]:
-    """Open ids in a staffing cell: text ("ou_a, ou_b"), a list of ids, or Feishu person cells."""
-    if cell is None:
-        return []
-    if isinstance(cell, str):
-        return _OPEN_ID.findall(cell)
-    if isinstance(cell, Mapping):
-        for key in ("id", "open_id"):
-            if isinstance(cell.get(key), str):
-                return [cell[key]]
-        return person_ids(cell.get("text") or cell.get("value"))
-    if isinstance(cell, list):
-        return [i for item in cell for i in person_ids(item)]
-    return []
-
-
-def cell_text(cell: Any) -> str:
-    """The text of a Bitable cell (plain, rich-text segments, single select)."""
-    if cell is None:
-        return ""
-    if isinstance(cell, str):
-        return cell
-    if isinstance(cell, (int, float)):
-        return str(cell)
-    if isinstance(cell, Mapping):
-        return cell_text(cell.get("text") or cell.get("name") or cell.get("value"))
-    if isinstance(cell, list):
-        return "".join(cell_text(item) for item in cell)
-    return str(cell)
+    """Open ids in a staffing cell: Feishu person cells, a list of ids or text ("ou_a, ou_b"), read with the
+    SDK's codec; a hand-typed cell with other words around the ids still gives its ids."""
+    try:
+        return [person.id for person in cells.persons(cell)]
+    except cells.CellError:
+        return _OPEN_ID.findall(cells.text(cell))
 
 
 def staff_for_region(rows: Iterable[Mapping[str, Any]], region: str, staffing: StaffingTable) -> dict[str, list[str]]:
     """Role -> open ids for ``region`` from the staffing table's rows (empty lists when no row matches)."""
     staff: dict[str, list[str]] = {role: [] for role in ROLES}
     for fields in rows:
-        if cell_text(fields.get(staffing.region_field)).strip() != region:
+        if cells.text(fields.get(staffing.region_field)) != region:
             continue
         for role, column in staffing.role_fields.items():
             for open_id in person_ids(fields.get(column)):
@@ -384,9 +362,7 @@ def project_context(state: ProjectState, settings: ProjectDeliverySettings, toda
 
 
 def _ms(day: date | None, zone: ZoneInfo) -> int | None:
-    if day is None:
-        return None
-    return int(datetime(day.year, day.month, day.day, tzinfo=zone).timestamp() * 1000)
+    return cells.encode_date(day, zone) if day is not None else None
 
 
 def _log_line(event: StageEvent, settings: ProjectDeliverySettings, zone: ZoneInfo) -> str:
@@ -415,15 +391,15 @@ def project_fields(state: ProjectState, settings: ProjectDeliverySettings, today
         f.next_milestone: nxt.name_zh if nxt else "", f.next_due: _ms(upcoming[1], zone) if upcoming else None,
         f.slipped_days: overdue_days(state, today, settings) if state.status == "open" else 0,
         f.warranty_end: _ms(state.warranty_end, zone), f.stage_log: log,
-        f.created: int(state.created_at.timestamp() * 1000) if state.created_at else None,
-        f.closed: int(state.closed_at.timestamp() * 1000) if state.closed_at else None,
+        f.created: cells.encode_moment(state.created_at) if state.created_at else None,
+        f.closed: cells.encode_moment(state.closed_at) if state.closed_at else None,
     }
     return {k: v for k, v in fields.items() if v is not None}
 
 
 def stage_from_fields(fields: Mapping[str, Any], settings: ProjectDeliverySettings) -> str | None:
     """The stage key a (possibly hand-edited) row names: its key, Chinese or English name."""
-    text = cell_text(fields.get(settings.projects.fields.stage)).strip()
+    text = cells.text(fields.get(settings.projects.fields.stage))
     for spec in settings.stages:
         if text in (spec.key, spec.name_zh, spec.name_en):
             return spec.key
@@ -431,12 +407,10 @@ def stage_from_fields(fields: Mapping[str, Any], settings: ProjectDeliverySettin
 
 
 def _date_cell(value: Any, zone: ZoneInfo) -> date | None:
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return datetime.fromtimestamp(value / 1000, tz=zone).date()
-    text = cell_text(value)[:10]
+    """A date cell's day in ``zone``; a cell that holds no date (typed by hand) reads as none."""
     try:
-        return date.fromisoformat(text) if text else None
-    except ValueError:
+        return cells.date(value, zone)
+    except cells.CellError:
         return None
 
 
@@ -444,11 +418,11 @@ def project_row(fields: Mapping[str, Any], settings: ProjectDeliverySettings, to
                 zone: ZoneInfo) -> ProjectRow:
     f = settings.projects.fields
     due = _date_cell(fields.get(f.next_due), zone)
-    status = cell_text(fields.get(f.status))
+    status = cells.text(fields.get(f.status))
     late = (today - due).days if due and today > due and status == settings.projects.status_open else 0
-    return ProjectRow(project_id=cell_text(fields.get(f.project_id)), name=cell_text(fields.get(f.name)),
-                      region=cell_text(fields.get(f.region)), stage=cell_text(fields.get(f.stage)), status=status,
-                      next_milestone=cell_text(fields.get(f.next_milestone)), next_due=due, late_days=late)
+    return ProjectRow(project_id=cells.text(fields.get(f.project_id)), name=cells.text(fields.get(f.name)),
+                      region=cells.text(fields.get(f.region)), stage=cells.text(fields.get(f.stage)), status=status,
+                      next_milestone=cells.text(fields.get(f.next_milestone)), next_due=due, late_days=late)
 
 
 def portfolio(rows: Iterable[ProjectRow], settings: ProjectDeliverySettings) -> dict[str, dict[str, Any]]:
@@ -469,3 +443,32 @@ def portfolio(rows: Iterable[ProjectRow], settings: ProjectDeliverySettings) -> 
                              for s in sorted(entry["by_stage"], key=lambda s: order.index(s) if s in order else 99)]
         entry["late"].sort(key=lambda item: -item["days"])
     return dict(sorted(regions.items()))
+
+
+def stage_name(text: str, settings: ProjectDeliverySettings, locale: str) -> str:
+    """A stage as the projects table writes it (its Chinese name, or its key or English name when edited by
+    hand) in ``locale``; a name that is no stage is shown as written."""
+    for spec in settings.stages:
+        if text in (spec.key, spec.name_zh, spec.name_en):
+            return spec.name_en if locale == "en_US" else spec.name_zh
+    return text
+
+
+def localized_portfolio(entry: Mapping[str, Any], settings: ProjectDeliverySettings, locale: str) -> dict[str, Any]:
+    """One region's portfolio entry with its stage and milestone names in the reader's ``locale``."""
+    return {**entry,
+            "by_stage": [{**s, "stage": stage_name(s["stage"], settings, locale)} for s in entry["by_stage"]],
+            "late": [{**p, "milestone": stage_name(p["milestone"], settings, locale)} for p in entry["late"]]}
+
+
+def status_view(state: ProjectState, settings: ProjectDeliverySettings, today: date) -> dict[str, Any]:
+    """What "<project id> 状态" answers: the stage, the next milestone and the slips (both languages'
+    names: the reply renders the asker's)."""
+    context = project_context(state, settings, today)
+    keep = ("project_id", "name", "customer", "product", "region", "status", "today", "stage", "stage_zh",
+            "stage_en", "next_stage", "next_zh", "next_en", "next_due", "days_left", "slipped", "warranty_end",
+            "accepted_on")
+    view = {key: context[key] for key in keep}
+    if state.status != "open":
+        view.update(next_stage="", next_zh="", next_en="", next_due="", days_left=0)
+    return view

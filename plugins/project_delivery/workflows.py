@@ -5,7 +5,9 @@
   customer and product already have an open project), creates the group idempotently, posts and pins the
   project card, records the row, then runs the stages: announcements, reminders before each milestone,
   the slip ladder after it, the weekly group digest, warranty tracking, and the close. It continues as
-  new after every stage change (one cycle per stage).
+  new after every stage change (one cycle per stage). It runs in its region's site context (settings, zone,
+  locale, working days, business clock); card presses are decided and answered at once, and carried out
+  after (``Deferred``).
 * ``project_delivery.Registry`` (``{org}:project_delivery:registry``): the organization's open projects.
   It hands out names through the ``reserve`` update (handlers run one at a time, so duplicates cannot
   race) and forwards Bitable edits of a project's row to that project.
@@ -16,19 +18,32 @@
 from __future__ import annotations
 
 import contextlib
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
 from temporalio import workflow
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
-    from engine.sdk import Decision, SeenEvents, WorkCalendar, activity_options, feishu_call
+    from engine.sdk import (
+        BusinessClock,
+        Decision,
+        Deferred,
+        Refusal,
+        SeenEvents,
+        WorkCalendar,
+        activity_options,
+        feishu_call,
+        load_site_context,
+        workflow_org,
+    )
     from engine.sdk import feishu as fr
 
 from . import rules
 from .config import ProjectDeliverySettings
 from .models import (
+    Acknowledge,
     CloseRequest,
     ContextRef,
     CreateRequest,
@@ -52,36 +67,65 @@ NOTICES_KEPT = 100
 # Feishu keeps a sent card updatable for 14 days; a day of margin for clocks and retries.
 CARD_UPDATABLE = timedelta(days=13)
 OWN_ACTIVITY = activity_options(timedelta(seconds=30))
+# Runs from this patch on load their region's site context through the engine's activity (settings, zone,
+# locale, calendar, business clock); runs recorded before load the organization's through our own.
+SITE_CONTEXT = "project_delivery.site_context"
 
 _TOASTS = {
     "zh_CN": {"moved": "已更新为：{stage}", "closing": "正在结项", "cancelling": "正在取消项目",
-              "duplicate": "已处理过这次操作"},
+              "duplicate": "已处理过这次操作", "creating": "正在创建项目群，稍后在群里见"},
     "en_US": {"moved": "Moved to: {stage}", "closing": "Closing the project", "cancelling": "Cancelling the project",
-              "duplicate": "Already handled"},
+              "duplicate": "Already handled", "creating": "Creating the project group; see you there shortly"},
 }
+_REFUSALS = {
+    "not_open": ("项目已结束", "The project is closed"),
+    "unknown": ("没有这个阶段", "No such stage"),
+    "already": ("项目已处于该阶段", "The project is already at this stage"),
+}
+_CANNOT = ("现在无法执行此操作", "This cannot be done now")
 
 
-class Refused(ApplicationError):
+class Refused(Refusal):
     """An update the project's state refuses; its message becomes the card's toast."""
 
     def __init__(self, message: str) -> None:
-        super().__init__(message, type="ProjectDeliveryRefused", non_retryable=True)
+        super().__init__(message, code="ProjectDeliveryRefused")
 
 
 def _org() -> str:
-    return workflow.info().workflow_id.split(":", 1)[0]
+    return workflow_org()
 
 
 def _registry_id() -> str:
     return f"{_org()}:{SCENARIO}:{REGISTRY_KEY}"
 
 
-async def _load(org: str) -> tuple[ProjectContext, ProjectDeliverySettings, WorkCalendar]:
-    ctx: ProjectContext = await workflow.execute_activity(
+@dataclass(frozen=True)
+class Site:
+    """What a run decides with: the site's effective settings, calendar, business clock and locale."""
+
+    settings: ProjectDeliverySettings
+    calendar: WorkCalendar
+    clock: BusinessClock
+    locale: str
+    site: str = ""
+
+
+async def _load(org: str, region: str | None) -> Site:
+    """The context of the site ``region`` names (the organization's standard when none does)."""
+    if workflow.patched(SITE_CONTEXT):
+        ctx = await load_site_context(SCENARIO, region or None, org=org)
+        return Site(settings=ctx.settings_as(ProjectDeliverySettings), calendar=ctx.calendar(), clock=ctx.clock,
+                    locale=ctx.locale, site=ctx.site or "")
+    old: ProjectContext = await workflow.execute_activity(
         "project_delivery.load_context", ContextRef(org=org), result_type=ProjectContext, **OWN_ACTIVITY)
-    settings = ProjectDeliverySettings.model_validate(ctx.settings)
-    calendar = WorkCalendar(ctx.timezone, holidays=ctx.holidays, workdays=ctx.workdays)
-    return ctx, settings, calendar
+    return Site(settings=ProjectDeliverySettings.model_validate(old.settings),
+                calendar=WorkCalendar(old.timezone, holidays=old.holidays, workdays=old.workdays),
+                clock=BusinessClock(), locale=old.locale)
+
+
+def _text(texts: tuple[str, str], locale: str) -> str:
+    return texts[1] if locale == "en_US" else texts[0]
 
 
 @workflow.defn(name="project_delivery.Project")
@@ -93,42 +137,63 @@ class ProjectWorkflow:
         self.request: CreateRequest = params.request
         self.state = params.state or ProjectState(project_id=params.project_id)
         self.seen = SeenEvents(params.seen)
-        self.queue: list[tuple[str, Any]] = []
-        self.ctx: ProjectContext | None = None
+        # Presses and edits decided by a handler, carried out by the main loop in arrival order: the press
+        # is answered before the Feishu calls it decided on (the order of calls is the same as before).
+        self.deferred = Deferred()
+        self.pending: list[tuple[str, Any]] = []  # what the deferred work will carry out, to judge the next press
+        self.moved = False
         self.settings: ProjectDeliverySettings | None = None
         self.calendar: WorkCalendar | None = None
+        self.clock = BusinessClock()
+        self.locale = "zh_CN"
         self.writes = 0
 
     # ----------------------------------------------------------------------------------------- run
     @workflow.run
     async def run(self, params: ProjectInput) -> ProjectState:
-        self.ctx, self.settings, self.calendar = await _load(_org())
+        site = await _load(_org(), self.request.region)
+        self.settings, self.calendar, self.clock, self.locale = site.settings, site.calendar, site.clock, site.locale
+        self.state.site = site.site
         if self.state.status == "new":
             await self._create()
         while self.state.status == "open":
-            if self.queue:
-                kind, item = self.queue.pop(0)
-                moved = await self._handle(kind, item)
-                if moved and self.state.status == "open" and not self.queue:
+            if self.deferred.pending:
+                await self.deferred.run()
+                if self.moved and self.state.status == "open":
                     await self._continue_as_new()
                 continue
-            decision = rules.next_timer(self.state, workflow.now(), self.settings, self.calendar)
+            now = self._now()
+            decision = rules.next_timer(self.state, now, self.settings, self.calendar)
             if decision.is_nothing:
-                await workflow.wait_condition(lambda: bool(self.queue))
+                await workflow.wait_condition(lambda: self.deferred.pending)
                 continue
-            if decision.is_due(workflow.now()):
+            if decision.is_due(now):
                 workflow.logger.info("project %s: %s", self.state.project_id, decision.reason)
                 await self._fire(decision)
                 continue
             assert decision.at is not None
             with contextlib.suppress(TimeoutError):  # the timer came due: decide again
-                await workflow.wait_condition(lambda: bool(self.queue), timeout=decision.at - workflow.now())
+                await workflow.wait_condition(lambda: self.deferred.pending,
+                                              timeout=self.clock.real_delay(decision.at - now))
+        await self.deferred.run()  # presses answered before the close: each finds the project closed
         await workflow.wait_condition(workflow.all_handlers_finished)
         return self.state
 
+    def _now(self) -> datetime:
+        """The business time (the real one unless the organization's clock is compressed for a drill)."""
+        return self.clock.now(workflow.now())
+
+    def _defer(self, kind: str, item: Any) -> None:
+        self.pending.append((kind, item))
+        self.deferred.add(self._carry_out)
+
+    async def _carry_out(self) -> None:
+        kind, item = self.pending.pop(0)
+        self.moved = await self._handle(kind, item)
+
     async def _continue_as_new(self) -> None:
         await workflow.wait_condition(workflow.all_handlers_finished)
-        if self.queue:
+        if self.deferred.pending:
             return  # something arrived meanwhile: handle it in this run first
         workflow.continue_as_new(ProjectInput(project_id=self.state.project_id, request=self.request,
                                               state=self.state, seen=self.seen.ids()))
@@ -137,9 +202,13 @@ class ProjectWorkflow:
     async def _ready(self) -> None:
         await workflow.wait_condition(lambda: self.settings is not None and self.state.status != "new")
 
-    def _toast(self, key: str, **kw: str) -> str:
-        locale = self.ctx.locale if self.ctx else "zh_CN"
-        return _TOASTS.get(locale, _TOASTS["zh_CN"])[key].format(**kw)
+    def _toast(self, key: str, locale: str = "", **kw: str) -> str:
+        return _TOASTS.get(locale or self.locale, _TOASTS["zh_CN"])[key].format(**kw)
+
+    @workflow.update(name="acknowledge")
+    def acknowledge(self, ack: Acknowledge) -> dict[str, Any]:
+        """Answer a submitted creation form at once (the group is created by the run, after)."""
+        return {"toast": self._toast("creating", ack.locale)}
 
     @workflow.update(name="set_stage")
     async def set_stage(self, change: StageChange) -> dict[str, Any]:
@@ -150,12 +219,13 @@ class ProjectWorkflow:
             return {"toast": self._toast("duplicate")}
         decision = rules.check_stage_change(self._projected(), change, self.settings)
         if decision.action == "refuse":
+            workflow.logger.info("press %s refused: %s", change.event_id, decision.reason)
             raise Refused(self._refusal(decision))
-        self.queue.append(("stage", change))
+        self._defer("stage", change)
         if decision.action == "close":
             return {"toast": self._toast("closing")}
         spec = self.settings.stage(change.stage)
-        name = (spec.name_zh if (self.ctx and self.ctx.locale == "zh_CN") else spec.name_en) if spec else change.stage
+        name = (spec.name_en if self.locale == "en_US" else spec.name_zh) if spec else change.stage
         return {"toast": self._toast("moved", stage=name)}
 
     @workflow.update(name="close")
@@ -164,40 +234,40 @@ class ProjectWorkflow:
         await self._ready()
         if not self.seen.first_time(request.event_id):
             return {"toast": self._toast("duplicate")}
-        if self.state.status != "open" or any(kind == "close" for kind, _ in self.queue):
+        if self.state.status != "open" or any(kind == "close" for kind, _ in self.pending):
             raise Refused(self._refusal(Decision(action="refuse", reason="closed", data={"code": "not_open"})))
-        self.queue.append(("close", request))
+        self._defer("close", request)
         return {"toast": self._toast("cancelling" if request.cancelled else "closing")}
 
     @workflow.signal(name="bitable_edited")
     async def bitable_edited(self, change: RecordChanged) -> None:
         """The project's row was edited in Bitable (forwarded by the registry): re-read it and act."""
         if self.seen.first_time(change.event_id):
-            self.queue.append(("bitable", change))
+            self._defer("bitable", change)
 
     @workflow.query(name="state")
     def query_state(self) -> ProjectState:
         return self.state
 
+    @workflow.query(name="status")
+    def query_status(self) -> dict[str, Any]:
+        """The answer to "<project id> 状态": stage, next milestone and slips (``rules.status_view``)."""
+        if self.settings is None or self.calendar is None:
+            return {"project_id": self.state.project_id, "status": self.state.status, "name": self.state.name}
+        return rules.status_view(self.state, self.settings, self._today())
+
     def _projected(self) -> ProjectState:
         """The state as it will be once queued stage changes are applied (to judge a new request)."""
         state = self.state
         assert self.settings is not None
-        for kind, item in self.queue:
+        for kind, item in self.pending:
             if kind == "stage":
                 state = state.model_copy(update={"stage": item.stage})
         return state
 
     def _refusal(self, decision: Decision) -> str:
-        zh = not self.ctx or self.ctx.locale == "zh_CN"
-        code = decision.data.get("code")
-        texts = {
-            "not_open": ("项目已结束", "The project is closed"),
-            "unknown": ("没有这个阶段", "No such stage"),
-            "already": ("项目已处于该阶段", "The project is already at this stage"),
-        }
-        pair = texts.get(str(code), (decision.reason, decision.reason))
-        return pair[0] if zh else pair[1]
+        """The refusal in the project's language; the rule's reason stays in the log."""
+        return _text(_REFUSALS.get(str(decision.data.get("code")), _CANNOT), self.locale)
 
     # ------------------------------------------------------------------------------------- helpers
     @property
@@ -206,11 +276,11 @@ class ProjectWorkflow:
 
     def _today(self) -> date:
         assert self.calendar is not None
-        return self.calendar.local(workflow.now()).date()
+        return self.calendar.local(self._now()).date()
 
     def _context(self, **extra: Any) -> dict[str, Any]:
         assert self.settings is not None
-        return {**rules.project_context(self.state, self.settings, self._today()), "now": workflow.now().isoformat(),
+        return {**rules.project_context(self.state, self.settings, self._today()), "now": self._now().isoformat(),
                 **extra}
 
     async def _send(self, template: str, key: str, *, chat_id: str | None = None, open_id: str | None = None,
@@ -222,7 +292,7 @@ class ProjectWorkflow:
             to = fr.Recipient(id_type="open_id", id=open_id)
         return await feishu_call(fr.SEND_MESSAGE, fr.SendMessage(
             org=_org(), to=to, reply_to=reply_to, template=f"{SCENARIO}:{template}", context=self._context(**extra),
-            idempotency_key=key), result_type=fr.SentMessage)
+            idempotency_key=key, locale=self.locale), result_type=fr.SentMessage)
 
     async def _write_row(self) -> None:
         assert self.settings is not None and self.calendar is not None
@@ -249,7 +319,7 @@ class ProjectWorkflow:
             try:
                 await feishu_call(fr.UPDATE_CARD, fr.UpdateCard(
                     org=_org(), message_id=state.card_message_id, template=f"{SCENARIO}:project.card",
-                    context=self._context()))
+                    context=self._context(), locale=self.locale))
                 return
             except ActivityError as error:
                 workflow.logger.warning("project card not updatable, posting a new one: %s", error)
@@ -261,7 +331,7 @@ class ProjectWorkflow:
         await feishu_call(fr.PIN_MESSAGE, fr.PinMessage(org=_org(), message_id=card.message_id))
 
     def _note(self, decision: Decision, to: list[str]) -> None:
-        self.state.notices.append({"at": workflow.now().isoformat(), "action": decision.action,
+        self.state.notices.append({"at": self._now().isoformat(), "action": decision.action,
                                    "step": decision.step, "reason": decision.reason, "to": to})
         del self.state.notices[:-NOTICES_KEPT]
 
@@ -271,7 +341,7 @@ class ProjectWorkflow:
         settings, request, state = self.settings, self.request, self.state
         # one moment for the name's date and the recorded creation: activities in between take time, and a
         # request at 23:59:59 on the last of a month must not name the group after the other month
-        created_at = workflow.now()
+        created_at = self._now()
         today = self.calendar.local(created_at).date()
         state.customer, state.product, state.region = request.customer, request.product, request.region
         state.requester_open_id = request.requester_open_id
@@ -303,7 +373,7 @@ class ProjectWorkflow:
         state.planned = rules.plan(today, settings)
         first = settings.stages[0].key
         state.stage = first
-        state.history.append(StageEvent(stage=first, at=workflow.now(), by=request.requester_open_id, via="create",
+        state.history.append(StageEvent(stage=first, at=created_at, by=request.requester_open_id, via="create",
                                         planned=state.planned[first]))
         created: fr.ChatCreated = await feishu_call(fr.CREATE_CHAT, fr.CreateChat(
             org=_org(), name=state.name, description=f"{state.project_id} {request.customer} {request.product}",
@@ -354,7 +424,7 @@ class ProjectWorkflow:
             await self._close(cancelled=False, by=change.operator_open_id, reason=change.via)
             return False
         previous = self.state.stage
-        self.state = rules.apply_stage(self.state, change, workflow.now(), self._today(), self.settings)
+        self.state = rules.apply_stage(self.state, change, self._now(), self._today(), self.settings)
         event = self.state.history[-1]
         await self._send("stage_changed", f"{self._wid}:{self.state.cycle}:announce", chat_id=self.state.chat_id,
                          previous=previous, by=change.operator_open_id, via=change.via,
@@ -380,7 +450,7 @@ class ProjectWorkflow:
     async def _fire(self, decision: Decision) -> None:
         assert self.settings is not None
         if decision.action == "digest":
-            self.state.last_digest_at = workflow.now()
+            self.state.last_digest_at = self._now()
             self.state.digests_sent += 1
             await self._send("digest", f"{self._wid}:{decision.step}", chat_id=self.state.chat_id)
             self._note(decision, [self.state.chat_id])
@@ -413,12 +483,12 @@ class ProjectWorkflow:
         settings, state = self.settings, self.state
         state.status = "cancelled" if cancelled else "closed"
         state.reason = reason
-        state.closed_at = workflow.now()
+        state.closed_at = self._now()
         if not cancelled and state.stage != settings.closing_stage:
             closing = settings.closing_stage
             planned = state.planned.get(closing)
             state.history.append(StageEvent(
-                stage=closing, at=workflow.now(), by=by, via="warranty" if reason == "warranty_ended" else "card",
+                stage=closing, at=self._now(), by=by, via="warranty" if reason == "warranty_ended" else "card",
                 planned=planned, slipped_days=max(0, (self._today() - planned).days) if planned else 0,
                 note=reason))
             state.stage = closing
@@ -517,9 +587,11 @@ class PortfolioDigestWorkflow:
 
     @workflow.run
     async def run(self, params: PortfolioInput) -> dict[str, Any]:
-        _ctx, settings, calendar = await _load(params.org)
+        site = await _load(params.org, None)
+        settings, calendar = site.settings, site.calendar
         zone = calendar.zone
-        today = calendar.local(workflow.now()).date()
+        today = calendar.local(site.clock.now(workflow.now())).date()
+        per_site = workflow.patched(SITE_CONTEXT)
         projects: list[fr.BitableRecord] = await feishu_call(fr.BITABLE_SEARCH, fr.BitableSearch(
             org=params.org, app_token=settings.projects.app_token, table_id=settings.projects.table_id),
             result_type=list[fr.BitableRecord])
@@ -533,10 +605,16 @@ class PortfolioDigestWorkflow:
         for region, entry in summary.items():
             managers = rules.staff_for_region([r.fields for r in staffing], region, settings.staffing)
             sent[region] = managers["regional_manager"]
+            if not managers["regional_manager"]:
+                continue
+            # each region's managers read it in their site's language
+            locale = (await load_site_context(SCENARIO, region, org=params.org)).locale \
+                if per_site and region else site.locale
+            context = {**rules.localized_portfolio(entry, settings, locale), "today": today.isoformat()}
             for open_id in managers["regional_manager"]:
                 await feishu_call(fr.SEND_MESSAGE, fr.SendMessage(
                     org=params.org, to=fr.Recipient(id=open_id), template=f"{SCENARIO}:portfolio",
-                    context={**entry, "today": today.isoformat()}, idempotency_key=f"{wid}:{region}:{open_id}"))
+                    context=context, idempotency_key=f"{wid}:{region}:{open_id}", locale=locale))
         return {"regions": summary, "sent": sent, "as_of": datetime.combine(today, datetime.min.time()).isoformat()}
 
 
