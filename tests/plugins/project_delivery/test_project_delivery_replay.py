@@ -1,10 +1,12 @@
 """Replay: recorded project histories still replay against the current workflow code.
 
-``histories/project_v1.json`` was recorded before projects loaded their site's context and answered card
-presses through ``Deferred`` (create, a stage press, a Bitable edit, continue-as-new);
-``histories/project_closed_v1.json`` is the next run of the same project: a reminder on its timer, then
-a cancel press. ``histories/project_v2.json`` is recorded by the current code. Re-record on purpose only,
-with ``PROJECT_DELIVERY_RECORD_HISTORY=1``; a change that breaks a replay goes behind ``workflow.patched``.
+``histories/project_v1.json`` was recorded before projects loaded their region's site context and carried
+out card presses through ``Deferred`` (create, a stage press, continue-as-new);
+``histories/project_closed_v1.json`` is the next run of the same project: reminders and slips on its
+timers, then a cancel press. ``project_v2.json`` and ``project_closed_v2.json`` are the same project
+recorded by :func:`test_record_and_replay` since (with the ``project_delivery.site_context`` patch marker).
+Re-record the v2 files on purpose only, with ``PROJECT_DELIVERY_RECORD_HISTORY=1``, never the v1 files; a
+change that breaks a replay goes behind ``workflow.patched``.
 """
 
 from __future__ import annotations
@@ -50,12 +52,21 @@ async def test_record_and_replay(scenario_harness: Any) -> None:
         created, cancelled = await _record(env)
         assert "EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW" in created.to_json()
         assert "EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_COMPLETED" in cancelled.to_json()
-        await assert_replays(created, WORKFLOWS)
-        await assert_replays(cancelled, WORKFLOWS)
-        keep_history(created, HISTORIES / "project_v1.json", "PROJECT_DELIVERY_RECORD_HISTORY")
-        keep_history(cancelled, HISTORIES / "project_closed_v1.json", "PROJECT_DELIVERY_RECORD_HISTORY")
+        for history in (created, cancelled):
+            assert "EVENT_TYPE_MARKER_RECORDED" in history.to_json()  # the site-context patch marker
+            assert "engine.site_context" in history.to_json()
+            await assert_replays(history, WORKFLOWS)
+        keep_history(created, HISTORIES / "project_v2.json", "PROJECT_DELIVERY_RECORD_HISTORY")
+        keep_history(cancelled, HISTORIES / "project_closed_v2.json", "PROJECT_DELIVERY_RECORD_HISTORY")
 
 
 async def test_histories_recorded_before_site_contexts_and_deferred_presses_replay() -> None:
-    await assert_replays(load_history(HISTORIES / "project_v1.json", WORKFLOW_ID), WORKFLOWS)
-    await assert_replays(load_history(HISTORIES / "project_closed_v1.json", WORKFLOW_ID), WORKFLOWS)
+    for name in ("project_v1.json", "project_closed_v1.json"):
+        history = load_history(HISTORIES / name, WORKFLOW_ID)
+        assert "project_delivery.load_context" in history.to_json()  # the organization's context, as then
+        await assert_replays(history, WORKFLOWS)
+
+
+async def test_histories_recorded_with_site_contexts_replay() -> None:
+    for name in ("project_v2.json", "project_closed_v2.json"):
+        await assert_replays(load_history(HISTORIES / name, WORKFLOW_ID), WORKFLOWS)
