@@ -79,6 +79,14 @@ async def test_a_regions_site_gets_its_own_settings_zone_and_locale(scenario_har
                    for n in north.notices if n["action"] == "remind")
         assert len([t for t in _texts(env, to=h.NORTH["se"]) if "里程碑提醒" in t]) == 3
         assert len([t for t in _texts(env, to=SOUTH["se"]) if "Milestone reminder" in t]) == 2  # before:5, due
+        # the portfolio digest reaches each region's managers in their site's language
+        await env.advance(days=2)  # both site surveys are late by now
+        await env.start_workflow("project_delivery.PortfolioDigest", {"org": "acme"},
+                                 id=env.workflow_id("project_delivery", "schedule:portfolio_digest:t1"))
+        [english] = [t for t in _texts(env, to=SOUTH["rm"]) if t.startswith("📋")]
+        assert "- Contract signed: 1" in english and "Site survey planned" in english and "合同" not in english
+        [chinese] = [t for t in _texts(env, to=h.NORTH["rm"]) if t.startswith("📋")]
+        assert "- 合同签订：1" in chinese and "现场勘察 计划" in chinese
 
 
 # ---------------------------------------------------------------------------------- 2. working days
@@ -145,6 +153,19 @@ async def test_a_stage_press_is_answered_at_once_while_feishu_is_slow(scenario_h
     async with scenario_harness(PLUGINS, org_settings={"project_delivery": {"working_days_only": False}}) as env:
         h.seed(env)
         project = await _create(env, "建群 协和医院 CT128 华北", "ev-1")
+        # a submitted creation form: answered with our toast while the group's calls are slow
+        env.standin.inject(Fault(kind="slow", delay=4, path_prefix="/open-apis/", times=3))
+        fields = {"customer": "天坛医院", "product": "MR 1.5T", "region": "华北"}
+        form = card_action_event({"scenario": "project_delivery", "op": "create"}, h.NORTH["sales"], "om_formcard",
+                                 "oc_sales", form_value=fields)
+        answer = await env.push("card.action.trigger", form, event_id="ev-form")
+        assert answer.status == 200 and answer.response_json["toast"]["content"].startswith("正在创建项目群")
+        env.standin.clear_faults()
+        await env.settle()
+        assert (await h.state(env, project_id_for("card:ev-form"))).status == "open"
+        assert len(h.created_chats(env)) == 2
+        assert len([m for m in env.messages() if m.reply_to == "om_formcard" and "已创建项目群" in m.text]) == 1
+        # a stage press while every Open API call takes 4 s
         env.standin.inject(Fault(kind="slow", delay=4, path_prefix="/open-apis/", times=50))
         value = {"scenario": "project_delivery", "op": "stage", "project": project.project_id, "stage": "site_survey"}
         event = card_action_event(value, h.NORTH["se"], project.card_message_id, project.chat_id)
@@ -157,7 +178,7 @@ async def test_a_stage_press_is_answered_at_once_while_feishu_is_slow(scenario_h
         assert moved.stage == "site_survey" and [e.stage for e in moved.history] == ["contract_signed", "site_survey"]
         announcements = [t for t in _texts(env, chat_id=project.chat_id) if "合同签订 → 现场勘察" in t]
         assert len(announcements) == 1
-        [row] = h.projects(env)
+        [row] = [r for r in h.projects(env) if r["项目编号"] == project.project_id]
         assert row["阶段"] == "现场勘察" and row["阶段记录"].count("现场勘察") == 1
 
 
