@@ -189,6 +189,10 @@ class ProjectWorkflow:
 
     async def _carry_out(self) -> None:
         kind, item = self.pending.pop(0)
+        if self.state.status != "open":  # closed by what came before: nothing left to do (and no call made)
+            workflow.logger.info("%s after the project closed: ignored", kind)
+            self.moved = False
+            return
         self.moved = await self._handle(kind, item)
 
     async def _continue_as_new(self) -> None:
