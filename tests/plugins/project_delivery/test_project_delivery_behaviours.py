@@ -231,14 +231,10 @@ async def test_a_request_pushed_again_under_a_new_event_id_makes_one_project(sce
 # --------------------------------------------------------------------------- 6. nothing internal shown
 
 
-def test_english_templates_hold_no_chinese() -> None:
-    """Behaviour 6 (templates): the en_US templates carry no Chinese text of their own."""
-    for path in sorted((TEMPLATES / "en_US").glob("*.j2")):
-        assert not CJK.search(path.read_text(encoding="utf-8")), path.name
-
-
 async def test_users_see_their_own_language_and_no_internal_reason(scenario_harness: Any) -> None:
-    """Behaviour 6: toasts and messages in the person's language, no internal reason or code."""
+    """Behaviour 6: toasts, templates and messages in the person's language, no internal reason or code."""
+    for path in sorted((TEMPLATES / "en_US").glob("*.j2")):
+        assert not CJK.search(path.read_text(encoding="utf-8")), path.name  # no Chinese of their own
     async with scenario_harness(PLUGINS, config=_config()) as env:
         h.seed(env)
         south = await _create(env, "create project Ruijin DR 华南", "ev-south")
