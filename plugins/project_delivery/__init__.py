@@ -50,11 +50,15 @@ def _create(parsed: Any, reply_to: str, org: Any, request_key: str, *, event_id:
     """
     from engine.sdk import actions as act
 
-    from .models import Acknowledge, ProjectInput, RegistryState
+    from .models import Acknowledge, FormGaps, ProjectInput
     from .rules import project_id_for
 
     if parsed.request is None:
         locale = _locale(org, "")
+        if event_id:  # a form with gaps: a toast names them at once (the form stays to be completed)
+            return [_registry(), act.UpdateWorkflow(
+                scenario=SCENARIO, key=REGISTRY_KEY, update="form_gaps", update_id=f"gaps:{event_id}",
+                arg=FormGaps(missing=parsed.missing, locale=locale))]
         if parsed.empty and reply_to:
             return [act.Reply(template=f"{SCENARIO}:form.card", message_id=reply_to, locale=locale)]
         if not reply_to:
@@ -64,8 +68,7 @@ def _create(parsed: Any, reply_to: str, org: Any, request_key: str, *, event_id:
     project_id = project_id_for(request_key)
     # the registry first, so it runs (a no-op when it does) before the project asks it for a name
     actions: list[Any] = [
-        act.StartWorkflow(scenario=SCENARIO, key=REGISTRY_KEY, workflow="project_delivery.Registry",
-                          args=[RegistryState()]),
+        _registry(),
         act.StartWorkflow(scenario=SCENARIO, key=project_id, workflow="project_delivery.Project",
                           args=[ProjectInput(project_id=project_id, request=parsed.request)], once=True)]
     if event_id:
@@ -73,6 +76,16 @@ def _create(parsed: Any, reply_to: str, org: Any, request_key: str, *, event_id:
             scenario=SCENARIO, key=project_id, update="acknowledge", update_id=f"ack:{event_id}",
             arg=Acknowledge(event_id=event_id, locale=_locale(org, parsed.request.region))))
     return actions
+
+
+def _registry() -> Any:
+    """Start the organization's registry unless it runs (a no-op when it does)."""
+    from engine.sdk import actions as act
+
+    from .models import RegistryState
+
+    return act.StartWorkflow(scenario=SCENARIO, key=REGISTRY_KEY, workflow="project_delivery.Registry",
+                             args=[RegistryState()])
 
 
 def _status(event: Any, org: Any) -> list[Any] | None:

@@ -125,6 +125,13 @@ class ContextRef(BaseModel):
     org: str
 
 
+class FormGaps(BaseModel):
+    """A submitted creation form with parts missing, answered with a toast that names them."""
+
+    missing: list[str]
+    locale: str = ""
+
+
 class Acknowledge(BaseModel):
     """A submitted creation form, answered with a toast while the project is being created."""
 

@@ -76,6 +76,17 @@ def _needed(settings: ProjectDeliverySettings, customer: str, product: str, regi
     return missing
 
 
+_PART_NAMES = {"zh_CN": {"customer": "客户名称", "product": "产品名称", "region": "区域"},
+               "en_US": {"customer": "customer name", "product": "product name", "region": "region"}}
+
+
+def missing_text(missing: Sequence[str], locale: str) -> str:
+    """"缺少：产品名称、区域" / "Missing: product name, region" (what the ``missing`` template says first)."""
+    if locale == "en_US":
+        return "Missing: " + ", ".join(_PART_NAMES["en_US"].get(m, m) for m in missing)
+    return "缺少：" + "、".join(_PART_NAMES["zh_CN"].get(m, m) for m in missing)
+
+
 def project_id_for(message_id: str) -> str:
     """A project id derived from the request's message (or card event) id: a retried request maps to the
     same workflow, so it never makes two projects."""

@@ -47,6 +47,7 @@ from .models import (
     CloseRequest,
     ContextRef,
     CreateRequest,
+    FormGaps,
     OpenProject,
     PortfolioInput,
     ProjectContext,
@@ -550,6 +551,12 @@ class RegistryWorkflow:
             result = ReserveResult(ok=True, name=name, reason="name reserved")
         self.state.decisions[request.project_id] = result
         return result
+
+    @workflow.update(name="form_gaps")
+    def form_gaps(self, gaps: FormGaps) -> dict[str, Any]:
+        """Answer a creation form submitted with parts missing: a toast naming them (no Feishu call, so the
+        press is answered at once)."""
+        return {"toast": rules.missing_text(gaps.missing, gaps.locale)}
 
     @workflow.signal(name="registered")
     def registered(self, info: Registered) -> None:

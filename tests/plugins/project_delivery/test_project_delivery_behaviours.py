@@ -155,6 +155,11 @@ async def test_a_stage_press_is_answered_at_once_while_feishu_is_slow(scenario_h
         project = await _create(env, "建群 协和医院 CT128 华北", "ev-1")
         # a submitted creation form: answered with our toast while the group's calls are slow
         env.standin.inject(Fault(kind="slow", delay=4, path_prefix="/open-apis/", times=3))
+        gaps = card_action_event({"scenario": "project_delivery", "op": "create"}, h.NORTH["sales"], "om_formcard",
+                                 "oc_sales", form_value={"customer": "天坛医院", "product": "", "region": ""})
+        answer = await env.push("card.action.trigger", gaps, event_id="ev-gaps")
+        assert answer.status == 200 and answer.response_json["toast"]["content"] == "缺少：产品名称、区域"
+        assert len(h.created_chats(env)) == 1 and not [m for m in env.messages() if m.reply_to == "om_formcard"]
         fields = {"customer": "天坛医院", "product": "MR 1.5T", "region": "华北"}
         form = card_action_event({"scenario": "project_delivery", "op": "create"}, h.NORTH["sales"], "om_formcard",
                                  "oc_sales", form_value=fields)
