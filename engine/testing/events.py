@@ -15,10 +15,11 @@ To test a redelivery, pass the same ``message_id`` (or build once and deliver th
 from __future__ import annotations
 
 import itertools
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from engine.events import BitableRecordChanged, CardAction, MessageReceived, UserCreated
+from engine.events import BitableRecordChanged, CardAction, Mention, MessageReceived, UserCreated
 
 __all__ = ["card_press", "message", "record_changed", "user_created"]
 
@@ -30,17 +31,20 @@ def _next(prefix: str) -> str:
 
 
 def message(text: str, *, sender: str = "ou_tester", chat_id: str = "oc_test", chat_type: str = "p2p",
-            mentions_bot: bool | None = None, message_id: str | None = None, event_id: str | None = None,
-            create_time: datetime | None = None) -> MessageReceived:
+            mentions_bot: bool | None = None, mentions: Sequence[str] = (), message_id: str | None = None,
+            event_id: str | None = None, create_time: datetime | None = None) -> MessageReceived:
     """``im.message.receive_v1``: ``text`` (mentions already removed) from ``sender``.
 
     A group message mentions the bot unless ``mentions_bot=False``; a p2p one does not need to.
+    ``mentions``: the open ids of the other people @-mentioned in it, in order.
     """
+    asks_bot = (chat_type == "group") if mentions_bot is None else mentions_bot
+    people = [Mention(key=f"@_user_{i + 2}", open_id=open_id, name=open_id) for i, open_id in enumerate(mentions)]
+    bot = [Mention(key="@_user_1", open_id="ou_bot", name="bot", is_bot=True)] if asks_bot else []
     return MessageReceived(
         event_id=event_id or _next("ev"), event_type="im.message.receive_v1",
         create_time=create_time or datetime.now(UTC), message_id=message_id or _next("om"), chat_id=chat_id,
-        chat_type=chat_type, text=text, sender_open_id=sender,
-        mentions_bot=(chat_type == "group") if mentions_bot is None else mentions_bot)
+        chat_type=chat_type, text=text, sender_open_id=sender, mentions_bot=asks_bot, mentions=[*bot, *people])
 
 
 def card_press(value: dict[str, Any], operator: str, *, form: dict[str, Any] | None = None,

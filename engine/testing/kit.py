@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import Any, Protocol
 
 from temporalio import activity
 from temporalio.client import (
@@ -481,3 +481,17 @@ def _feishu_environment(standin: Any) -> Any:
                 os.environ.pop(key, None)
             else:
                 os.environ[key] = value
+
+
+class HarnessFactory(Protocol):
+    """The type of the ``scenario_harness`` fixture: ``async with scenario_harness(plugins, ...) as env``.
+
+    Annotate a test's parameter with it (``scenario_harness: HarnessFactory``) to have ``env`` typed as
+    :class:`ScenarioHarness`. ``plugins`` maps scenario names to plugin modules or objects; the keywords
+    are :meth:`ScenarioHarness.start`'s.
+    """
+
+    def __call__(self, plugins: Mapping[str, ModuleType | object], *, config: Mapping[str, Any] | None = None,
+                 org_settings: Mapping[str, Mapping[str, Any]] | None = None, standin: Any = None,
+                 freeze_wall_clock: bool = True, payload_codec: PayloadCodec | None = None,
+                 ) -> contextlib.AbstractAsyncContextManager[ScenarioHarness]: ...

@@ -10,10 +10,13 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import AsyncIterator, Callable
-from typing import Any
+from collections.abc import AsyncIterator
+from typing import TYPE_CHECKING, Any
 
 import pytest
+
+if TYPE_CHECKING:
+    from engine.testing.kit import HarnessFactory
 
 _app_ids = itertools.count(1)
 
@@ -38,7 +41,8 @@ async def feishu_standin() -> AsyncIterator[Any]:
 
 
 @pytest.fixture
-def scenario_harness(tmp_path: Any) -> Callable[..., Any]:
+def scenario_harness(tmp_path: Any) -> HarnessFactory:
+    """``async with scenario_harness({"name": plugin}, config=..., org_settings=...) as env`` (typed)."""
     # imported here: this module loads in every pytest run, the kit only where a test asks for it
     from engine.testing.kit import ScenarioHarness
 

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import itertools
-from datetime import UTC, datetime
 from typing import Any
 
-from engine.events import CardAction
+from engine.sdk import CardAction
+from engine.testing import events
 
 HEAD = "ou_head_icu"
 DAY = "ou_dr_day"  # works the day shift on workdays
@@ -17,7 +16,6 @@ GROUP = "oc_icu_group"
 RECORDS = {"app_token": "bascnHandover", "table_id": "tblHandovers"}
 PATIENTS = {"app_token": "bascnPatients", "table_id": "tblPatientEntries"}
 
-_ids = itertools.count(1)
 
 
 def handover_settings(**overrides: Any) -> dict[str, Any]:
@@ -38,6 +36,4 @@ def handover_settings(**overrides: Any) -> dict[str, Any]:
 def card(operator: str, op: str, key: str, form: dict[str, Any] | None = None, event_id: str | None = None,
          **value: Any) -> CardAction:
     """A card press as the ingress would normalize it."""
-    return CardAction(event_id=event_id or f"ev-{next(_ids)}", event_type="card.action.trigger",
-                      create_time=datetime.now(UTC), operator_open_id=operator,
-                      action_value={"op": op, "key": key, **value}, form_value=form)
+    return events.card_press({"op": op, "key": key, **value}, operator, form=form, event_id=event_id)

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from engine.events import BitableRecordChanged, CardAction, Mention, MessageReceived
+from engine.sdk import BitableRecordChanged, CardAction, MessageReceived
+from engine.testing import events
 
 SEED = Path(__file__).resolve().parents[3] / "examples" / "project_delivery" / "staffing.json"
 NORTH = {"pm": "ou_pm_north", "sales": "ou_sales_north", "se": "ou_se_north", "rm": "ou_rm_north"}
@@ -15,25 +15,18 @@ NORTH = {"pm": "ou_pm_north", "sales": "ou_sales_north", "se": "ou_se_north", "r
 def mention(text: str, event_id: str, *, message_id: str | None = None, chat: str = "oc_sales",
             sender: str = "ou_sales_north", mentions: list[str] = ()) -> MessageReceived:
     """A group message that @-mentions the bot (and optionally users)."""
-    people = [Mention(key=f"@_user_{i + 2}", open_id=o, name=o) for i, o in enumerate(mentions)]
-    return MessageReceived(
-        event_id=event_id, event_type="im.message.receive_v1", create_time=datetime.now(UTC),
-        message_id=message_id or f"om_{event_id}", chat_id=chat, chat_type="group", text=text,
-        sender_open_id=sender, mentions_bot=True,
-        mentions=[Mention(key="@_user_1", open_id="ou_bot", name="bot", is_bot=True), *people])
+    return events.message(text, sender=sender, chat_id=chat, chat_type="group", mentions=mentions,
+                          message_id=message_id or f"om_{event_id}", event_id=event_id)
 
 
 def press(value: dict[str, Any], event_id: str, operator: str, form: dict[str, Any] | None = None,
           message_id: str = "") -> CardAction:
-    return CardAction(event_id=event_id, event_type="card.action.trigger", create_time=datetime.now(UTC),
-                      operator_open_id=operator, action_value={"scenario": "project_delivery", **value},
-                      form_value=form, open_message_id=message_id)
+    return events.card_press({"scenario": "project_delivery", **value}, operator, form=form, message_id=message_id,
+                             event_id=event_id)
 
 
 def row_edited(record_id: str, event_id: str, operator: str) -> BitableRecordChanged:
-    return BitableRecordChanged(event_id=event_id, event_type="drive.file.bitable_record_changed_v1",
-                                create_time=datetime.now(UTC), app_token="bascnDelivery", table_id="tblProjects",
-                                record_id=record_id, action="record_edited", operator_open_id=operator)
+    return events.record_changed("bascnDelivery", "tblProjects", record_id, operator=operator, event_id=event_id)
 
 
 def seed(env: Any) -> None:

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import copy
-import itertools
 import json
-from datetime import UTC, date, datetime, time, timedelta
+from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from engine.events import BitableRecordChanged, CardAction
+from engine.sdk import BitableRecordChanged, CardAction
+from engine.testing import events
 from engine.testing.kit import org_config
 
 ZONE = ZoneInfo("Asia/Shanghai")
@@ -24,7 +24,6 @@ SITES = {
     "hosp_b": {"name": "B院", "settings": {"recruiting": {"roles": {
         "recruiter": "ou_rc_b", "hospital_head": "ou_head_b", "interviewer": "ou_interviewer_b", "hr": "ou_hr_b"}}}},
 }
-_ids = itertools.count(1)
 
 
 def config(**settings: Any) -> dict[str, Any]:
@@ -53,15 +52,11 @@ def edit_row(env: Any, table: str, record_id: str, **fields: Any) -> None:
 
 def record_event(table: str, record_id: str, action: str = "record_added", operator: str = "ou_rc_a"
                  ) -> BitableRecordChanged:
-    return BitableRecordChanged(event_id=f"ev-bt-{next(_ids)}", event_type="drive.file.bitable_record_changed_v1",
-                                create_time=datetime.now(UTC), app_token=APP, table_id=table, record_id=record_id,
-                                action=action, operator_open_id=operator)
+    return events.record_changed(APP, table, record_id, action=action, operator=operator)
 
 
 def press(operator: str, op: str, form: dict[str, Any] | None = None, **value: Any) -> CardAction:
-    return CardAction(event_id=f"ev-card-{next(_ids)}", event_type="card.action.trigger",
-                      create_time=datetime.now(UTC), operator_open_id=operator,
-                      action_value={"scenario": "recruiting", "op": op, **value}, form_value=form)
+    return events.card_press({"scenario": "recruiting", "op": op, **value}, operator, form=form)
 
 
 def track(env: Any, key: str) -> None:

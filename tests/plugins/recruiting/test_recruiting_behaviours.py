@@ -222,7 +222,7 @@ async def test_the_business_clock_drives_the_sla_timers(scenario_harness: Any) -
     """Behaviour 7: the business clock (the site context's ``BusinessClock``) drives the SLA timers."""
     scale = 1440  # a business day per real minute
     # the origin must be fixed in the config, before the server's clock starts: a start, not an expectation
-    origin = datetime.now(UTC).replace(microsecond=0)
+    origin = datetime.now(UTC).replace(microsecond=0)  # wall clock: the business clock's origin, not an expectation
     clock = BusinessClock(scale=scale, origin=origin)
     document = org_config(plugins=["recruiting"], settings={"recruiting": {"roles": dict(GROUP_ROLES)}},
                           sites=SITES, extra={"clock": {"scale": scale, "origin": origin.isoformat()}})
