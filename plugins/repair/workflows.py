@@ -118,7 +118,8 @@ class TicketWorkflow:
         t.reporter_open_id, t.reporter_name = intake.reporter_open_id, intake.reporter_name
         t.site, t.site_name, t.record_id = intake.site, intake.site_name, intake.record_id or t.record_id
         t.reporter_locale = params.reporter_locale or context.locale
-        t.reported_at = params.reported_at or self._now()
+        # when Feishu took the report (or the alert began), on the business clock like every other moment
+        t.reported_at = min(self.clock.now(params.reported_at), self._now()) if params.reported_at else self._now()
         category = params.category or (self.settings.alert_category if t.source == "alert" else "")
         decision = rules.triage(t.text, t.location, self.settings, category)
         t.category, t.priority = decision.data["category"], decision.data["priority"]

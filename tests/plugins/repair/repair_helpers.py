@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -33,8 +34,10 @@ SETTINGS: dict[str, Any] = {
 
 
 def report(text: str, *, message_id: str, event_id: str | None = None, chat_type: str = "group",
-           sender: str = REPORTER) -> MessageReceived:
-    return build_message(text, sender=sender, chat_type=chat_type, message_id=message_id, event_id=event_id)
+           sender: str = REPORTER, at: datetime | None = None) -> MessageReceived:
+    """A message to the bot; ``at`` is when Feishu took it (pass the workflow clock's now)."""
+    return build_message(text, sender=sender, chat_type=chat_type, message_id=message_id, event_id=event_id,
+                         create_time=at)
 
 
 def press(op: str, ticket: str, who: str, *, event_id: str | None = None, **value: Any) -> CardAction:
