@@ -7,13 +7,14 @@ The worker builds :class:`RepairActivities` once with the engine's services (``e
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from temporalio import activity
 
 from engine.sdk import FeishuError, Services, cells
 
 from . import rules
-from .bitable import read_ticket_row, reporter_of
+from .bitable import read_rota_row, read_ticket_row, reporter_of
 from .config import RepairSettings
 from .models import Intake, IntakeRequest, OnDutyRequest, ReportRequest, Technician, TicketRow
 
@@ -58,12 +59,16 @@ class RepairActivities:
                     "site": cells.text(record.fields.get(names.site)),
                     "location": cells.text(record.fields.get(names.location)),
                     "asset_id": cells.text(record.fields.get(names.asset))})
+            departments: list[str] = []
             if found.reporter_open_id:
                 user = await self.services.feishu.get_user(found.reporter_open_id)
                 found.reporter_name = str((user or {}).get("name") or "")
+                departments = [str(d) for d in (user or {}).get("department_ids") or []]
         except FeishuError as error:
             raise error.to_application_error() from error
-        site = found.site or self._site_in(org_id, found.location, found.text)
+        # the site given (row, label, alert), else one named in the report, else the reporter's department's
+        by_department = next((group.department_sites[d] for d in departments if d in group.department_sites), "")
+        site = found.site or self._site_in(org_id, found.location, found.text) or by_department
         context = self.services.context(org_id, SCENARIO, site or None)
         found.site, found.site_name, found.context = context.site or "", context.site_name, context
         return found
@@ -73,12 +78,28 @@ class RepairActivities:
         """The technician on duty for the site's category at ``at`` (the site's rota, in its zone); the team
         lead when nobody is on duty; an empty technician when the team has neither."""
         context = self.services.context(request.org, SCENARIO, request.site or None)
-        team = context.settings_as(RepairSettings).team(request.category)
-        found = rules.on_duty(team.rota, request.at.astimezone(context.zone))
+        settings = context.settings_as(RepairSettings)
+        team = settings.team(request.category)
+        rota = team.rota
+        if settings.rota_table_id:
+            rota = await self._rota_rows(settings, context.site or "", context.site_name, request.category)
+        found = rules.on_duty(rota, request.at.astimezone(context.zone))
         if found is None:
             log.info("nobody on the %s rota at %s: the team lead takes it", request.category, request.at)
             return Technician(open_id=team.lead_open_id)
         return found
+
+    async def _rota_rows(self, settings: RepairSettings, site: str, site_name: str, category: str) -> list[Any]:
+        """The rota table's duties for one site (rows naming it, or no site) and category, in table order."""
+        try:
+            records = await self.services.feishu.bitable_search(settings.app_token, settings.rota_table_id)
+        except FeishuError as error:
+            raise error.to_application_error() from error
+        duties = [read_rota_row(r.fields, settings) for r in records]
+        own = {site, site_name} - {""}
+        return [entry for found in duties if found is not None
+                for row_site, row_category, entry in [found]
+                if row_category == category and (not row_site or row_site in own)]
 
     @activity.defn(name="repair.list_tickets")
     async def list_tickets(self, request: ReportRequest) -> list[TicketRow]:

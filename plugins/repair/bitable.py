@@ -8,11 +8,12 @@ empty, so one odd row does not stop the monthly report.
 from __future__ import annotations
 
 import logging
+from datetime import time
 from typing import Any
 
 from engine.sdk import cells
 
-from .config import RepairSettings
+from .config import RepairSettings, RotaEntry
 from .models import HistoryEntry, Ticket, TicketRow
 
 log = logging.getLogger(__name__)
@@ -96,3 +97,29 @@ def read_ticket_row(fields: dict[str, Any], settings: RepairSettings) -> TicketR
         done_at=_read(cells.moment, fields, names.done_at),
         sla_met=(_read(cells.checkbox, fields, names.sla_met) if fields.get(names.sla_met) is not None else None),
         reopened=int(_read(cells.number, fields, names.reopened) or 0))
+
+
+def _clock(value: str) -> time | None:
+    try:
+        return time.fromisoformat(value.strip()) if value.strip() else None
+    except ValueError:
+        return None
+
+
+def read_rota_row(fields: dict[str, Any], settings: RepairSettings) -> tuple[str, str, RotaEntry] | None:
+    """``(site, category, duty)`` of a rota-table row; None for a row without a technician or with odd
+    hours (logged by column, never by content)."""
+    names = settings.rota_fields
+    person = _read(cells.person, fields, names.technician)
+    if person is None or not person.id:
+        return None
+    raw_days = _read(cells.options, fields, names.weekdays) or []
+    days = [int(d) for part in raw_days for d in part.replace("，", ",").split(",") if d.strip().isdigit()]
+    start, end = _clock(cells.text(fields.get(names.start)) or "00:00"), _clock(cells.text(fields.get(names.end))
+                                                                                  or "00:00")
+    if start is None or end is None or any(not 1 <= d <= 7 for d in days):
+        log.warning("rota table: a row with unreadable %r/%r/%r; skipped", names.weekdays, names.start, names.end)
+        return None
+    category = cells.text(fields.get(names.category))
+    entry = RotaEntry(open_id=person.id, name=person.name, weekdays=days, start=start, end=end)
+    return cells.text(fields.get(names.site)), _CATEGORY_OF.get(category, category), entry

@@ -127,6 +127,17 @@ class HistoryFields(PluginSettings):
     note: str = "说明"
 
 
+class RotaFields(PluginSettings):
+    """Field names of the optional rota table (one record per duty; it replaces the config's rota)."""
+
+    site: str = "院区"  # a site id or name; empty: every site
+    category: str = "类别"  # facilities / it / medical, or 总务 / 信息 / 设备
+    technician: str = "维修人"  # a person cell
+    weekdays: str = "星期"  # a multi select or text of 1-7 ("1,2,3,4,5"); empty: every day
+    start: str = "开始"  # "08:00"; start = end: around the clock
+    end: str = "结束"
+
+
 class RepairSettings(PluginSettings):
     """Everything an organization (or a site) configures for repair tickets."""
 
@@ -145,6 +156,11 @@ class RepairSettings(PluginSettings):
     urgent_locations: list[str] = Field(default_factory=lambda: ["ICU", "重症", "手术室", "operating room",
                                                                  "急诊", "emergency", "产房", "NICU"])
     teams: dict[str, Team] = Field(default_factory=_default_teams)
+    # a rota table in the same base instead of the teams' rota lists (leads and heads stay in ``teams``)
+    rota_table_id: str = ""
+    rota_fields: RotaFields = Field(default_factory=RotaFields)
+    # the reporter's Feishu department (open department id) → the site whose rules and team apply
+    department_sites: dict[str, str] = Field(default_factory=dict)
     sla: SlaSettings = Field(default_factory=SlaSettings)
     auto_close_hours: int = Field(72, ge=1)  # a done ticket the reporter neither confirms nor reopens closes
     rating_hours: int = Field(24, ge=1)  # after confirming, the rating stays open this long
@@ -176,7 +192,8 @@ class RepairSettings(PluginSettings):
         return self.teams.get(category) or Team()
 
 
-SITE_OVERRIDABLE = ("keywords", "urgent_keywords", "urgent_locations", "teams", "sla", "auto_close_hours")
+SITE_OVERRIDABLE = ("keywords", "urgent_keywords", "urgent_locations", "teams", "sla", "auto_close_hours",
+                    "rota_table_id")
 
 TICKET_PATTERN = re.compile(r"BX-[0-9A-Z]{2,8}-[0-9A-Z]{4,16}", re.IGNORECASE)
 """What a ticket number looks like ("BX-261130-7Q2KD"; alerts: "BX-AL-<fingerprint>")."""

@@ -128,3 +128,65 @@ async def test_a_site_makes_its_own_words_urgent_and_has_its_own_technician(scen
         await env.deliver(report("报修 门诊收费处电脑蓝屏", message_id="om_group"))
         group_ticket = await state(env, ticket_of(env, "om_group"))
         assert (group_ticket.site, group_ticket.priority, group_ticket.technician.open_id) == ("", "normal", IT_TECH)
+
+
+async def test_a_row_added_to_the_table_is_a_ticket_dispatched_from_the_rota_table(scenario_harness: Any) -> None:
+    from engine.testing.events import record_changed
+
+    config = org_config(plugins=["repair"], settings={"repair": {
+        **SETTINGS, "rota_table_id": "tblRota", "department_sites": {"icu": "hosp_b"}}},
+        sites={"hosp_b": {"name": "B院"}})
+    async with scenario_harness({"repair": repair}, config=config) as env:
+        env.standin.state.merge_json(SEED)
+        env.standin.state.merge_json({"bitable": {"bascnRepair": {"tblRota": {"name": "值班表", "records": [
+            {"record_id": "recR1", "fields": {"院区": "A院", "类别": "信息", "维修人": [{"id": IT_TECH}]}},
+            {"record_id": "recR2", "fields": {"院区": "B院", "类别": "信息", "维修人": [{"id": "ou_rp_night",
+                                                                                  "name": "刘工"}],
+                                              "星期": ["1", "2", "3", "4", "5", "6", "7"], "开始": "00:00",
+                                              "结束": "00:00"}}]}}}})
+        start = await env.begin_at(moments.ordinary_workday())
+        tickets = env.standin.state.table("bascnRepair", "tblTickets")["records"]
+        tickets["recT1"] = {"record_id": "recT1", "fields": {"报修内容": "护士站电脑无法登录HIS",
+                                                             "报修人": [{"id": REPORTER}], "位置": "5楼护士站"}}
+        await env.deliver(record_changed("bascnRepair", "tblTickets", "recT1", action="record_added",
+                                         after=tickets["recT1"]["fields"], create_time=start))
+        (told,) = env.messages(to=REPORTER)
+        number = told.text.split("工单号 ")[1].split("。")[0]
+        ticket = await state(env, number)
+        # the reporter's department puts the ticket at B院, whose duty in the rota table is 刘工
+        assert (ticket.site, ticket.category, ticket.technician.open_id) == ("hosp_b", "it", "ou_rp_night")
+        assert tickets["recT1"]["fields"]["工单号"] == number and len(tickets) == 1  # the same row, kept in step
+        # an edit of the row (by anyone) opens nothing new
+        await env.deliver(record_changed("bascnRepair", "tblTickets", "recT1", action="record_edited"))
+        assert len(env.messages(to="ou_rp_night")) == 1
+
+        for op in ("accept", "done"):
+            await env.deliver(press(op, number, "ou_rp_night"))
+        await env.deliver(press("reopen", number, REPORTER))
+        again = await state(env, number)
+        assert (again.status, again.reopened) == ("dispatched", 1)
+        assert len(env.messages(to="ou_rp_night")) == 2  # dispatched again
+        assert "重新派单" in env.messages(to=REPORTER)[-1].text
+        await env.deliver(press("accept", number, "ou_rp_night"))
+        await env.deliver(press("done", number, "ou_rp_night"))
+        await env.advance(hours=71)
+        assert (await state(env, number)).status == "done"
+        await env.advance(hours=2)  # 72 hours unconfirmed: it closes itself and says so
+        closed = await state(env, number)
+        assert closed.status == "closed" and closed.rating is None
+        assert "自动关闭" in env.messages(to=REPORTER)[-1].text
+        assert tickets["recT1"]["fields"]["状态"] == "已关闭" and tickets["recT1"]["fields"]["返修次数"] == 1
+
+
+async def test_a_photo_sent_to_the_bot_is_a_report(scenario_harness: Any) -> None:
+    async with scenario_harness({"repair": repair}, org_settings={"repair": SETTINGS}) as env:
+        env.standin.state.merge_json(SEED)
+        start = await env.begin_at(moments.ordinary_workday())
+        event = report("", message_id="om_photo", chat_type="p2p", at=start).model_copy(update={
+            "message_type": "image",
+            "raw": {"event": {"message": {"content": '{"image_key": "img_v3_leak"}'}}}})
+        await env.deliver(event)
+        number = ticket_of(env, "om_photo")
+        ticket = await state(env, number)
+        assert ticket.photos == ["img_v3_leak"] and ticket.category == "facilities"
+        assert "照片" in str(env.messages(to=FAC_TECH)[0].card)
