@@ -169,7 +169,7 @@ async def test_6_users_see_their_language_and_no_internal_reason(scenario_harnes
 
 async def test_7_the_business_clock_drives_the_accept_ladder(scenario_harness: Any) -> None:
     """Behaviour 7: the business clock (``BusinessClock`` of the site context) drives the ticket's timers."""
-    origin = datetime.now(UTC).replace(microsecond=0)  # the clock's origin in the config, not an expectation
+    origin = datetime.now(UTC).replace(microsecond=0)  # wall clock: the business clock's origin, not an expectation
     config = org_config(plugins=["repair"], settings={"repair": SETTINGS},
                         extra={"clock": {"scale": 60, "origin": origin.isoformat()}})  # a business minute a second
     async with scenario_harness({"repair": repair}, config=config) as env:

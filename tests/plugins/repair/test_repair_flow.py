@@ -34,7 +34,9 @@ async def test_a_ticket_from_the_report_to_the_rating(scenario_harness: Any) -> 
         await env.deliver(report("报修 门诊2楼收费处打印机卡纸", message_id="om_flow"))
         number = ticket_of(env, "om_flow")
         (reply,) = replies_to(env, "om_flow")
-        assert "信息" in reply.text and "一般" in reply.text and "王工" in reply.text
+        lines = reply.text.splitlines()
+        assert lines[0] == f"已收到您的报修，工单号 {number}。" and lines[1] == "类别：信息，优先级：一般"
+        assert lines[2].startswith("已通知维修人员 王工") and lines[3] == f"查询进度：@机器人 {number} 状态"
         (card,) = env.messages(to=IT_TECH)
         assert card.card and number in str(card.card)
         ticket = await state(env, number)
