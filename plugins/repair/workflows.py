@@ -54,6 +54,9 @@ from .models import (
 SCENARIO = "repair"
 HISTORY_KEPT = 100
 OWN_ACTIVITY = activity_options(timedelta(seconds=30))
+# A closed ticket's workflow stays a week to answer late presses on its cards in the person's language
+# (a press on a finished workflow gets the engine's untranslated "not found").
+ANSWER_CLOSED = timedelta(days=7)
 
 
 class Refused(Refusal):
@@ -101,6 +104,10 @@ class TicketWorkflow:
         while self.t.status != "closed":
             await self._wait_and_act()
         await self.deferred.run()
+        if self.t.source != "alert":  # an alert firing again after its resolution is a new ticket: end now
+            with contextlib.suppress(TimeoutError):
+                await workflow.wait_condition(lambda: self.deferred.pending,
+                                              timeout=self.clock.real_delay(ANSWER_CLOSED))
         await workflow.wait_condition(workflow.all_handlers_finished)
         await self.deferred.run()
         return self.t.status

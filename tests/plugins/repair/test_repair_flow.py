@@ -65,6 +65,8 @@ async def test_a_ticket_from_the_report_to_the_rating(scenario_harness: Any) -> 
         ticket = await state(env, number)
         assert (ticket.status, ticket.rating, ticket.comment) == ("closed", 5, "很快，谢谢")
         assert not (ticket.accept_late or ticket.fix_late)
+        late = await env.deliver(press("reopen", number, REPORTER))  # a late press on the card, days later
+        assert late.toast == "工单已关闭"
         (row,) = rows(env)
         assert row["状态"] == "已关闭" and row["评分"] == 5 and row["SLA达标"] is True
         actions = [h["动作"] for h in rows(env, "tblTicketHistory")]
