@@ -5,7 +5,7 @@ from __future__ import annotations
 import importlib
 import sys
 
-BENCHMARKS = ["routing", "ingress", "longconn", "burst", "devices", "abuse"]
+BENCHMARKS = ["routing", "ingress", "longconn", "burst", "devices", "abuse", "repair"]
 
 
 def main(argv: list[str]) -> None:
