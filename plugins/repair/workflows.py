@@ -54,8 +54,9 @@ from .models import (
 SCENARIO = "repair"
 HISTORY_KEPT = 100
 OWN_ACTIVITY = activity_options(timedelta(seconds=30))
-# A closed ticket's workflow stays a week to answer late presses on its cards in the person's language
-# (a press on a finished workflow gets the engine's untranslated "not found").
+# A closed ticket's workflow stays a week to answer late presses on its cards, "the ticket is closed" in the
+# person's language (a finished workflow gets only the engine's "this card is no longer active", in the
+# organization's language).
 ANSWER_CLOSED = timedelta(days=7)
 
 
