@@ -76,9 +76,13 @@ async def alertmanager(request: Request, app: Any) -> Response:
     declared = request.headers.get("content-length", "")
     if declared.isdigit() and int(declared) > MAX_BODY:
         return _short(413, "body too large")
-    body = await request.body()
-    if len(body) > MAX_BODY:
-        return _short(413, "body too large")
+    chunks, size = [], 0
+    async for chunk in request.stream():  # read no further than the limit, whatever the body claims
+        size += len(chunk)
+        if size > MAX_BODY:
+            return _short(413, "body too large")
+        chunks.append(chunk)
+    body = b"".join(chunks)
     try:
         payload = Payload.model_validate_json(body)
     except ValidationError as error:

@@ -123,8 +123,14 @@ async def test_bad_tokens_and_bodies_are_refused_short(scenario_harness: Any) ->
                     json.dumps({**body, "alerts": [{**body["alerts"][0], "status": "pending"}]}).encode()):
             answer = await http.post(url, content=bad, headers={**good, "Content-Type": "application/json"})
             assert answer.status_code == 400 and len(answer.text) < 200, bad
-        huge = await http.post(url, content=b" " * (1 << 20 + 1), headers=good)
+        huge = await http.post(url, content=b" " * (2 << 20), headers=good)
         assert huge.status_code == 413
+
+        async def chunked() -> Any:  # no Content-Length: the size is found while reading
+            for _ in range(40):
+                yield b" " * 65536
+
+        assert (await http.post(url, content=chunked(), headers=good)).status_code == 413
         await env.settle()
         assert env.messages() == [] and rows(env) == []  # nothing reached a workflow
 
