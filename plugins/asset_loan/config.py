@@ -20,6 +20,7 @@ SIGNING_SECRET = SecretSpec(
     public_values=("asset-loan-dev-signing-key-not-for-production",))
 
 RECIPIENTS = ("borrower", "keeper", "manager")
+LOCALES = ("zh_CN", "en_US")
 
 
 class AssetFields(PluginSettings):
@@ -75,6 +76,17 @@ class CategoryRule(PluginSettings):
     allowed_users: list[str] = Field(default_factory=list)
     allowed_roles: list[str] = Field(default_factory=list)
     manager_open_id: str | None = None  # overrides the scenario's manager for this category
+    # what people see for the category, per locale ({"zh_CN": "仪器", "en_US": "instruments"}); without
+    # one, the category as the asset table writes it
+    labels: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("labels")
+    @classmethod
+    def _locales(cls, value: dict[str, str]) -> dict[str, str]:
+        unknown = sorted(set(value) - set(LOCALES))
+        if unknown:
+            raise ValueError(f"labels are per locale ({', '.join(LOCALES)}), got {', '.join(unknown)}")
+        return value
 
 
 class EscalationStep(PluginSettings):
@@ -168,6 +180,12 @@ class AssetLoanSettings(PluginSettings):
         if category and category in self.categories:
             return self.categories[category]
         return self.categories.get(self.default_category, CategoryRule())
+
+    def category_label(self, category: str | None, locale: str) -> str:
+        """What people reading ``locale`` see for ``category``: its label, else the category as written."""
+        name = category or self.default_category
+        rule = self.categories.get(name)
+        return (rule.labels.get(locale) if rule is not None else None) or name
 
 
 SITE_OVERRIDABLE = ("categories", "reminders", "manager_open_id", "roles")

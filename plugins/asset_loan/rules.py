@@ -46,6 +46,8 @@ MESSAGES: dict[str, dict[str, str]] = {
         "rejected": "已拒绝 {borrower} 的借用申请",
         "not_requested": "{asset} 没有待审批的借用申请",
         "card_sent": "已发送",
+        "someone": "其他同事",
+        "guard_reason": "计量状态为{status}",
     },
     "en_US": {
         "unknown_asset": "Asset {asset} is not in the inventory",
@@ -73,15 +75,42 @@ MESSAGES: dict[str, dict[str, str]] = {
         "rejected": "Request by {borrower} rejected",
         "not_requested": "{asset} has no pending request",
         "card_sent": "Sent",
+        "someone": "someone else",
+        "guard_reason": "its calibration status is {status}",
     },
 }
 CONDITIONS = {"zh_CN": {"lost": "遗失", "damaged": "损坏"}, "en_US": {"lost": "lost", "damaged": "damaged"}}
+# the loan's status as people read it (the asset table's cells are the organization's ``status_labels``)
+STATUS_NAMES = {
+    "zh_CN": {"available": "在库", "requested": "待审批", "on_loan": "借出", "lost": "遗失", "damaged": "损坏"},
+    "en_US": {"available": "available", "requested": "awaiting approval", "on_loan": "on loan", "lost": "lost",
+              "damaged": "damaged"},
+}
+# device_calibration's phases that keep an asset from being lent, as people read them
+GUARD_STATUSES = {
+    "zh_CN": {"overdue": "超期未校准", "quarantined": "超差停用", "sent_out": "送检中", "retired": "已退役",
+              "out_of_service": "停用", "paused": "暂停使用"},
+    "en_US": {"overdue": "overdue for calibration", "quarantined": "quarantined (out of tolerance)",
+              "sent_out": "away for calibration", "retired": "retired", "out_of_service": "out of service",
+              "paused": "paused"},
+}
 
 
 def text(code: str, locale: str, **values: Any) -> str:
     """The user-facing message ``code`` in ``locale`` (Chinese when the locale is unknown)."""
     table = MESSAGES.get(locale, MESSAGES["zh_CN"])
     return table[code].format(**values)
+
+
+def status_name(status: str, locale: str) -> str:
+    """A loan status (``available``, ``on_loan``...) in ``locale``."""
+    return STATUS_NAMES.get(locale, STATUS_NAMES["zh_CN"]).get(status, status)
+
+
+def guard_text(guard: GuardResult, locale: str) -> str:
+    """Why the guard keeps the asset in, as people read it: the calibration status, never its log reason."""
+    names = GUARD_STATUSES.get(locale, GUARD_STATUSES["zh_CN"])
+    return text("guard_reason", locale, status=names.get(guard.status, names["out_of_service"]))
 
 
 # ------------------------------------------------------------------------------------------------ days
@@ -144,13 +173,15 @@ def check_borrow(
                         data={"code": "unknown_asset", "message": text("unknown_asset", locale, asset=asset_id)})
     label = asset.name or asset.asset_id
     if guard.blocked:
-        return Decision(action="refuse", reason=f"guard: {guard.source} status {guard.status}",
-                        data={"code": "guard", "message": text("guard", locale, asset=label, reason=guard.reason)})
+        return Decision(action="refuse", reason=f"guard: {guard.source} status {guard.status}: {guard.reason}",
+                        data={"code": "guard", "message": text("guard", locale, asset=label,
+                                                               reason=guard_text(guard, locale))})
     rule = settings.category_rule(asset.category)
     category = asset.category or settings.default_category
+    shown = settings.category_label(category, locale)
     if not may_borrow(profile, rule, settings.roles):
         return Decision(action="refuse", reason=f"{profile.open_id} not admitted by category {category!r}",
-                        data={"code": "not_allowed", "message": text("not_allowed", locale, category=category)})
+                        data={"code": "not_allowed", "message": text("not_allowed", locale, category=shown)})
     due = requested_due or default_due(today, rule)
     limit = latest_due(today, rule)
     if due < today:
@@ -159,7 +190,7 @@ def check_borrow(
     if due > limit:
         return Decision(action="refuse", reason=f"due {due} beyond max_loan_days {rule.max_loan_days}",
                         data={"code": "due_too_late", "message": text(
-                            "due_too_late", locale, category=category, days=rule.max_loan_days,
+                            "due_too_late", locale, category=shown, days=rule.max_loan_days,
                             max_due=limit.isoformat())})
     days = (due - today).days
     if rule.needs_keeper_approval and asset.keeper_open_id and profile.open_id != asset.keeper_open_id:

@@ -275,7 +275,8 @@ def render_asset(org: Any, state: Any, user: dict[str, Any], path: str, csrf: st
     name = asset.name if asset and asset.name else state.asset_id
     rows = [(t["status"], getattr(labels, state.status) + (f" · {t['overdue']}" if state.overdue else ""))]
     if asset is not None:
-        rows += [(t["category"], asset.category), (t["location"], asset.location),
+        category = settings.category_label(asset.category, org.locale) if asset.category else ""
+        rows += [(t["category"], category), (t["location"], asset.location),
                  (t["keeper"], asset.keeper_name or asset.keeper_open_id)]
     if state.loan is not None:
         loan = state.loan
@@ -294,7 +295,9 @@ def render_asset(org: Any, state: Any, user: dict[str, Any], path: str, csrf: st
     actions = _actions(state, str(user["open_id"]), manager)
     if guard is not None and guard.blocked and "borrow" in actions:
         actions.remove("borrow")
-        body.append(f"<p class='msg err' id='guard'>{t['blocked']}: {esc(guard.reason)}</p>")
+        from .rules import guard_text
+
+        body.append(f"<p class='msg err' id='guard'>{t['blocked']}: {esc(guard_text(guard, org.locale))}</p>")
     for op in actions:
         hidden = (f"<input type='hidden' name='op' value='{op}'><input type='hidden' name='csrf' value='{csrf}'>"
                   f"<input type='hidden' name='request_id' value='{secrets.token_hex(8)}'>")

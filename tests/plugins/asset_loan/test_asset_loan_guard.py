@@ -62,7 +62,8 @@ async def test_out_of_service_device_cannot_be_borrowed(scenario_harness: Any) -
         await env.start_workflow("device_calibration.CalibrationCycle", "active",
                                  id=env.workflow_id("device_calibration", "RD-OSC-002"))
         refused = await env.deliver(press("borrow", "RD-OSC-001", "ou_al_li"))
-        assert "暂停使用" in (refused.toast or "") and "overdue" in (refused.toast or "")
+        assert "暂停使用" in (refused.toast or "") and "超期未校准" in (refused.toast or "")
+        assert "overdue" not in (refused.toast or "")  # the calibration phase, in the person's language
         state = await env.query("asset_loan", "RD-OSC-001")
         assert state["status"] == "available" and state["history"][-1]["action"] == "borrow_refused"
         # in service, and an asset with no calibration workflow at all: both lend normally

@@ -84,7 +84,9 @@ def test_borrow_refusals_say_why() -> None:
     assert borrow(due=TODAY - timedelta(days=1)).data["code"] == "due_past"
     guarded = borrow(guard=GuardResult(blocked=True, source="device_calibration", status="quarantined",
                                        reason="calibration overdue"))
-    assert guarded.action == "refuse" and "calibration overdue" in guarded.data["message"]
+    # the person is told the calibration status in their language; the log reason stays in the decision
+    assert guarded.action == "refuse" and "超差停用" in guarded.data["message"]
+    assert "calibration overdue" not in guarded.data["message"] and "calibration overdue" in guarded.reason
 
 
 def test_who_may_borrow_by_department_user_or_role() -> None:
