@@ -11,6 +11,8 @@ of a loan-after-loan asset stays small.
 from __future__ import annotations
 
 import contextlib
+import functools
+from collections.abc import Awaitable, Callable
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -19,7 +21,9 @@ from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
     from engine.sdk import (
+        BusinessClock,
         Decision,
+        Deferred,
         Refusal,
         SeenEvents,
         WorkCalendar,
@@ -58,6 +62,10 @@ HISTORY_KEPT = 50  # entries carried over continue-as-new (the full record is in
 OWN_ACTIVITY = activity_options(timedelta(seconds=30))
 # Reminders and escalations on the site's working days (they ran on calendar days before).
 WORKDAY_LADDER = "asset_loan.workday_ladder"
+# Card presses answered before the Bitable writes and messages they decided (engine.sdk.Deferred).
+DEFERRED_IO = "asset_loan.deferred_io"
+
+Effect = Callable[[], Awaitable[None]]
 
 
 class Refused(Refusal):
@@ -69,7 +77,13 @@ class Refused(Refusal):
 
 @workflow.defn(name="asset_loan.Loan")
 class LoanWorkflow:
-    """The lifecycle of one asset: available → (requested →) on loan → returned, lost or damaged."""
+    """The lifecycle of one asset: available → (requested →) on loan → returned, lost or damaged.
+
+    An update decides from the workflow's state, changes it at once (so a second press that arrives
+    meanwhile sees the decision) and answers; the Bitable writes and messages it decided run in the main
+    loop afterwards (:class:`engine.sdk.Deferred`), each with the idempotency key reserved when it was
+    decided. Runs recorded before ``DEFERRED_IO`` did that I/O inside the update, and still replay so.
+    """
 
     @workflow.init
     def __init__(self, params: LoanInput) -> None:
@@ -86,12 +100,15 @@ class LoanWorkflow:
         self.settings = AssetLoanSettings()
         self.zone = as_zone("Asia/Shanghai")
         self.calendar = WorkCalendar(self.zone)
+        self.clock = BusinessClock()
         self.locale = "zh_CN"
         self.loaded = False
         self.version = 0  # bumped on every change the reminder loop must re-plan for
         self.cycle_done = False
         self.writes = 0  # numbers history writes, for their idempotency keys
         self._names: dict[str, str] = {}  # names given by borrowers while they hold the claim
+        self.deferred = Deferred()
+        self._defer: bool | None = None
 
     # ------------------------------------------------------------------------------------------ run
 
@@ -99,10 +116,17 @@ class LoanWorkflow:
     async def run(self, params: LoanInput) -> None:
         await self._load()
         while not self.cycle_done:
-            await workflow.wait_condition(lambda: self.cycle_done or self.status == "on_loan")
+            await workflow.wait_condition(
+                lambda: self.cycle_done or self.status == "on_loan" or self.deferred.pending)
+            await self.deferred.run()
             if self.status == "on_loan":
                 await self._remind_until_changed()
+        # drain: what the last presses decided is written before the next loan's run begins
+        await self.deferred.run()
         await workflow.wait_condition(workflow.all_handlers_finished)
+        while self.deferred.pending:
+            await self.deferred.run()
+            await workflow.wait_condition(workflow.all_handlers_finished)
         workflow.continue_as_new(LoanInput(
             asset_id=self.asset_id, cycle=self.cycle + 1, status=self.status, asset=self.asset,
             seen=self.seen.ids(), history=self.history[-HISTORY_KEPT:], condition_note=self.condition_note))
@@ -116,6 +140,8 @@ class LoanWorkflow:
         self.zone = as_zone(self.context.timezone)
         site = self.context.site
         self.calendar = site.calendar() if site is not None else WorkCalendar(self.zone)
+        # the organization's business clock: real, or compressed for drills (the real one in runs before)
+        self.clock = site.clock if site is not None else BusinessClock()
         self.locale = self.context.locale
         if self.context.asset is not None:
             self.asset = self.context.asset
@@ -124,18 +150,22 @@ class LoanWorkflow:
     async def _remind_until_changed(self) -> None:
         version = self.version
         while self.status == "on_loan" and self.loan is not None and self.version == version:
+            await self.deferred.run()
             loan = self.loan
-            now = workflow.now()
+            now = self._now()
             calendar = self.calendar if workflow.patched(WORKDAY_LADDER) else None
             plan = rules.reminder_plan(loan.due, self.settings.reminders, self.zone, calendar)
             decision = rules.next_reminder(plan, loan.notices, now, loan.plan_since)
             if decision.action == "wait" and decision.at is not None:
                 with contextlib.suppress(TimeoutError):
-                    await workflow.wait_condition(lambda: self.version != version, timeout=decision.at - now)
+                    await workflow.wait_condition(lambda: self.version != version or self.deferred.pending,
+                                                  timeout=self.clock.real_delay(decision.at - now))
                 continue
             if decision.is_nothing:
-                await workflow.wait_condition(lambda: self.version != version)
-                return
+                await workflow.wait_condition(lambda: self.version != version or self.deferred.pending)
+                if self.version != version:
+                    return
+                continue
             await self._send_notice(loan, decision)
 
     # ------------------------------------------------------------------------------------- updates
@@ -143,16 +173,18 @@ class LoanWorkflow:
     def _check_available(self, borrower: str) -> None:
         label = self._label()
         if self.claim is not None:
-            raise Refused(rules.text("in_progress", self.locale, asset=label, borrower=self._name(self.claim)))
+            raise Refused(rules.text("in_progress", self.locale, asset=label,
+                                     borrower=self._who(self.claim, self._names.get(self.claim, ""))))
         if self.status == "on_loan" and self.loan is not None:
             raise Refused(rules.text("on_loan_to", self.locale, asset=label,
-                                     borrower=self.loan.borrower_name or self.loan.borrower_open_id,
+                                     borrower=self._who(self.loan.borrower_open_id, self.loan.borrower_name),
                                      since=self._local(self.loan.borrowed_at or self.loan.requested_at)))
         if self.status == "requested" and self.loan is not None:
             raise Refused(rules.text("in_progress", self.locale, asset=label,
-                                     borrower=self.loan.borrower_name or self.loan.borrower_open_id))
+                                     borrower=self._who(self.loan.borrower_open_id, self.loan.borrower_name)))
         if self.status != "available":
-            raise Refused(rules.text("not_available", self.locale, asset=label, status=self._status_label()))
+            raise Refused(rules.text("not_available", self.locale, asset=label,
+                                     status=rules.status_name(self.status, self.locale)))
 
     @workflow.update(name="borrow")
     async def borrow(self, request: BorrowRequest) -> dict[str, Any]:
@@ -166,7 +198,10 @@ class LoanWorkflow:
             await workflow.wait_condition(lambda: self.loaded)
             rule = self.settings.category_rule(self.asset.category if self.asset else None)
             profile = UserProfile(open_id=request.borrower_open_id, name=request.borrower_name)
-            if not profile.name or rule.allowed_departments:
+            # the decision needs the profile only for a category limited to departments; a missing name is
+            # looked up after the answer (a slow contact API must not hold the press)
+            deferring = self._deferring()
+            if rule.allowed_departments or (not profile.name and not deferring):
                 fetched = await workflow.execute_activity(
                     "asset_loan.user_profile", AssetRef(org=workflow_org(), open_id=request.borrower_open_id),
                     result_type=UserProfile, **OWN_ACTIVITY)
@@ -176,7 +211,7 @@ class LoanWorkflow:
                 guard = await workflow.execute_activity(
                     "asset_loan.check_guard", AssetRef(org=workflow_org(), asset_id=self.asset_id),
                     result_type=GuardResult, **OWN_ACTIVITY)
-            now = workflow.now()
+            now = self._now()
             decision = rules.check_borrow(
                 asset=self.asset, asset_id=self.asset_id, profile=profile, settings=self.settings,
                 requested_due=request.due, today=rules.local_day(now, self.zone), guard=guard, locale=self.locale)
@@ -214,10 +249,11 @@ class LoanWorkflow:
         await workflow.wait_condition(lambda: self.loaded)
         loan = self._pending(request)
         loan.approved_by = request.actor_open_id
-        loan.plan_since = workflow.now()
+        loan.plan_since = self._now()
         await self._start_loan(loan, f"approved by {request.actor_open_id}", actor=request.actor_open_id)
         return {"ok": True, "status": self.status, "toast": rules.text(
-            "approved", self.locale, borrower=loan.borrower_name or loan.borrower_open_id, asset=self._label())}
+            "approved", self.locale, borrower=self._who(loan.borrower_open_id, loan.borrower_name),
+            asset=self._label())}
 
     @workflow.update(name="reject")
     async def reject(self, request: ActorRequest) -> dict[str, Any]:
@@ -227,12 +263,15 @@ class LoanWorkflow:
         loan = self._pending(request)
         self.status, self.loan = "available", None
         self.version += 1
-        await self._record("reject", request.actor_open_id, loan.borrower_open_id, request.note or "rejected")
-        await self._write_asset(None)
-        await self._send(loan.borrower_open_id, "asset_loan:decision", {**self._context(loan), "approved": False},
-                         f"decision:{len(self.history)}")
+        history = self._history_row("reject", request.actor_open_id, loan.borrower_open_id,
+                                    request.note or "rejected")
+        await self._effects(
+            history, self._asset_row(None),
+            self._message(loan.borrower_open_id, "asset_loan:decision", {**self._context(loan), "approved": False},
+                          f"decision:{len(self.history)}"))
         return {"ok": True, "status": self.status,
-                "toast": rules.text("rejected", self.locale, borrower=loan.borrower_name or loan.borrower_open_id)}
+                "toast": rules.text("rejected", self.locale,
+                                    borrower=self._who(loan.borrower_open_id, loan.borrower_name))}
 
     @approve.validator
     def _validate_approve(self, request: ActorRequest) -> None:
@@ -256,7 +295,7 @@ class LoanWorkflow:
         damaged asset this way."""
         self.seen.first_time(request.event_id)  # a redelivery in a later run is refused (validator)
         await workflow.wait_condition(lambda: self.loaded)
-        now = workflow.now()
+        now = self._now()
         roles = rules.roles_of(request.actor_open_id, asset=self.asset, loan=self.loan, manager=self._manager())
         if self.status in ("lost", "damaged"):
             if not roles & {"keeper", "manager"}:
@@ -264,8 +303,9 @@ class LoanWorkflow:
             previous = self.status
             self.status, self.condition_note = "available", ""
             self.version += 1
-            await self._record("restore", request.actor_open_id, "", f"{previous} -> available {request.note}".strip())
-            await self._write_asset(None)
+            history = self._history_row("restore", request.actor_open_id, "",
+                                        f"{previous} -> available {request.note}".strip())
+            await self._effects(history, self._asset_row(None))
             self.cycle_done = True
             return {"ok": True, "status": self.status, "toast": rules.text("restored", self.locale,
                                                                              asset=self._label())}
@@ -280,11 +320,12 @@ class LoanWorkflow:
         detail = f"returned via {request.via}" + (f", {late} day(s) late" if late else "")
         if request.note:
             detail += f": {request.note}"
-        await self._record("return", request.actor_open_id, loan.borrower_open_id, detail, due=loan.due)
-        await self._write_asset(None, returned_at=now)
-        await self._send(loan.borrower_open_id, "asset_loan:returned",
-                         {**self._context(loan), "returned_by_keeper": "borrower" not in roles,
-                          "days_late": late}, "returned")
+        history = self._history_row("return", request.actor_open_id, loan.borrower_open_id, detail, due=loan.due)
+        await self._effects(
+            history, self._asset_row(None, returned_at=now),
+            self._message(loan.borrower_open_id, "asset_loan:returned",
+                          {**self._context(loan), "returned_by_keeper": "borrower" not in roles, "days_late": late},
+                          "returned"))
         self.cycle_done = True
         return {"ok": True, "status": self.status, "toast": rules.text("returned", self.locale, asset=self._label())}
 
@@ -295,19 +336,21 @@ class LoanWorkflow:
         await workflow.wait_condition(lambda: self.loaded)
         loan = self._active(request, allowed={"borrower", "keeper", "manager"})
         category = (self.asset.category if self.asset else "") or self.settings.default_category
-        decision = rules.check_extend(loan=loan, rule=self.settings.category_rule(category), category=category,
+        decision = rules.check_extend(loan=loan, rule=self.settings.category_rule(category),
+                                      category=self.settings.category_label(category, self.locale),
                                       days=request.days, zone=self.zone, locale=self.locale)
         if decision.action == "refuse":
-            self._remember(HistoryEntry(at=workflow.now(), action="extend_refused",
+            self._remember(HistoryEntry(at=self._now(), action="extend_refused",
                                         actor_open_id=request.actor_open_id, detail=decision.reason))
             raise Refused(decision.data["message"])
         loan.due = date.fromisoformat(decision.data["due"])
         loan.extensions += 1
-        loan.plan_since = workflow.now()
+        loan.plan_since = self._now()
         loan.overdue_written = False
         self.version += 1
-        await self._record("extend", request.actor_open_id, loan.borrower_open_id, decision.reason, due=loan.due)
-        await self._write_asset(loan)
+        history = self._history_row("extend", request.actor_open_id, loan.borrower_open_id, decision.reason,
+                                    due=loan.due)
+        await self._effects(history, self._asset_row(loan))
         return {"ok": True, "status": self.status, "due": loan.due.isoformat(), "toast": decision.data["message"]}
 
     @workflow.update(name="mark")
@@ -325,12 +368,14 @@ class LoanWorkflow:
         detail = request.condition + (f" while on loan to {borrower}" if borrower else "")
         if request.note:
             detail += f": {request.note}"
-        await self._record(request.condition, request.actor_open_id, borrower, detail, due=loan.due if loan else None)
-        await self._write_asset(None)
+        history = self._history_row(request.condition, request.actor_open_id, borrower, detail,
+                                    due=loan.due if loan else None)
+        notice = None
         if loan is not None:
-            await self._send(loan.borrower_open_id, "asset_loan:marked",
-                             {**self._context(loan), "condition": request.condition, "note": request.note},
-                             f"marked:{len(self.history)}")
+            notice = self._message(loan.borrower_open_id, "asset_loan:marked",
+                                   {**self._context(loan), "condition": request.condition, "note": request.note},
+                                   f"marked:{len(self.history)}")
+        await self._effects(history, self._asset_row(None), notice)
         condition = rules.CONDITIONS.get(self.locale, rules.CONDITIONS["zh_CN"])[request.condition]
         return {"ok": True, "status": self.status,
                 "toast": rules.text("marked", self.locale, asset=self._label(), condition=condition)}
@@ -343,13 +388,15 @@ class LoanWorkflow:
         loan = self._active(request, allowed={"keeper", "manager"})
         loan.manual_reminders += 1
         number = loan.manual_reminders
-        await self._record("remind_now", request.actor_open_id, loan.borrower_open_id,
-                           f"manual reminder #{number}", due=loan.due)
-        await self._send(loan.borrower_open_id, "asset_loan:reminder.card",
-                         {**self._context(loan), "kind": "manual",
-                          "days": rules.days_overdue(loan.due, workflow.now(), self.zone)}, f"manual:{number}")
+        history = self._history_row("remind_now", request.actor_open_id, loan.borrower_open_id,
+                                    f"manual reminder #{number}", due=loan.due)
+        await self._effects(history, self._message(
+            loan.borrower_open_id, "asset_loan:reminder.card",
+            {**self._context(loan), "kind": "manual", "days": rules.days_overdue(loan.due, self._now(), self.zone)},
+            f"manual:{number}"))
         return {"ok": True, "status": self.status,
-                "toast": rules.text("reminded", self.locale, borrower=loan.borrower_name or loan.borrower_open_id)}
+                "toast": rules.text("reminded", self.locale,
+                                    borrower=self._who(loan.borrower_open_id, loan.borrower_name))}
 
     @return_asset.validator
     def _validate_return(self, request: ActorRequest) -> None:
@@ -383,8 +430,10 @@ class LoanWorkflow:
         if not self.seen.first_time(request.event_id):
             return
         await workflow.wait_condition(lambda: self.loaded)
-        await self._send(request.open_id, "asset_loan:asset.card", self._view(request.open_id),
-                         f"card:{request.event_id or len(self.history)}")
+        send = self._message(request.open_id, "asset_loan:asset.card", self._view(request.open_id),
+                             f"card:{request.event_id or len(self.history)}")
+        if send is not None:
+            await send()
 
     # --------------------------------------------------------------------------------------- query
 
@@ -393,11 +442,11 @@ class LoanWorkflow:
         overdue = False
         default, latest = None, None
         if self.loaded:
-            today = rules.local_day(workflow.now(), self.zone)
+            today = rules.local_day(self._now(), self.zone)
             rule = self.settings.category_rule(self.asset.category if self.asset else None)
             default, latest = rules.default_due(today, rule), rules.latest_due(today, rule)
             if self.loan is not None and self.status == "on_loan":
-                overdue = rules.is_overdue(self.loan.due, workflow.now(), self.zone)
+                overdue = rules.is_overdue(self.loan.due, self._now(), self.zone)
         return LoanState(asset_id=self.asset_id, loaded=self.loaded, cycle=self.cycle, status=self.status,
                          overdue=overdue, asset=self.asset, loan=self.loan, borrowing_in_progress=self.claim,
                          default_due=default, max_due=latest, condition_note=self.condition_note,
@@ -406,22 +455,26 @@ class LoanWorkflow:
     # ------------------------------------------------------------------------------------- helpers
 
     async def _start_loan(self, loan: Loan, reason: str, *, actor: str) -> None:
-        loan.borrowed_at = workflow.now()
+        loan.borrowed_at = self._now()
         self.status, self.loan = "on_loan", loan
         self.version += 1
-        await self._record("borrow", actor, loan.borrower_open_id, f"{reason}; due {loan.due}", due=loan.due)
-        await self._write_asset(loan)
-        await self._send(loan.borrower_open_id, "asset_loan:asset.card", self._view(loan.borrower_open_id),
-                         "borrowed")
+        history = self._history_row("borrow", actor, loan.borrower_open_id, f"{reason}; due {loan.due}",
+                                    due=loan.due)
+        card = self._view(loan.borrower_open_id)
+        await self._effects(self._name_lookup(loan, card), history, self._asset_row(loan),
+                            self._message(loan.borrower_open_id, "asset_loan:asset.card", card, "borrowed"))
 
     async def _request_approval(self, loan: Loan, decision: Decision) -> None:
         self.status, self.loan = "requested", loan
         self.version += 1
-        await self._record("request", loan.borrower_open_id, loan.borrower_open_id, decision.reason, due=loan.due)
-        await self._write_asset(loan)
+        history = self._history_row("request", loan.borrower_open_id, loan.borrower_open_id, decision.reason,
+                                    due=loan.due)
+        context = self._context(loan)
+        approval = None
         if self.asset is not None and self.asset.keeper_open_id:
-            await self._send(self.asset.keeper_open_id, "asset_loan:approval.card", self._context(loan),
-                             f"approval:{len(self.history)}")
+            approval = self._message(self.asset.keeper_open_id, "asset_loan:approval.card", context,
+                                     f"approval:{len(self.history)}")
+        await self._effects(self._name_lookup(loan, context), history, self._asset_row(loan), approval)
 
     async def _send_notice(self, loan: Loan, decision: Decision) -> None:
         """Send one reminder or escalation of the plan, and record it (and those it skipped)."""
@@ -431,23 +484,48 @@ class LoanWorkflow:
         kind = decision.data["kind"]
         if kind == "overdue" and not loan.overdue_written:
             loan.overdue_written = True
-            await self._write_asset(loan, status=self.settings.status_labels.overdue)
+            write = self._asset_row(loan, status=self.settings.status_labels.overdue)
+            if write is not None:
+                await write()
         to = rules.recipients(decision.data["to"], loan=loan, asset=self.asset, manager=self._manager())
         context = {**self._context(loan), "kind": kind, "days": decision.data["days"],
                    "rung": decision.data.get("rung", 0)}
         for open_id in to:
             template = "asset_loan:reminder.card" if open_id == loan.borrower_open_id else "asset_loan:escalation.card"
-            await self._send(open_id, template, context, f"{decision.step}:{open_id}")
-        await self._record("reminder" if decision.action == "remind" else "escalation", "", loan.borrower_open_id,
-                           f"{decision.reason} -> {', '.join(to) or 'nobody'}", due=loan.due)
+            send = self._message(open_id, template, context, f"{decision.step}:{open_id}")
+            if send is not None:
+                await send()
+        await self._history_row("reminder" if decision.action == "remind" else "escalation", "",
+                                loan.borrower_open_id, f"{decision.reason} -> {', '.join(to) or 'nobody'}",
+                                due=loan.due)()
 
     def _remember(self, entry: HistoryEntry) -> None:
         self.history.append(entry)
         del self.history[:-HISTORY_KEPT * 2]
 
-    async def _record(self, action: str, actor: str, borrower: str, detail: str, *, due: date | None = None) -> None:
-        """Keep the entry in the workflow's state and write it to the history table."""
-        entry = HistoryEntry(at=workflow.now(), action=action, actor_open_id=actor, borrower_open_id=borrower,
+    # --------------------------------------------------------------------------- decided I/O (effects)
+
+    def _deferring(self) -> bool:
+        """Whether updates leave their I/O to the main loop (runs since ``DEFERRED_IO``)."""
+        if self._defer is None:
+            self._defer = workflow.patched(DEFERRED_IO)
+        return self._defer
+
+    async def _effects(self, *works: Effect | None) -> None:
+        """Carry out a decision's I/O, in order: queued for the main loop, or at once in runs recorded before."""
+        deferring = self._deferring()
+        for work in works:
+            if work is None:
+                continue
+            if deferring:
+                self.deferred.add(work)
+            else:
+                await work()
+
+    def _history_row(self, action: str, actor: str, borrower: str, detail: str, *,
+                     due: date | None = None) -> Effect:
+        """Keep the entry in the workflow's state now; the effect writes it to the history table."""
+        entry = HistoryEntry(at=self._now(), action=action, actor_open_id=actor, borrower_open_id=borrower,
                              detail=detail)
         self._remember(entry)
         self.writes += 1
@@ -455,41 +533,71 @@ class LoanWorkflow:
             org=workflow_org(), app_token=self.settings.app_token, table_id=self.settings.history_table_id,
             records=[history_fields(self.settings, self.asset or self.asset_id, entry, due, self.zone)],
             client_token=f"{workflow.info().workflow_id}:{self.cycle}:h{self.writes}")
+        return functools.partial(self._create_history, request, action)
+
+    async def _create_history(self, request: fr.BitableCreate, action: str) -> None:
         try:
             await feishu_call(fr.BITABLE_CREATE, request, result_type=list[fr.BitableRecord])
         except ActivityError as error:
             # the loan must go on even when the table is unreachable for a day: the state keeps the entry
             workflow.logger.warning("history row for %s not written: %s", action, error)
 
-    async def _write_asset(self, loan: Loan | None, *, status: str | None = None,
-                           returned_at: datetime | None = None) -> None:
+    def _asset_row(self, loan: Loan | None, *, status: str | None = None,
+                   returned_at: datetime | None = None) -> Effect | None:
+        """The asset row as decided now (``None`` when the asset has no row)."""
         if self.asset is None or self.asset.record_id is None:
-            return
+            return None
         label = status or self._status_label()
         request = fr.BitableUpdate(org=workflow_org(), app_token=self.settings.app_token,
                                    table_id=self.settings.asset_table_id, record_id=self.asset.record_id,
                                    fields=loan_fields(self.settings, label, loan, self.zone, returned_at))
+        return functools.partial(self._update_asset, request)
+
+    async def _update_asset(self, request: fr.BitableUpdate) -> None:
         try:
             await feishu_call(fr.BITABLE_UPDATE, request, result_type=fr.BitableRecord)
         except ActivityError as error:
             workflow.logger.warning("asset row of %s not written: %s", self.asset_id, error)
 
-    async def _send(self, open_id: str, template: str, context: dict[str, Any], step: str) -> None:
+    def _message(self, open_id: str, template: str, context: dict[str, Any], step: str) -> Effect | None:
+        """A message with its idempotency key reserved now (``None`` without a recipient)."""
         if not open_id:
-            return
+            return None
         request = fr.SendMessage(org=workflow_org(), to=fr.Recipient(id=open_id), template=template, context=context,
                                  idempotency_key=f"{workflow.info().workflow_id}:{self.cycle}:{step}")
+        return functools.partial(self._deliver, request)
+
+    async def _deliver(self, request: fr.SendMessage) -> None:
         try:
             await feishu_call(fr.SEND_MESSAGE, request, result_type=fr.SentMessage)
         except ActivityError as error:
-            workflow.logger.warning("message %s to %s not sent: %s", template, open_id, error)
-            self._remember(HistoryEntry(at=workflow.now(), action="send_failed", borrower_open_id=open_id,
-                                        detail=f"{template}: {error}"))
+            open_id = request.to.id if request.to else ""
+            workflow.logger.warning("message %s to %s not sent: %s", request.template, open_id, error)
+            self._remember(HistoryEntry(at=self._now(), action="send_failed", borrower_open_id=open_id,
+                                        detail=f"{request.template}: {error}"))
+
+    def _name_lookup(self, loan: Loan, context: dict[str, Any]) -> Effect | None:
+        """The borrower's name from the contact API, for a loan decided without it (a card press)."""
+        if loan.borrower_name or not self._deferring():
+            return None
+        return functools.partial(self._look_up_name, loan, context)
+
+    async def _look_up_name(self, loan: Loan, context: dict[str, Any]) -> None:
+        try:
+            profile = await workflow.execute_activity(
+                "asset_loan.user_profile", AssetRef(org=workflow_org(), open_id=loan.borrower_open_id),
+                result_type=UserProfile, **OWN_ACTIVITY)
+        except ActivityError as error:
+            workflow.logger.warning("no name for the borrower of %s: %s", self.asset_id, error)
+            return
+        if profile.name:
+            loan.borrower_name = profile.name  # the live loan: the state, refusals and later cards show it
+            context["borrower_name"] = profile.name  # the message decided with the loan, not sent yet
 
     def _context(self, loan: Loan | None) -> dict[str, Any]:
         """What every template of the scenario gets (JSON values only: it travels to the activity)."""
         asset = self.asset or AssetInfo(asset_id=self.asset_id)
-        now = workflow.now()
+        now = self._now()
         context: dict[str, Any] = {
             "asset_id": asset.asset_id, "asset_name": asset.name or asset.asset_id, "category": asset.category,
             "location": asset.location, "keeper_name": asset.keeper_name or asset.keeper_open_id,
@@ -529,8 +637,13 @@ class LoanWorkflow:
         rule = self.settings.category_rule(self.asset.category if self.asset else None)
         return rule.manager_open_id or self.settings.manager_open_id
 
-    def _name(self, open_id: str) -> str:
-        return self._names.get(open_id) or open_id
+    def _who(self, open_id: str, name: str) -> str:
+        """A person as a refusal or toast names them: their name, never their open_id."""
+        return name or self._names.get(open_id) or rules.text("someone", self.locale)
+
+    def _now(self) -> datetime:
+        """The organization's business time (the real one unless its clock is compressed for a drill)."""
+        return self.clock.now(workflow.now())
 
     def _label(self) -> str:
         return (self.asset.name if self.asset and self.asset.name else None) or self.asset_id
@@ -546,6 +659,11 @@ class LoanWorkflow:
 # ------------------------------------------------------------------------------------------- views
 
 
+def _business_now(context: LoanContext) -> datetime:
+    """The organization's business time, by the clock of the loaded context (the real one without a site)."""
+    return context.site.clock.now(workflow.now()) if context.site is not None else workflow.now()
+
+
 @workflow.defn(name="asset_loan.MyLoans")
 class MyLoansWorkflow:
     """Answers "我借了什么" / "what do I have": the person's open loans, read from the asset table."""
@@ -557,10 +675,11 @@ class MyLoansWorkflow:
         context = await workflow.execute_activity("asset_loan.load_context", AssetRef(org=params.org),
                                                   result_type=LoanContext, **OWN_ACTIVITY)
         zone = as_zone(context.timezone)
-        loans = rules.open_loans_of(rows, params.open_id, workflow.now(), zone)
+        now = _business_now(context)
+        loans = rules.open_loans_of(rows, params.open_id, now, zone)
         await feishu_call(fr.SEND_MESSAGE, fr.SendMessage(
             org=params.org, reply_to=params.message_id, template="asset_loan:my_loans",
-            context={"loans": loans, "now": workflow.now().isoformat()},
+            context={"loans": loans, "now": now.isoformat()},
             idempotency_key=f"{workflow.info().workflow_id}:reply", locale=params.locale), result_type=fr.SentMessage)
         return len(loans)
 
@@ -577,7 +696,7 @@ class WeeklySummaryWorkflow:
         rows = await workflow.execute_activity("asset_loan.list_assets", AssetRef(org=params.org),
                                                result_type=list[AssetRow], **OWN_ACTIVITY)
         labels = settings.status_labels
-        now = workflow.now()
+        now = _business_now(context)
         summary = rules.summarize_for_keepers(rows, now, as_zone(context.timezone), [labels.on_loan, labels.overdue])
         week = rules.local_day(now, as_zone(context.timezone)).isoformat()
         for keeper, entry in sorted(summary.items()):

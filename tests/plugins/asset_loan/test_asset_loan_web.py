@@ -87,6 +87,7 @@ async def test_scan_page_login_borrow_and_return(scenario_harness: Any) -> None:
                                                    "request_id": "r1"})
             assert posted.status_code == 200 and "请于" in posted.text, posted.text
             assert "value='return'" in posted.text and "value='extend'" in posted.text
+            await env.settle()  # the page answers first; the row is written after
             row = env.standin.state.table("bascnAssetLoan", "tblAssets")["records"]["recAsset001"]["fields"]
             assert row["状态"] == "借出" and row["借用人"][0]["id"] == BORROWER
 
