@@ -172,7 +172,7 @@ async def reconcile(services: Services, request: ReconcileInput) -> ReconcileRep
     client: Client = services.temporal
     today = _as_of(org)
     devices = await read_devices(services.feishu, org, settings, request.record_ids)
-    report = ReconcileReport(org=org.id, rows=len(devices))
+    report = ReconcileReport(org=org.id, rows=len(devices), locale=org.locale)
     # One listing of the running cycles spares a describe per device and kind that does not apply.
     running = await _running_cycles(client, org.id, report) if request.record_ids is None else None
     wanted: set[str] = set()

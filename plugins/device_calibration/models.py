@@ -307,7 +307,8 @@ class ReconcileReport(BaseModel):
     org: str
     rows: int = 0
     changes: list[ReconcileChange] = Field(default_factory=list)
-    errors: list[str] = Field(default_factory=list)
+    errors: list[str] = Field(default_factory=list)  # for the log: the managers' report says only that some were
+    locale: str = "zh_CN"  # the organization's, which the report is written in
 
     def count(self, action: str) -> int:
         return sum(1 for change in self.changes if change.action == action)

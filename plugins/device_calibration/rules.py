@@ -295,33 +295,39 @@ def form_date(value: Any) -> date | None:
         return None
 
 
-def parse_sent_out(values: dict[str, Any], today: date) -> tuple[str, date] | str:
-    """(vendor, sent on) from the "sent for calibration" form, or what is wrong with it."""
+def _problem(code: str, reason: str) -> Decision:
+    """A form refused: ``reason`` for the log, ``code`` for the person's toast (see :func:`problem_text`)."""
+    return Decision(action="refuse", reason=reason, data={"code": code})
+
+
+def parse_sent_out(values: dict[str, Any], today: date) -> tuple[str, date] | Decision:
+    """(vendor, sent on) from the "sent for calibration" form, or a ``refuse`` decision saying what is wrong."""
     vendor = cell_text(values.get("vendor"))
     if not vendor:
-        return "vendor is required"
+        return _problem("vendor_required", "vendor is required")
     sent_on = form_date(values.get("sent_on")) or today
     if sent_on > today:
-        return f"sent-on date {sent_on.isoformat()} is in the future"
+        return _problem("sent_on_future", f"sent-on date {sent_on.isoformat()} is in the future")
     return vendor, sent_on
 
 
-def parse_result(values: dict[str, Any], today: date) -> dict[str, Any] | str:
-    """The fields of a calibration result from the "calibrated" form, or what is wrong with it."""
+def parse_result(values: dict[str, Any], today: date) -> dict[str, Any] | Decision:
+    """The fields of a calibration result from the "calibrated" form, or a ``refuse`` decision saying what is
+    wrong."""
     performed_on = form_date(values.get("performed_on"))
     if performed_on is None:
-        return "calibration date is required"
+        return _problem("date_required", "calibration date is required")
     if performed_on > today:
-        return f"calibration date {performed_on.isoformat()} is in the future"
+        return _problem("date_future", f"calibration date {performed_on.isoformat()} is in the future")
     performed_by = cell_text(values.get("performed_by"))
     certificate = cell_text(values.get("certificate"))
     if not performed_by:
-        return "performed by is required"
+        return _problem("performed_by_required", "performed by is required")
     if not certificate:
-        return "certificate number is required"
+        return _problem("certificate_required", "certificate number is required")
     found, left = cell_text(values.get("as_found")).lower(), cell_text(values.get("as_left")).lower()
     if found not in RESULT_VALUES or left not in RESULT_VALUES:
-        return f"as-found and as-left must each be one of {', '.join(RESULT_VALUES)}"
+        return _problem("result_values", f"as-found and as-left must each be one of {', '.join(RESULT_VALUES)}")
     return {"performed_on": performed_on, "performed_by": performed_by, "certificate": certificate,
             "as_found": found, "as_left": left, "note": cell_text(values.get("note"))}
 
@@ -405,3 +411,86 @@ def toast(locale: str, key: str, **values: Any) -> dict[str, str]:
     """A card-callback answer (``{"toast": text}``) in the organization's language."""
     texts = _TOASTS.get(locale, _TOASTS["zh_CN"])
     return {"toast": texts[key].format(**values)}
+
+
+# What people read in toasts, cards and reports; the reasons behind them go to the audit log.
+_WORDS: dict[str, dict[str, str]] = {
+    "zh_CN": {
+        "vendor_required": "请填写送检单位",
+        "sent_on_future": "送检日期不能晚于今天",
+        "date_required": "请填写校准日期",
+        "date_future": "校准日期不能晚于今天",
+        "performed_by_required": "请填写校准机构或人员",
+        "certificate_required": "请填写证书编号",
+        "result_values": "请选择校准前和校准后的结果",
+        "conclusion_required": "请填写评估结论",
+        "outcome_values": "请选择处理结果",
+        "phase.active": "正常", "phase.overdue": "已超期", "phase.sent_out": "送检中",
+        "phase.quarantined": "停用隔离", "phase.paused": "暂停", "phase.retired": "已退役", "phase.not_found": "未登记",
+        "result.pass": "合格", "result.adjusted": "调整后合格", "result.fail": "不合格",
+        "note.before": "到期前 {days} 天提醒", "note.due": "到期日提醒", "note.escalate": "已超期，升级提醒",
+        "note.away": "送检已超过 {days} 天未归（第 {index} 次提醒）",
+        "note.assessment": "超差评估尚未关闭（第 {index} 次提醒）",
+        "note.quarantine": "校准后仍超差：设备不能使用", "note.assess": "校准前超差：须评估此前的测量结果",
+        "report_problem": "部分周期本次未能核对，系统稍后会再试",
+    },
+    "en_US": {
+        "vendor_required": "the vendor is required",
+        "sent_on_future": "the date sent cannot be after today",
+        "date_required": "the calibration date is required",
+        "date_future": "the calibration date cannot be after today",
+        "performed_by_required": "who performed the calibration is required",
+        "certificate_required": "the certificate number is required",
+        "result_values": "choose the as-found and as-left results",
+        "conclusion_required": "the conclusion is required",
+        "outcome_values": "choose the outcome",
+        "phase.active": "in service", "phase.overdue": "overdue", "phase.sent_out": "away for calibration",
+        "phase.quarantined": "quarantined", "phase.paused": "paused", "phase.retired": "retired",
+        "phase.not_found": "not registered",
+        "result.pass": "pass", "result.adjusted": "adjusted", "result.fail": "fail",
+        "note.before": "Reminder {days} days before the due date", "note.due": "Due-date reminder",
+        "note.escalate": "Overdue: escalated", "note.away": "Away more than {days} days (reminder {index})",
+        "note.assessment": "The assessment is still open (reminder {index})",
+        "note.quarantine": "Out of tolerance as left: the device cannot be used",
+        "note.assess": "Found out of tolerance: earlier measurements must be assessed",
+        "report_problem": "Some cycles could not be checked this time; the next run tries again",
+    },
+}
+
+
+def words(locale: str, key: str, **values: Any) -> str:
+    """One of the scenario's user-facing words or lines in ``locale`` (Chinese when it is unknown)."""
+    return _WORDS.get(locale, _WORDS["zh_CN"])[key].format(**values)
+
+
+def problem_text(problem: Decision, locale: str) -> str:
+    """What is wrong with a form, as the person reads it."""
+    return words(locale, problem.data["code"])
+
+
+def phase_name(phase: str, locale: str) -> str:
+    return words(locale, f"phase.{phase}")
+
+
+def result_name(value: str, locale: str) -> str:
+    """``pass``/``adjusted``/``fail`` as people read them."""
+    return words(locale, f"result.{value}")
+
+
+def notice_note(decision: Decision, locale: str, settings: DeviceCalibrationSettings) -> str:
+    """The line a notice card shows under its facts: which notice it is (its reason goes to the audit log)."""
+    step = decision.step or ""
+    if decision.action == "away_reminder":
+        return words(locale, "note.away", days=settings.sent_out_reminder_days, index=decision.data.get("index", 1))
+    if decision.action == "assessment_reminder":
+        return words(locale, "note.assessment", index=decision.data.get("index", 1))
+    if decision.action == "escalate":
+        return words(locale, "note.escalate")
+    if step.startswith("before:"):
+        return words(locale, "note.before", days=step.split(":", 1)[1])
+    return words(locale, "note.due")
+
+
+def report_problem(locale: str) -> str:
+    """The reconciliation report's line when some cycles could not be checked (the errors go to the log)."""
+    return words(locale, "report_problem")

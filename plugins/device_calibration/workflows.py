@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import json
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -26,7 +27,15 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from engine.sdk import BusinessClock, Decision, SeenEvents, WorkCalendar, activity_options, feishu_call
+    from engine.sdk import (
+        BusinessClock,
+        Decision,
+        Deferred,
+        SeenEvents,
+        WorkCalendar,
+        activity_options,
+        feishu_call,
+    )
     from engine.sdk import feishu as fr
     from plugins.device_calibration import rules
     from plugins.device_calibration.config import DeviceCalibrationSettings
@@ -66,6 +75,10 @@ PATCH_QUARANTINE_AS_LEFT = "quarantine-ends-on-usable-as-left"
 PATCH_ASSESSMENT_RETIRE_STATUS = "assessment-retire-marks-row"
 PATCH_RESUME_RESTORES_STATUS = "resume-restores-restricted-status"
 PATCH_COMBINED_STATUS = "status-combines-every-kind"
+# card presses answered before the row writes, audit rows and messages they decided (engine.sdk.Deferred)
+PATCH_DEFERRED_IO = "card-press-answers-first"
+
+Effect = Callable[[], Awaitable[None]]
 
 CLOSED_PHASES = ("paused", "retired", "not_found")  # a result or its form does not apply to these
 
@@ -97,6 +110,8 @@ class CalibrationCycle:
         self._controls: list[tuple[str, Any]] = []  # ("pause"|"resume"|"retire", payload) in arrival order
         self._complete: CalibrationResult | None = None
         self._ended = False
+        self.deferred = Deferred()
+        self._defer: bool | None = None
 
     # ------------------------------------------------------------------------------------------ run
 
@@ -114,14 +129,15 @@ class CalibrationCycle:
             await self._start_fresh(inp, ctx)
         while True:
             await self._drain()
+            await self.deferred.run()  # what card presses decided, in the order they were answered
             assert self.s is not None
             if self._ended:
-                await workflow.wait_condition(workflow.all_handlers_finished)
+                await self._handlers_done()
                 return CycleOutcome(phase=self.s.phase, cycles=self.s.cycle, reason=self.s.history[-1].reason
                                     if self.s.history else "")
             if self._complete is not None:
                 await self._finish_cycle(self._complete)
-                await workflow.wait_condition(workflow.all_handlers_finished)
+                await self._handlers_done()
                 assert self.s is not None
                 self.s.seen = self.seen.ids()
                 workflow.continue_as_new(CycleInput(org=self.s.org, device_id=self.s.device_id, kind=self.s.kind,
@@ -130,18 +146,26 @@ class CalibrationCycle:
             self.s.next_notice_at = decision.at
             self.s.next_notice = decision.reason
             if decision.is_nothing:
-                await workflow.wait_condition(lambda: self._wake)
+                await workflow.wait_condition(lambda: self._wake or self.deferred.pending)
                 self._wake = False
                 continue
             assert decision.at is not None
             delay = decision.at - self._now()
             if delay > timedelta(0):
                 with contextlib.suppress(asyncio.TimeoutError):
-                    await workflow.wait_condition(lambda: self._wake, timeout=self.clock.real_delay(delay))
-                if self._wake:
+                    await workflow.wait_condition(lambda: self._wake or self.deferred.pending,
+                                                  timeout=self.clock.real_delay(delay))
+                if self._wake or self.deferred.pending:
                     self._wake = False
-                    continue  # facts changed: decide again
+                    continue  # facts changed, or a press left work: decide again
             await self._act(decision)
+
+    async def _handlers_done(self) -> None:
+        """Wait for running handlers, and run what they left queued (drained before the run ends)."""
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        while self.deferred.pending:
+            await self.deferred.run()
+            await workflow.wait_condition(workflow.all_handlers_finished)
 
     async def _start_fresh(self, inp: CycleInput, ctx: CycleContext) -> None:
         today = self._today()
@@ -276,8 +300,9 @@ class CalibrationCycle:
         else:  # assessment_reminder
             audience, template = "manager", "device_calibration:assessment.card"
         to = rules.recipients(audience, s.info, self.settings)
+        # the card says which notice it is; why it went out (lead times, a catch-up) is in the audit row
         context = {**self._card_context(), "step": decision.step, "stage": decision.action, "audience": audience,
-                   "reason": decision.reason}
+                   "reason": rules.notice_note(decision, self.locale, self.settings)}
         for open_id in to:
             await self._send(open_id, template, context, decision.step)
         s.fired.append(decision.step)
@@ -399,7 +424,7 @@ class CalibrationCycle:
         if inp.cycle is not None and inp.cycle != s.cycle:
             return rules.toast(self.locale, "stale", cycle=inp.cycle)
         if self._ended or self._complete is not None or (phase_ok is not None and not phase_ok(s.phase)):
-            return rules.toast(self.locale, "wrong_phase", phase=s.phase)
+            return rules.toast(self.locale, "wrong_phase", phase=rules.phase_name(s.phase, self.locale))
         return None
 
     @workflow.update(name="sent_out")
@@ -411,8 +436,8 @@ class CalibrationCycle:
         s = self.s
         assert s is not None
         parsed = rules.parse_sent_out(inp.values, self._today())
-        if isinstance(parsed, str):
-            return rules.toast(self.locale, "invalid", problem=parsed)
+        if isinstance(parsed, Decision):
+            return self._refuse_form(inp, parsed)
         vendor, sent_on = parsed
         s.sent_out = SentOut(vendor=vendor, sent_on=sent_on, by=inp.operator, at=self._now())
         s.phase = "sent_out"
@@ -422,8 +447,7 @@ class CalibrationCycle:
         fields = self._labels()
         fields[self.settings.fields.vendor] = vendor
         fields[self.settings.fields.sent_on] = date_cell(sent_on, self.calendar.zone)
-        await self._write_row(fields)
-        await self._log(s.history[-1])
+        await self._effects(functools.partial(self._write_row, fields), functools.partial(self._log, s.history[-1]))
         return rules.toast(self.locale, "sent_out", vendor=vendor, sent_on=sent_on.isoformat())
 
     @workflow.update(name="result_form")
@@ -436,9 +460,9 @@ class CalibrationCycle:
         assert s is not None
         self._history("result_form_requested", actor=inp.operator, reason="calibrated pressed",
                       detail={"event_id": inp.event_id})
-        await self._send(inp.operator, "device_calibration:result_form.card",
-                         {**self._card_context(), "today": self._today().isoformat()},
-                         f"result_form:{inp.event_id}")
+        await self._effects(self._message(inp.operator, "device_calibration:result_form.card",
+                                          {**self._card_context(), "today": self._today().isoformat()},
+                                          f"result_form:{inp.event_id}"))
         return rules.toast(self.locale, "form_sent")
 
     @workflow.update(name="result")
@@ -450,13 +474,13 @@ class CalibrationCycle:
         s = self.s
         assert s is not None
         parsed = rules.parse_result(inp.values, self._today())
-        if isinstance(parsed, str):
-            return rules.toast(self.locale, "invalid", problem=parsed)
+        if isinstance(parsed, Decision):
+            return self._refuse_form(inp, parsed)
         result = CalibrationResult(**parsed, recorded_by=inp.operator, recorded_at=self._now())
         verdict = rules.assess_result(result.as_found, result.as_left)
         self._history("result", actor=inp.operator, reason=verdict.reason,
                       detail={**result.model_dump(mode="json"), "verdict": verdict.action, "event_id": inp.event_id})
-        await self._log(s.history[-1])
+        await self._effects(functools.partial(self._log, s.history[-1]))
         self._wake = True
         if s.phase == "quarantined" and s.assessment is not None:
             # Quarantined already, the assessment covers the earlier results: what matters is whether the
@@ -485,15 +509,17 @@ class CalibrationCycle:
         kind = self.settings.schedules[s.kind]
         if kind.certificate_field:
             fields[kind.certificate_field] = result.certificate
-        await self._write_row(fields)
-        await self._log(s.history[-1])
+        # people read the results and the verdict in their language; the verdict's reason is in the audit row
         context = {**self._card_context(), "performed_on": result.performed_on.isoformat(),
-                   "as_found": result.as_found, "as_left": result.as_left, "certificate": result.certificate,
-                   "reason": verdict.reason, "step": "assessment:open"}
-        for open_id in managers:
-            await self._send(open_id, "device_calibration:assessment.card", context, "assessment:open")
-        if s.info.custodian:
-            await self._send(s.info.custodian.open_id, "device_calibration:quarantined", context, "quarantined")
+                   "as_found": rules.result_name(result.as_found, self.locale),
+                   "as_left": rules.result_name(result.as_left, self.locale), "certificate": result.certificate,
+                   "reason": rules.words(self.locale, f"note.{verdict.action}"), "step": "assessment:open"}
+        await self._effects(
+            functools.partial(self._write_row, fields), functools.partial(self._log, s.history[-1]),
+            *(self._message(open_id, "device_calibration:assessment.card", context, "assessment:open")
+              for open_id in managers),
+            self._message(s.info.custodian.open_id, "device_calibration:quarantined", context, "quarantined")
+            if s.info.custodian else None)
         return rules.toast(self.locale, "quarantined" if verdict.action == "quarantine" else "assess")
 
     @workflow.update(name="close_assessment")
@@ -505,23 +531,25 @@ class CalibrationCycle:
         s = self.s
         assert s is not None
         if s.phase != "quarantined" or s.assessment is None or s.assessment.closed_at is not None:
-            return rules.toast(self.locale, "wrong_phase", phase=s.phase)
+            return rules.toast(self.locale, "wrong_phase", phase=rules.phase_name(s.phase, self.locale))
         if inp.operator not in rules.recipients("manager", s.info, self.settings):
             self._history("assessment_close_refused", actor=inp.operator, reason="not the equipment manager")
             return rules.toast(self.locale, "not_manager")
         conclusion = rules.cell_text(inp.values.get("conclusion"))
         outcome = rules.cell_text(inp.values.get("outcome")) or "return_to_service"
         if not conclusion:
-            return rules.toast(self.locale, "invalid", problem="conclusion is required")
+            return self._refuse_form(inp, Decision(action="refuse", reason="conclusion is required",
+                                                   data={"code": "conclusion_required"}))
         if outcome not in ("return_to_service", "retire"):
-            return rules.toast(self.locale, "invalid", problem="outcome must be return_to_service or retire")
+            return self._refuse_form(inp, Decision(action="refuse", reason=f"outcome {outcome!r} is not "
+                                                   "return_to_service or retire", data={"code": "outcome_values"}))
         s.assessment.closed_at, s.assessment.closed_by = self._now(), inp.operator
         s.assessment.conclusion = conclusion
         s.assessment.affected = rules.cell_text(inp.values.get("affected"))
         s.assessment.outcome = outcome  # type: ignore[assignment]
         self._history("assessment_closed", actor=inp.operator, reason=conclusion,
                       detail={"outcome": outcome, "affected": s.assessment.affected, "event_id": inp.event_id})
-        await self._log(s.history[-1])
+        await self._effects(functools.partial(self._log, s.history[-1]))
         self._wake = True
         if outcome == "retire":
             # the row's usage status must say so, or the next reconciliation would start a new cycle
@@ -590,11 +618,38 @@ class CalibrationCycle:
         }
 
     async def _send(self, open_id: str, template: str, context: dict[str, Any], step: str) -> None:
+        await self._message(open_id, template, context, step)()
+
+    def _message(self, open_id: str, template: str, context: dict[str, Any], step: str) -> Effect:
+        """A message whose idempotency key (cycle, step, recipient) is taken now, when it is decided."""
         assert self.s is not None
-        await feishu_call(fr.SEND_MESSAGE, fr.SendMessage(
+        request = fr.SendMessage(
             org=self.s.org, to=fr.Recipient(id=open_id), template=template, context=context,
-            idempotency_key=f"{self.wid}:{self.s.cycle}:{step}:{open_id}", locale=self.locale),
-            result_type=fr.SentMessage)
+            idempotency_key=f"{self.wid}:{self.s.cycle}:{step}:{open_id}", locale=self.locale)
+        return functools.partial(feishu_call, fr.SEND_MESSAGE, request, result_type=fr.SentMessage)
+
+    def _deferring(self) -> bool:
+        """Whether updates leave their I/O to the main loop (runs since ``PATCH_DEFERRED_IO``)."""
+        if self._defer is None:
+            self._defer = workflow.patched(PATCH_DEFERRED_IO)
+        return self._defer
+
+    async def _effects(self, *works: Effect | None) -> None:
+        """A decision's I/O, in order: queued for the main loop (the press is answered first), or at once in
+        runs recorded before."""
+        deferring = self._deferring()
+        for work in works:
+            if work is None:
+                continue
+            if deferring:
+                self.deferred.add(work)
+            else:
+                await work()
+
+    def _refuse_form(self, inp: CardInput, problem: Decision) -> dict[str, str]:
+        """A form with a mistake: the person is told what to fix in their language; the reason is logged."""
+        workflow.logger.info("%s: form of %s refused: %s", self.wid, inp.event_id, problem.reason)
+        return rules.toast(self.locale, "invalid", problem=rules.problem_text(problem, self.locale))
 
     async def _write_row(self, fields: dict[str, Any], *, status: bool = True) -> None:
         """Write cells of the device's row (``status=False`` leaves the usage status as people set it)."""
@@ -661,8 +716,13 @@ class Reconcile:
                 "device_calibration.settings", inp.org, dict)
             parsed = DeviceCalibrationSettings.model_validate(settings)
             if parsed.report_reconciliation:
-                context = {"rows": report.rows, "changes": [c.model_dump() for c in changed],
-                           "errors": report.errors, "unchanged": report.count("unchanged")}
+                # why each change was made stays in the returned report and the cycles' audit rows: the
+                # managers read what changed, in their language
+                if report.errors:
+                    workflow.logger.warning("reconciliation of %s: %s", inp.org, "; ".join(report.errors))
+                context = {"rows": report.rows, "unchanged": report.count("unchanged"),
+                           "changes": [{"key": c.key, "action": c.action, "reason": ""} for c in changed],
+                           "errors": [rules.report_problem(report.locale)] if report.errors else []}
                 for open_id in parsed.default_managers:
                     await feishu_call(fr.SEND_MESSAGE, fr.SendMessage(
                         org=inp.org, to=fr.Recipient(id=open_id), template="device_calibration:reconcile_report",

@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from pydantic import ValidationError
 
+from engine.sdk import Decision
 from plugins.device_calibration import rules
 from plugins.device_calibration.config import DeviceCalibrationSettings, ScheduleKind
 from plugins.device_calibration.models import (
@@ -162,14 +163,20 @@ def test_forms() -> None:
     today = date(2026, 11, 23)
     assert rules.parse_sent_out({"vendor": "省计量院", "sent_on": "2026-11-20 +0800"}, today) == (
         "省计量院", date(2026, 11, 20))
-    assert rules.parse_sent_out({"vendor": " "}, today) == "vendor is required"
-    assert "future" in str(rules.parse_sent_out({"vendor": "v", "sent_on": "2026-12-01"}, today))
+    missing = rules.parse_sent_out({"vendor": " "}, today)
+    assert isinstance(missing, Decision) and missing.reason == "vendor is required"
+    assert rules.problem_text(missing, "zh_CN") == "请填写送检单位"
+    future = rules.parse_sent_out({"vendor": "v", "sent_on": "2026-12-01"}, today)
+    assert isinstance(future, Decision) and "future" in future.reason
     good = {"performed_on": "2026-11-22 +0800", "performed_by": "v", "certificate": "c", "as_found": "PASS",
             "as_left": "adjusted"}
     parsed = rules.parse_result(good, today)
     assert isinstance(parsed, dict) and parsed["as_found"] == "pass" and parsed["performed_on"] == date(2026, 11, 22)
-    assert rules.parse_result({**good, "certificate": ""}, today) == "certificate number is required"
-    assert "one of" in str(rules.parse_result({**good, "as_left": "ok"}, today))
+    no_certificate = rules.parse_result({**good, "certificate": ""}, today)
+    assert isinstance(no_certificate, Decision) and no_certificate.reason == "certificate number is required"
+    assert rules.problem_text(no_certificate, "en_US") == "the certificate number is required"
+    odd = rules.parse_result({**good, "as_left": "ok"}, today)
+    assert isinstance(odd, Decision) and "one of" in odd.reason
 
 
 def test_device_ids_in_messages() -> None:
