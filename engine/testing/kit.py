@@ -348,11 +348,13 @@ class ScenarioHarness:
         await self.settle()
         return result
 
-    async def push(self, event_type: str, event: dict[str, Any], **options: Any) -> Any:
+    async def push(self, event_type: str, event: dict[str, Any], *, settle: bool = True, **options: Any) -> Any:
         """Deliver ``event`` the way Feishu does: signed over real HTTP to the engine's ingress.
 
         The ingress verifies, normalizes and routes it, exactly as in production; ``options`` go to the
         stand-in's ``deliver_event`` (``event_id``, ``tamper``, ...). Returns its ``DeliveryResult``.
+        ``settle=False`` returns with the answer, before the work it started is done (a second press
+        that arrives meanwhile).
         """
         if self._ingress is None:
             from engine.runtime.processes import _serve_ingress
@@ -364,7 +366,8 @@ class ScenarioHarness:
         options.setdefault("tenant_key", self.org.tenant_key or None)
         result = await self.standin.deliver_event(f"http://127.0.0.1:{port}/feishu/events", event_type, event,
                                                   **options)
-        await self.settle()
+        if settle:
+            await self.settle()
         return result
 
     async def _stop_ingress(self) -> None:

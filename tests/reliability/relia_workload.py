@@ -90,10 +90,11 @@ def settings() -> DeviceCalibrationSettings:
 
 
 def loan_settings() -> dict[str, Any]:
-    """asset_loan on the real clock (it does not read the business clock): loans of a week, no reminder
-    falls inside a run, so every message a loan may cause is its borrow card and its return notice."""
+    """asset_loan on the organization's compressed clock, with no reminder or escalation: a loan's week may
+    pass within a run, and every message a loan may cause is its borrow card and its return notice."""
     return {"app_token": LOAN_APP, "asset_table_id": ASSETS, "history_table_id": LOAN_HISTORY,
-            "manager_open_id": LOAN_MANAGER, "summary_cron": "0 3 29 2 *"}
+            "manager_open_id": LOAN_MANAGER, "summary_cron": "0 3 29 2 *",
+            "reminders": {"before_due_days": [], "on_due_date": False, "escalation": []}}
 
 
 def config_toml(temporal_port: int, ingress_port: int, origin: datetime, scale: float) -> str:

@@ -1,5 +1,6 @@
-"""asset_loan on the SDK: a lookup due date, per-site settings, locale and zone, the working-day ladder, status
-replies in the asker's locale, and a message pushed again under a new event id answered once."""
+"""asset_loan on the SDK: a lookup due date, the working-day ladder's plan and its recorded history.
+
+The seven behaviours every plugin has are in test_asset_loan_behaviours.py."""
 
 from __future__ import annotations
 
@@ -15,7 +16,6 @@ from engine.sdk import CardAction, MessageReceived, WorkCalendar
 from engine.testing import moments
 from engine.testing.events import card_press
 from engine.testing.events import message as build_message
-from engine.testing.kit import org_config
 from engine.testing.replay import assert_replays, keep_history, load_history
 from plugins.asset_loan.bitable import read_asset
 from plugins.asset_loan.config import AssetLoanSettings, ReminderSettings
@@ -78,30 +78,6 @@ async def test_what_do_i_have_reads_a_lookup_due_date(scenario_harness: Any) -> 
         assert f"{due:%Y年%m月%d日}" in reply.text and "已逾期" in reply.text
 
 
-# -------------------------------------------------------------------------- per-site settings
-
-
-async def test_a_sites_overrides_locale_and_zone_apply_to_its_assets(scenario_harness: Any) -> None:
-    config = org_config(
-        plugins=["asset_loan"], settings={"asset_loan": SETTINGS},
-        sites={"xian": {"name": "西安仁诺", "locale": "en_US", "timezone": "Asia/Urumqi",
-                        "settings": {"asset_loan": {"categories": {"default": {}, "instrument": {
-                            "default_loan_days": 3, "max_loan_days": 5}}}}}})
-    async with scenario_harness({"asset_loan": asset_loan}, config=config) as env:
-        env.standin.state.merge_json(SEED)
-        await env.begin_at(moments.ordinary_workday())  # no midnight between the borrows and the checks
-        rows(env)["recAsset001"]["fields"]["院区"] = "西安仁诺"  # the asset belongs to the Xi'an hospital
-        result = await env.deliver(press("borrow", "RD-OSC-001", BORROWER))
-        assert result.toast and result.toast.startswith("You borrowed")  # the site's locale
-        state = LoanState.model_validate(await env.query("asset_loan", "RD-OSC-001"))
-        today = (await env.now()).astimezone(ZoneInfo("Asia/Urumqi")).date()
-        assert state.loan is not None and state.loan.due == today + timedelta(days=3)  # the site's rule
-        group = await env.deliver(press("borrow", "RD-OSC-002", BORROWER))  # no site: the group's rule
-        assert group.toast and "请于" in group.toast
-        other = LoanState.model_validate(await env.query("asset_loan", "RD-OSC-002"))
-        assert other.loan is not None and other.loan.due == (await env.now()).astimezone(ZONE).date() + timedelta(7)
-
-
 # ---------------------------------------------------------------------------- working days
 
 
@@ -122,62 +98,6 @@ def test_a_loan_due_on_national_day_is_reminded_and_escalated_on_working_days() 
     # the calendar-day plan (loans recorded before) is unchanged
     old = {d.step: d.at.astimezone(ZONE).date() for d in reminder_plan(date(2026, 10, 4), settings, ZONE)}
     assert old["2026-10-04:due"] == date(2026, 10, 4) and old["2026-10-04:overdue:1"] == date(2026, 10, 5)
-
-
-async def test_the_loans_reminder_goes_out_on_the_last_workday_before_a_day_off(scenario_harness: Any) -> None:
-    async with scenario_harness({"asset_loan": asset_loan}, org_settings={"asset_loan": SETTINGS}) as env:
-        env.standin.state.merge_json(SEED)
-        calendar = WorkCalendar(ZONE)
-        today = (await env.begin_at(moments.ordinary_workday())).date()
-        # a due date on a day off whose day before is off too (a weekend), within the category's 14 days
-        due = next(today + timedelta(days=n) for n in range(3, 15)
-                   if not calendar.is_workday(today + timedelta(days=n))
-                   and not calendar.is_workday(today + timedelta(days=n - 1)))
-        reminder_day = calendar.previous_workday(due)
-        await env.deliver(press("borrow", "RD-OSC-001", BORROWER, due=due.isoformat()))
-        sent = len(env.messages(to=BORROWER))  # the borrow card
-        await env.advance_to(datetime.combine(reminder_day, time(8, 59), tzinfo=ZONE))
-        assert len(env.messages(to=BORROWER)) == sent
-        await env.advance_to(datetime.combine(reminder_day, time(9, 1), tzinfo=ZONE))
-        assert len(env.messages(to=BORROWER)) == sent + 1  # one reminder, before the days off
-        await env.advance_to(datetime.combine(due, time(9, 1), tzinfo=ZONE))
-        assert len(env.messages(to=BORROWER)) == sent + 1  # nothing on the days off
-
-
-# ------------------------------------------------------------------------------- status replies
-
-
-async def test_status_is_answered_in_the_askers_locale(scenario_harness: Any) -> None:
-    async with scenario_harness({"asset_loan": asset_loan}, org_settings={"asset_loan": SETTINGS}) as env:
-        env.standin.state.merge_json(SEED)
-        await env.deliver(press("borrow", "RD-OSC-001", BORROWER))
-        await env.deliver(message("RD-OSC-001 status", event_id="ev-en", message_id="om_en", chat_type="group",
-                                  mentions_bot=True))
-        (english,) = replies_to(env, "om_en")
-        assert "on loan" in english.text and "Borrower: 李娜" in english.text and "借" not in english.text
-        await env.deliver(message("RD-OSC-001 状态", event_id="ev-zh", message_id="om_zh", chat_type="group",
-                                  mentions_bot=True))
-        (chinese,) = replies_to(env, "om_zh")
-        assert "借出" in chinese.text and "借用人：李娜" in chinese.text
-        await env.deliver(message("RD-NONE-404 status", event_id="ev-none", message_id="om_none"))
-        (missing,) = replies_to(env, "om_none")
-        assert missing.text.startswith("No loans recorded for RD-NONE-404")
-
-
-# ---------------------------------------------------------------------------------- redelivery
-
-
-async def test_a_message_pushed_again_under_a_new_event_id_is_answered_once(scenario_harness: Any) -> None:
-    async with scenario_harness({"asset_loan": asset_loan}, org_settings={"asset_loan": SETTINGS}) as env:
-        env.standin.state.merge_json(SEED)
-        await env.deliver(press("borrow", "RD-OSC-001", BORROWER))
-        await env.deliver(message("我借了什么", event_id="ev-first", message_id="om_dup_1"))
-        await env.deliver(message("我借了什么", event_id="ev-second", message_id="om_dup_1"))
-        (reply,) = replies_to(env, "om_dup_1")
-        assert "RD-OSC-001" in reply.text and reply.text.startswith("您当前借用")
-        await env.deliver(message("what do I have", event_id="ev-en", message_id="om_what"))
-        (english,) = replies_to(env, "om_what")
-        assert english.text.startswith("Items you have (1)")  # the asker's language, in a zh_CN organization
 
 
 # ------------------------------------------------------------------------------------------ replay
