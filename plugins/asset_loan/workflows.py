@@ -564,7 +564,8 @@ class LoanWorkflow:
         if not open_id:
             return None
         request = fr.SendMessage(org=workflow_org(), to=fr.Recipient(id=open_id), template=template, context=context,
-                                 idempotency_key=f"{workflow.info().workflow_id}:{self.cycle}:{step}")
+                                 idempotency_key=f"{workflow.info().workflow_id}:{self.cycle}:{step}",
+                                 locale=self.locale)  # the asset's site's language
         return functools.partial(self._deliver, request)
 
     async def _deliver(self, request: fr.SendMessage) -> None:
@@ -601,7 +602,8 @@ class LoanWorkflow:
         context: dict[str, Any] = {
             "asset_id": asset.asset_id, "asset_name": asset.name or asset.asset_id, "category": asset.category,
             "location": asset.location, "keeper_name": asset.keeper_name or asset.keeper_open_id,
-            "now": now.isoformat(), "status": self.status, "status_label": self._status_label(),
+            # the status in the reader's language (the table's cells hold the organization's labels)
+            "now": now.isoformat(), "status": self.status, "status_label": rules.status_name(self.status, self.locale),
         }
         if loan is not None:
             rule = self.settings.category_rule(asset.category)
