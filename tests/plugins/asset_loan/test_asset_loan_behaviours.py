@@ -108,7 +108,8 @@ async def test_a_press_is_answered_while_the_open_api_is_slow_and_nothing_is_los
     card happen exactly once afterwards."""
     async with scenario_harness({"asset_loan": asset_loan}, org_settings={"asset_loan": SETTINGS}) as env:
         env.standin.state.merge_json(SEED)
-        await env.begin_at(moments.ordinary_workday())
+        # no skip of the clock: activities run with the wall clock frozen at the workflow's time, and the
+        # second press is signed (and checked by the ingress) while the first one's run
         await env.deliver(message("资产 RD-OSC-001", event_id="ev-ask", message_id="om_ask"))  # the asset's run
         cards_before = len(env.messages(to=BORROWER))
         env.standin.inject(Fault(kind="slow", delay=4, path_prefix="/open-apis/", times=50))
@@ -185,6 +186,10 @@ async def test_users_see_labels_in_their_language_never_internal_reasons(scenari
         await env.deliver(press("borrow", "RD-OSC-002", BORROWER))
         taken = await env.deliver(press("borrow", "RD-OSC-002", OTHER))
         assert taken.toast and "is on loan to 李娜" in taken.toast and BORROWER not in taken.toast
+        # the borrow card of the English-speaking hospital's asset: in English, its status too
+        card = next(m.text for m in env.messages(to=BORROWER) if m.card and "RD-OSC-002" in str(m.card))
+        assert "Status**: on loan" in card or "Status: on loan" in card, card
+        assert "借出" not in card and "状态" not in card
     settings = AssetLoanSettings.model_validate(LABELLED)
     start = datetime(2026, 3, 2, 9, tzinfo=ZONE)
     loan = Loan(borrower_open_id=BORROWER, borrower_name="李娜", requested_at=start, plan_since=start,

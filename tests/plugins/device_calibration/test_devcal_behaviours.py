@@ -117,7 +117,9 @@ async def test_a_press_is_answered_while_the_open_api_is_slow_and_nothing_is_los
     takes 4 s; a second press meanwhile sees the quarantine; the row, the audit rows and both notices happen
     exactly once afterwards."""
     async with scenario_harness({"device_calibration": device_calibration}, config=CONFIG) as env:
-        today = (await env.begin_at(moments.ordinary_workday())).date()
+        # no skip of the clock: activities run with the wall clock frozen at the workflow's time, and the
+        # presses below are signed (and checked by the ingress) while they run
+        today = h.local(await env.now()).date()
         h.seed(env.standin, {"rec1": h.device_row("CT-0501", last=add_months(today + timedelta(days=60), -12))})
         await env.deliver(h.record_event("rec1", "CT-0501"))
         env.standin.inject(Fault(kind="slow", delay=4, path_prefix="/open-apis/", times=50))
