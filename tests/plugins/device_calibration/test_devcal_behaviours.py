@@ -202,6 +202,11 @@ async def test_users_see_no_internal_reason_in_either_language(scenario_harness:
         (report,) = [m.text for m in env.messages(to=h.MANAGER) if m.text and "设备台账对账" in m.text]
         assert "CT-0701 已启动" in report and "no cycle was running" not in report
         assert "部分周期本次未能核对" in report and "could not be listed" not in report
+        # a status question in English: the phase in English, not the table's Chinese status cell
+        question = asked("CT-0702 status", message_id="om_b6_status", event_id="ev-b6-status")
+        await env.deliver(question)
+        (status,) = [m.text for m in env.messages() if m.reply_to == "om_b6_status"]
+        assert "Status: in service" in status and "合格" not in status, status
         # toasts: what to fix, in the person's language
         empty = await env.deliver(h.card(card_value("CT-0701", "result"), h.MANAGER, {}))
         assert empty.toast == "填写有误：请填写校准日期"
