@@ -601,7 +601,7 @@ class LoanWorkflow:
         now = self._now()
         context: dict[str, Any] = {
             "asset_id": asset.asset_id, "asset_name": asset.name or asset.asset_id, "category": asset.category,
-            "location": asset.location, "keeper_name": asset.keeper_name or asset.keeper_open_id,
+            "location": asset.location, "keeper_name": asset.keeper_name,  # never an open_id
             # the status in the reader's language (the table's cells hold the organization's labels)
             "now": now.isoformat(), "status": self.status, "status_label": rules.status_name(self.status, self.locale),
         }
