@@ -235,6 +235,10 @@ async def run_dev(config: EngineConfig, plugins: PluginSet, options: DevOptions,
             fresh = not state_file.exists()
             tenants = [org.tenant_key for org in config.orgs.values() if org.tenant_key]
             standin = FeishuStandIn(state_file=state_file, tenant_key=tenants[0] if tenants else "t_standin")
+            for org in config.orgs.values():  # the outbox page names each organization and shows its zone
+                if org.tenant_key:
+                    standin.add_tenant(org.tenant_key, name=org.name or org.id, timezone=org.timezone,
+                                       plugins=org.plugins)
             if fresh:
                 for seed in options.standin_seeds:
                     standin.state.merge_json(json.loads(seed.read_text(encoding="utf-8")))

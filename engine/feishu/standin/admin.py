@@ -1,7 +1,8 @@
 """``/_standin/``: what developers look at (the outbox page) and what tools poke (faults, events, state).
 
-* ``GET  /_standin/``              HTML page: the last messages the bot sent, newest first (auto-refresh)
-* ``GET  /_standin/outbox``        the same as JSON
+* ``GET  /_standin/``              HTML page: the bot's messages as Feishu shows them, newest first, filtered
+                                   by ``?org=&plugin=&chat=``, times in ``?tz=`` or each organization's zone
+* ``GET  /_standin/outbox``        every sent message as JSON, oldest first (keys: :mod:`.outbox`)
 * ``GET  /_standin/calls``         recorded API calls (``?limit=100&path=/open-apis/im``)
 * ``GET/POST/DELETE /_standin/faults``  list / inject (a :class:`Fault` as JSON) / clear faults
 * ``POST /_standin/deliver``       push an event to the ingress (see :func:`deliver`)
@@ -11,9 +12,8 @@
 
 from __future__ import annotations
 
-import html
 import json
-import time
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from starlette.requests import Request
@@ -42,7 +42,7 @@ async def _json(request: Request) -> dict[str, Any]:
 
 def routes(standin: FeishuStandIn) -> list[Route]:
     async def page(request: Request) -> Response:
-        return HTMLResponse(render_outbox(standin))
+        return HTMLResponse(render_outbox(standin, query=dict(request.query_params)))
 
     async def outbox(request: Request) -> Response:
         return JSONResponse(standin.outbox())
@@ -98,35 +98,8 @@ def routes(standin: FeishuStandIn) -> list[Route]:
     ]
 
 
-def render_outbox(standin: FeishuStandIn, limit: int = 100) -> str:
-    """A plain page listing the newest messages first; refreshes itself every 5 s."""
-    rows = []
-    for item in reversed(standin.outbox()[-limit:]):
-        body = item["text"] if item["msg_type"] != "interactive" else item["text"] or "(card)"
-        detail = ""
-        if item.get("card") is not None:
-            detail = (f"<details><summary>card JSON</summary><pre>"
-                      f"{html.escape(json.dumps(item['card'], ensure_ascii=False, indent=1))}</pre></details>")
-        rows.append(
-            "<tr>"
-            f"<td>{html.escape(item['time'])}</td>"
-            f"<td>{html.escape(item['to'] or '')}<br><small>{html.escape(item['chat_id'] or '')}</small></td>"
-            f"<td>{html.escape(item['msg_type'])}{' (updated)' if item['updated'] else ''}"
-            f"{' ↩ ' + html.escape(item['reply_to']) if item['reply_to'] else ''}</td>"
-            f"<td><pre>{html.escape(body)}</pre>{detail}</td>"
-            "</tr>")
-    table = "\n".join(rows) or "<tr><td colspan=4>no messages yet</td></tr>"
-    return f"""<!doctype html>
-<html><head><meta charset="utf-8"><meta http-equiv="refresh" content="5">
-<title>Feishu stand-in outbox</title>
-<style>body{{font-family:sans-serif;margin:1.5em}} table{{border-collapse:collapse;width:100%}}
-td,th{{border-bottom:1px solid #ddd;padding:.4em;vertical-align:top;text-align:left}}
-pre{{white-space:pre-wrap;margin:0;font-family:inherit}} small{{color:#888}}</style></head>
-<body><h1>Feishu stand-in</h1>
-<p>{html.escape(standin.base_url or '')} · apps: {html.escape(', '.join(standin.state.apps))} ·
-{len(standin.calls)} API calls · {len(standin.faults.active())} active faults ·
-<a href="/_standin/outbox">outbox JSON</a> · <a href="/_standin/calls">calls JSON</a> ·
-<a href="/_standin/state">state JSON</a> · {time.strftime('%H:%M:%S')}</p>
-<table><tr><th>time</th><th>to / chat</th><th>type</th><th>content</th></tr>
-{table}
-</table></body></html>"""
+def render_outbox(standin: FeishuStandIn, limit: int = 100, query: Mapping[str, str] | None = None) -> str:
+    """The outbox page (see :mod:`.outbox_page`): the newest ``limit`` messages as Feishu shows them."""
+    from .outbox_page import render_page
+
+    return render_page(standin, {"limit": str(limit), **(query or {})})

@@ -6,7 +6,6 @@ import asyncio
 import html
 import json
 import logging
-import time
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -145,6 +144,17 @@ class FeishuStandIn:
         self.state.apps[app_id] = app
         return app
 
+    def add_tenant(self, tenant_key: str, *, name: str = "", timezone: str = "Asia/Shanghai",
+                   plugins: Sequence[str] = ()) -> dict[str, Any]:
+        """Name an organization: the outbox shows its messages under ``name``, in its ``timezone``."""
+        return self.state.add_tenant(tenant_key, name=name, timezone=timezone, plugins=tuple(plugins))
+
+    def _learn_tenant(self, open_id: str, tenant_key: str | None) -> None:
+        """A user who acted in another organization belongs to it (the outbox files their messages there)."""
+        user = self.state.users.get(open_id)
+        if tenant_key and user is not None and not user.get("tenant_key"):
+            user["tenant_key"] = tenant_key
+
     def add_user(self, open_id: str | None = None, *, name: str = "", email: str | None = None,
                  mobile: str | None = None, user_id: str | None = None, department: str | None = None,
                  **extra: Any) -> dict[str, Any]:
@@ -248,19 +258,11 @@ class FeishuStandIn:
         return out
 
     def outbox(self) -> list[dict[str, Any]]:
-        """The sent messages as plain dicts for people (the admin page and ``GET /_standin/outbox``)."""
-        out = []
-        for m in self.messages(include_deleted=True):
-            chat = self.state.chats.get(m.chat_id, {})
-            user = self.state.find_user(m.to) if m.to and m.receive_id_type != "chat_id" else None
-            out.append({
-                "time": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(m.create_time / 1000)),
-                "message_id": m.message_id, "chat_id": m.chat_id, "chat_name": chat.get("name", ""),
-                "to": (f"{user['name']} ({m.to})" if user else m.to) or "", "msg_type": m.msg_type,
-                "text": m.text, "card": m.card, "reply_to": m.reply_to or "", "updated": m.updated,
-                "deleted": m.deleted, "app_id": m.app_id, "uuid": m.uuid,
-            })
-        return out
+        """The sent messages as plain dicts for people (the admin page and ``GET /_standin/outbox``), oldest
+        first; the keys are described in :mod:`.outbox`."""
+        from .outbox import Outbox
+
+        return [row for _, row in Outbox(self).rows()]
 
     # ---- faults ------------------------------------------------------------------------------------
     def inject(self, fault: Fault) -> Fault:
@@ -370,6 +372,7 @@ class FeishuStandIn:
         ``tenant_key``: the pressing user's organization (default: the app's own tenant).
         """
         app = self._app(app_id)
+        self._learn_tenant(operator_open_id, tenant_key)
         tenant_key = tenant_key or app.tenant_key
         stored = self.state.messages.get(message_id)
         chat = chat_id or (stored or {}).get("chat_id") or ""
@@ -403,6 +406,7 @@ class FeishuStandIn:
                       chat_type: str = "group", tenant_key: str | None = None, **kwargs: Any) -> dict[str, Any]:
         """An ``im.message.receive_v1`` event from a user (of ``tenant_key``'s organization, default the
         stand-in's own); the message is also stored, so replies work."""
+        self._learn_tenant(sender_open_id, tenant_key)
         tenant_key = tenant_key or self.tenant_key
         event = ev.message_event(text, chat_id, sender_open_id, mentions_bot=mentions_bot, chat_type=chat_type,
                                  bot_open_id=self.bot_open_id, bot_name=self.bot_name,
@@ -414,7 +418,10 @@ class FeishuStandIn:
             "deleted": False, "updated": False, "chat_id": chat_id,
             "sender": {"id": sender_open_id, "id_type": "open_id", "sender_type": "user",
                        "tenant_key": tenant_key},
-            "body": {"content": m["content"]}, "mentions": [], "upper_message_id": "",
+            "body": {"content": m["content"]}, "upper_message_id": "",
+            # as the get-message API lists them: who each ``@_user_N`` key in the text is
+            "mentions": [{"key": x["key"], "id": x["id"]["open_id"], "id_type": "open_id", "name": x["name"],
+                          "tenant_key": x.get("tenant_key", tenant_key)} for x in m["mentions"]],
             "_origin": "user", "_to": {"id_type": "chat_id", "id": chat_id}, "_app_id": self.app_id,
         }
         if chat_id not in self.state.chats:

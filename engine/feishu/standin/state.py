@@ -84,6 +84,8 @@ class State:
     messages: dict[str, dict[str, Any]] = field(default_factory=dict)  # message_id -> message (ordered)
     images: dict[str, dict[str, Any]] = field(default_factory=dict)  # image_key -> metadata
     pins: list[dict[str, Any]] = field(default_factory=list)
+    # tenant_key -> {"tenant_key", "name", "timezone", "plugins"}: the organizations, for the outbox page
+    tenants: dict[str, dict[str, Any]] = field(default_factory=dict)
     # app_token -> table_id -> {"name": str, "records": {record_id: record}}
     bitable: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
     # not persisted
@@ -126,6 +128,15 @@ class State:
                 return user
         return None
 
+    # ---- tenants -----------------------------------------------------------------------------------
+    def add_tenant(self, tenant_key: str, *, name: str = "", timezone: str = "Asia/Shanghai",
+                   plugins: list[str] | tuple[str, ...] = ()) -> dict[str, Any]:
+        """Name an organization (tenant): its display name, IANA zone and enabled plugins."""
+        tenant = {"tenant_key": tenant_key, "name": name or tenant_key, "timezone": timezone,
+                  "plugins": list(plugins)}
+        self.tenants[tenant_key] = tenant
+        return tenant
+
     # ---- bitable -----------------------------------------------------------------------------------
     def table(self, app_token: str, table_id: str, *, create: bool = False) -> dict[str, Any] | None:
         base = self.bitable.get(app_token)
@@ -163,6 +174,7 @@ class State:
             "messages": list(self.messages.values()),
             "images": self.images,
             "pins": self.pins,
+            "tenants": list(self.tenants.values()),
             "bitable": {
                 app_token: {
                     table_id: {"name": t.get("name", table_id), "records": list(t["records"].values())}
@@ -190,6 +202,9 @@ class State:
             self.messages[message["message_id"]] = message
         self.images.update(data.get("images", {}))
         self.pins.extend(data.get("pins", []))
+        for tenant in data.get("tenants", []):
+            tenant = dict(tenant)
+            self.add_tenant(tenant.pop("tenant_key"), **tenant)
         for app_token, tables in data.get("bitable", {}).items():
             for table_id, table in tables.items():
                 target = self.table(app_token, table_id, create=True)
@@ -203,7 +218,7 @@ class State:
                     target["records"][record["record_id"]] = record
 
     def clear(self) -> None:
-        """Forget every user, chat, message, image and table (apps and tokens stay)."""
+        """Forget every user, chat, message, image and table (apps, tenants and tokens stay)."""
         self.users.clear()
         self.chats.clear()
         self.messages.clear()
