@@ -4,7 +4,7 @@ VENV ?= .venv
 PYTHON ?= python3
 STAMP := $(VENV)/.installed
 
-.PHONY: dev test lint bench moments
+.PHONY: dev test lint bench moments screenshots
 
 $(STAMP): pyproject.toml
 	@test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
@@ -28,3 +28,9 @@ moments: $(STAMP)
 
 bench: $(STAMP)
 	$(VENV)/bin/python -m bench
+
+# the README's screenshots, made by the browser tests (needs Debian's chromium and fonts-noto-cjk)
+screenshots: $(STAMP)
+	@command -v chromium >/dev/null || { echo "apt-get install -y chromium fonts-noto-cjk fonts-noto-color-emoji"; exit 1; }
+	ENGINE_SCREENSHOTS=docs/images $(VENV)/bin/pytest -q tests/feishu/test_standin_outbox_browser.py \
+		tests/plugins/asset_loan/test_asset_loan_scan_browser.py
