@@ -1,8 +1,13 @@
-"""Printable QR labels: one SVG sheet, a code per asset with its id and name underneath.
+"""Printable QR labels: an SVG sheet or an A4 PDF with cut marks, a code per asset with its id and name
+underneath, and each asset's link listed beside it (printed, and in a CSV next to the sheet).
 
 Each code encodes the asset's signed scan link (``ingress.public_url`` + ``/asset_loan/scan/...``), so
 a label cannot be re-pointed at another asset. Assets come from the organization's asset table, or from
 a stand-in seed / inventory file (``--inventory``), which needs no Feishu at all.
+
+The PDF is drawn with ReportLab: the codes as vector squares from segno's matrix (sharp at any printer
+resolution), asset names in ReportLab's built-in Adobe CJK font ``STSong-Light`` (no font file to ship;
+viewers supply the glyphs), and each code is also a link annotation to its scan page.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ from . import signing
 from .bitable import cell_text
 from .config import AssetLoanSettings
 
-# Sheet geometry, in SVG user units (1 unit = 1 px at 96 dpi): A4 portrait is 794 x 1123.
+# SVG sheet geometry, in SVG user units (1 unit = 1 px at 96 dpi): A4 portrait is 794 x 1123.
 PAGE_WIDTH = 794
 COLUMNS = 4
 CELL_WIDTH = PAGE_WIDTH // COLUMNS
@@ -107,6 +112,104 @@ def render_sheet(labels: Sequence[Label]) -> str:
     return "\n".join(parts)
 
 
+# PDF sheet geometry in millimetres: A4 portrait (210 x 297), 3 x 4 labels of 60 x 62 centred on the page
+PDF_COLUMNS, PDF_ROWS = 3, 4
+PDF_LABEL_W, PDF_LABEL_H = 60.0, 62.0
+PDF_QR = 40.0  # the code's side, quiet zone included
+PDF_MARK = 5.0  # cut-mark length, drawn in the margin 1 mm away from the grid
+CJK_FONT = "STSong-Light"
+
+
+def render_pdf(labels: Sequence[Label], *, title: str = "Asset labels") -> bytes:
+    """The A4 PDF sheet(s): 12 labels a page, cut marks in the margins on every grid line (ReportLab)."""
+    import io
+
+    import segno
+    from reportlab.lib.pagesizes import A4
+    from reportlab.lib.units import mm
+    from reportlab.pdfbase import pdfmetrics
+    from reportlab.pdfbase.cidfonts import UnicodeCIDFont
+    from reportlab.pdfgen import canvas
+
+    if CJK_FONT not in pdfmetrics.getRegisteredFontNames():
+        pdfmetrics.registerFont(UnicodeCIDFont(CJK_FONT))
+    page_w, page_h = A4
+    grid_w, grid_h = PDF_COLUMNS * PDF_LABEL_W * mm, PDF_ROWS * PDF_LABEL_H * mm
+    left, bottom = (page_w - grid_w) / 2, (page_h - grid_h) / 2
+    per_page = PDF_COLUMNS * PDF_ROWS
+    pages = max(1, (len(labels) + per_page - 1) // per_page)
+    buffer = io.BytesIO()
+    pdf = canvas.Canvas(buffer, pagesize=A4, pageCompression=1)
+    pdf.setTitle(title)
+    pdf.setCreator("feishu-ops-engine asset_loan labels")
+    for page in range(pages):
+        _cut_marks(pdf, left, bottom, grid_w, grid_h, mm)
+        for slot, label in enumerate(labels[page * per_page:(page + 1) * per_page]):
+            x = left + (slot % PDF_COLUMNS) * PDF_LABEL_W * mm
+            y = bottom + grid_h - (slot // PDF_COLUMNS + 1) * PDF_LABEL_H * mm
+            _pdf_label(pdf, segno.make(label.url, error="m", micro=False), label, x, y, mm)
+        pdf.setFont(CJK_FONT, 7)
+        pdf.setFillGray(0.4)
+        pdf.drawCentredString(page_w / 2, bottom / 2, f"{title} - page {page + 1}/{pages} - cut along the marks")
+        pdf.setFillGray(0)
+        pdf.showPage()
+    pdf.save()
+    return buffer.getvalue()
+
+
+def _cut_marks(pdf: Any, left: float, bottom: float, width: float, height: float, mm: float) -> None:
+    pdf.setLineWidth(0.3)
+    pdf.setStrokeGray(0)
+    gap, length = 1 * mm, PDF_MARK * mm
+    for column in range(PDF_COLUMNS + 1):
+        x = left + column * PDF_LABEL_W * mm
+        pdf.line(x, bottom - gap, x, bottom - gap - length)
+        pdf.line(x, bottom + height + gap, x, bottom + height + gap + length)
+    for row in range(PDF_ROWS + 1):
+        y = bottom + row * PDF_LABEL_H * mm
+        pdf.line(left - gap, y, left - gap - length, y)
+        pdf.line(left + width + gap, y, left + width + gap + length, y)
+
+
+def _pdf_label(pdf: Any, code: Any, label: Label, x: float, y: float, mm: float) -> None:
+    """One label with its lower-left corner at (x, y): the code, the asset id, the name."""
+    matrix = [list(row) for row in code.matrix_iter(scale=1, border=4)]
+    module = PDF_QR * mm / len(matrix)
+    qr_left = x + (PDF_LABEL_W * mm - PDF_QR * mm) / 2
+    qr_top = y + PDF_LABEL_H * mm - 4 * mm
+    pdf.setFillGray(0)
+    for r, row in enumerate(matrix):
+        c = 0
+        while c < len(row):  # one rectangle per run of dark modules in a row
+            if not row[c]:
+                c += 1
+                continue
+            start = c
+            while c < len(row) and row[c]:
+                c += 1
+            pdf.rect(qr_left + start * module, qr_top - (r + 1) * module, (c - start) * module, module,
+                     stroke=0, fill=1)
+    qr_bottom = qr_top - PDF_QR * mm
+    pdf.linkURL(label.url, (qr_left, qr_bottom, qr_left + PDF_QR * mm, qr_top), relative=0)
+    centre = x + PDF_LABEL_W * mm / 2
+    pdf.setFont("Helvetica-Bold", 10)
+    pdf.drawCentredString(centre, qr_bottom - 5 * mm, label.asset_id)
+    pdf.setFont(CJK_FONT, 8)
+    pdf.drawCentredString(centre, qr_bottom - 9.5 * mm, _clip(label.name, 22))
+
+
+def write_links(labels: Sequence[Label], path: Path) -> Path:
+    """``asset_id,name,url`` for every label (UTF-8 with BOM, so Excel reads the Chinese names)."""
+    from engine.sdk import csvexport
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", encoding="utf-8-sig", newline="") as handle:
+        writer = csvexport.writer(handle)
+        writer.writerow(["asset_id", "name", "url"])
+        writer.writerows([label.asset_id, label.name, label.url] for label in labels)
+    return path
+
+
 def write_pngs(labels: Sequence[Label], folder: Path, scale: int = 6) -> list[Path]:
     """One PNG per label's code (for checking with a decoder, or printing elsewhere)."""
     import segno
@@ -121,7 +224,7 @@ def write_pngs(labels: Sequence[Label], folder: Path, scale: int = 6) -> list[Pa
 
 
 def register(cli: Any) -> None:
-    """``engine asset_loan labels --org X [--asset ID ...] --out FILE.svg``."""
+    """``engine asset_loan labels --org X [--asset ID ...] --out FILE.svg|FILE.pdf``."""
     import asyncio
 
     import click
@@ -135,7 +238,8 @@ def register(cli: Any) -> None:
     @group.command(name="labels")
     @click.option("--org", "org_id", required=True, help="Organization id from the config.")
     @click.option("--asset", "asset_ids", multiple=True, help="Only these asset ids (repeatable); default: all.")
-    @click.option("--out", type=click.Path(path_type=Path), required=True, help="The SVG sheet to write.")
+    @click.option("--out", type=click.Path(path_type=Path), required=True,
+                  help="The sheet to write: FILE.pdf (A4, cut marks) or FILE.svg. The links go beside it, FILE.csv.")
     @click.option("--inventory", type=click.Path(path_type=Path, exists=True), default=None,
                   help="Read assets from this stand-in seed / inventory JSON instead of the Bitable.")
     @click.option("--png-dir", type=click.Path(path_type=Path), default=None,
@@ -143,7 +247,10 @@ def register(cli: Any) -> None:
     @pass_app
     def labels(state: Any, org_id: str, asset_ids: tuple[str, ...], out: Path, inventory: Path | None,
                png_dir: Path | None) -> None:
-        """Write a printable sheet of signed QR labels."""
+        """Write a printable sheet of signed QR labels, and list each asset's link."""
+        kind = out.suffix.lower()
+        if kind not in (".pdf", ".svg"):
+            raise Fail(f"--out {out}: the sheet is a .pdf or an .svg file", "e.g. --out labels.pdf")
         config = state.config()
         try:
             org = config.org(org_id)
@@ -163,7 +270,13 @@ def register(cli: Any) -> None:
         if not chosen:
             raise Fail("no assets to label", "fill the asset table or pass --inventory")
         out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(render_sheet(chosen), encoding="utf-8")
+        if kind == ".pdf":
+            out.write_bytes(render_pdf(chosen, title=f"{org.name or org_id} asset labels"))
+        else:
+            out.write_text(render_sheet(chosen), encoding="utf-8")
+        links = write_links(chosen, out.with_suffix(".csv"))
         if png_dir is not None:
             write_pngs(chosen, png_dir)
-        click.echo(f"{len(chosen)} label(s) written to {out}")
+        for label in chosen:
+            click.echo(f"{label.asset_id}\t{label.name}\t{label.url}")
+        click.echo(f"{len(chosen)} label(s) written to {out}; their links to {links}")
