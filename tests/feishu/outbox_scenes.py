@@ -178,4 +178,11 @@ async def hostile(standin: FeishuStandIn) -> Sent:
                 {"tag": "input", "name": "x", "placeholder": {"tag": "plain_text", "content": HOSTILE},
                  "default_value": HOSTILE}]}}
     sent.ids["card"] = await bot.send(LI, ("interactive", json.dumps(card)))
+    # the names the page shows are data too: a person's, a group's, an organization's
+    standin.add_tenant("t_hostile", name=HOSTILE, timezone="Asia/Shanghai")
+    standin.add_user("ou_hostile", name=HOSTILE, tenant_key="t_hostile")
+    mention = {"text": '<at user_id="ou_hostile"></at> ' + HOSTILE}
+    sent.ids["named"] = await bot.send("ou_hostile", ("text", json.dumps(mention)))
+    sent.group = await bot.group(HOSTILE, ["ou_hostile"])
+    sent.ids["group"] = await bot.send(sent.group, ("text", json.dumps({"text": "hi"})), id_type="chat_id")
     return sent

@@ -179,6 +179,21 @@ async def test_a_user_who_acted_in_another_organization_gets_messages_filed_ther
     assert (row["tenant_key"], row["org_name"], row["to_name"]) == (RENNUO, "仁诺", "护士长")
 
 
+async def test_a_rich_text_post_is_drawn(standin: FeishuStandIn) -> None:
+    post = {"zh_cn": {"title": "本周交付", "content": [
+        [{"tag": "text", "text": "进度：", "style": ["bold"]}, {"tag": "a", "href": "https://open.feishu.cn",
+                                                              "text": "看板"}, {"tag": "at", "user_id": LI}],
+        [{"tag": "img", "image_key": "img_v3_x"}], [{"tag": "code_block", "language": "PYTHON", "text": "x < 1"}]]}}
+    message_id = await Bot(standin).send(ZHANG, ("post", json.dumps(post, ensure_ascii=False)))
+    standin.add_user(LI, name="李娜")
+    article = (await page(standin)).by_id(message_id)
+    assert article.find_all(cls="post-title")[0].text == "本周交付"
+    assert [e.text for e in article.find_all("strong")] == ["进度："]
+    assert [a.attrs["href"] for a in article.find_all("a")] == ["https://open.feishu.cn"]
+    assert [e.text for e in article.find_all(cls="at")] == ["@李娜"] and article.find_all(cls="img-ph")
+    assert article.find_all("pre")[0].text == "x < 1"
+
+
 def test_tenants_are_saved_with_the_state() -> None:
     first = FeishuStandIn(app_id="cli_outbox_saved")
     first.add_tenant(RENNUO, name="仁诺", timezone="Asia/Shanghai", plugins=["handover"])
@@ -215,4 +230,9 @@ async def test_hostile_content_is_shown_as_text_and_never_becomes_markup(standin
     assert "hdr-default" in card.find_all(cls="card-header")[0].classes
     assert HOSTILE in card.find_all("button")[0].text and "btn-default" in card.find_all("button")[0].classes
     assert card.find_all("input")[0].attrs["placeholder"] == HOSTILE
-    assert len(doc.find_all("article")) == 2  # nothing broke out of its message
+    named, group = doc.by_id(sent.ids["named"]), doc.by_id(sent.ids["group"])
+    assert [e.text for e in named.find_all(cls="at")] == [f"@{HOSTILE}"]
+    assert HOSTILE in named.find_all(cls="chat")[0].text and named.find_all(cls="org")[0].text == HOSTILE
+    assert HOSTILE in group.find_all(cls="chat")[0].text
+    assert any(HOSTILE in option.text for option in doc.by_id("f-org").find_all("option"))
+    assert len(doc.find_all("article")) == 4  # nothing broke out of its message

@@ -73,5 +73,5 @@ async def test_chromium_runs_none_of_a_hostile_messages_markup(standin: FeishuSt
     body = doc.find_all("body")[0]
     assert "data-pwned" not in body.attrs  # neither the <script> nor the onerror handler ran
     assert not doc.find_all("img") and not doc.find_all("iframe")
-    assert not doc.find_all("script") and len(doc.find_all("article")) == 2  # ?refresh=0: no script of its own
+    assert not doc.find_all("script") and len(doc.find_all("article")) == 4  # ?refresh=0: no script of its own
     assert "<script>" in doc.by_id(sent.ids["text"]).text
