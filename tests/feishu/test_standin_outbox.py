@@ -7,6 +7,7 @@ read over HTTP too. The page as Chromium renders it: test_standin_outbox_browser
 
 from __future__ import annotations
 
+import html
 import json
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -91,6 +92,21 @@ def test_card_markdown_and_text_messages_as_feishu_shows_them() -> None:
     assert [e.text for e in text.find_all(cls="at")] == ["@张伟"]
     assert [e.text for e in text.find_all("strong")] == ["12 床"]
     assert "**不加粗** &#42;" in text.text  # text messages have no markdown and show references literally
+
+
+def test_a_long_line_of_unclosed_marks_is_drawn_in_linear_time() -> None:
+    """150 KB (Feishu's text limit) of marks that never close: seconds at most, where a naive pattern took
+    minutes; the generous bound only catches a return to quadratic time."""
+    import time
+
+    view = View()
+    marks = ["[a](", "<font color=red>", "<at id=x>", "<b>", "<link url='x'>", "<text_tag color=red>"]
+    started = time.perf_counter()
+    for mark in marks:
+        text = mark * (150_000 // len(mark))
+        assert view.markdown(text)
+        assert html.escape(mark) * 10 in view.text_message(text)  # shown as the text it is
+    assert time.perf_counter() - started < 20
 
 
 def test_card_json_1_0_is_drawn() -> None:

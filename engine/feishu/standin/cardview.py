@@ -38,23 +38,30 @@ BUTTON_TYPES = frozenset({"default", "primary", "danger", "text", "laser", "prim
 ALL_NAMES = {"all": "所有人"}
 
 _COLOUR_NAME = re.compile(r"^([a-z]+)(?:-\d{2,3})?$")
-_AT = re.compile(r"<at\s+(id|user_id|open_id|email)\s*=\s*(['\"]?)([^'\"\s>]+)\2\s*>(.*?)</at>", re.S | re.I)
+_AT = re.compile(r"<at\s+(id|user_id|open_id|email)\s*=\s*(['\"]?)([^'\"\s>]{1,200})\2\s*>"
+                 r"((?:(?!<at\s).){0,200}?)</at>", re.S | re.I)
+# Lengths are bounded, and a tag's content stops at the next opening of the same tag, so a long line of
+# unclosed marks costs linear time, not quadratic.
+_LINK = re.compile(r"\[([^\[\]\n]{1,400})\]\(([^()\[\]\s]{1,2000})\)")
 _MD_INLINE: list[tuple[str, re.Pattern[str]]] = [
     ("at", _AT),
-    ("font", re.compile(r"<font\s+color\s*=\s*(['\"]?)([\w-]+)\1\s*>(.*?)</font>", re.S | re.I)),
-    ("text_tag", re.compile(r"<text_tag\s+color\s*=\s*(['\"]?)([\w-]+)\1\s*>(.*?)</text_tag>", re.S | re.I)),
-    ("link_tag", re.compile(r"<link\s+url\s*=\s*(['\"])([^'\"]*)\1[^>]*>(.*?)</link>", re.S | re.I)),
+    ("font", re.compile(r"<font\s+color\s*=\s*(['\"]?)([\w-]{1,40})\1\s*>((?:(?!<font\s).){0,4000}?)</font>",
+                                re.S | re.I)),
+    ("text_tag", re.compile(r"<text_tag\s+color\s*=\s*(['\"]?)([\w-]{1,40})\1\s*>"
+                            r"((?:(?!<text_tag\s).){0,400}?)</text_tag>", re.S | re.I)),
+    ("link_tag", re.compile(r"<link\s+url\s*=\s*(['\"])([^'\"]{0,2000})\1[^>]{0,400}>((?:(?!<link\s).){0,400}?)</link>",
+                            re.S | re.I)),
     ("br", re.compile(r"<br\s*/?>", re.I)),
-    ("code", re.compile(r"`([^`\n]+)`")),
-    ("bold", re.compile(r"\*\*(.+?)\*\*", re.S)),
-    ("strike", re.compile(r"~~(.+?)~~", re.S)),
-    ("italic", re.compile(r"\*(?=\S)(.+?)(?<=\S)\*", re.S)),
-    ("link", re.compile(r"\[([^\]\n]+)\]\(([^)\s]+)\)")),
+    ("code", re.compile(r"`([^`\n]{1,4000})`")),
+    ("bold", re.compile(r"\*\*(.{1,4000}?)\*\*", re.S)),
+    ("strike", re.compile(r"~~(.{1,4000}?)~~", re.S)),
+    ("italic", re.compile(r"\*(?=\S)(.{1,4000}?)(?<=\S)\*", re.S)),
+    ("link", _LINK),
 ]
 _TEXT_INLINE: list[tuple[str, re.Pattern[str]]] = [
     ("at", _AT),
-    ("style", re.compile(r"<(b|i|u|s)>(.*?)</\1>", re.S | re.I)),
-    ("link", re.compile(r"\[([^\]\n]+)\]\(([^)\s]+)\)")),
+    ("style", re.compile(r"<(b|i|u|s)>((?:(?!<\1>).){0,4000}?)</\1>", re.S | re.I)),
+    ("link", _LINK),
 ]
 _HEADING = re.compile(r"^(#{1,6})\s+(.*)$")
 _BULLET = re.compile(r"^\s*[-*+]\s+(.*)$")
@@ -105,10 +112,16 @@ class View:
             return plain(text)
         out: list[str] = []
         pos = 0
+        # each pattern's next match, searched again only once the text before it has been used up, so a
+        # long message with many marks is not rescanned from every mark to its end (nor is a pattern that
+        # found nothing)
+        ahead: list[re.Match[str] | None] = [pattern.search(text) for _, pattern in patterns]
         while pos < len(text):
             best: tuple[int, int, str, re.Match[str]] | None = None
             for order, (kind, pattern) in enumerate(patterns):
-                found = pattern.search(text, pos)
+                found = ahead[order]
+                if found is not None and found.start() < pos:
+                    found = ahead[order] = pattern.search(text, pos)
                 if found and (best is None or (found.start(), order) < (best[0], best[1])):
                     best = (found.start(), order, kind, found)
             if best is None:
