@@ -74,6 +74,16 @@ from pydantic import BaseModel, ConfigDict
 
 from engine import larkmd
 from engine.config import SUPPORTED_LOCALES
+from engine.template_catalogs import (
+    LOCALES_DIR,
+    SOURCE_LOCALE,
+    Catalog,
+    CatalogError,
+    MissingTranslation,
+    catalog_path,
+    context_key,
+    load_catalog,
+)
 from engine.template_limits import IsolatedRenderer, LimitedSandbox, RenderRefused, render_bounded
 
 __all__ = [
@@ -305,6 +315,26 @@ class _Compiled:
 
 
 class _Environment(LimitedSandbox, ImmutableSandboxedEnvironment):
+    def __init__(self, engine: TemplateEngine, **options: Any) -> None:
+        super().__init__(extensions=["jinja2.ext.i18n"], **options)
+
+        # `_()`, `gettext`, `ngettext` and `{% trans %}` look the words up in the catalog of the scenario of the
+        # template being rendered (includes and macros keep theirs), in the language of the render
+        @pass_context
+        def translate(context: Context, message: str) -> str:
+            return engine._catalog(context.name, _state().locale).gettext(message)
+
+        @pass_context
+        def translate_plural(context: Context, singular: str, plural: str, n: int) -> str:
+            return engine._catalog(context.name, _state().locale).ngettext(singular, plural, n)
+
+        @pass_context
+        def translate_in(context: Context, message_context: str, message: str) -> str:
+            return engine._catalog(context.name, _state().locale).pgettext(message_context, message)
+
+        self.install_gettext_callables(translate, translate_plural, newstyle=True,  # type: ignore[attr-defined]
+                                       pgettext=translate_in)
+
     def join_path(self, template: str, parent: str) -> str:
         # `{% include "_footer.card" %}` means the including template's own scenario
         if ":" in template:
@@ -444,6 +474,7 @@ class TemplateEngine:
         self._isolated = IsolatedRenderer(self._dirs, {k: v for k, v in self._filters.items()
                                                        if k not in BUILTIN_FILTERS}) if isolate_overrides else None
         self._overridden: dict[tuple[Path, str], bool] = {}
+        self._catalogs: dict[tuple[str, str], Catalog] = {}
 
     # -- names and samples
 
@@ -543,6 +574,9 @@ class TemplateEngine:
                     errors.append(error)
         if override_dir is not None:
             errors.extend(self._stray_overrides(override_dir))
+        else:
+            for scenario in sorted(self._dirs):
+                errors.extend(self._catalog_problems(scenario))
         return errors
 
     def clear_cache(self) -> None:
@@ -550,6 +584,7 @@ class TemplateEngine:
         self._environments.clear()
         self._cache.clear()
         self._overridden.clear()
+        self._catalogs.clear()
         if self._isolated is not None:
             self._isolated.reset()
 
@@ -576,13 +611,82 @@ class TemplateEngine:
                 relative = path.relative_to(root)
                 if path.is_file() and not any(part.startswith("_") for part in relative.parts):
                     names.add(relative.as_posix()[: -len(TEMPLATE_SUFFIX)])
+        names.update(name for name in TemplateEngine._shared_files(folder) if not name.startswith("_")
+                     and "/_" not in name)
         return names
+
+    @staticmethod
+    def _shared_files(folder: Path) -> list[str]:
+        """Names (partials too) of the templates in ``folder`` outside the locale folders: one for every locale."""
+        skip = {*SUPPORTED_LOCALES, SAMPLES_DIR, LOCALES_DIR}
+        if not folder.is_dir():
+            return []
+        return sorted(path.relative_to(folder).as_posix()[: -len(TEMPLATE_SUFFIX)]
+                      for path in folder.rglob(f"*{TEMPLATE_SUFFIX}")
+                      if path.is_file() and path.relative_to(folder).parts[0] not in skip)
 
     def _locales_of(self, name: str, override_dir: Path | None) -> list[str]:
         scenario, short = self._split(name)
+        if (self._dirs[scenario] / f"{short}{TEMPLATE_SUFFIX}").is_file():
+            return list(SUPPORTED_LOCALES)
         roots = [self._dirs[scenario]] + ([override_dir / scenario] if override_dir is not None else [])
         return [locale for locale in SUPPORTED_LOCALES
                 if any((root / locale / f"{short}{TEMPLATE_SUFFIX}").is_file() for root in roots)]
+
+    def _catalog_problems(self, scenario: str) -> list[TemplateError]:
+        """Every message of ``scenario``'s shared templates each locale's catalog lacks or cannot use."""
+        folder = self._dirs[scenario]
+        messages: dict[str | tuple[str, str], tuple[str, Path, int]] = {}  # message -> first use
+        env = self._environment(None, SOURCE_LOCALE)
+        errors: list[TemplateError] = []
+        for short in self._shared_files(folder):
+            name = f"{scenario}:{short}"
+            path = folder / f"{short}{TEMPLATE_SUFFIX}"
+            try:
+                found = list(env.extract_translations(path.read_text(encoding="utf-8")))
+            except TemplateSyntaxError as error:
+                errors.append(TemplateError(name, f"{_compile_problem(error)}: {error.message}", path=path,
+                                            line=error.lineno))
+                continue
+            for line, function, message in found:
+                # Jinja gives a tuple when the call has more arguments, None for each one not a literal string
+                parts = message if isinstance(message, tuple) else (message,)
+                strings = [part for part in parts if isinstance(part, str)]
+                key: str | tuple[str, str] | None = None
+                if function == "ngettext":
+                    key = (strings[0], strings[1]) if len(strings) >= 2 and parts[0] and parts[1] else None
+                elif function == "pgettext":
+                    ok = len(parts) >= 2 and isinstance(parts[0], str) and isinstance(parts[1], str)
+                    key = context_key(str(parts[0]), str(parts[1])) if ok else None
+                elif parts and isinstance(parts[0], str):
+                    key = parts[0]
+                if key is None:
+                    errors.append(TemplateError(name, f"{function}() needs literal strings to be translated",
+                                                path=path, line=line))
+                    continue
+                messages.setdefault(key, (name, path, line))
+        if not messages:
+            return errors
+        for locale in SUPPORTED_LOCALES:
+            if locale == SOURCE_LOCALE:
+                continue
+            try:
+                catalog = load_catalog(folder, locale)
+            except CatalogError as error:
+                errors.append(TemplateError(f"{scenario}:*", str(error), locale=locale))
+                continue
+            path = catalog_path(folder, locale)
+            for msgid, line, problem in catalog.problems:
+                errors.append(TemplateError(f"{scenario}:*", f"catalog entry {msgid!r}: {problem}", locale=locale,
+                                            path=path, line=line))
+            unusable = {msgid for msgid, _line, _problem in catalog.problems}
+            for message, (name, used_in, line) in messages.items():
+                msgid = message[0] if isinstance(message, tuple) else message.rpartition("\x04")[2]
+                if not catalog.has(message) and msgid not in unusable:
+                    errors.append(TemplateError(name, f"no {locale} translation of {msgid!r} in {path} "
+                                                      "(add it to the catalog: see 'Adding a language' in README.md)",
+                                                locale=locale, path=used_in, line=line))
+        return errors
 
     def _stray_overrides(self, override_dir: Path) -> list[TemplateError]:
         errors = []
@@ -623,13 +727,31 @@ class TemplateEngine:
                 if path.is_file():
                     return _Located(path, candidate)
                 looked.append(str(path))
+            if candidate == locale:
+                # a file for the locale wins; then the one template shared by all locales, in the locale's words
+                path = self._dirs[scenario] / filename
+                if path.is_file():
+                    return _Located(path, locale)
+                looked.append(str(path))
         raise TemplateError(name, f"not found in {' or '.join(order)} (looked at {', '.join(looked)})")
+
+    def _catalog(self, template: str | None, locale: str) -> Catalog:
+        """The catalog of ``template``'s scenario in ``locale`` (loaded once, until :meth:`clear_cache`)."""
+        scenario = (template or "").partition(":")[0]
+        if scenario not in self._dirs:
+            raise CatalogError(f"template {template!r} belongs to no known scenario")
+        key = (scenario, locale)
+        catalog = self._catalogs.get(key)
+        if catalog is None:
+            catalog = load_catalog(self._dirs[scenario], locale, source=locale == SOURCE_LOCALE)
+            self._catalogs[key] = catalog
+        return catalog
 
     def _environment(self, override_dir: Path | None, locale: str) -> _Environment:
         key = (override_dir, locale)
         env = self._environments.get(key)
         if env is None:
-            env = _Environment(loader=_Loader(self, override_dir, locale), undefined=StrictUndefined,
+            env = _Environment(self, loader=_Loader(self, override_dir, locale), undefined=StrictUndefined,
                                autoescape=False, trim_blocks=True, lstrip_blocks=True, auto_reload=False,
                                cache_size=-1)
             env.filters.update(self._filters)
@@ -678,6 +800,10 @@ class TemplateEngine:
         except SecurityError as error:
             raise TemplateError(name, f"blocked by the sandbox: {error}", locale=compiled.locale,
                                 path=compiled.path, line=_traceback_line(error, str(compiled.path))) from error
+        except (MissingTranslation, CatalogError) as error:
+            # never fall back to another language: the catalog needs the message (check_all lists them all)
+            raise TemplateError(name, str(error), locale=compiled.locale, path=compiled.path,
+                                line=_traceback_line(error, str(compiled.path))) from error
         except (RenderRefused, MemoryError) as error:
             raise TemplateRefused(name, f"refused by the render limits: {error or 'out of memory'}",
                                   locale=compiled.locale, path=compiled.path,
