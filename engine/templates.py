@@ -2,9 +2,10 @@
 
 Layout of a plugin's template folder (``Scenario.templates``)::
 
-    templates/zh_CN/<name>.j2       the Chinese template
-    templates/en_US/<name>.j2       the English template
-    templates/samples/<name>.json   a sample context, used by ``check_all`` and tests
+    templates/<name>.j2                                one template for every locale, English words in _()
+    templates/locales/zh_CN/LC_MESSAGES/messages.po    the Chinese words (engine/template_catalogs.py)
+    templates/samples/<name>.json                      a sample context, used by ``check_all`` and tests
+    templates/<locale>/<name>.j2                       optional: a whole template for one locale
 
 Templates are addressed as ``scenario:name`` (``device_calibration:reminder.card``). The suffix of the
 name picks the message type: ``.card`` renders an interactive card (card JSON 2.0), ``.post`` a rich
@@ -12,8 +13,17 @@ text post, anything else a text message. Files whose name starts with ``_`` are 
 included (``{% include "_footer.card" %}``, resolved in the including template's scenario) but are not
 templates of their own, so they need no sample.
 
-An organization overrides a template by putting ``<override_dir>/<scenario>/<locale>/<name>.j2`` in its
-``templates_dir``; the override wins over the plugin's file for that locale.
+Words are translated with Jinja's i18n extension (https://jinja.palletsprojects.com/en/stable/extensions/
+#i18n-extension), new-style: ``{{ _("Due back: %(date)s", date=due | local_date) }}``, ``ngettext``,
+``pgettext(context, text)`` for the same English translated two ways, ``{% trans %}`` blocks. The msgids are
+English (en_US needs no catalog); each other locale's catalog must translate every one of them, else the
+render fails and ``check_all`` names the message (never a silent fallback to English). In a card, put a
+translated string in JSON with ``| json_str`` like any data: ``"{{ _("Bed %(bed)s", bed=bed) | json_str }}"``.
+
+A file for the locale (``templates/<locale>/<name>.j2``) wins over the shared template: plugins whose
+templates are not converted yet keep working, and an organization overrides a template by putting
+``<override_dir>/<scenario>/<locale>/<name>.j2`` in its ``templates_dir``; the override wins over the
+plugin's file for that locale.
 
 Rendering runs in :class:`jinja2.sandbox.ImmutableSandboxedEnvironment` (the sandboxed environment that
 also refuses to mutate the caller's lists and dicts) with ``StrictUndefined``, autoescaping off,
@@ -28,6 +38,10 @@ also refuses to mutate the caller's lists and dicts) with ``StrictUndefined``, a
     An int is a number of days; a date or datetime is compared with ``now`` (the argument, else the
     context variable ``now``; the wall clock is never read): ``3 天后`` / ``in 3 days``, ``今天`` /
     ``today``, ``明天`` / ``tomorrow``, ``昨天`` / ``yesterday``, ``3 天前`` / ``3 days ago``.
+``localized``
+    The render's language picked from data that carries each language (settings such as handover's
+    categories): ``{{ {"zh": "病危", "en": "Critically ill"} | localized }}`` gives ``病危`` in zh_CN. Keys
+    may be the locale (``zh_CN``), lower-cased (``zh_cn``) or the language (``zh``); none of them is an error.
 ``json_str``
     The value as the *content* of a JSON string, without the surrounding quotes: write
     ``"content": "{{ note | json_str }}"`` and quotes, backslashes and newlines in ``note`` stay inside.
@@ -46,8 +60,8 @@ text. Markdown written in the template itself is the template's own and renders.
 data cannot open a tag (``<at user_id="all">``) or form a ``[label](url)`` link either: a zero-width space
 is put after such a ``<`` and between ``](``.
 
-Locale-aware filters follow the locale of the template file actually rendered, so a template that fell
-back to the other language does not mix two languages.
+Locale-aware filters and ``_()`` follow the locale of the template file actually rendered, so a file that fell
+back to the other language (a template that exists in one locale folder only) does not mix two languages.
 
 Every render is bounded (engine/template_limits.py): ``*`` and ``**`` cannot build huge values, the output
 stops at a size; with ``isolate_overrides``, an organization's overrides render in separate processes with
@@ -280,6 +294,17 @@ def _local_date_filter(value: Any, fmt: str | None = None) -> str:
     return format_local_date(value, locale=state.locale, tz=state.zone, fmt=fmt)
 
 
+def _localized_filter(value: Any) -> Any:
+    state = _state()
+    if not isinstance(value, Mapping):
+        raise TypeError(f"localized needs a mapping of language to text, got {type(value).__name__}")
+    for key in (state.locale, state.locale.lower(), state.locale.split("_", 1)[0]):
+        if key in value:
+            return value[key]
+    # no silent fallback to another language: the data must carry this one
+    raise ValueError(f"localized: no {state.locale} text among {sorted(map(str, value))}")
+
+
 @pass_context
 def _relative_days_filter(context: Context, value: Any, now: Any = None) -> str:
     state = _state()
@@ -292,6 +317,7 @@ BUILTIN_FILTERS: dict[str, Callable[..., Any]] = {
     "local_dt": _local_dt_filter,
     "local_date": _local_date_filter,
     "relative_days": _relative_days_filter,
+    "localized": _localized_filter,
     "json_str": json_str,
     "json_value": json_value,
     "md_url": larkmd.md_url,

@@ -173,3 +173,12 @@ def test_overrides_render_in_their_process_with_the_catalog(make_engine: Callabl
     finally:
         assert engine._isolated is not None
         engine._isolated.close()
+
+
+def test_localized_picks_the_language_of_data_that_carries_each(make_engine: Callable[..., TemplateEngine]) -> None:
+    engine = make_engine({"label.j2": "{{ label | localized }}"}, {"label": {}})
+    label = {"zh": "病危", "en": "Critically ill"}
+    assert engine.render("x:label", {"label": label}, locale="zh_CN") == "病危"
+    assert engine.render("x:label", {"label": {"en_US": "Critically ill"}}, locale="en_US") == "Critically ill"
+    with pytest.raises(TemplateError, match=r"localized: no en_US text among \['zh'\]"):
+        engine.render("x:label", {"label": {"zh": "病危"}}, locale="en_US")
