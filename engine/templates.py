@@ -38,10 +38,11 @@ also refuses to mutate the caller's lists and dicts) with ``StrictUndefined``, a
     An int is a number of days; a date or datetime is compared with ``now`` (the argument, else the
     context variable ``now``; the wall clock is never read): ``3 天后`` / ``in 3 days``, ``今天`` /
     ``today``, ``明天`` / ``tomorrow``, ``昨天`` / ``yesterday``, ``3 天前`` / ``3 days ago``.
-``localized``
+``localized(field=None)``
     The render's language picked from data that carries each language (settings such as handover's
     categories): ``{{ {"zh": "病危", "en": "Critically ill"} | localized }}`` gives ``病危`` in zh_CN. Keys
     may be the locale (``zh_CN``), lower-cased (``zh_cn``) or the language (``zh``); none of them is an error.
+    With ``field``, the keys are ``<field>_<language>``: ``{{ stage | localized("name") }}`` reads ``name_zh``.
 ``json_str``
     The value as the *content* of a JSON string, without the surrounding quotes: write
     ``"content": "{{ note | json_str }}"`` and quotes, backslashes and newlines in ``note`` stay inside.
@@ -294,11 +295,14 @@ def _local_date_filter(value: Any, fmt: str | None = None) -> str:
     return format_local_date(value, locale=state.locale, tz=state.zone, fmt=fmt)
 
 
-def _localized_filter(value: Any) -> Any:
+def _localized_filter(value: Any, field: str | None = None) -> Any:
     state = _state()
     if not isinstance(value, Mapping):
         raise TypeError(f"localized needs a mapping of language to text, got {type(value).__name__}")
-    for key in (state.locale, state.locale.lower(), state.locale.split("_", 1)[0]):
+    keys = [state.locale, state.locale.lower(), state.locale.split("_", 1)[0]]
+    if field is not None:
+        keys = [f"{field}_{key}" for key in keys]
+    for key in keys:
         if key in value:
             return value[key]
     # no silent fallback to another language: the data must carry this one

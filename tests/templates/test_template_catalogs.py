@@ -180,5 +180,9 @@ def test_localized_picks_the_language_of_data_that_carries_each(make_engine: Cal
     label = {"zh": "病危", "en": "Critically ill"}
     assert engine.render("x:label", {"label": label}, locale="zh_CN") == "病危"
     assert engine.render("x:label", {"label": {"en_US": "Critically ill"}}, locale="en_US") == "Critically ill"
+    named = make_engine({"stage.j2": "{{ stage | localized('name') }}"}, {"stage": {}})
+    stage = {"key": "survey", "name_zh": "现场勘察", "name_en": "Site survey"}
+    assert named.render("x:stage", {"stage": stage}, locale="zh_CN") == "现场勘察"
+    assert named.render("x:stage", {"stage": stage}, locale="en_US") == "Site survey"
     with pytest.raises(TemplateError, match=r"localized: no en_US text among \['zh'\]"):
         engine.render("x:label", {"label": {"zh": "病危"}}, locale="en_US")
