@@ -7,8 +7,10 @@
   sandbox re-imports a workflow's parent packages, so anything else there slows every workflow run);
 - **registers**: at least one scenario, whose settings model builds from its defaults alone (an
   organization may enable the plugin with an empty table);
-- **templates**: every template renders with its sample context in both locales, and the en_US text has
-  no Chinese of its own (Chinese that comes from the sample's data is allowed; users see one language).
+- **templates**: every template renders with its sample context in both locales, every message of a
+  template shared by the locales is translated in each locale's catalog (none missing, empty or fuzzy), and
+  the en_US text has no Chinese of its own (Chinese that comes from the sample's data is allowed; users see
+  one language).
 
 A plugin's test::
 

@@ -58,6 +58,16 @@ BROKEN = {
     "templates/en_US/hello.j2": "你好 {{ name }}, welcome",
     "templates/zh_CN/hello.j2": "你好 {{ name }}",
     "templates/samples/hello.json": '{"name": "李娜"}',
+    "templates/bye.j2": "{{ _('Goodbye, %(name)s.', name=name) }} {{ _('See you soon') }}",
+    "templates/samples/bye.json": '{"name": "李娜"}',
+    "templates/locales/zh_CN/LC_MESSAGES/messages.po": '''
+        msgid ""
+        msgstr ""
+        "Content-Type: text/plain; charset=UTF-8\\n"
+
+        msgid "Goodbye, %(name)s."
+        msgstr "再见，%(name)s。"
+        ''',
 }
 
 
@@ -84,6 +94,9 @@ def test_a_broken_plugin_is_told_each_rule_it_breaks(broken: object) -> None:
     assert any("settings model needs values" in p for p in problems), problems
     assert any(p.startswith("broken:hello (en_US) shows Chinese") and "你好" in p for p in problems), problems
     assert not any("李娜" in p for p in problems), "Chinese from the sample's data is allowed"
+    # one template for both locales: a message the Chinese catalog lacks is named, not shown in English
+    untranslated = [p for p in problems if "no zh_CN translation of 'See you soon'" in p]
+    assert any("bye.j2:1" in p and "add it to the catalog" in p for p in untranslated), problems
 
 
 def test_foreign_text_ignores_the_datas_own_chinese() -> None:
