@@ -27,8 +27,5 @@ def route_event(event: Any, org: Any) -> list[actions.Action] | None:
 
     if not isinstance(event, EngineEvent) or event.event_type != "checkup.registered":
         return None
-    settings = org.settings("checkup")
-    return [actions.StartWorkflow(
-        scenario="checkup", key=event.payload["device"], workflow="checkup.Reminders",
-        # settings travel with the workflow: workflow code never reads config
-        args=[event.payload, settings.ladder, org.timezone, settings.manager])]
+    return [actions.StartWorkflow(scenario="checkup", key=event.payload["device"], workflow="checkup.Reminders",
+                                  args=[event.payload])]

@@ -8,7 +8,7 @@ from pydantic import BaseModel, Field
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from engine.sdk import EscalationStep, LadderSettings, PluginSettings, WorkCalendar, feishu_call, next_notice
+    from engine.sdk import EscalationStep, LadderSettings, PluginSettings, feishu_call, load_site_context, next_notice
     from engine.sdk.feishu import SEND_MESSAGE, Recipient, SendMessage
 
 
@@ -22,6 +22,7 @@ class Checkup(BaseModel):
     device: str
     owner: str
     due: date
+    site: str | None = None  # a site of the organization: its settings, zone, language and working days
 
 
 @workflow.defn(name="checkup.Reminders")
@@ -30,21 +31,25 @@ class CheckupReminders:
         self.sent: list[str] = []
 
     @workflow.run
-    async def run(self, checkup: Checkup, ladder: LadderSettings, timezone: str, manager: str) -> list[str]:
-        calendar = WorkCalendar(timezone)
-        org = workflow.info().workflow_id.split(":")[0]
+    async def run(self, checkup: Checkup) -> list[str]:
+        # the effective settings, working days, language and business clock of the check-up's site, loaded
+        # by an engine activity: workflow code never reads config
+        context = await load_site_context("checkup", checkup.site)
+        settings, calendar, clock = context.settings_as(CheckupSettings), context.calendar(), context.clock
         while True:
-            decision = next_notice(checkup.due, self.sent, workflow.now(), ladder, calendar)
+            now = clock.now(workflow.now())
+            decision = next_notice(checkup.due, self.sent, now, settings.ladder, calendar)
             if decision.is_nothing:
                 return self.sent
-            if not decision.is_due(workflow.now()):
-                await workflow.sleep(decision.at - workflow.now())
+            if not decision.is_due(now):
+                await workflow.sleep(clock.real_delay(decision.at - now))
                 continue
-            to = checkup.owner if decision.data["to"] == "owner" else manager
+            to = checkup.owner if decision.data["to"] == "owner" else settings.manager
             await feishu_call(SEND_MESSAGE, SendMessage(
-                org=org, to=Recipient(id=to), template="checkup:reminder",
-                context={"device": checkup.device, "due": checkup.due.isoformat(), "reason": decision.reason},
-                idempotency_key=f"{workflow.info().workflow_id}:{decision.step}"))
+                org=context.org, to=Recipient(id=to), template="checkup:reminder",
+                context={"device": checkup.device, "due": checkup.due.isoformat(), "step": decision.step},
+                idempotency_key=f"{workflow.info().workflow_id}:{decision.step}",
+                locale=context.locale, timezone=context.timezone))
             self.sent.append(decision.step or "")
 
     @workflow.query(name="state")
