@@ -9,6 +9,9 @@ session file (:mod:`engine.runtime.devsession`), so nothing needs configuring.
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import sys
 import time
 from typing import Any
 
@@ -27,8 +30,9 @@ def send() -> None:
     """Act as a Feishu user of the running `engine dev`: send a message, press a card button, edit a row."""
 
 
-def _standin(state: CliState, org: str | None) -> tuple[str, str, str]:
-    """(stand-in URL, organization id, its tenant key) of the running dev of the config."""
+def _standin(state: CliState, org: str | None) -> tuple[str, str | None, str]:
+    """(stand-in URL, the organization to name in printed commands, its tenant key) of the running dev of
+    the config; the organization is ``None`` when it is the config's first (the default)."""
     from engine.runtime.devsession import running
 
     config = state.config()
@@ -41,7 +45,8 @@ def _standin(state: CliState, org: str | None) -> tuple[str, str, str]:
     org_id = org or next(iter(config.orgs))
     if org_id not in config.orgs:
         raise Fail(f"no organization {org_id!r} in {config.path}", f"one of: {', '.join(config.orgs)}")
-    return session.standin_url, org_id, config.orgs[org_id].tenant_key or "t_standin"
+    shown = None if org_id == next(iter(config.orgs)) else org_id
+    return session.standin_url, shown, config.orgs[org_id].tenant_key or "t_standin"
 
 
 def _post(url: str, body: dict[str, Any]) -> tuple[dict[str, Any], int]:
@@ -57,8 +62,20 @@ def _post(url: str, body: dict[str, Any]) -> tuple[dict[str, Any], int]:
     return response.json(), before
 
 
-def _show_answers(url: str, before: int) -> None:
-    """Print the outbox's new messages until the bot has been quiet for a moment."""
+def _program() -> str:
+    """How the reader runs this command: ``engine`` when that is what PATH finds, else the path they typed
+    (``.venv/bin/engine``), so a printed press command runs as pasted."""
+    typed = sys.argv[0] if sys.argv else ""
+    if os.path.basename(typed) != "engine" or not os.path.dirname(typed):
+        return "engine"
+    found = shutil.which("engine")
+    return "engine" if found and os.path.samefile(found, typed) else typed
+
+
+def _show_answers(url: str, before: int, org: str | None = None) -> None:
+    """Print the outbox's new messages until the bot has been quiet for a moment; each card button as a
+    ready press command (with ``--org`` when the event was not the default organization's)."""
+    press = f"{_program()} send press" + (f" --org {org}" if org else "")
     deadline, quiet_since, seen = time.monotonic() + WATCH, time.monotonic(), before
     with httpx.Client(base_url=url, timeout=10) as http:
         while time.monotonic() < deadline and time.monotonic() - quiet_since < QUIET:
@@ -70,7 +87,7 @@ def _show_answers(url: str, before: int) -> None:
                 text = (item["text"] or "").strip() or "(card)"
                 click.echo(f"→ {where}: " + text.replace("\n", "\n    "))
                 for label, value in _buttons(item.get("card")):
-                    click.echo(f"    [{label}]  engine send press '{json.dumps(value, ensure_ascii=False)}' "
+                    click.echo(f"    [{label}]  {press} '{json.dumps(value, ensure_ascii=False)}' "
                                f"--message {item['message_id']}")
             if len(outbox) > seen:
                 seen, quiet_since = len(outbox), time.monotonic()
@@ -111,13 +128,13 @@ def _buttons(card: Any) -> list[tuple[str, Any]]:
 def send_message(state: CliState, text: str, org: str | None, chat_id: str, p2p: bool, sender: str,
                  no_mention: bool) -> None:
     """Send TEXT to the bot, as Feishu pushes `im.message.receive_v1`."""
-    url, _, tenant = _standin(state, org)
+    url, shown, tenant = _standin(state, org)
     message = {"text": text, "chat_id": f"oc_p2p_{sender}" if p2p else chat_id, "sender_open_id": sender,
                "chat_type": "p2p" if p2p else "group", "mentions_bot": not (no_mention or p2p)}
     answer, before = _post(url, {"tenant_key": tenant, "message": message, "wait": True, "retries": []})
     if not answer.get("acknowledged", True):
         raise Fail(f"the ingress did not acknowledge the message: {json.dumps(answer)[:300]}", "see dev's log")
-    _show_answers(url, before)
+    _show_answers(url, before, shown)
 
 
 @send.command("press")
@@ -125,34 +142,56 @@ def send_message(state: CliState, text: str, org: str | None, chat_id: str, p2p:
 @click.argument("value")
 @click.option("--message", "message_id", default=None,
               help="The card's message_id (default: the newest card with a button of this value).")
-@click.option("--org", default=None, help="Organization id (default: the config's first).")
+@click.option("--org", default=None,
+              help="Organization id (default: the value's \"org\", else the config's first).")
 @click.option("--from", "operator", default="ou_try", show_default=True, help="The presser's open_id.")
 @click.option("--form", default=None, help="Form values as JSON, for a form's submit button.")
 @pass_app
 def send_press(state: CliState, value: str, message_id: str | None, org: str | None, operator: str,
                form: str | None) -> None:
-    """Press a card button whose `value` is VALUE (JSON), as Feishu pushes `card.action.trigger`."""
-    url, _, tenant = _standin(state, org)
+    """Press a card button whose `value` is VALUE (JSON), as Feishu pushes `card.action.trigger`.
+
+    VALUE may leave keys out: the button pressed is the newest card's (or --message's) whose value has
+    every key given, e.g. '{"op": "approve"}' presses the newest approve button, with its full value.
+    """
     try:
-        press: dict[str, Any] = {"value": json.loads(value), "operator_open_id": operator}
-        if form:
-            press["form_value"] = json.loads(form)
+        wanted: Any = json.loads(value)
+        form_value = json.loads(form) if form else None
     except json.JSONDecodeError as error:
         raise Fail(f"not JSON: {error}", """quote it: '{"op": "ack"}'""") from None
-    press["message_id"] = message_id or _card_with(url, press["value"])
+    if org is None and isinstance(wanted, dict) and isinstance(wanted.get("org"), str):
+        org = wanted["org"] if wanted["org"] in state.config().orgs else None
+    url, shown, tenant = _standin(state, org)
+    found_id, full = _card_with(url, wanted, message_id)
+    press: dict[str, Any] = {"value": full, "operator_open_id": operator, "message_id": found_id}
+    if form_value is not None:
+        press["form_value"] = form_value
     answer, before = _post(url, {"tenant_key": tenant, "card_action": press})
     toast = ((answer.get("answer") or {}).get("toast") or {}).get("content")
     click.echo(f"toast: {toast}" if toast else "(answered without a toast)")
-    _show_answers(url, before)
+    _show_answers(url, before, shown)
 
 
-def _card_with(url: str, value: Any) -> str:
-    """The message_id of the newest card in the outbox that has a button of ``value``."""
+def _covers(button: Any, wanted: Any) -> bool:
+    """Whether a button's value is ``wanted`` or, for objects, has every key of ``wanted`` with its value."""
+    if isinstance(button, dict) and isinstance(wanted, dict):
+        return all(key in button and button[key] == item for key, item in wanted.items())
+    return bool(button == wanted)
+
+
+def _card_with(url: str, wanted: Any, message_id: str | None) -> tuple[str, Any]:
+    """(message_id, full value) of the button to press: on the card ``message_id``, else on the newest card
+    of the outbox; a button whose value is exactly ``wanted`` first, else one whose value has its keys."""
     with httpx.Client(base_url=url, timeout=10) as http:
         outbox = http.get("/_standin/outbox").json()
-    for item in reversed(outbox):
-        if any(found == value for _, found in _buttons(item.get("card"))):
-            return str(item["message_id"])
+    cards = [item for item in reversed(outbox) if message_id in (None, item["message_id"])]
+    for match in (lambda found: found == wanted, lambda found: _covers(found, wanted)):
+        for item in cards:
+            for _, found in _buttons(item.get("card")):
+                if match(found):
+                    return str(item["message_id"]), found
+    if message_id is not None:  # a value no button shows (a hand-made press): sent as given
+        return message_id, wanted
     raise Fail("no card in the outbox has a button with this value",
                "copy the value from a card's line that `engine send` printed, or pass --message")
 
@@ -162,19 +201,68 @@ def _card_with(url: str, value: Any) -> str:
 @click.argument("app_token")
 @click.argument("table_id")
 @click.argument("record_id")
-@click.option("--action", type=click.Choice(["record_added", "record_edited", "record_deleted"]),
-              default="record_edited", show_default=True)
+@click.option("--set", "cells", multiple=True, metavar="FIELD=VALUE",
+              help='Set a cell first (repeatable); VALUE is read as JSON when it is JSON (3, true, '
+                   '[{"id": "ou_..."}], {"$days_from_today": 7} for a date), else as text.')
+@click.option("--action", type=click.Choice(["record_added", "record_edited", "record_deleted"]), default=None,
+              help="What happened to the row (default: record_added for a new row, else record_edited).")
 @click.option("--org", default=None, help="Organization id (default: the config's first).")
 @click.option("--from", "operator", default="ou_try", show_default=True, help="The editor's open_id.")
 @pass_app
-def send_row(state: CliState, app_token: str, table_id: str, record_id: str, action: str, org: str | None,
-             operator: str) -> None:
-    """Say a Bitable row changed, as Feishu pushes `drive.file.bitable_record_changed_v1` (edit the row in
-    the stand-in's state first: `POST /_standin/state`)."""
-    url, _, tenant = _standin(state, org)
-    change = {"app_token": app_token, "table_id": table_id, "record_id": record_id, "action": action,
-              "operator_open_id": operator}
+def send_row(state: CliState, app_token: str, table_id: str, record_id: str, cells: tuple[str, ...],
+             action: str | None, org: str | None, operator: str) -> None:
+    """Change a Bitable row of the stand-in (`--set`) and say so, as Feishu pushes
+    `drive.file.bitable_record_changed_v1`; without `--set`, only say the row changed."""
+    url, shown, tenant = _standin(state, org)
+    added = _edit_row(url, app_token, table_id, record_id, dict(_cell(item) for item in cells))
+    change = {"app_token": app_token, "table_id": table_id, "record_id": record_id,
+              "action": action or ("record_added" if added else "record_edited"), "operator_open_id": operator}
     answer, before = _post(url, {"tenant_key": tenant, "record_changed": change, "wait": True, "retries": []})
     if not answer.get("acknowledged", True):
         raise Fail(f"the ingress did not acknowledge the change: {json.dumps(answer)[:300]}", "see dev's log")
-    _show_answers(url, before)
+    _show_answers(url, before, shown)
+
+
+def _cell(item: str) -> tuple[str, Any]:
+    """``FIELD=VALUE`` as (field, value): JSON when VALUE is JSON, else the text."""
+    name, sep, text = item.partition("=")
+    if not sep or not name.strip():
+        raise Fail(f"--set {item!r} is not FIELD=VALUE", "e.g. --set 阶段=已筛选")
+    try:
+        return name.strip(), json.loads(text)
+    except json.JSONDecodeError:
+        return name.strip(), text
+
+
+def _edit_row(url: str, app_token: str, table_id: str, record_id: str, cells: dict[str, Any]) -> bool:
+    """Set ``cells`` of the stand-in's row (creating it when new); whether the row is new.
+
+    The stand-in's state endpoint replaces a record it is given, so the row's other cells are sent along.
+    """
+    try:
+        with httpx.Client(base_url=url, timeout=30) as http:
+            tables = http.get("/_standin/state").json().get("bitable", {})
+            table = tables.get(app_token, {}).get(table_id)
+            if table is None:
+                known = [f"{app} {tid}" for app, ts in tables.items() for tid in ts]
+                raise Fail(f"the stand-in has no table {app_token} {table_id}",
+                           f"one of: {', '.join(known) or 'none (no seed loaded)'}")
+            records = table.get("records", [])
+            rows = {r["record_id"]: r for r in (records.values() if isinstance(records, dict) else records)}
+            row = rows.get(record_id)
+            if row is None and not cells:
+                raise Fail(f"no row {record_id} in {app_token} {table_id}",
+                           "give its cells with --set FIELD=VALUE to add it, or pick one of: "
+                           + ", ".join(list(rows)[:10]))
+            if cells:
+                record = {"record_id": record_id, "fields": {**(row or {}).get("fields", {}), **cells},
+                          "last_modified_time": int(time.time() * 1000)}
+                if row is not None:
+                    record["created_time"] = row.get("created_time")
+                response = http.post("/_standin/state", json={"bitable": {app_token: {table_id: {
+                    "name": table.get("name", table_id), "records": [record]}}}})
+                if response.status_code != 200:
+                    raise Fail(f"the stand-in refused the row: {response.text[:300]}", "check the --set values")
+    except httpx.HTTPError as error:
+        raise Fail(f"the stand-in at {url} did not answer: {error}", "is `engine dev` still running?") from None
+    return row is None
