@@ -72,9 +72,10 @@ def _program() -> str:
     return "engine" if found and os.path.samefile(found, typed) else typed
 
 
-def _show_answers(url: str, before: int, org: str | None = None) -> None:
+def _show_answers(url: str, before: int, org: str | None = None, answered: bool = False) -> None:
     """Print the outbox's new messages until the bot has been quiet for a moment; each card button as a
-    ready press command (with ``--org`` when the event was not the default organization's)."""
+    ready press command (with ``--org`` when the event was not the default organization's); ``answered``:
+    the event already got its answer (a toast), so silence is no sign of trouble."""
     press = f"{_program()} send press" + (f" --org {org}" if org else "")
     deadline, quiet_since, seen = time.monotonic() + WATCH, time.monotonic(), before
     with httpx.Client(base_url=url, timeout=10) as http:
@@ -91,7 +92,7 @@ def _show_answers(url: str, before: int, org: str | None = None) -> None:
                                f"--message {item['message_id']}")
             if len(outbox) > seen:
                 seen, quiet_since = len(outbox), time.monotonic()
-    if seen == before:
+    if seen == before and not answered:
         click.echo("(no message from the bot; `engine workflows list` and dev's log say what happened)")
     click.echo(f"outbox: {url}/_standin/")
 
@@ -169,7 +170,7 @@ def send_press(state: CliState, value: str, message_id: str | None, org: str | N
     answer, before = _post(url, {"tenant_key": tenant, "card_action": press})
     toast = ((answer.get("answer") or {}).get("toast") or {}).get("content")
     click.echo(f"toast: {toast}" if toast else "(answered without a toast)")
-    _show_answers(url, before, shown)
+    _show_answers(url, before, shown, answered=bool(toast))
 
 
 def _covers(button: Any, wanted: Any) -> bool:
