@@ -95,8 +95,4 @@ def test_try_it_runs_as_pasted(dev: dict[str, str], readme: Path) -> None:
 
 def test_every_plugin_readme_has_a_try_it() -> None:
     without = [r.parent.name for r in READMES[1:] if not try_it_blocks(r)]
-    assert without == [] or set(without) <= STILL_WITHOUT, without
-
-
-# Plugins whose README has no runnable "Try it" yet; the list only shrinks.
-STILL_WITHOUT = {"asset_loan", "handover", "project_delivery", "recruiting"}
+    assert without == [], without
