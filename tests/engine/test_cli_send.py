@@ -1,0 +1,72 @@
+"""``engine send``'s helpers against a real stand-in over HTTP: editing a row, choosing the button to press."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from engine.cli import Fail
+from engine.cli_send import _card_with, _cell, _covers, _edit_row
+from engine.feishu.standin.app import build_app
+from engine.feishu.standin.core import FeishuStandIn
+from engine.feishu.standin.runner import ServerRunner
+
+APP, TABLE = "bascnRecruiting", "tblApplications"
+
+
+@pytest.fixture
+def standin() -> Iterator[tuple[FeishuStandIn, str]]:
+    standin = FeishuStandIn()
+    standin.state.merge_json({"bitable": {APP: {TABLE: {"name": "投递", "records": [
+        {"record_id": "recAppB01", "fields": {"姓名": "孙悦", "阶段": "已投递", "同意入库": True}}]}}}})
+    runner = ServerRunner(build_app(standin))
+    port = runner.start_in_thread("127.0.0.1", 0)
+    try:
+        yield standin, f"http://127.0.0.1:{port}"
+    finally:
+        runner.stop_thread()
+
+
+def test_set_changes_the_given_cells_and_keeps_the_others(standin: tuple[FeishuStandIn, str]) -> None:
+    state, url = standin
+    created = state.state.table(APP, TABLE)["records"]["recAppB01"]["created_time"]
+    assert _edit_row(url, APP, TABLE, "recAppB01", dict([_cell("阶段=已筛选")])) is False
+    table = state.state.table(APP, TABLE)
+    row = table["records"]["recAppB01"]
+    assert row["fields"] == {"姓名": "孙悦", "阶段": "已筛选", "同意入库": True}
+    assert row["created_time"] == created and table["name"] == "投递"
+
+
+def test_set_adds_a_new_row_with_json_values_and_relative_dates(standin: tuple[FeishuStandIn, str]) -> None:
+    state, url = standin
+    cells = dict(_cell(item) for item in ("姓名=周婷", "人数=2", '预计入职日期={"$days_from_today": 7}'))
+    assert _edit_row(url, APP, TABLE, "recAppB09", cells) is True
+    fields = state.state.table(APP, TABLE)["records"]["recAppB09"]["fields"]
+    assert fields["姓名"] == "周婷" and fields["人数"] == 2 and isinstance(fields["预计入职日期"], int)
+
+
+def test_a_row_or_table_that_is_not_there_is_named(standin: tuple[FeishuStandIn, str]) -> None:
+    _, url = standin
+    with pytest.raises(Fail, match="no row recNope in bascnRecruiting tblApplications"):
+        _edit_row(url, APP, TABLE, "recNope", {})
+    with pytest.raises(Fail, match="no table bascnRecruiting tblNope") as refused:
+        _edit_row(url, APP, "tblNope", "recAppB01", {"阶段": "面试"})
+    assert "bascnRecruiting tblApplications" in str(refused.value)
+    with pytest.raises(Fail, match="not FIELD=VALUE"):
+        _cell("阶段")
+
+
+def test_a_partial_value_names_the_button_and_an_exact_one_wins() -> None:
+    approve = {"scenario": "recruiting", "op": "approve", "req": "recReqB002"}
+    assert _covers(approve, {"op": "approve"}) and _covers(approve, approve)
+    assert not _covers(approve, {"op": "approve", "req": "recReqA001"}) and not _covers(approve, {"op": "x"})
+    assert not _covers("approve", {"op": "approve"})
+
+
+def test_no_card_with_the_value_is_a_clear_error(standin: tuple[FeishuStandIn, str]) -> None:
+    _, url = standin
+    with pytest.raises(Fail, match="no card in the outbox has a button with this value"):
+        _card_with(url, {"op": "approve"}, None)
+    # with the card named, a value no button shows is pressed as given
+    assert _card_with(url, {"op": "approve"}, "om_1") == ("om_1", {"op": "approve"})
