@@ -144,7 +144,8 @@ def send_message(state: CliState, text: str, org: str | None, chat_id: str, p2p:
 @click.option("--message", "message_id", default=None,
               help="The card's message_id (default: the newest card with a button of this value).")
 @click.option("--org", default=None,
-              help="Organization id (default: the value's \"org\", else the config's first).")
+              help="Organization id (default: the value's \"org\", else the only one with the value's "
+                   "plugin, else the config's first).")
 @click.option("--from", "operator", default="ou_try", show_default=True, help="The presser's open_id.")
 @click.option("--form", default=None, help="Form values as JSON, for a form's submit button.")
 @pass_app
@@ -160,8 +161,8 @@ def send_press(state: CliState, value: str, message_id: str | None, org: str | N
         form_value = json.loads(form) if form else None
     except json.JSONDecodeError as error:
         raise Fail(f"not JSON: {error}", """quote it: '{"op": "ack"}'""") from None
-    if org is None and isinstance(wanted, dict) and isinstance(wanted.get("org"), str):
-        org = wanted["org"] if wanted["org"] in state.config().orgs else None
+    if org is None:
+        org = _org_of(state, wanted)
     url, shown, tenant = _standin(state, org)
     found_id, full = _card_with(url, wanted, message_id)
     press: dict[str, Any] = {"value": full, "operator_open_id": operator, "message_id": found_id}
@@ -171,6 +172,20 @@ def send_press(state: CliState, value: str, message_id: str | None, org: str | N
     toast = ((answer.get("answer") or {}).get("toast") or {}).get("content")
     click.echo(f"toast: {toast}" if toast else "(answered without a toast)")
     _show_answers(url, before, shown, answered=bool(toast))
+
+
+def _org_of(state: CliState, value: Any) -> str | None:
+    """The organization a button's value belongs to: its ``"org"``, else the only one enabling the plugin
+    its ``"scenario"`` (or its ``op``'s prefix, ``handover.submit``) names; ``None`` when that says nothing."""
+    if not isinstance(value, dict):
+        return None
+    orgs = state.config().orgs
+    if isinstance(value.get("org"), str) and value["org"] in orgs:
+        return str(value["org"])
+    op = value.get("op")
+    plugin = value.get("scenario") or (op.partition(".")[0] if isinstance(op, str) and "." in op else None)
+    enabling = [org_id for org_id, org in orgs.items() if plugin in org.plugins]
+    return enabling[0] if len(enabling) == 1 else None
 
 
 def _covers(button: Any, wanted: Any) -> bool:

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
-from engine.cli import Fail
-from engine.cli_send import _card_with, _cell, _covers, _edit_row
+from engine.cli import CliState, Fail
+from engine.cli_send import _card_with, _cell, _covers, _edit_row, _org_of
 from engine.feishu.standin.app import build_app
 from engine.feishu.standin.core import FeishuStandIn
 from engine.feishu.standin.runner import ServerRunner
 
 APP, TABLE = "bascnRecruiting", "tblApplications"
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "engine.toml"
 
 
 @pytest.fixture
@@ -70,3 +72,12 @@ def test_no_card_with_the_value_is_a_clear_error(standin: tuple[FeishuStandIn, s
         _card_with(url, {"op": "approve"}, None)
     # with the card named, a value no button shows is pressed as given
     assert _card_with(url, {"op": "approve"}, "om_1") == ("om_1", {"op": "approve"})
+
+
+def test_a_press_goes_to_the_organization_its_value_belongs_to() -> None:
+    state = CliState(config_path=EXAMPLE)
+    assert _org_of(state, {"scenario": "recruiting", "op": "approve"}) == "rennuo"
+    assert _org_of(state, {"op": "handover.submit", "key": "icu:2026-11-30T20:00"}) == "rennuo"
+    assert _org_of(state, {"scenario": "device_calibration", "org": "neusoft"}) == "neusoft"
+    assert _org_of(state, {"scenario": "asset_loan", "op": "borrow"}) == "neusoft"
+    assert _org_of(state, {"op": "borrow"}) is None and _org_of(state, "ack") is None
