@@ -122,7 +122,7 @@ class EngineGroup(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
-        except (click.ClickException, click.exceptions.Exit, click.Abort, KeyboardInterrupt):
+        except (click.ClickException, click.exceptions.Exit, click.Abort, KeyboardInterrupt, BrokenPipeError):
             raise
         except Exception as error:
             if os.environ.get("ENGINE_DEBUG"):
@@ -456,12 +456,12 @@ async def workflows_list(state: CliState, org: str | None, scenario: str | None,
     clauses = []
     if status:
         clauses.append(f"ExecutionStatus = '{''.join(p.capitalize() for p in status.split('_'))}'")
-    prefix = ":".join(p for p in (org, scenario) if p)
     count = 0
     async for execution in client.list_workflows(" AND ".join(clauses) or None):
-        if prefix and not execution.id.startswith(prefix + ":"):
+        # ids are {org}:{scenario}:{key}
+        if org and not execution.id.startswith(f"{org}:"):
             continue
-        if org is None and scenario and f":{scenario}:" not in execution.id:
+        if scenario and execution.id.split(":", 2)[1:2] != [scenario]:
             continue
         status_name = execution.status.name.lower() if execution.status else "?"
         _say(f"{execution.id}  {execution.workflow_type}  {status_name}  started {execution.start_time:%Y-%m-%d %H:%M}")
@@ -564,6 +564,9 @@ def main() -> None:
         code: Any = 0
     except SystemExit as done:
         code = done.code
+    except BrokenPipeError:  # `engine workflows list | head`: the reader has all it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        code = 0
     # The Temporal client's runtime threads outlive the command and raced the interpreter's finalization,
     # which now and then crashed a finished command (SIGSEGV, or "Fatal Python error: PyGILState_Release").
     # Everything was awaited and printed by now: flush, close the logs, and leave without finalizing.

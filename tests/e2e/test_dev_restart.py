@@ -123,6 +123,13 @@ async def test_workflow_survives_a_restart_of_engine_dev(dev_setup: tuple[Path, 
             listed = subprocess.run([ENGINE, "workflows", "list", "--config", str(config), "--org", "acme"],
                                     capture_output=True, text=True, env=dev.env, timeout=60)
             assert "acme:echo:oc_e2e" in listed.stdout, listed.stdout + listed.stderr
+            by_plugin = subprocess.run([ENGINE, "workflows", "list", "--config", str(config), "--plugin", "echo"],
+                                       capture_output=True, text=True, env=dev.env, timeout=60)
+            assert "acme:echo:oc_e2e" in by_plugin.stdout, by_plugin.stdout + by_plugin.stderr
+            # a reader that stops early (`| head`) is no error
+            piped = subprocess.run(f"'{ENGINE}' workflows list --config '{config}' | head -c 1", shell=True,
+                                   capture_output=True, text=True, env=dev.env, timeout=60)
+            assert "Error" not in piped.stderr and "Traceback" not in piped.stderr, piped.stderr
             shown = subprocess.run([ENGINE, "workflows", "show", "acme:echo:oc_e2e", "--config", str(config)],
                                    capture_output=True, text=True, env=dev.env, timeout=60)
             assert "status   running" in shown.stdout and "count: 1" in shown.stdout, shown.stdout + shown.stderr
