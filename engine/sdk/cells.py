@@ -48,8 +48,9 @@ cell: write ``[]`` (persons, options, links) or ``""`` (text) instead.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Iterator, Sequence
-from typing import Any
+import logging
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, ConfigDict
@@ -75,6 +76,7 @@ __all__ = [
     "number",
     "option",
     "options",
+    "or_none",
     "person",
     "persons",
     "phone",
@@ -82,6 +84,9 @@ __all__ = [
     "unwrap",
     "url",
 ]
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 _SEGMENT_TYPES = {"text", "mention", "url", "equation"}
 _TRUE = {"true", "1", "yes", "是", "✓", "√"}
@@ -94,6 +99,22 @@ class CellError(ValueError):
     def __init__(self, wanted: str, value: Any) -> None:
         super().__init__(f"a Bitable cell of shape {_shape(value)} cannot be read as {wanted}")
         self.wanted = wanted
+
+
+def or_none(reader: Callable[..., T], value: Any, *args: Any, where: str = "") -> T | None:
+    """``reader(value, *args)``, or ``None`` when the cell cannot be read as that type.
+
+    The lenient reading for tables people type into: one odd cell reads as empty instead of stopping a
+    reconciliation, a search or a report. ``where`` (e.g. ``"asset table column '借用人'"``) is logged with the
+    shape at WARNING; the cell's content never is (tables hold personal data).
+    Example: ``cells.or_none(cells.date, fields.get("到期日"), zone, where="column '到期日'")``.
+    """
+    try:
+        return reader(value, *args)
+    except CellError as error:
+        if where:
+            log.warning("%s: %s; read as empty", where, error)
+        return None
 
 
 class _Value(BaseModel):

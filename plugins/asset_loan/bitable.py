@@ -8,7 +8,6 @@ read as empty, so one odd row does not stop the weekly summary.
 
 from __future__ import annotations
 
-import logging
 from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -17,8 +16,6 @@ from engine.sdk import cells
 
 from .config import AssetLoanSettings
 from .models import AssetInfo, AssetRow, HistoryEntry, Loan
-
-log = logging.getLogger(__name__)
 
 cell_text = cells.text  # the name the label sheet reads asset ids and names with
 
@@ -34,11 +31,7 @@ def _person(fields: dict[str, Any], column: str) -> tuple[str, str]:
 
 
 def _read(reader: Any, fields: dict[str, Any], column: str, *args: Any) -> Any:
-    try:
-        return reader(fields.get(column), *args)
-    except cells.CellError as error:
-        log.warning("asset table column %r: %s; read as empty", column, error)
-        return None
+    return cells.or_none(reader, fields.get(column), *args, where=f"asset table column {column!r}")
 
 
 def read_asset(record_id: str, fields: dict[str, Any], settings: AssetLoanSettings, zone: ZoneInfo) -> AssetRow:

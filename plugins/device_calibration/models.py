@@ -49,19 +49,13 @@ def cell_text(value: Any) -> str:
 
 def cell_int(value: Any) -> int | None:
     """A whole number from a number or text cell ("12", 12, 12.0); None when empty or not a number."""
-    try:
-        number = cells.number(value)
-    except cells.CellError:
-        return None
+    number = cells.or_none(cells.number, value)
     return int(number) if number is not None else None
 
 
 def cell_date(value: Any, zone: ZoneInfo) -> date | None:
     """A date from a Bitable date cell (ms since the epoch, shown in ``zone``), a lookup of one, or ISO text."""
-    try:
-        return cells.date(value, zone)
-    except cells.CellError:
-        return None
+    return cells.or_none(cells.date, value, zone)
 
 
 def date_cell(day: date, zone: ZoneInfo) -> int:
@@ -78,10 +72,7 @@ class Person(BaseModel):
 
 def cell_person(value: Any) -> Person | None:
     """The first person of a person cell (``[{"id": "ou_...", "name": ...}]``) or an open_id as text."""
-    try:
-        found = cells.person(value)
-    except cells.CellError:
-        return None
+    found = cells.or_none(cells.person, value)
     return Person(open_id=found.id, name=found.name or found.en_name) if found else None
 
 

@@ -419,10 +419,7 @@ def stage_from_fields(fields: Mapping[str, Any], settings: ProjectDeliverySettin
 
 def _date_cell(value: Any, zone: ZoneInfo) -> date | None:
     """A date cell's day in ``zone``; a cell that holds no date (typed by hand) reads as none."""
-    try:
-        return cells.date(value, zone)
-    except cells.CellError:
-        return None
+    return cells.or_none(cells.date, value, zone)
 
 
 def project_row(fields: Mapping[str, Any], settings: ProjectDeliverySettings, today: date,

@@ -9,7 +9,6 @@ candidates' personal data) and read as empty, so one odd row does not stop a sea
 
 from __future__ import annotations
 
-import logging
 import re
 from collections.abc import Callable, Mapping
 from datetime import date, datetime
@@ -17,19 +16,13 @@ from typing import Any, TypeVar
 
 from engine.sdk import WorkCalendar, cells
 
-log = logging.getLogger(__name__)
-
 T = TypeVar("T")
 _SEPARATORS = re.compile(r"[,，、;；]")
 _CONSENT_WORDS = {"y", "同意", "已同意"}  # a select column's "yes", besides the checkbox's own words
 
 
 def _read(reader: Callable[..., T], row: Mapping[str, Any], column: str, *args: Any) -> T | None:
-    try:
-        return reader(row.get(column), *args)
-    except cells.CellError as error:
-        log.warning("recruiting column %r: %s; read as empty", column, error)
-        return None
+    return cells.or_none(reader, row.get(column), *args, where=f"recruiting column {column!r}")
 
 
 def text(row: Mapping[str, Any], column: str) -> str:

@@ -27,11 +27,7 @@ STATUS_LABELS = {"new": "已受理", "dispatched": "已派单", "accepted": "已
 
 
 def _read(reader: Any, fields: dict[str, Any], column: str, *args: Any) -> Any:
-    try:
-        return reader(fields.get(column), *args)
-    except cells.CellError as error:
-        log.warning("ticket table column %r: %s; read as empty", column, error)
-        return None
+    return cells.or_none(reader, fields.get(column), *args, where=f"ticket table column {column!r}")
 
 
 def reporter_of(fields: dict[str, Any], column: str) -> str:

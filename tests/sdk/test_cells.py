@@ -6,6 +6,7 @@ returned for the plugins' tables; each test names the field type it covers.
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, date, datetime
 from zoneinfo import ZoneInfo
 
@@ -156,3 +157,11 @@ def test_encode_values_for_writes_and_read_them_back() -> None:
         cells.encode_date(moment, SHANGHAI)
     with pytest.raises(ValueError, match="aware"):
         cells.encode_moment(datetime(2026, 11, 24))
+
+
+def test_or_none_reads_an_odd_cell_as_empty_and_logs_where_not_what(caplog: pytest.LogCaptureFixture) -> None:
+    zone = ZoneInfo("Asia/Shanghai")
+    assert cells.or_none(cells.date, {"type": 5, "value": [1795449600000]}, zone) == date(2026, 11, 24)
+    with caplog.at_level(logging.WARNING, logger="engine.sdk.cells"):
+        assert cells.or_none(cells.date, "张三 13800138000", zone, where="column '应还日期'") is None
+    assert "column '应还日期'" in caplog.text and "13800138000" not in caplog.text and "张三" not in caplog.text
