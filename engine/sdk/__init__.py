@@ -61,6 +61,7 @@ from engine.scenario import PluginSettings, Scenario, ScheduleSpec
 from engine.sdk import cells as cells
 from engine.sdk import feishu as feishu
 from engine.sdk.status import StatusQuestion, message_key, question_locale, status_question, status_reply
+from engine.sdk.texts import Texts
 from engine.secrets import SecretSpec
 from engine.services import Services, command_services
 from engine.workflow_support import (
@@ -113,6 +114,7 @@ __all__ = [
     "SiteContext",
     "StartWorkflow",
     "StatusQuestion",
+    "Texts",
     "UnknownContext",
     "UpdateWorkflow",
     "UserCreated",

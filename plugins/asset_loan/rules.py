@@ -12,14 +12,14 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from engine.sdk import Decision, WorkCalendar
+from engine.sdk import Decision, Texts, WorkCalendar
 
 from .config import AssetLoanSettings, CategoryRule, ReminderSettings
 from .models import AssetInfo, AssetRow, GuardResult, Loan, UserProfile
 
 # User-facing answers of the workflow (update failures become toasts and page errors). Kept here, not in
 # Jinja templates, because they are raised inside workflow code where templates are never rendered.
-MESSAGES: dict[str, dict[str, str]] = {
+MESSAGES = Texts({
     "zh_CN": {
         "unknown_asset": "资产 {asset} 不在资产台账中",
         "not_available": "{asset} 当前不可借用（{status}）",
@@ -78,14 +78,14 @@ MESSAGES: dict[str, dict[str, str]] = {
         "someone": "someone else",
         "guard_reason": "its calibration status is {status}",
     },
-}
+})
 CONDITIONS = {"zh_CN": {"lost": "遗失", "damaged": "损坏"}, "en_US": {"lost": "lost", "damaged": "damaged"}}
 # the loan's status as people read it (the asset table's cells are the organization's ``status_labels``)
-STATUS_NAMES = {
+STATUS_NAMES = Texts({
     "zh_CN": {"available": "在库", "requested": "待审批", "on_loan": "借出", "lost": "遗失", "damaged": "损坏"},
     "en_US": {"available": "available", "requested": "awaiting approval", "on_loan": "on loan", "lost": "lost",
               "damaged": "damaged"},
-}
+})
 # device_calibration's phases that keep an asset from being lent, as people read them
 GUARD_STATUSES = {
     "zh_CN": {"overdue": "超期未校准", "quarantined": "超差停用", "sent_out": "送检中", "retired": "已退役",
@@ -98,13 +98,12 @@ GUARD_STATUSES = {
 
 def text(code: str, locale: str, **values: Any) -> str:
     """The user-facing message ``code`` in ``locale`` (Chinese when the locale is unknown)."""
-    table = MESSAGES.get(locale, MESSAGES["zh_CN"])
-    return table[code].format(**values)
+    return MESSAGES(code, locale, **values)
 
 
 def status_name(status: str, locale: str) -> str:
     """A loan status (``available``, ``on_loan``...) in ``locale``."""
-    return STATUS_NAMES.get(locale, STATUS_NAMES["zh_CN"]).get(status, status)
+    return STATUS_NAMES.get(status, locale)
 
 
 def guard_text(guard: GuardResult, locale: str) -> str:

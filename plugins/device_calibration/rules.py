@@ -12,7 +12,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from engine.sdk import Decision, WorkCalendar, next_due, next_notice
+from engine.sdk import Decision, Texts, WorkCalendar, next_due, next_notice
 from plugins.device_calibration.config import PRIMARY_KIND, DeviceCalibrationSettings, ScheduleKind
 from plugins.device_calibration.models import (
     CalendarFacts,
@@ -371,7 +371,7 @@ def is_primary(kind: str) -> bool:
     return kind == PRIMARY_KIND
 
 
-_TOASTS = {
+_TOASTS = Texts({
     "zh_CN": {
         "stale": "这张卡片属于已结束的周期（第 {cycle} 期），请使用最新提醒",
         "wrong_phase": "当前状态（{phase}）不能执行此操作",
@@ -404,17 +404,16 @@ _TOASTS = {
         "closed_retire": "Assessment closed, the device is retired",
         "duplicate": "Already done",
     },
-}
+})
 
 
 def toast(locale: str, key: str, **values: Any) -> dict[str, str]:
     """A card-callback answer (``{"toast": text}``) in the organization's language."""
-    texts = _TOASTS.get(locale, _TOASTS["zh_CN"])
-    return {"toast": texts[key].format(**values)}
+    return {"toast": _TOASTS(key, locale, **values)}
 
 
 # What people read in toasts, cards and reports; the reasons behind them go to the audit log.
-_WORDS: dict[str, dict[str, str]] = {
+_WORDS = Texts({
     "zh_CN": {
         "vendor_required": "请填写送检单位",
         "sent_on_future": "送检日期不能晚于今天",
@@ -455,12 +454,12 @@ _WORDS: dict[str, dict[str, str]] = {
         "note.assess": "Found out of tolerance: earlier measurements must be assessed",
         "report_problem": "Some cycles could not be checked this time; the next run tries again",
     },
-}
+})
 
 
 def words(locale: str, key: str, **values: Any) -> str:
     """One of the scenario's user-facing words or lines in ``locale`` (Chinese when it is unknown)."""
-    return _WORDS.get(locale, _WORDS["zh_CN"])[key].format(**values)
+    return _WORDS(key, locale, **values)
 
 
 def problem_text(problem: Decision, locale: str) -> str:

@@ -32,6 +32,7 @@ with workflow.unsafe.imports_passed_through():
         Deferred,
         Refusal,
         SeenEvents,
+        Texts,
         WorkCalendar,
         activity_options,
         feishu_call,
@@ -72,12 +73,12 @@ OWN_ACTIVITY = activity_options(timedelta(seconds=30))
 # locale, calendar, business clock); runs recorded before load the organization's through our own.
 SITE_CONTEXT = "project_delivery.site_context"
 
-_TOASTS = {
+_TOASTS = Texts({
     "zh_CN": {"moved": "已更新为：{stage}", "closing": "正在结项", "cancelling": "正在取消项目",
               "duplicate": "已处理过这次操作", "creating": "正在创建项目群，稍后在群里见"},
     "en_US": {"moved": "Moved to: {stage}", "closing": "Closing the project", "cancelling": "Cancelling the project",
               "duplicate": "Already handled", "creating": "Creating the project group; see you there shortly"},
-}
+})
 _REFUSALS = {
     "not_open": ("项目已结束", "The project is closed"),
     "unknown": ("没有这个阶段", "No such stage"),
@@ -208,7 +209,7 @@ class ProjectWorkflow:
         await workflow.wait_condition(lambda: self.settings is not None and self.state.status != "new")
 
     def _toast(self, key: str, locale: str = "", **kw: str) -> str:
-        return _TOASTS.get(locale or self.locale, _TOASTS["zh_CN"])[key].format(**kw)
+        return _TOASTS(key, locale or self.locale, **kw)
 
     @workflow.update(name="acknowledge")
     def acknowledge(self, ack: Acknowledge) -> dict[str, Any]:

@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from datetime import datetime, time, timedelta
 from typing import Any
 
-from engine.sdk import Decision, WorkCalendar
+from engine.sdk import Decision, Texts, WorkCalendar
 
 from .config import RepairSettings, RotaEntry, SlaSettings
 from .models import Technician, Ticket, TicketRow
@@ -179,16 +179,16 @@ def check_press(ticket: Ticket, op: str, actor: str, crew: set[str], locale: str
 
 # ------------------------------------------------------------------------------------------- words
 
-STATUS_WORDS = {
+STATUS_WORDS = Texts({
     "zh_CN": {"new": "已受理", "dispatched": "已派单", "accepted": "已接单", "on_the_way": "维修人员在路上",
               "working": "维修中", "waiting_parts": "等待配件", "done": "已修复，待确认", "confirmed": "已确认",
               "closed": "已关闭"},
     "en_US": {"new": "received", "dispatched": "dispatched", "accepted": "accepted", "on_the_way": "on the way",
               "working": "being repaired", "waiting_parts": "waiting for parts", "done": "fixed, to confirm",
               "confirmed": "confirmed", "closed": "closed"},
-}
+})
 
-TEXTS = {
+TEXTS = Texts({
     "zh_CN": {
         "accept": "已接单：{ticket}", "on_the_way": "已通知报修人：您在路上", "working": "已标记为维修中",
         "waiting_parts": "已标记为等待配件，SLA 计时暂停", "done": "已标记为修复，等待报修人确认",
@@ -207,16 +207,16 @@ TEXTS = {
         "not_now": "The ticket is {status}; this cannot be done now", "already_done": "Already done",
         "closed": "The ticket is closed", "bad_score": "Choose 1 to 5 stars",
     },
-}
+})
 
 
 def text(key: str, locale: str, **values: Any) -> str:
     """A toast in ``locale`` (zh_CN when the locale is not one of ours)."""
-    return TEXTS.get(locale, TEXTS["zh_CN"])[key].format(**values)
+    return TEXTS(key, locale, **values)
 
 
 def status_word(status: str, locale: str) -> str:
-    return STATUS_WORDS.get(locale, STATUS_WORDS["zh_CN"]).get(status, status)
+    return STATUS_WORDS.get(status, locale)
 
 
 # ------------------------------------------------------------------------------------ monthly report
