@@ -63,7 +63,8 @@ class FeishuActivities:
         return [
             self.send_message, self.update_card, self.create_chat, self.add_chat_members, self.update_chat,
             self.pin_message, self.upload_image, self.bitable_search, self.bitable_get, self.bitable_create,
-            self.bitable_update, self.bitable_upsert, self.lookup_users,
+            self.bitable_update, self.bitable_upsert, self.lookup_users, self.create_approval, self.get_approval,
+            self.cancel_approval,
         ]
 
     # ------------------------------------------------------------------------------ the plumbing
@@ -228,3 +229,29 @@ class FeishuActivities:
         self._org(request.org)
         return await self._run("contact.v3.user.batch_get_id", request.org, None,
                                lambda: self.client.lookup_users(request.emails, request.mobiles))
+
+    # ----------------------------------------------------------------------------------- approvals
+    @activity.defn(name=rq.CREATE_APPROVAL)
+    async def create_approval(self, request: rq.CreateApproval) -> str:
+        """Create an approval instance once per idempotency key; returns its instance code."""
+        self._org(request.org)
+        return await self._run(
+            "approval.v4.instance.create", request.org, request.idempotency_key,
+            lambda: self.client.create_approval(request.approval_code, request.applicant_open_id, request.form,
+                                                request.node_approvers,
+                                                derived_token(request.org, "approval", request.idempotency_key)))
+
+    @activity.defn(name=rq.GET_APPROVAL)
+    async def get_approval(self, request: rq.GetApproval) -> rq.ApprovalInstance:
+        """The instance as Feishu has it now (what an approval event is checked against)."""
+        self._org(request.org)
+        return await self._run("approval.v4.instance.get", request.org, request.instance_code,
+                               lambda: self.client.get_approval(request.instance_code))
+
+    @activity.defn(name=rq.CANCEL_APPROVAL)
+    async def cancel_approval(self, request: rq.CancelApproval) -> None:
+        """Withdraw a pending instance on behalf of its applicant."""
+        self._org(request.org)
+        await self._run("approval.v4.instance.cancel", request.org, request.instance_code,
+                        lambda: self.client.cancel_approval(request.approval_code, request.instance_code,
+                                                            request.applicant_open_id))

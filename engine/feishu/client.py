@@ -47,7 +47,14 @@ from engine.feishu.errors import (
     retry_after_from,
 )
 from engine.feishu.ratelimit import MESSAGE_SEND, RateLimiter
-from engine.feishu.requests import BitableRecord, ChatCreated, UpsertResult, UserRef
+from engine.feishu.requests import (
+    ApprovalInstance,
+    ApprovalTask,
+    BitableRecord,
+    ChatCreated,
+    UpsertResult,
+    UserRef,
+)
 
 if TYPE_CHECKING:
     import httpx
@@ -728,6 +735,60 @@ class FeishuClient:
                 return None
             raise
         return dict(_raw_data(response).get("user") or {})
+
+    # ----------------------------------------------------------------------------------- approvals
+    async def create_approval(
+        self, approval_code: str, applicant_open_id: str, form: Sequence[dict[str, Any]],
+        node_approvers: dict[str, list[str]] | None = None, uuid: str | None = None,
+    ) -> str:
+        """Create a native approval instance; returns its ``instance_code``. A repeated ``uuid`` gives the
+        instance the first call made (Feishu's idempotency), so a retried activity creates one instance."""
+        from lark_oapi.api.approval.v4 import CreateInstanceRequest, InstanceCreate, NodeApprover
+
+        def invoke(option: Any) -> Any:
+            body = (InstanceCreate.builder().approval_code(approval_code).open_id(applicant_open_id)
+                    .form(json.dumps(list(form), ensure_ascii=False)))
+            if node_approvers:
+                body = body.node_approver_open_id_list(
+                    [NodeApprover.builder().key(key).value(list(ids)).build() for key, ids in node_approvers.items()])
+            if uuid:
+                body = body.uuid(uuid)
+            return self._lark.approval.v4.instance.create(
+                CreateInstanceRequest.builder().request_body(body.build()).build(), option)
+
+        response = await self._call("approval.v4.instance.create", invoke)
+        return str(response.data.instance_code)
+
+    async def get_approval(self, instance_code: str) -> ApprovalInstance:
+        """An approval instance as Feishu has it now (status, applicant, tasks)."""
+        from lark_oapi.api.approval.v4 import GetInstanceRequest
+
+        def invoke(option: Any) -> Any:
+            request = GetInstanceRequest.builder().instance_id(instance_code).user_id_type("open_id").build()
+            return self._lark.approval.v4.instance.get(request, option)
+
+        response = await self._call("approval.v4.instance.get", invoke)
+        data = response.data
+        return ApprovalInstance(
+            instance_code=data.instance_code or instance_code, approval_code=data.approval_code or "",
+            status=data.status or "", applicant_open_id=data.open_id or "", uuid=data.uuid or "",
+            start_time=int(data.start_time or 0), end_time=int(data.end_time or 0),
+            tasks=[ApprovalTask(id=str(t.id or ""), open_id=t.open_id or "", status=t.status or "",
+                                node_id=t.node_id or "", custom_node_id=t.custom_node_id or "",
+                                node_name=t.node_name or "")
+                   for t in data.task_list or []])
+
+    async def cancel_approval(self, approval_code: str, instance_code: str, applicant_open_id: str) -> None:
+        """Withdraw a pending instance on behalf of its applicant."""
+        from lark_oapi.api.approval.v4 import CancelInstanceRequest, InstanceCancel
+
+        def invoke(option: Any) -> Any:
+            body = (InstanceCancel.builder().approval_code(approval_code).instance_code(instance_code)
+                    .user_id(applicant_open_id).build())
+            request = CancelInstanceRequest.builder().user_id_type("open_id").request_body(body).build()
+            return self._lark.approval.v4.instance.cancel(request, option)
+
+        await self._call("approval.v4.instance.cancel", invoke)
 
     async def bot_info(self) -> dict[str, Any]:
         """The bot's identity (``open_id``, ``app_name``, ``activate_status``) from ``/bot/v3/info``."""

@@ -27,6 +27,9 @@ BITABLE_CREATE = "engine.feishu.bitable_create"
 BITABLE_UPDATE = "engine.feishu.bitable_update"
 BITABLE_UPSERT = "engine.feishu.bitable_upsert"
 LOOKUP_USERS = "engine.feishu.lookup_users"
+CREATE_APPROVAL = "engine.feishu.create_approval"
+GET_APPROVAL = "engine.feishu.get_approval"
+CANCEL_APPROVAL = "engine.feishu.cancel_approval"
 
 
 class Recipient(BaseModel):
@@ -180,3 +183,61 @@ class UserRef(BaseModel):
     user_id: str | None = None
     email: str | None = None
     mobile: str | None = None
+
+
+class CreateApproval(BaseModel):
+    """Create a native approval instance (Approval API v4) of the definition ``approval_code``.
+
+    ``form`` is the list of widget values (``[{"id": widget id, "type": "input", "value": ...}]``), sent as
+    Feishu's JSON string; ``node_approvers`` maps a node's ``node_id`` or ``custom_node_id`` to the open ids
+    that replace its approvers. ``idempotency_key`` becomes Feishu's ``uuid``, so a retried create returns the
+    same instance.
+    """
+
+    org: str
+    approval_code: str
+    applicant_open_id: str
+    form: list[dict[str, Any]] = Field(default_factory=list)
+    node_approvers: dict[str, list[str]] = Field(default_factory=dict)
+    idempotency_key: str
+
+
+class GetApproval(BaseModel):
+    org: str
+    instance_code: str
+
+
+class CancelApproval(BaseModel):
+    """Withdraw an instance on behalf of its applicant (only a pending one can be withdrawn)."""
+
+    org: str
+    approval_code: str
+    instance_code: str
+    applicant_open_id: str
+
+
+class ApprovalTask(BaseModel):
+    """One approver's task: ``status`` PENDING, APPROVED, REJECTED, TRANSFERRED, DONE, ..."""
+
+    id: str
+    open_id: str = ""
+    status: str
+    node_id: str = ""
+    custom_node_id: str = ""
+    node_name: str = ""
+
+
+class ApprovalInstance(BaseModel):
+    """An instance as Feishu has it now: ``status`` PENDING, APPROVED, REJECTED, CANCELED or DELETED.
+
+    ``start_time``/``end_time`` are epoch milliseconds (``end_time`` 0 while pending).
+    """
+
+    instance_code: str
+    approval_code: str
+    status: str
+    applicant_open_id: str = ""
+    uuid: str = ""
+    start_time: int = 0
+    end_time: int = 0
+    tasks: list[ApprovalTask] = Field(default_factory=list)

@@ -8,6 +8,10 @@
 * ``POST /_standin/deliver``       push an event to the ingress (see :func:`deliver`)
 * ``GET/POST /_standin/state``     dump / merge state JSON (``?replace=1`` clears first)
 * ``POST /_standin/expire_tokens`` invalidate every issued token
+* ``POST /_standin/approval/definitions``  add an approval definition ``{"approval_code", "name"?, "nodes"?}``
+* ``POST /_standin/approval/decide``  act on an instance as an approver or its applicant:
+  ``{"instance_code", "action": "approve"|"reject"|"transfer"|"cancel"|"delete", "open_id"?, "to"?,
+  "comment"?}``; the ``approval_instance`` event goes to the stand-in's event URL
 """
 
 from __future__ import annotations
@@ -87,8 +91,30 @@ def routes(standin: FeishuStandIn) -> list[Route]:
     async def expire(request: Request) -> Response:
         return JSONResponse({"expired": standin.expire_tokens()})
 
+    async def approval_definition(request: Request) -> Response:
+        try:
+            data = await _json(request)
+            definition = standin.add_approval_definition(str(data["approval_code"]), str(data.get("name", "")),
+                                                         data.get("nodes"))
+        except (TypeError, ValueError, KeyError) as exc:
+            return _bad(f"{type(exc).__name__}: {exc}")
+        return JSONResponse(definition)
+
+    async def approval_decide(request: Request) -> Response:
+        try:
+            data = await _json(request)
+            payload = standin.decide_approval(
+                str(data["instance_code"]), str(data["action"]), open_id=str(data.get("open_id") or ""),
+                to=str(data.get("to") or ""), comment=str(data.get("comment") or ""))
+        except (TypeError, ValueError, KeyError) as exc:
+            return _bad(f"{type(exc).__name__}: {exc}")
+        instance = standin.state.approval_instances[data["instance_code"]]
+        return JSONResponse({"status": instance["status"], "event": payload})
+
     return [
         Route("/_standin/", page, methods=["GET"]),
+        Route("/_standin/approval/definitions", approval_definition, methods=["POST"]),
+        Route("/_standin/approval/decide", approval_decide, methods=["POST"]),
         Route("/_standin/outbox", outbox, methods=["GET"]),
         Route("/_standin/calls", calls, methods=["GET"]),
         Route("/_standin/faults", faults, methods=["GET", "POST", "DELETE"]),

@@ -20,14 +20,15 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from . import admin, routes_auth, routes_bitable, routes_im
+from . import admin, routes_approval, routes_auth, routes_bitable, routes_im
 from .base import Ctx, Endpoint, Reply, fail
 from .faults import RATE_LIMITED, TOKEN_INVALID, TOKEN_MISSING, Fault
 
 if TYPE_CHECKING:
     from .core import FeishuStandIn
 
-ENDPOINTS: list[Endpoint] = [*routes_auth.ENDPOINTS, *routes_im.ENDPOINTS, *routes_bitable.ENDPOINTS]
+ENDPOINTS: list[Endpoint] = [*routes_auth.ENDPOINTS, *routes_im.ENDPOINTS, *routes_bitable.ENDPOINTS,
+                             *routes_approval.ENDPOINTS]
 USER_TOKEN_INVALID = 99991668
 SECRET_KEYS = frozenset({"app_secret", "client_secret", "AppSecret"})
 

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from . import events as ev
+from . import routes_approval
 from .app import Call, build_app
 from .delivery import FEISHU_RETRY_DELAYS, DeliveryError, DeliveryResult, EventSender
 from .faults import DEFAULT_RATE_RULES, Fault, FaultBook, RateLimiter, RateRule
@@ -120,6 +121,7 @@ class FeishuStandIn:
         self.state = State()
         self.calls: list[Call] = []
         self.deliveries: list[DeliveryResult] = []
+        self.approval_payloads: list[dict[str, Any]] = []  # every approval_instance event, in order
         self.faults = FaultBook()
         self.rate_limiter = RateLimiter(tuple(rate_rules))
         self.busy_tables: set[tuple[str, str]] = set()
@@ -459,6 +461,34 @@ class FeishuStandIn:
         app = self._app(app_id)
         return ev.approval_v1(approval_code, instance_code, status, app_id=app.app_id, tenant_key=app.tenant_key,
                               token=app.verification_token or self.verification_token, event_id=event_id)
+
+    # ---- approvals ---------------------------------------------------------------------------------
+    def add_approval_definition(self, approval_code: str, name: str = "",
+                                nodes: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+        """An approval definition the create call accepts (see :meth:`State.add_approval`)."""
+        return self.state.add_approval(approval_code, name, nodes)
+
+    def approval_changed(self, event: dict[str, Any], *, app_id: str | None = None) -> dict[str, Any]:
+        """Record the v1 ``approval_instance`` payload of a status change (``approval_payloads``) and, with an
+        ``event_url``, push it there in the background like Feishu. Returns the payload."""
+        app = self._app(app_id)
+        payload = ev.envelope_v1(ev.EVENT_APPROVAL, event, app_id=app.app_id, tenant_key=app.tenant_key,
+                                 token=app.verification_token or self.verification_token)
+        self.approval_payloads.append(payload)
+        if self.event_url:
+            task = asyncio.create_task(self.deliver_payload(self.event_url, payload, app_id=app_id))
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
+        return payload
+
+    def decide_approval(self, instance_code: str, action: str, *, open_id: str = "", to: str = "",
+                        comment: str = "") -> dict[str, Any] | None:
+        """Act on an approval instance as its approver (``approve``/``reject``/``transfer`` to ``to``) or its
+        applicant (``cancel``), or ``delete`` it. Returns the ``approval_instance`` payload when its status
+        changed (also pushed to ``event_url``), ``None`` otherwise (a transfer, a node passed on).
+        Raises ``ValueError`` for an action the instance's state refuses."""
+        event = routes_approval.decide(self.state, instance_code, action, open_id=open_id, to=to, comment=comment)
+        return self.approval_changed(event) if event else None
 
     # ---- admin -------------------------------------------------------------------------------------
     async def deliver_from_admin(self, data: dict[str, Any]) -> dict[str, Any]:

@@ -88,6 +88,10 @@ class State:
     tenants: dict[str, dict[str, Any]] = field(default_factory=dict)
     # app_token -> table_id -> {"name": str, "records": {record_id: record}}
     bitable: dict[str, dict[str, dict[str, Any]]] = field(default_factory=dict)
+    # approval_code -> {"approval_code", "approval_name", "nodes": [{"node_id", "custom_node_id", "name",
+    # "approvers": [open_id, ...]}]}; instance_code -> instance (routes_approval.py)
+    approvals: dict[str, dict[str, Any]] = field(default_factory=dict)
+    approval_instances: dict[str, dict[str, Any]] = field(default_factory=dict)
     # not persisted
     tokens: dict[str, Token] = field(default_factory=dict)
     idempotency: dict[str, tuple[float, Any]] = field(default_factory=dict)
@@ -182,6 +186,8 @@ class State:
                 }
                 for app_token, tables in self.bitable.items()
             },
+            "approvals": list(self.approvals.values()),
+            "approval_instances": list(self.approval_instances.values()),
         }
 
     def merge_json(self, data: dict[str, Any], *, today: date | None = None) -> None:
@@ -217,6 +223,27 @@ class State:
                     record = _seed_record(raw, today)
                     target["records"][record["record_id"]] = record
 
+        for definition in data.get("approvals", []):
+            self.add_approval(**definition)
+        for instance in data.get("approval_instances", []):
+            self.approval_instances[instance["instance_code"]] = instance
+
+    # ---- approvals ---------------------------------------------------------------------------------
+    def add_approval(self, approval_code: str, approval_name: str = "", nodes: list[dict[str, Any]] | None = None
+                     ) -> dict[str, Any]:
+        """Add (or replace) an approval definition: nodes in order, each ``{"node_id"?, "custom_node_id"?,
+        "name"?, "approvers": [open_id, ...]}`` (missing ids are generated; empty approvers must be given
+        at create time, like Feishu's "发起人自选")."""
+        chain = []
+        for index, node in enumerate(nodes or [{"custom_node_id": "approver", "approvers": []}]):
+            chain.append({"node_id": node.get("node_id") or stable_id("", approval_code, str(index)),
+                          "custom_node_id": node.get("custom_node_id", ""), "name": node.get("name", ""),
+                          "approvers": list(node.get("approvers", []))})
+        definition = {"approval_code": approval_code, "approval_name": approval_name or approval_code,
+                      "nodes": chain}
+        self.approvals[approval_code] = definition
+        return definition
+
     def clear(self) -> None:
         """Forget every user, chat, message, image and table (apps, tenants and tokens stay)."""
         self.users.clear()
@@ -225,6 +252,8 @@ class State:
         self.images.clear()
         self.pins.clear()
         self.bitable.clear()
+        self.approvals.clear()
+        self.approval_instances.clear()
         self.idempotency.clear()
 
     def save(self, path: Path) -> None:

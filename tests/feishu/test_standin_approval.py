@@ -1,0 +1,130 @@
+"""The stand-in's Approval API v4 over real HTTP, through the engine's Feishu client (lark-oapi).
+
+Create (with a node's approvers replaced and a uuid for idempotency), get, withdraw, the approver's
+decisions through the admin route, and the v1 ``approval_instance`` events each status change emits,
+shaped as the engine's normalizer reads them.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import AsyncIterator
+
+import httpx
+import pytest
+
+from engine.events import ApprovalStatusChanged
+from engine.feishu.client import FeishuClient
+from engine.feishu.errors import FeishuError
+from engine.feishu.normalize import normalize
+from engine.feishu.standin import FeishuStandIn
+
+CODE = "7C468A54-8745-2245-9675-08B7C63E7A85"
+FORM = [{"id": "reason", "type": "textarea", "value": "new ultrasound probe"}]
+
+
+@pytest.fixture
+async def standin() -> AsyncIterator[FeishuStandIn]:
+    s = FeishuStandIn(app_id=f"cli_{uuid.uuid4().hex[:16]}")
+    s.add_user("ou_applicant", name="申请人")
+    s.add_approval_definition(CODE, "采购审批", nodes=[
+        {"custom_node_id": "dept_head", "approvers": ["ou_head"]},
+        {"custom_node_id": "finance", "approvers": ["ou_finance"]},
+    ])
+    await s.start()
+    yield s
+    await s.stop()
+
+
+@pytest.fixture
+async def client(standin: FeishuStandIn) -> AsyncIterator[FeishuClient]:
+    async with FeishuClient(standin.base_url, standin.app_id, standin.app_secret) as c:
+        yield c
+
+
+async def test_create_get_and_approve_through_the_chain(standin: FeishuStandIn, client: FeishuClient) -> None:
+    code = await client.create_approval(CODE, "ou_applicant", FORM, {"dept_head": ["ou_site_head"]}, uuid="u-1")
+    again = await client.create_approval(CODE, "ou_applicant", FORM, {"dept_head": ["ou_site_head"]}, uuid="u-1")
+    assert again == code  # the same uuid: the same instance, no second one
+    assert len(standin.state.approval_instances) == 1
+
+    instance = await client.get_approval(code)
+    assert (instance.status, instance.applicant_open_id, instance.uuid) == ("PENDING", "ou_applicant", "u-1")
+    assert [(t.open_id, t.status, t.custom_node_id) for t in instance.tasks] == [
+        ("ou_site_head", "PENDING", "dept_head")]  # the override replaced the definition's approver
+    created = standin.approval_payloads[-1]
+    assert (created["event"]["status"], created["event"]["instance_code"]) == ("PENDING", code)
+
+    assert standin.decide_approval(code, "approve", open_id="ou_site_head") is None  # on to finance
+    instance = await client.get_approval(code)
+    assert instance.status == "PENDING"
+    assert [(t.open_id, t.status) for t in instance.tasks] == [("ou_site_head", "APPROVED"),
+                                                               ("ou_finance", "PENDING")]
+    payload = standin.decide_approval(code, "approve", open_id="ou_finance")
+    assert payload is not None
+    event = normalize(payload, bot_open_id=None)
+    assert isinstance(event, ApprovalStatusChanged)
+    assert (event.instance_code, event.status, event.approval_code) == (code, "APPROVED", CODE)
+    assert event.event_id == payload["uuid"]
+    instance = await client.get_approval(code)
+    assert instance.status == "APPROVED" and instance.end_time >= instance.start_time > 0
+
+
+async def test_transfer_keeps_it_pending_and_reject_ends_it(standin: FeishuStandIn, client: FeishuClient) -> None:
+    code = await client.create_approval(CODE, "ou_applicant", FORM)
+    assert standin.decide_approval(code, "transfer", open_id="ou_head", to="ou_deputy") is None
+    instance = await client.get_approval(code)
+    assert instance.status == "PENDING"
+    assert [(t.open_id, t.status) for t in instance.tasks] == [("ou_head", "TRANSFERRED"), ("ou_deputy", "PENDING")]
+    with pytest.raises(ValueError, match="no pending task"):
+        standin.decide_approval(code, "approve", open_id="ou_head")  # it is not theirs any more
+    payload = standin.decide_approval(code, "reject", open_id="ou_deputy", comment="over budget")
+    assert payload is not None and payload["event"]["status"] == "REJECTED"
+    assert (await client.get_approval(code)).status == "REJECTED"
+
+
+async def test_the_applicant_withdraws_and_errors_are_feishu_shaped(standin: FeishuStandIn,
+                                                                    client: FeishuClient) -> None:
+    code = await client.create_approval(CODE, "ou_applicant", FORM)
+    with pytest.raises(FeishuError) as refused:
+        await client.cancel_approval(CODE, code, "ou_someone_else")
+    assert refused.value.code == 1390001 and not refused.value.retryable
+    await client.cancel_approval(CODE, code, "ou_applicant")
+    assert (await client.get_approval(code)).status == "CANCELED"
+    assert standin.approval_payloads[-1]["event"]["status"] == "CANCELED"
+    with pytest.raises(FeishuError) as again:
+        await client.cancel_approval(CODE, code, "ou_applicant")
+    assert again.value.code == 1390004
+
+    with pytest.raises(FeishuError) as unknown:
+        await client.create_approval("NO-SUCH-CODE", "ou_applicant", FORM)
+    assert unknown.value.code == 1390002
+    with pytest.raises(FeishuError) as bad_node:
+        await client.create_approval(CODE, "ou_applicant", FORM, {"no_such_node": ["ou_x"]})
+    assert bad_node.value.code == 1390001
+    with pytest.raises(FeishuError) as missing:
+        await client.get_approval("NO-SUCH-INSTANCE")
+    assert missing.value.code == 1390003
+
+
+async def test_admin_route_decides_and_reports(standin: FeishuStandIn, client: FeishuClient) -> None:
+    code = await client.create_approval(CODE, "ou_applicant", FORM)
+    async with httpx.AsyncClient(base_url=standin.base_url) as http:
+        first = await http.post("/_standin/approval/decide", json={"instance_code": code, "action": "approve"})
+        assert first.json() == {"status": "PENDING", "event": None}
+        second = await http.post("/_standin/approval/decide",
+                                 json={"instance_code": code, "action": "reject", "open_id": "ou_finance"})
+        assert second.json()["status"] == "REJECTED"
+        assert second.json()["event"]["event"]["status"] == "REJECTED"
+        late = await http.post("/_standin/approval/decide", json={"instance_code": code, "action": "approve"})
+        assert late.status_code == 400 and "REJECTED" in late.json()["error"]
+        added = await http.post("/_standin/approval/definitions", json={"approval_code": "LEAVE", "nodes": [
+            {"custom_node_id": "manager", "approvers": ["ou_m"]}]})
+        assert added.status_code == 200
+    assert "LEAVE" in standin.state.approvals
+    saved = json.loads(json.dumps(standin.state.to_json()))
+    restored = FeishuStandIn(app_id="cli_restore")
+    restored.state.merge_json(saved)
+    assert restored.state.approval_instances[code]["status"] == "REJECTED"
+    assert set(restored.state.approvals) == {CODE, "LEAVE"}
