@@ -71,11 +71,13 @@ def build_worker(
     max_concurrent_activities: int = 100,
     max_concurrent_workflow_tasks: int = 8,
     interceptors: Sequence[Any] = (),
+    max_cached_workflows: int = 1000,
 ) -> Worker:
     if workflows is None:
+        from engine.approvals import WORKFLOWS as APPROVAL_WORKFLOWS
         from engine.notices.calendar import WORKFLOWS as ENGINE_WORKFLOWS
 
-        workflows = [*plugins.workflows(), *ENGINE_WORKFLOWS]
+        workflows = [*plugins.workflows(), *ENGINE_WORKFLOWS, *APPROVAL_WORKFLOWS]
     workflows = list(workflows)
     ensure_bytecode(workflows)
     return Worker(
@@ -88,6 +90,8 @@ def build_worker(
         activity_executor=concurrent.futures.ThreadPoolExecutor(max_workers=max_concurrent_activities),
         max_concurrent_activities=max_concurrent_activities,
         max_concurrent_workflow_tasks=max_concurrent_workflow_tasks,
+        # 0 turns off sticky queues: a test that stops a worker needs its workflows to move to the next one
+        max_cached_workflows=max_cached_workflows,
         # KeepAlive first: its beats must go on while the other interceptors and the activity run
         interceptors=[KeepAlive(), *interceptors],
     )

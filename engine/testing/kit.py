@@ -247,6 +247,10 @@ class RecordingRouter(Router):
             self.touched.append(wid)
         return wid
 
+    def _followed(self, wid: str) -> None:
+        if wid not in self.touched:
+            self.touched.append(wid)
+
 
 @dataclass
 class ScenarioHarness:
@@ -356,19 +360,31 @@ class ScenarioHarness:
         ``settle=False`` returns with the answer, before the work it started is done (a second press
         that arrives meanwhile).
         """
+        options.setdefault("retries", ())
+        options.setdefault("tenant_key", self.org.tenant_key or None)
+        result = await self.standin.deliver_event(await self.ingress_url(), event_type, event, **options)
+        if settle:
+            await self.settle()
+        return result
+
+    async def push_payload(self, payload: dict[str, Any], *, settle: bool = True, **options: Any) -> Any:
+        """Deliver an already-built payload (a v1 ``approval_instance`` one from the stand-in's
+        ``approval_payloads``) signed over real HTTP to the engine's ingress, as Feishu pushes it."""
+        options.setdefault("retries", ())
+        result = await self.standin.deliver_payload(await self.ingress_url(), payload, **options)
+        if settle:
+            await self.settle()
+        return result
+
+    async def ingress_url(self) -> str:
+        """The events URL of the engine's ingress for this test (started on first use)."""
         if self._ingress is None:
             from engine.runtime.processes import _serve_ingress
 
             self._ingress = await _serve_ingress(self.app, self.router, "127.0.0.1", 0)
         server = self._ingress[0]
         port = server.servers[0].sockets[0].getsockname()[1]
-        options.setdefault("retries", ())
-        options.setdefault("tenant_key", self.org.tenant_key or None)
-        result = await self.standin.deliver_event(f"http://127.0.0.1:{port}/feishu/events", event_type, event,
-                                                  **options)
-        if settle:
-            await self.settle()
-        return result
+        return f"http://127.0.0.1:{port}/feishu/events"
 
     async def _stop_ingress(self) -> None:
         if self._ingress is not None:
@@ -451,7 +467,9 @@ class ScenarioHarness:
             EventType.EVENT_TYPE_WORKFLOW_TASK_SCHEDULED, EventType.EVENT_TYPE_WORKFLOW_TASK_STARTED,
             EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED, EventType.EVENT_TYPE_ACTIVITY_TASK_STARTED,
             EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED,
-            EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED)
+            EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED,
+            # a child asked for and not started yet: the test would look for it too soon
+            EventType.EVENT_TYPE_START_CHILD_WORKFLOW_EXECUTION_INITIATED)
 
     async def _open_workflows(self) -> AsyncIterator[str]:
         # the time-skipping server has no visibility API: track the ids this test touched
