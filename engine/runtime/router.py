@@ -25,7 +25,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from engine import actions as act
 from engine.config import OrgContext
-from engine.events import CardAction, FeishuEvent, MessageReceived
+from engine.events import ApprovalStatusChanged, CardAction, FeishuEvent, MessageReceived
 from engine.ids import workflow_id
 from engine.notices.toasts import toast
 from engine.plugins import PluginSet
@@ -77,9 +77,12 @@ class Router:
 
     async def dispatch(self, event: FeishuEvent, org: OrgContext) -> DispatchResult:
         actions = self.actions_for(event, org)
-        if not actions:
-            return await self._unrouted(event, org)
         result = DispatchResult()
+        if isinstance(event, ApprovalStatusChanged):
+            # the engine's own: whichever scenario asked, the follower of the instance re-reads it
+            result.effects += await self.execute_approval(event, org)
+        if not actions:
+            return result if result.effects else await self._unrouted(event, org)
         # Several scenarios may ask after the same key ("CT-0012 状态"): the one that knows it answers,
         # and "not found" is said once, only when none does.
         missing: list[act.Reply] = []
@@ -120,6 +123,35 @@ class Router:
                                message_id=event.message_id)
         await self.execute(help_reply, event, org)
         return DispatchResult(effects=1)
+
+    async def execute_approval(self, event: ApprovalStatusChanged, org: OrgContext) -> int:
+        """Signal the workflow following ``event.instance_code`` (``engine.approvals``); 0 when none does.
+
+        No workflow follows an instance that another system created, or one the follower has not started
+        yet: it reads the instance when it starts, so nothing is lost. Temporal being unreachable raises
+        :class:`TemporalUnavailable` (Feishu pushes the event again).
+        """
+        from engine.approvals import CHANGED_SIGNAL, ApprovalChanged, approval_workflow_id
+
+        wid = approval_workflow_id(org.id, event.instance_code)
+        note = ApprovalChanged(event_id=event.event_id, instance_code=event.instance_code, status=event.status)
+        try:
+            await self.client.get_workflow_handle(wid).signal(CHANGED_SIGNAL, note)
+        except RPCError as error:
+            if error.status in _UNAVAILABLE:
+                raise TemporalUnavailable(str(error)) from error
+            if error.status != RPCStatusCode.NOT_FOUND:
+                raise
+            log.info("approval event %s (%s): no workflow follows instance %s", event.event_id, event.status,
+                     event.instance_code)
+            return 0
+        except (ConnectionError, TimeoutError) as error:
+            raise TemporalUnavailable(str(error)) from error
+        self._followed(wid)
+        return 1
+
+    def _followed(self, wid: str) -> None:
+        """A hook for a recording router (tests): the approval follower ``wid`` was signalled."""
 
     async def healthy(self) -> bool:
         try:

@@ -23,6 +23,7 @@ from engine.actions import (
     StartWorkflow,
     UpdateWorkflow,
 )
+from engine.approvals import ApprovalDecision, ApprovalRequest, ApprovalSettings, request_approval
 from engine.cli import Fail, pass_app, run_async
 from engine.clock import BusinessClock
 from engine.config import OrgContext
@@ -82,6 +83,9 @@ RegisterRoute = Callable[..., None]
 
 __all__ = [
     "Action",
+    "ApprovalDecision",
+    "ApprovalRequest",
+    "ApprovalSettings",
     "ApprovalStatusChanged",
     "BitableRecordChanged",
     "BotAddedToChat",
@@ -140,6 +144,7 @@ __all__ = [
     "next_notice",
     "pass_app",
     "question_locale",
+    "request_approval",
     "resolve_site_context",
     "run_async",
     "split_workflow_id",
