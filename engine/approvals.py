@@ -10,8 +10,9 @@ approval instance (Approval API v4) of the definition its settings name, then ru
   which the test server lacks, nor room in Feishu's ``uuid``, which holds the idempotency key instead);
 * treats every ``approval_instance`` event (signal :data:`CHANGED_SIGNAL`, sent by the router) as news only:
   it re-reads the instance from Feishu before deciding anything, so a forged, stale, repeated or
-  out-of-order event changes nothing by itself; it also re-reads it every ``recheck_hours`` and when it
-  starts, so an event that never came (or came before the child started) costs only time;
+  out-of-order event changes nothing by itself; it also re-reads it when it starts, before each reminder
+  and every ``recheck_hours``, so an event that never came (or came before the child started) costs only
+  time, and a reminder goes to whoever holds the task then;
 * ends at the first terminal status it reads (APPROVED, REJECTED, CANCELED = withdrawn, DELETED); a
   transfer leaves the instance PENDING, so the child keeps waiting. Its result reaches the parent once;
 * meanwhile reminds the pending approvers and escalates to ``escalate_to`` on the site's working days
@@ -222,8 +223,9 @@ class ApprovalFollow:
             try:
                 await workflow.wait_condition(lambda seen=read: self._news != seen, timeout=wait)
             except TimeoutError:
-                if notice.is_nothing or notice.at is None or notice.at - now >= recheck:
-                    read = -1  # a quiet while: read the instance again, an event may have been lost
+                # read again before a notice (it goes to whoever holds the task now, and not at all once
+                # decided) and after a quiet while (an event may have been lost)
+                read = -1
 
     async def _send(self, follow: FollowInput, step: str, action: str, due: str) -> None:
         escalate = action == "escalate"

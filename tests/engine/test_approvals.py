@@ -138,10 +138,14 @@ async def test_pending_approvals_are_reminded_and_escalated_on_working_days(scen
         eve = await env.begin_at(moments.eve_of_days_off(time(10, 0), min_days=2))
         handle, code = await ask(env, "PR-7")
         due = calendar.add_workdays(eve.date(), 1)  # the first working day after the days off
+        await env.advance(days=1)
+        # transferred on a day off, with no event at all: the reminder finds the task's new holder
+        assert env.standin.decide_approval(code, "transfer", open_id="ou_head", to="ou_deputy") is None
         await env.advance_to(calendar.at_local(due, time(8, 59)))
-        assert env.messages(to="ou_head") == [] and env.messages(to="ou_boss") == []  # nothing on days off
+        assert env.messages(to="ou_deputy") == [] and env.messages(to="ou_boss") == []  # nothing on days off
         await env.advance(minutes=2)
-        assert [m.text for m in env.messages(to="ou_head")] == [
+        assert env.messages(to="ou_head") == []
+        assert [m.text for m in env.messages(to="ou_deputy")] == [
             f"【审批提醒】「采购 PR-7」正在等你审批，请在 {due.isoformat()} 前在飞书审批中处理。"]
         escalation_day = calendar.next_workday(due + timedelta(days=1))
         await env.advance_to(calendar.at_local(escalation_day, time(8, 59)))
@@ -149,6 +153,6 @@ async def test_pending_approvals_are_reminded_and_escalated_on_working_days(scen
         await env.advance(minutes=2)
         assert [m.text for m in env.messages(to="ou_boss")] == [
             f"【审批逾期】「采购 PR-7」应在 {due.isoformat()} 前审批完成，仍有 1 位审批人未处理，请跟进。"]
-        await env.push_payload(env.standin.decide_approval(code, "reject", open_id="ou_head"))
-        assert [d["outcome"] for d in await handle.result()] == ["rejected"]
-        assert len(env.messages(to="ou_head")) == 1 and len(env.messages(to="ou_boss")) == 1
+        await env.push_payload(env.standin.decide_approval(code, "reject", open_id="ou_deputy"))
+        assert [(d["outcome"], d["decided_by"]) for d in await handle.result()] == [("rejected", "ou_deputy")]
+        assert len(env.messages(to="ou_deputy")) == 1 and len(env.messages(to="ou_boss")) == 1
