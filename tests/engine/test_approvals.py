@@ -8,15 +8,18 @@ and out of order.
 from __future__ import annotations
 
 from datetime import time, timedelta
+from pathlib import Path
 from typing import Any
 
 from approval_plugin import PurchasePlugin
 
-from engine.approvals import approval_workflow_id
+from engine.approvals import WORKFLOWS, approval_workflow_id
 from engine.runtime.worker import build_worker, engine_activities
 from engine.testing import moments
 from engine.testing.kit import TASK_QUEUE, FreezeWallClock, ScenarioHarness, org_config
+from engine.testing.replay import assert_replays, keep_history, load_history
 
+FOLLOW_HISTORY = Path(__file__).parent / "histories" / "approval_follow_workdays.json"
 CODE = "PURCHASE-7C46"
 APPLICANT = "ou_applicant"
 
@@ -156,3 +159,12 @@ async def test_pending_approvals_are_reminded_and_escalated_on_working_days(scen
         await env.push_payload(env.standin.decide_approval(code, "reject", open_id="ou_deputy"))
         assert [(d["outcome"], d["decided_by"]) for d in await handle.result()] == [("rejected", "ou_deputy")]
         assert len(env.messages(to="ou_deputy")) == 1 and len(env.messages(to="ou_boss")) == 1
+        # recorded once (RECORD_APPROVAL_HISTORY=1 records again): later changes must replay it
+        history = await env.client.get_workflow_handle(approval_workflow_id(env.org.id, code)).fetch_history()
+        await assert_replays(history, WORKFLOWS)
+        keep_history(history, FOLLOW_HISTORY, "RECORD_APPROVAL_HISTORY")
+
+
+async def test_the_recorded_follower_replays() -> None:
+    """A follower that reminded, escalated, re-read a transferred task and ended rejected."""
+    await assert_replays(load_history(FOLLOW_HISTORY, "acme:engine:approval:recorded"), WORKFLOWS)
