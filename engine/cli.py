@@ -90,7 +90,7 @@ def _say(text: str) -> None:
 
 
 # Command groups kept in their own modules (which import this one), loaded when named.
-LAZY_COMMANDS = {"send": "engine.cli_send:send"}
+LAZY_COMMANDS = {"send": "engine.cli_send:send", "approvals": "engine.cli_approvals:approvals"}
 
 
 class EngineGroup(click.Group):

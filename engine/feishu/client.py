@@ -759,6 +759,16 @@ class FeishuClient:
         response = await self._call("approval.v4.instance.create", invoke)
         return str(response.data.instance_code)
 
+    async def subscribe_approval(self, approval_code: str) -> None:
+        """Have Feishu push this app the events of a definition's instances (once per app and definition)."""
+        from lark_oapi.api.approval.v4 import SubscribeApprovalRequest
+
+        def invoke(option: Any) -> Any:
+            request = SubscribeApprovalRequest.builder().approval_code(approval_code).build()
+            return self._lark.approval.v4.approval.subscribe(request, option)
+
+        await self._call("approval.v4.approval.subscribe", invoke)
+
     async def get_approval(self, instance_code: str) -> ApprovalInstance:
         """An approval instance as Feishu has it now (status, applicant, tasks)."""
         from lark_oapi.api.approval.v4 import GetInstanceRequest

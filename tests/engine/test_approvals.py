@@ -7,6 +7,7 @@ and out of order.
 
 from __future__ import annotations
 
+import asyncio
 from datetime import time, timedelta
 from pathlib import Path
 from typing import Any
@@ -46,6 +47,15 @@ async def ask(env: ScenarioHarness, key: str, site: str | None = None) -> tuple[
     return handle, codes[0]
 
 
+async def result_without_waiting(env: ScenarioHarness, handle: Any) -> list[dict[str, Any]]:
+    """The asking workflow's result, which the events alone must have brought: the follower also reads the
+    instance every 12 hours, so a result that needed the clock to skip ahead did not come from them."""
+    before = await env.now()
+    decisions = await handle.result()
+    assert await env.now() - before < timedelta(hours=1), "decided by the periodic read, not by the events"
+    return decisions
+
+
 def tasks(env: ScenarioHarness, code: str) -> list[tuple[str, str]]:
     return [(t["open_id"], t["status"]) for t in env.standin.state.approval_instances[code]["task_list"]]
 
@@ -65,9 +75,27 @@ async def test_approved_after_events_twice_and_out_of_order(scenario_harness: An
         for payload in (approved, created, approved, created):  # the decision first, then stale news, twice
             result = await env.push_payload(payload)
             assert result.acknowledged
-        decisions = await handle.result()
+        decisions = await result_without_waiting(env, handle)
         assert [(d["outcome"], d["status"], d["decided_by"], d["instance_code"]) for d in decisions] == [
             ("approved", "APPROVED", "ou_finance", code)]
+
+
+async def test_decisions_pushed_by_feishu_itself_once_subscribed(scenario_harness: Any) -> None:
+    async with scenario_harness({"purchase": PurchasePlugin()}, config=config()) as env:
+        seed(env)
+        await env.app.feishu.subscribe_approval(CODE)
+        env.standin.event_url = await env.ingress_url()  # the stand-in pushes each change, as Feishu does
+        handle, code = await ask(env, "PR-8")
+        env.standin.decide_approval(code, "approve", open_id="ou_head")
+        env.standin.decide_approval(code, "approve", open_id="ou_finance")
+        for _ in range(500):  # the stand-in pushes in the background
+            if len(env.standin.deliveries) == 2 and all(d.acknowledged for d in env.standin.deliveries):
+                break
+            await asyncio.sleep(0.01)
+        await env.settle()
+        decisions = await result_without_waiting(env, handle)
+        assert [(d["outcome"], d["decided_by"]) for d in decisions] == [("approved", "ou_finance")]
+        assert [p["event"]["status"] for p in env.standin.approval_payloads] == ["PENDING", "APPROVED"]
 
 
 async def test_a_forged_approval_changes_nothing_and_the_rejection_ends_it(scenario_harness: Any) -> None:
@@ -80,7 +108,7 @@ async def test_a_forged_approval_changes_nothing_and_the_rejection_ends_it(scena
         rejected = env.standin.decide_approval(code, "reject", open_id="ou_head", comment="over budget")
         await env.push_payload(rejected)
         await env.push_payload(rejected)
-        decisions = await handle.result()
+        decisions = await result_without_waiting(env, handle)
         assert [(d["outcome"], d["decided_by"]) for d in decisions] == [("rejected", "ou_head")]
 
 
@@ -94,7 +122,7 @@ async def test_withdrawn_after_a_transfer_that_kept_it_pending(scenario_harness:
         withdrawn = env.standin.decide_approval(code, "cancel")
         await env.push_payload(withdrawn)
         await env.push_payload(withdrawn)
-        decisions = await handle.result()
+        decisions = await result_without_waiting(env, handle)
         assert [(d["outcome"], d["status"], d["decided_by"]) for d in decisions] == [("withdrawn", "CANCELED", "")]
 
 
@@ -117,7 +145,7 @@ async def test_decided_while_the_worker_is_down(scenario_harness: Any) -> None:
         assert (await env.push_payload(approved, settle=False)).acknowledged
         assert (await env.push_payload(approved, settle=False)).acknowledged
         async with uncached_worker(env):  # the worker is back
-            decisions = await handle.result()
+            decisions = await result_without_waiting(env, handle)
         assert [(d["outcome"], d["decided_by"]) for d in decisions] == [("approved", "ou_finance")]
 
 

@@ -7,9 +7,12 @@ shaped as the engine's normalizer reads them.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -128,3 +131,65 @@ async def test_admin_route_decides_and_reports(standin: FeishuStandIn, client: F
     restored.state.merge_json(saved)
     assert restored.state.approval_instances[code]["status"] == "REJECTED"
     assert set(restored.state.approvals) == {CODE, "LEAVE"}
+
+
+async def test_events_are_pushed_only_for_subscribed_definitions(standin: FeishuStandIn,
+                                                                  client: FeishuClient) -> None:
+    received: list[dict] = []
+
+    async def sink(scope: dict, receive: Any, send: Any) -> None:  # a bare ASGI receiver of the pushes
+        if scope["type"] != "http":
+            return
+        body = b""
+        while True:
+            message = await receive()
+            body += message.get("body", b"")
+            if not message.get("more_body"):
+                break
+        received.append(json.loads(body))
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"application/json")]})
+        await send({"type": "http.response.body", "body": b"{}"})
+
+    from engine.feishu.standin.runner import ServerRunner
+
+    runner = ServerRunner(sink)
+    await runner.start("127.0.0.1", 0)
+    try:
+        standin.event_url = f"http://127.0.0.1:{runner.port}/feishu/events"
+        quiet = await client.create_approval(CODE, "ou_applicant", FORM)  # not subscribed yet
+        await client.subscribe_approval(CODE)
+        await client.subscribe_approval(CODE)  # a repeat is harmless
+        loud = await client.create_approval(CODE, "ou_applicant", FORM)
+        standin.decide_approval(loud, "reject", open_id="ou_head")
+        for _ in range(200):
+            if len(received) >= 2:
+                break
+            await asyncio.sleep(0.01)
+        assert [(r["event"]["instance_code"], r["event"]["status"]) for r in received] == [
+            (loud, "PENDING"), (loud, "REJECTED")]
+        assert quiet not in {r["event"]["instance_code"] for r in received}
+        with pytest.raises(FeishuError) as unknown:
+            await client.subscribe_approval("NO-SUCH-CODE")
+        assert unknown.value.code == 1390002
+    finally:
+        await runner.stop()
+
+
+async def test_the_subscribe_command(standin: FeishuStandIn, tmp_path: Path,
+                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    from click.testing import CliRunner
+
+    from engine.cli import cli
+
+    config = tmp_path / "engine.toml"
+    config.write_text('[organizations.acme]\ntenant_key = "t_standin"\n', encoding="utf-8")
+    for name, value in (("FEISHU_APP_ID", standin.app_id), ("FEISHU_APP_SECRET", standin.app_secret),
+                        ("FEISHU_BASE_URL", standin.base_url)):
+        monkeypatch.setenv(name, value)
+    done = await asyncio.to_thread(CliRunner().invoke, cli, ["--config", str(config), "approvals", "subscribe", CODE])
+    assert done.exit_code == 0, done.output
+    assert f"{CODE}: subscribed" in done.output
+    assert standin.state.approval_subscriptions[standin.app_id] == [CODE]
+    refused = await asyncio.to_thread(CliRunner().invoke, cli, [
+        "--config", str(config), "approvals", "subscribe", "NO-SUCH-CODE"])
+    assert refused.exit_code == 2 and "NO-SUCH-CODE: refused" in refused.output

@@ -470,12 +470,13 @@ class FeishuStandIn:
 
     def approval_changed(self, event: dict[str, Any], *, app_id: str | None = None) -> dict[str, Any]:
         """Record the v1 ``approval_instance`` payload of a status change (``approval_payloads``) and, with an
-        ``event_url``, push it there in the background like Feishu. Returns the payload."""
+        ``event_url`` and the app subscribed to the definition, push it there in the background like Feishu.
+        Returns the payload."""
         app = self._app(app_id)
         payload = ev.envelope_v1(ev.EVENT_APPROVAL, event, app_id=app.app_id, tenant_key=app.tenant_key,
                                  token=app.verification_token or self.verification_token)
         self.approval_payloads.append(payload)
-        if self.event_url:
+        if self.event_url and event["approval_code"] in self.state.approval_subscriptions.get(app.app_id, []):
             task = asyncio.create_task(self.deliver_payload(self.event_url, payload, app_id=app_id))
             self._background.add(task)
             task.add_done_callback(self._background.discard)

@@ -9,7 +9,9 @@ each with default approvers; the create call may replace a node's approvers with
 approver's decision settles a node (Feishu's "或签"). Nodes run in order: the last node approved approves
 the instance; any rejection rejects it. A transfer hands the task to someone else and leaves the instance
 ``PENDING``. Every change of the instance's status emits a v1 ``approval_instance`` event (see
-:func:`decide`), which the stand-in pushes to its ``event_url`` when it has one.
+:func:`decide`), which the stand-in pushes to its ``event_url`` when the app subscribed to the definition
+(``POST /open-apis/approval/v4/approvals/{approval_code}/subscribe``, as Feishu requires; the stand-in
+accepts a repeated subscription).
 
 Error codes: Feishu's approval API answers in the 1390xxx range; the stand-in uses 1390001 for a bad
 parameter, 1390002 for an unknown approval code and 1390003 for an unknown instance.
@@ -219,9 +221,22 @@ async def cancel(ctx: Ctx) -> Reply:
     return ok({})
 
 
+async def subscribe(ctx: Ctx) -> Reply:
+    assert ctx.app is not None
+    code = ctx.params["approval_code"]
+    if code not in ctx.state.approvals:
+        return fail(400, APPROVAL_NOT_FOUND, f"approval code not found: {code!r}")
+    ctx.state.approval_subscriptions.setdefault(ctx.app.app_id, [])
+    if code not in ctx.state.approval_subscriptions[ctx.app.app_id]:
+        ctx.state.approval_subscriptions[ctx.app.app_id].append(code)
+    return ok({})
+
+
 _I = "/open-apis/approval/v4/instances"
 ENDPOINTS = [
     Endpoint("POST", _I, create, api="approval.v4.instance.create"),
     Endpoint("POST", _I + "/cancel", cancel, api="approval.v4.instance.cancel"),
     Endpoint("GET", _I + "/{instance_id}", get, api="approval.v4.instance.get"),
+    Endpoint("POST", "/open-apis/approval/v4/approvals/{approval_code}/subscribe", subscribe,
+             api="approval.v4.approval.subscribe"),
 ]

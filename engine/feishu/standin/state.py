@@ -92,6 +92,7 @@ class State:
     # "approvers": [open_id, ...]}]}; instance_code -> instance (routes_approval.py)
     approvals: dict[str, dict[str, Any]] = field(default_factory=dict)
     approval_instances: dict[str, dict[str, Any]] = field(default_factory=dict)
+    approval_subscriptions: dict[str, list[str]] = field(default_factory=dict)  # app_id -> approval codes
     # not persisted
     tokens: dict[str, Token] = field(default_factory=dict)
     idempotency: dict[str, tuple[float, Any]] = field(default_factory=dict)
@@ -188,6 +189,7 @@ class State:
             },
             "approvals": list(self.approvals.values()),
             "approval_instances": list(self.approval_instances.values()),
+            "approval_subscriptions": self.approval_subscriptions,
         }
 
     def merge_json(self, data: dict[str, Any], *, today: date | None = None) -> None:
@@ -227,6 +229,9 @@ class State:
             self.add_approval(**definition)
         for instance in data.get("approval_instances", []):
             self.approval_instances[instance["instance_code"]] = instance
+        for app_id, codes in data.get("approval_subscriptions", {}).items():
+            known = self.approval_subscriptions.setdefault(app_id, [])
+            known.extend(code for code in codes if code not in known)
 
     # ---- approvals ---------------------------------------------------------------------------------
     def add_approval(self, approval_code: str, approval_name: str = "", nodes: list[dict[str, Any]] | None = None
@@ -254,6 +259,7 @@ class State:
         self.bitable.clear()
         self.approvals.clear()
         self.approval_instances.clear()
+        self.approval_subscriptions.clear()
         self.idempotency.clear()
 
     def save(self, path: Path) -> None:
