@@ -127,7 +127,17 @@ class RecruitingActivities:
                 busy.add(reading.text(record.fields, af.candidate_id))
         req = RequisitionFacts(req_id="", site=query.site, department=query.department, title=query.title,
                                tags=query.tags)
-        return rules.match_pool(req, [p for p in pool if p.candidate_id], query.as_of, settings, exclude=busy)
+        matches = rules.match_pool(req, [p for p in pool if p.candidate_id], query.as_of, settings, exclude=busy)
+        for match in matches:  # the card names the hospitals
+            match.site = self._site_name(org.id, match.site) or match.site
+        return matches
+
+    def _site_name(self, org_id: str, site: str) -> str:
+        """A hospital's configured name ("" for an unknown site or one without a name)."""
+        if not site:
+            return ""
+        context = self.services.context(org_id, SCENARIO, site)
+        return context.site_name if context.site else ""
 
     @activity.defn(name="recruiting.load_application")
     async def load_application(self, request: LoadApplication) -> ApplicationFacts:
@@ -173,6 +183,8 @@ class RecruitingActivities:
                 site=reading.text(other, af.site), req_id=reading.text(other, af.req_id),
                 stage=rules.parse_stage(other.get(af.stage), settings) or ""))
         candidate, linked, _ = rules.link_candidate(request.application_id, hashes + also, known)
+        for link in linked:  # the other hospitals by their names, as the notice shows them
+            link.site_name = self._site_name(org.id, link.site)
         candidate = request.candidate_id or candidate
         in_pool = pool_entry is not None
         if not in_pool and candidate:

@@ -170,6 +170,7 @@ class LoadApplication(BaseModel):
 class Linked(BaseModel):
     application_id: str
     site: str = ""
+    site_name: str = ""  # the hospital as people call it (empty in runs recorded before it was kept)
     req_id: str = ""
     stage: str = ""
 

@@ -141,6 +141,13 @@ class _Base:
     def _say(self, key: str, **values: Any) -> str:
         return texts.say(self.ctx.locale, key, **values)
 
+    def _site_name(self, site: str) -> str:
+        """The hospital as people call it (its configured name), the id when it has none."""
+        return self.ctx.site_name if site and site == self.ctx.site and self.ctx.site_name else site
+
+    def _role_text(self, role: str) -> str:
+        return texts.role(self.ctx.locale, role)
+
     def _record(self, action: str, actor: str = "", via: str = "system", detail: str = "") -> None:
         self.history.append(Transition(at=self._now(), actor=actor, action=action, via=via, detail=detail))
 
@@ -252,14 +259,18 @@ class RequisitionWorkflow(_Base):
     def _recruiter(self) -> str:
         return (self.facts.recruiter if self.facts and self.facts.recruiter else "") or "recruiter"
 
-    def _card(self, level: int) -> dict[str, Any]:
+    def _req(self) -> dict[str, Any]:
+        """The requisition as cards show it: the hospital by its name."""
         assert self.facts is not None
-        return {"req": self.facts.model_dump(mode="json"), "level": level, "levels": len(self.chain),
-                "chain": [s.model_dump(mode="json") for s in self.chain], "reason": self.chain_reason}
+        return {**self.facts.model_dump(mode="json"), "site": self._site_name(self.facts.site)}
+
+    def _card(self, level: int) -> dict[str, Any]:
+        # the approvers by their roles' names; the rules' reason for the chain stays in the history
+        return {"req": self._req(), "level": level, "levels": len(self.chain),
+                "chain": [{**s.model_dump(mode="json"), "role_label": self._role_text(s.role)} for s in self.chain]}
 
     def _notice(self, kind: str, **extra: Any) -> dict[str, Any]:
-        assert self.facts is not None
-        return {"kind": kind, "req": self.facts.model_dump(mode="json"), "status": self.status, **extra}
+        return {"kind": kind, "req": self._req(), "status": self.status, **extra}
 
     async def _offer_pool_matches(self) -> None:
         assert self.facts is not None
@@ -273,7 +284,7 @@ class RequisitionWorkflow(_Base):
         self._record("pool_matches", detail=", ".join(f"{m.candidate_id}({m.score})" for m in self.matches) or "none")
         if self.matches:
             await self._send(self._recruiter(), "pool.card", {
-                "req": self.facts.model_dump(mode="json"),
+                "req": self._req(),
                 "matches": [m.model_dump(mode="json") for m in self.matches]}, "pool")
 
     async def _close(self) -> str:
@@ -402,8 +413,9 @@ class ApplicationWorkflow(_Base):
         await self._write(applied=True)
         if facts.linked:
             self._record("duplicate_linked", detail=", ".join(link.application_id for link in facts.linked))
-            await self._send("recruiter", "notice", {"kind": "duplicate", "app": self._summary(),
-                                                     "linked": [link.model_dump() for link in facts.linked]},
+            linked = [{**link.model_dump(), "site": link.site_name or link.site,
+                       "stage": self._stage_text(link.stage) if link.stage else ""} for link in facts.linked]
+            await self._send("recruiter", "notice", {"kind": "duplicate", "app": self._summary(), "linked": linked},
                              "duplicate")
         while not rules.is_terminal(self.stage, self.settings):
             await self._sla_step()
@@ -420,7 +432,7 @@ class ApplicationWorkflow(_Base):
 
     def _summary(self) -> dict[str, Any]:
         assert self.facts is not None
-        return {"id": self.params.application_id, "name": self.facts.name, "site": self.facts.site,
+        return {"id": self.params.application_id, "name": self.facts.name, "site": self._site_name(self.facts.site),
                 "req_id": self.facts.req_id, "title": self.facts.title, "department": self.facts.department,
                 "stage": self.stage, "stage_label": self.settings.stage_label(self.stage),
                 "candidate_id": self.facts.candidate_id}
@@ -666,9 +678,10 @@ class OnboardingWorkflow(_Base):
     def _card(self, phase: str) -> dict[str, Any]:
         entries = self.checklist if phase == "onboarding" else self.offboarding
         return {"phase": phase, "app_id": self.params.application_id, "name": self.params.name,
-                "site": self.params.site, "title": self.params.title, "start_date": self.params.start_date.isoformat(),
+                "site": self._site_name(self.params.site), "title": self.params.title,
+                "start_date": self.params.start_date.isoformat(),
                 "last_day": self.last_day.isoformat() if self.last_day else None,
-                "items": [e.model_dump(mode="json") for e in entries]}
+                "items": [{**e.model_dump(mode="json"), "owner_label": self._role_text(e.owner)} for e in entries]}
 
     def _plan(self) -> list[rules.Notice]:
         plan = rules.checklist_notices("onb", self.checklist, self.settings, self.calendar)
@@ -688,9 +701,12 @@ class OnboardingWorkflow(_Base):
         for notice in send:
             self.fired.append(notice.step)
             self._record(notice.kind, detail=notice.reason)
+            data = dict(notice.data)
+            if "owner" in data:
+                data["owner"] = self._role_text(str(data["owner"]))
             await self._send(notice.to, "notice", {
-                "kind": notice.kind, "name": self.params.name, "site": self.params.site,
-                "title": self.params.title, "reason": notice.reason, **notice.data,
+                "kind": notice.kind, "name": self.params.name, "site": self._site_name(self.params.site),
+                "title": self.params.title, "reason": notice.reason, **data,
                 "item_label": self._label(str(notice.data.get("item", "")))}, notice.step)
         if send:
             await self._write()
@@ -775,7 +791,7 @@ class OnboardingWorkflow(_Base):
         self.version += 1
         await self._write()
         await self._send("hr", "notice", {"kind": "account_matched", "name": self.params.name,
-                                          "site": self.params.site, "title": self.params.title,
+                                          "site": self._site_name(self.params.site), "title": self.params.title,
                                           "open_id": match.open_id, "reason": ""}, "account_matched")
         app = workflow.get_external_workflow_handle(workflow_id(_org(), SCENARIO, app_key(self.params.application_id)))
         try:
@@ -890,6 +906,7 @@ class StatusWorkflow:
         settings = ctx.settings_as(RecruitingSettings)
         locale = params.locale or ctx.locale
         result = answer.model_dump(mode="json")
+        result["site"] = ctx.site_name or answer.site  # the hospital by its name
         if answer.kind == "application":
             result["stage_label"] = texts.stage(locale, settings, answer.status)
         if answer.waiting_for:

@@ -79,7 +79,7 @@ async def test_two_level_approval_then_pool_match_from_the_other_hospital(scenar
         # the pool match: the other hospital's candidate, not the expired one, offered by card
         assert [m.candidate_id for m in st.matches] == ["c_pool_wangmin"]
         pool_card = env.messages(to="ou_rc_a")[-1]
-        assert pool_card.card is not None and "王敏" in pool_card.text and "hosp_b" in pool_card.text
+        assert pool_card.card is not None and "王敏" in pool_card.text and "B院" in pool_card.text
 
         # the recruiter invites her: an application linked to the pool entry
         await env.deliver(press("ou_rc_a", "invite", req="recReqNew", candidate="c_pool_wangmin"))

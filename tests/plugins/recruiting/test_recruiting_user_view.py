@@ -1,0 +1,45 @@
+"""What a new user meets first: names and words instead of ids, applications seen late, duplicates in any
+order, edits that cannot apply, who may tick a checklist item, and seeded requisitions."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from recruiting_helpers import config, press, record_event, seed, track
+
+import plugins.recruiting as recruiting
+from engine.testing.events import message
+
+PLUGINS = {"recruiting": recruiting}
+
+
+async def test_cards_and_notices_show_names_and_words_not_ids(scenario_harness: Any) -> None:
+    """Cards, notices and the status name the hospital, the approvers and the owners in the reader's
+    language; no site id, role key, stage name or rule text."""
+    async with scenario_harness(PLUGINS, config=config()) as env:
+        seed(env)
+        await env.deliver(record_event("tblRequisitions", "recReqA002"))
+        approval = env.messages(to="ou_head_a")[-1].text
+        assert "A院" in approval and "审批链：院长" in approval
+        assert "hosp_a" not in approval and "hospital_head" not in approval and "approves" not in approval
+
+        await env.deliver(record_event("tblApplications", "recAppA01"))
+        await env.deliver(record_event("tblApplications", "recAppB03", operator="ou_rc_b"))
+        duplicate = env.messages(to="ou_rc_b")[-1].text
+        assert "A院" in duplicate and "B院" in duplicate and "（已投递）" in duplicate
+        assert "hosp_" not in duplicate and "applied" not in duplicate
+
+        await env.deliver(press("ou_hr_a", "move", app="recAppA01", to="accepted"))
+        track(env, "onb:recAppA01")
+        await env.settle()
+        checklist = env.messages(to="ou_hr_a")[-1].text
+        assert "入职清单" in checklist and "A院" in checklist and "负责：信息科" in checklist
+        for key in ("hosp_a", "：it", "：admin", "：hr", "：trainer"):
+            assert key not in checklist, key
+
+        await env.deliver(message("recAppA01 状态", chat_type="group", message_id="om_st"))
+        track(env, "status:om_st")
+        await env.settle()
+        reply = next(m for m in env.messages() if m.reply_to == "om_st").text
+        assert "A院" in reply and "hosp_a" not in reply
+
