@@ -88,6 +88,8 @@ OWN_ACTIVITY = activity_options(timedelta(seconds=60))
 SITE_CONTEXT = "recruiting.site_context"
 # Card presses (moves, checklist items, leaving) answered before their writes and messages (Deferred).
 DEFERRED_PRESSES = "recruiting.deferred_presses"
+# An application whose row is first seen at "accepted" starts its onboarding (as a move there does).
+ACCEPTED_AT_START = "recruiting.accepted_at_start"
 
 
 class Refused(Refusal):
@@ -417,6 +419,8 @@ class ApplicationWorkflow(_Base):
                        "stage": self._stage_text(link.stage) if link.stage else ""} for link in facts.linked]
             await self._send("recruiter", "notice", {"kind": "duplicate", "app": self._summary(), "linked": linked},
                              "duplicate")
+        if self.stage == "accepted" and workflow.patched(ACCEPTED_AT_START):
+            await self._start_onboarding()
         while not rules.is_terminal(self.stage, self.settings):
             await self._sla_step()
         await workflow.wait_condition(workflow.all_handlers_finished)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from recruiting_helpers import config, press, record_event, seed, track
+from recruiting_helpers import config, press, record_event, seed, state, track
 
 import plugins.recruiting as recruiting
 from engine.testing.events import message
@@ -43,3 +43,16 @@ async def test_cards_and_notices_show_names_and_words_not_ids(scenario_harness: 
         reply = next(m for m in env.messages() if m.reply_to == "om_st").text
         assert "A院" in reply and "hosp_a" not in reply
 
+
+async def test_an_application_first_seen_accepted_starts_its_onboarding(scenario_harness: Any) -> None:
+    """A row added (or first edited) at 已接受 with no workflow yet starts the onboarding like a move to it."""
+    async with scenario_harness(PLUGINS, config=config()) as env:
+        seed(env)
+        await env.deliver(record_event("tblApplications", "recAppB04", operator="ou_rc_b"))
+        track(env, "onb:recAppB04")
+        await env.settle()
+        onboarding = await state(env, "onb:recAppB04")
+        assert onboarding.status == "onboarding" and onboarding.name == "周婷"
+        assert any("入职清单：周婷" in m.text for m in env.messages(to="ou_hr_b"))
+        history = (await state(env, "app:recAppB04")).history
+        assert [h.action for h in history if h.action == "onboarding_started"] == ["onboarding_started"]
