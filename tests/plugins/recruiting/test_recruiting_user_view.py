@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from recruiting_helpers import config, press, record_event, seed, state, track
+from recruiting_helpers import config, press, record_event, rows, seed, state, track
 
 import plugins.recruiting as recruiting
 from engine.testing.events import message
@@ -56,3 +56,20 @@ async def test_an_application_first_seen_accepted_starts_its_onboarding(scenario
         assert any("入职清单：周婷" in m.text for m in env.messages(to="ou_hr_b"))
         history = (await state(env, "app:recAppB04")).history
         assert [h.action for h in history if h.action == "onboarding_started"] == ["onboarding_started"]
+
+
+async def test_duplicates_are_found_whichever_application_arrives_first(scenario_harness: Any) -> None:
+    """李雷's B院 application first, then his A院 one: the later one is linked to the earlier, as in the other
+    order, and both carry the same candidate id."""
+    async with scenario_harness(PLUGINS, config=config()) as env:
+        seed(env)
+        await env.deliver(record_event("tblApplications", "recAppB03", operator="ou_rc_b"))
+        assert not env.messages(to="ou_rc_b")
+        await env.deliver(record_event("tblApplications", "recAppA01"))
+        notice = env.messages(to="ou_rc_a")[-1].text
+        assert "同一人" in notice and "B院" in notice
+        a, b = await state(env, "app:recAppA01"), await state(env, "app:recAppB03")
+        assert [link.application_id for link in a.linked] == ["recAppB03"] and not b.linked
+        assert a.candidate_id == b.candidate_id != ""
+        table = rows(env, "tblApplications")
+        assert table["recAppA01"]["关联投递"] == "recAppB03" and table["recAppA01"]["候选人ID"] == a.candidate_id
