@@ -90,6 +90,8 @@ SITE_CONTEXT = "recruiting.site_context"
 DEFERRED_PRESSES = "recruiting.deferred_presses"
 # An application whose row is first seen at "accepted" starts its onboarding (as a move there does).
 ACCEPTED_AT_START = "recruiting.accepted_at_start"
+# A Bitable edit the rules refuse is written back (the row shows the stage again) and its editor told.
+EDIT_REFUSED = "recruiting.edit_refused"
 
 
 class Refused(Refusal):
@@ -487,6 +489,17 @@ class ApplicationWorkflow(_Base):
                                              start_date=read.start_date))
             except Refused as refused:
                 self._record("ignored_edit", change.actor, "bitable", refused.reason)
+                if workflow.patched(EDIT_REFUSED):
+                    await self._edit_refused(change, refused)
+
+    async def _edit_refused(self, change: RecordChanged, refused: Refused) -> None:
+        """The row goes back to the stage it is at, and whoever edited it (the stage's owner when the event
+        names nobody) is told why in the hospital's language."""
+        await self._write()
+        spec = self.settings.stage(self.stage)
+        await self._send(change.actor or (spec.owner if spec else "recruiter"), "notice", {
+            "kind": "edit_refused", "app": self._summary(), "refusal": refused.message},
+            f"edit_refused:{change.event_id}")
 
     def _name(self) -> str:
         return (self.facts.name if self.facts else "") or self.params.name or self.params.application_id

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from recruiting_helpers import config, press, record_event, rows, seed, state, track
+from recruiting_helpers import config, edit_row, press, record_event, rows, seed, state, track
 
 import plugins.recruiting as recruiting
 from engine.testing.events import message
@@ -73,3 +73,25 @@ async def test_duplicates_are_found_whichever_application_arrives_first(scenario
         assert a.candidate_id == b.candidate_id != ""
         table = rows(env, "tblApplications")
         assert table["recAppA01"]["关联投递"] == "recAppB03" and table["recAppA01"]["候选人ID"] == a.candidate_id
+
+
+async def test_an_edit_going_back_is_written_back_and_the_editor_told(scenario_harness: Any) -> None:
+    """已筛选 edited back to 已投递 in Bitable: the row shows 已筛选 again and the editor is told why, in the
+    hospital's language; the rules' reason stays in the history."""
+    async with scenario_harness(PLUGINS, config=config()) as env:
+        seed(env)
+        await env.deliver(record_event("tblApplications", "recAppB01", operator="ou_rc_b"))
+        edit_row(env, "tblApplications", "recAppB01", **{"阶段": "已筛选"})
+        await env.deliver(record_event("tblApplications", "recAppB01", action="record_edited", operator="ou_rc_b"))
+        before = len(env.messages(to="ou_rc_b"))
+        edit_row(env, "tblApplications", "recAppB01", **{"阶段": "已投递"})
+        await env.deliver(record_event("tblApplications", "recAppB01", action="record_edited", operator="ou_rc_b"))
+        await env.settle()
+        assert rows(env, "tblApplications")["recAppB01"]["阶段"] == "已筛选"
+        told = env.messages(to="ou_rc_b")[before:]
+        assert len(told) == 1
+        assert "孙悦 不能退回「已投递」阶段" in told[0].text and "已筛选" in told[0].text
+        assert "cannot go back" not in told[0].text
+        app = await state(env, "app:recAppB01")
+        assert app.stage == "screened"
+        assert any(t.action == "ignored_edit" and "cannot go back" in t.detail for t in app.history)
