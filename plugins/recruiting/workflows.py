@@ -92,6 +92,8 @@ DEFERRED_PRESSES = "recruiting.deferred_presses"
 ACCEPTED_AT_START = "recruiting.accepted_at_start"
 # A Bitable edit the rules refuse is written back (the row shows the stage again) and its editor told.
 EDIT_REFUSED = "recruiting.edit_refused"
+# A checklist item is ticked only by its owner (at the hire's site) or the site's HR.
+ITEM_OWNERS = "recruiting.item_owners"
 
 
 class Refused(Refusal):
@@ -784,6 +786,9 @@ class OnboardingWorkflow(_Base):
     @workflow.update(name="complete_item")
     async def complete_item(self, request: CompleteItem) -> dict[str, Any]:
         await workflow.wait_condition(lambda: self.loaded)
+        entry = next((e for e in self.checklist + self.offboarding if e.id == request.item), None)
+        if entry is not None and request.via == "card" and workflow.patched(ITEM_OWNERS):
+            self._check_owner(entry, request.actor)
         if not self.seen.first_time(request.event_id):
             return {"toast": self._say("ok")}
         if not self._complete(request.item, request.actor, request.via):
@@ -795,6 +800,19 @@ class OnboardingWorkflow(_Base):
             await self._write()
         return {"toast": self._say("item_done", name=self.params.name, item=self._label(request.item)),
                 "status": self.status}
+
+    def _check_owner(self, entry: ChecklistEntry, actor: str) -> None:
+        """Refuse anyone but the item's owner and the site's HR (roles as the hire's site sets them)."""
+        allowed = {self._who(entry.owner), self._who("hr")} - {""}
+        if actor in allowed:
+            return
+        workflow.logger.info("%s: %s may not tick %s (owner role %s)", self.params.application_id, actor, entry.id,
+                             entry.owner)
+        if entry.owner == "hr":
+            raise Refused(self._say("hr_ticks", name=self.params.name, item=entry.label),
+                          reason=f"{actor} is not the site's hr")
+        raise Refused(self._say("owner_ticks", name=self.params.name, item=entry.label,
+                                role=self._role_text(entry.owner)), reason=f"{actor} is neither {entry.owner} nor hr")
 
     @workflow.signal(name="account_matched")
     async def account_matched(self, match: AccountMatched) -> None:

@@ -95,3 +95,23 @@ async def test_an_edit_going_back_is_written_back_and_the_editor_told(scenario_h
         app = await state(env, "app:recAppB01")
         assert app.stage == "screened"
         assert any(t.action == "ignored_edit" and "cannot go back" in t.detail for t in app.history)
+
+
+async def test_only_the_items_owner_or_hr_ticks_a_checklist_item(scenario_harness: Any) -> None:
+    """Another hospital's recruiter cannot tick A院's contract item; IT ticks the account, A院's HR any item."""
+    async with scenario_harness(PLUGINS, config=config()) as env:
+        seed(env)
+        await env.deliver(record_event("tblApplications", "recAppA01"))
+        await env.deliver(press("ou_hr_a", "move", app="recAppA01", to="accepted"))
+        track(env, "onb:recAppA01")
+        await env.settle()
+        refused = await env.deliver(press("ou_rc_b", "item_done", app="recAppA01", item="contract"))
+        assert refused.toast == "李雷 的「签订劳动合同」应由人事完成"
+        refused = await env.deliver(press("ou_hr_b", "item_done", app="recAppA01", item="badge"))
+        assert refused.toast == "李雷 的「制作工牌」应由行政或人事完成"
+        ticked = await env.deliver(press("ou_it", "item_done", app="recAppA01", item="account"))
+        assert ticked.toast == "李雷：开通飞书账号 ✓"
+        ticked = await env.deliver(press("ou_hr_a", "item_done", app="recAppA01", item="badge"))
+        assert ticked.toast == "李雷：制作工牌 ✓"
+        done = {e.id: e.done_by for e in (await state(env, "onb:recAppA01")).checklist if e.done_at}
+        assert done == {"account": "ou_it", "badge": "ou_hr_a"}
