@@ -253,13 +253,33 @@ class RecruitingActivities:
                                                   if s.get("status") == "pending"), ""))
         application = await self._state(org, app_key(lookup.key))
         if application is None:
-            return StatusAnswer(key=lookup.key)
+            return await self._status_from_table(lookup.org, lookup.key)
         onboarding = await self._state(org, onboarding_key(lookup.key))
         return StatusAnswer(kind="application", key=lookup.key, site=str(application.get("site") or ""),
                             status=str(application.get("stage") or ""), name=str(application.get("name") or ""),
                             req_id=str(application.get("req_id") or ""),
                             since=_moment(application.get("stage_at")), sla_due=_moment(application.get("sla_due")),
                             onboarding=str(onboarding.get("status") or "") if onboarding else "")
+
+    async def _status_from_table(self, org_id: str, key: str) -> StatusAnswer:
+        """A row no workflow follows (a seeded requisition marked open, an application row never pushed):
+        what its cells say, marked ``from_table``; nothing under the key answers ``kind=""``."""
+        _, settings = self._group(org_id)
+        rf, af = settings.fields.requisitions, settings.fields.applications
+        for record in await self._rows(settings, settings.tables.requisitions, rf.req_id, key):
+            facts = requisition_facts(key, record.record_id, record.fields, settings)
+            return StatusAnswer(kind="requisition", key=key, site=facts.site, title=facts.title,
+                                department=facts.department, headcount=facts.headcount,
+                                status=reading.text(record.fields, rf.status),
+                                hired=reading.count(record.fields, rf.hired), from_table=True)
+        for record in await self._rows(settings, settings.tables.applications):
+            if key in (record.record_id, reading.text(record.fields, af.app_id)):
+                fields = record.fields
+                return StatusAnswer(kind="application", key=key, site=reading.text(fields, af.site),
+                                    status=rules.parse_stage(fields.get(af.stage), settings) or "",
+                                    name=reading.text(fields, af.name), req_id=reading.text(fields, af.req_id),
+                                    from_table=True)
+        return StatusAnswer(key=key)
 
     async def _state(self, org: OrgContext, key: str) -> dict[str, Any] | None:
         """A workflow's ``state`` answer as JSON, None when no workflow ran under the key."""

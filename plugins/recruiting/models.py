@@ -357,3 +357,4 @@ class StatusAnswer(BaseModel):
     since: datetime | None = None
     sla_due: datetime | None = None
     onboarding: str = ""
+    from_table: bool = False  # read from a row no workflow follows (nothing approves or reminds for it)

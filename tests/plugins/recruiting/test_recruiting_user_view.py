@@ -115,3 +115,23 @@ async def test_only_the_items_owner_or_hr_ticks_a_checklist_item(scenario_harnes
         assert ticked.toast == "李雷：制作工牌 ✓"
         done = {e.id: e.done_by for e in (await state(env, "onb:recAppA01")).checklist if e.done_at}
         assert done == {"account": "ou_it", "badge": "ou_hr_a"}
+
+
+async def test_the_status_of_a_row_no_workflow_follows_is_read_from_the_table(scenario_harness: Any) -> None:
+    """A seeded requisition marked open (and an application row never pushed) answer from their rows, saying
+    the engine does not follow them, instead of "No requisition … is recorded"."""
+    async with scenario_harness(PLUGINS, config=config()) as env:
+        seed(env)
+        for text, message_id in (("recReqA001 状态", "om_req"), ("recAppA02 状态", "om_app"),
+                                 ("recReqA001 status", "om_req_en")):
+            await env.deliver(message(text, chat_type="group", message_id=message_id))
+            track(env, f"status:{message_id}")
+            await env.settle()
+        replies = {m.reply_to: m.text for m in env.messages() if m.reply_to}
+        requisition, application, english = replies["om_req"], replies["om_app"], replies["om_req_en"]
+        assert "A院 心内科 护士" in requisition and "招聘中" in requisition and "已录用 0 / 3 人" in requisition
+        assert "韩梅梅" in application and "当前阶段：已筛选" in application
+        assert "Hired 0 of 3" in english and "open" in english
+        for reply in (requisition, application):
+            assert "未记录" not in reply and "表格" in reply
+        assert "table" in english
