@@ -120,6 +120,18 @@ def build_plan(org: str, department_id: str, settings: HandoverSettings, change_
     )
 
 
+def started_now(plan: m.ShiftPlan, now: datetime, minutes: int, close_after_hours: int) -> m.ShiftPlan:
+    """``plan`` started on demand (``engine handover start``): its form due at ``now``, its change ``minutes``
+    later, its end ``close_after_hours`` after that; its people and its key (the shift it stands for) kept.
+
+    ``now`` is business time (aware); the times returned are UTC.
+    """
+    form_at = now.astimezone(UTC)
+    change_at = form_at + timedelta(minutes=minutes)
+    return plan.model_copy(update={"form_at": form_at, "change_at": change_at,
+                                   "close_at": change_at + timedelta(hours=close_after_hours)})
+
+
 def rota_lines(rows: Iterable[Mapping[str, Any]], department: str, zone: ZoneInfo) -> list[RotaEntry]:
     """Dated rota lines from Bitable records or a rota file, for one department.
 
