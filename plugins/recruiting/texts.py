@@ -9,15 +9,17 @@ from __future__ import annotations
 
 from typing import Any
 
-ROLE_LABELS: dict[str, dict[str, str]] = {
+from engine.sdk import Texts
+
+ROLE_LABELS = Texts({
     "zh_CN": {"recruiter": "招聘专员", "interviewer": "面试官", "manager": "招聘经理", "hospital_head": "院长",
               "hr": "人事", "group_hr": "集团人力资源部", "it": "信息科", "admin": "行政", "trainer": "培训负责人"},
     "en_US": {"recruiter": "recruiter", "interviewer": "interviewer", "manager": "recruiting manager",
               "hospital_head": "hospital head", "hr": "HR", "group_hr": "group HR", "it": "IT", "admin": "admin",
               "trainer": "trainer"},
-}
+})
 
-_TEXTS: dict[str, dict[str, str]] = {
+_TEXTS = Texts({
     "zh_CN": {
         "approved": "{req}：已批准",
         "rejected": "{req}：已驳回",
@@ -60,31 +62,28 @@ _TEXTS: dict[str, dict[str, str]] = {
         "already_leaving": "{name} is already offboarding",
         "ok": "Done",
     },
-}
-
-
-def _locale(locale: str | None) -> str:
-    return locale if locale in _TEXTS else "zh_CN"
+})
 
 
 def say(locale: str | None, key: str, **values: Any) -> str:
     """The text ``key`` in ``locale`` (zh_CN when it is not one of ours), with ``values`` filled in."""
-    return _TEXTS[_locale(locale)][key].format(**values)
+    return _TEXTS(key, locale, **values)
 
 
 def role(locale: str | None, name: str) -> str:
     """A role's name as people call it."""
-    return ROLE_LABELS[_locale(locale)].get(name, name)
+    return ROLE_LABELS.get(name, locale)
 
 
 def stage(locale: str | None, settings: Any, name: str) -> str:
     """A stage as people read it: the Bitable label (Chinese) in zh_CN, the stage's name in en_US."""
-    return settings.stage_label(name) if _locale(locale) == "zh_CN" else name
+    return settings.stage_label(name) if (locale if locale in _TEXTS.locales else "zh_CN") == "zh_CN" else name
 
 
 def locales() -> list[str]:
-    return list(_TEXTS)
+    return _TEXTS.locales
 
 
-def keys(locale: str) -> set[str]:
-    return set(_TEXTS[locale])
+def text_keys() -> list[str]:
+    """Every text's key (the same in each language: :class:`Texts` checks it when the plugin loads)."""
+    return _TEXTS.keys()
