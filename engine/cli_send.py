@@ -18,7 +18,7 @@ from typing import Any
 import click
 import httpx
 
-from engine.cli import CliState, Fail, _config_option, pass_app
+from engine.cli import CliState, Fail, _config_option, pass_app, run_async
 
 # How long to watch the outbox after an event: the bot's answers come within a second or two; the
 # watch ends once nothing new arrived for QUIET seconds, or at WATCH.
@@ -282,3 +282,45 @@ def _edit_row(url: str, app_token: str, table_id: str, record_id: str, cells: di
     except httpx.HTTPError as error:
         raise Fail(f"the stand-in at {url} did not answer: {error}", "is `engine dev` still running?") from None
     return row is None
+
+
+@send.command("event")
+@_config_option
+@click.argument("event_type")
+@click.argument("payload", default="{}")
+@click.option("--org", default=None, help="Organization id (default: the config's first).")
+@pass_app
+@run_async
+async def send_event(state: CliState, event_type: str, payload: str, org: str | None) -> None:
+    """Raise an engine event EVENT_TYPE with PAYLOAD (JSON) in the organization, as a plugin's command or a
+    test does (e.g. the example plugin's `checkup.registered`): the enabled plugins' route_event hooks
+    turn it into actions on the running engine's workflows."""
+    import uuid
+    from datetime import UTC, datetime
+
+    from engine.events import EngineEvent
+    from engine.runtime.app import EngineApp
+    from engine.runtime.router import Router, feishu_reply_sender
+    from engine.runtime.worker import connect_config
+
+    config = state.config()
+    org_id = org or next(iter(config.orgs))
+    if org_id not in config.orgs:
+        raise Fail(f"no organization {org_id!r} in {config.path}", f"one of: {', '.join(config.orgs)}")
+    try:
+        data = json.loads(payload)
+    except json.JSONDecodeError as error:
+        raise Fail(f"PAYLOAD is not JSON: {error}", """quote it: '{"device": "MRI-7"}'""") from None
+    if not isinstance(data, dict):
+        raise Fail("PAYLOAD must be a JSON object", """e.g. '{"device": "MRI-7"}'""")
+    client = await connect_config(config)
+    app = EngineApp(config=config, plugins=state.plugins)
+    router = Router(client, state.plugins, task_queue=config.temporal.task_queue, send_reply=feishu_reply_sender(app))
+    # the wall clock: the moment the event is raised, as the engine stamps its own events
+    event = EngineEvent(event_id=f"cli-{uuid.uuid4().hex}", event_type=event_type, create_time=datetime.now(UTC),
+                        payload=data)
+    result = await router.dispatch(event, config.orgs[org_id])
+    if not result.effects:
+        raise Fail(f"no enabled scenario of {org_id} acts on {event_type!r}",
+                   "check the event type and that the plugin is enabled for the organization")
+    click.echo(f"{event_type}: {result.effects} action(s) carried out in {org_id}")

@@ -174,6 +174,19 @@ async def test_workflow_survives_a_restart_of_engine_dev(dev_setup: tuple[Path, 
         sent = subprocess.run([ENGINE, "send", "message", "third", "--chat", "oc_e2e", "--from", "ou_alice",
                                "--config", str(config)], capture_output=True, text=True, env=dev.env, timeout=60)
         assert sent.returncode == 0 and "收到第 3 条：third" in sent.stdout, sent.stdout + sent.stderr
+        # an engine event, raised from the command line
+        raised = subprocess.run([ENGINE, "send", "event", "echo.ping", '{"chat": "oc_e2e", "text": "fourth", '
+                                 '"sender": "ou_alice"}', "--config", str(config)],
+                                capture_output=True, text=True, env=dev.env, timeout=60)
+        assert raised.returncode == 0 and "1 action(s)" in raised.stdout, raised.stdout + raised.stderr
+
+        async def pinged_four_times() -> bool:
+            return (await handle.query("state"))["count"] == 4
+
+        await wait_for(pinged_four_times)
+        nobody = subprocess.run([ENGINE, "send", "event", "nobody.listens", "--config", str(config)],
+                                capture_output=True, text=True, env=dev.env, timeout=60)
+        assert nobody.returncode == 2 and "no enabled scenario" in nobody.stderr, nobody.stderr
         await handle.execute_update("stop")
         shown = subprocess.run([ENGINE, "workflows", "show", "acme:echo:oc_e2e", "--config", str(config)],
                                capture_output=True, text=True, env=dev.env, timeout=60)

@@ -98,7 +98,7 @@ class EchoPlugin:
 
     @hookimpl
     def route_event(self, event: Any, org: Any) -> list[actions.Action] | None:
-        from engine.events import CardAction, MessageReceived
+        from engine.events import CardAction, EngineEvent, MessageReceived
 
         if isinstance(event, MessageReceived) and event.mentions_bot:
             if event.text.strip() == "status":
@@ -110,6 +110,12 @@ class EchoPlugin:
                 scenario="echo", key=event.chat_id, workflow="echo.Conversation", signal="ping",
                 arg=Ping(event_id=event.event_id, text=event.text, sender=event.sender_open_id),
                 start_args=[event.chat_id])]
+        if isinstance(event, EngineEvent) and event.event_type == "echo.ping":  # raised by a command
+            chat = str(event.payload["chat"])
+            return [actions.SignalWithStart(
+                scenario="echo", key=chat, workflow="echo.Conversation", signal="ping",
+                arg=Ping(event_id=event.event_id, text=str(event.payload["text"]),
+                         sender=str(event.payload["sender"])), start_args=[chat])]
         if isinstance(event, CardAction) and event.action_value.get("op") == "stop":
             return [actions.UpdateWorkflow(scenario="echo", key=event.action_value["chat"], update="stop",
                                            update_id=event.event_id)]
