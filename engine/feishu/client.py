@@ -271,6 +271,11 @@ class FeishuClient:
         raw = getattr(response, "raw", None)
         status = getattr(raw, "status_code", None)
         headers = getattr(raw, "headers", None) or {}
+        if not isinstance(response.code, int) and raw is not None:
+            # a raw lark request (``bot_info``) leaves a failed body unparsed (lark looks its Content-Type
+            # header up case-sensitively): read Feishu's code from the body, so an expired token is
+            # re-fetched and a 5xx is retried like any other call's
+            return error_from_body(call, status, headers, getattr(raw, "content", None))
         code = response.code if isinstance(response.code, int) else CODE_HTTP
         return FeishuError(call, code, response.msg or "", status, retry_after_from(headers),
                            log_id=response.get_log_id())

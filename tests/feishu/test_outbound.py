@@ -426,3 +426,16 @@ async def test_delete_chat_dissolves_once_and_a_retry_is_harmless(client: Feishu
     assert await client.delete_chat(created.chat_id) is True
     assert created.chat_id not in standin.state.chats
     assert await client.delete_chat(created.chat_id) is False
+
+
+async def test_bot_info_refreshes_an_expired_token_and_retries_5xx(standin: FeishuStandIn,
+                                                                   client: FeishuClient) -> None:
+    """``/bot/v3/info`` is a raw lark request, whose failures lark leaves unparsed: its code is read from the
+    body, so an expired token is re-fetched (not a start-up failure) and a JSON 5xx is retryable."""
+    bot = (await client.bot_info())["open_id"]
+    standin.inject(Fault("expired_token", path_prefix="/open-apis/bot/v3/info"))
+    assert (await client.bot_info())["open_id"] == bot
+    standin.inject(Fault("server_error", status=500, html=False, path_prefix="/open-apis/bot/v3/info"))
+    with pytest.raises(FeishuError) as caught:
+        await client.bot_info()
+    assert caught.value.code == 1 and caught.value.http_status == 500 and caught.value.retryable
