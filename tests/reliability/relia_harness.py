@@ -40,6 +40,7 @@ TENANT = "t_standin"
 BOT_OPEN_ID = "ou_bot_standin"
 VERIFICATION_TOKEN = "reliability-token"
 ENCRYPT_KEY = "reliability-encrypt-key"
+RECRUITING_CONTACT_KEY = "reliability-contact-key-0123456789abcdef0123456789"
 
 
 class Proc:
@@ -151,7 +152,11 @@ class Stack:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("FEISHU_", "ENGINE_"))}
         env.update({"FEISHU_APP_ID": APP_ID, "FEISHU_APP_SECRET": APP_SECRET,
                     "FEISHU_VERIFICATION_TOKEN": VERIFICATION_TOKEN, "FEISHU_ENCRYPT_KEY": ENCRYPT_KEY,
-                    "FEISHU_BASE_URL": self.standin_url, "PYTHONUNBUFFERED": "1"})
+                    "FEISHU_BASE_URL": self.standin_url, "PYTHONUNBUFFERED": "1",
+                    # recruiting hashes candidates' contacts with the organization's key
+                    "RECRUITING_CONTACT_KEY": RECRUITING_CONTACT_KEY,
+                    # repair's Alertmanager webhook token is derived from it (the suite sends no alert)
+                    "REPAIR_ALERT_SECRET": RECRUITING_CONTACT_KEY[::-1]})
         return env
 
     # -- the parts

@@ -16,6 +16,8 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import relia_plugins as rp
+
 from engine.feishu.activities import message_uuid
 from engine.feishu.standin.state import field_id
 from engine.ids import workflow_id
@@ -53,17 +55,25 @@ class Profile:
     worker_kills: int
     temporal_restarts: int
     loans: int = 0  # assets borrowed and returned by card presses (asset_loan)
+    shifts: int = 0  # handover shifts pressed through (form, patient, submit, confirmations)
+    missing_shifts: int = 0  # handover shifts nobody writes: the missing ladder
+    projects: int = 0  # delivery projects created by message, moved one stage by a press (project_delivery)
+    openings: int = 0  # requisitions approved and closed, one application each screened then rejected (recruiting)
+    reports: int = 0  # repair tickets reported by message, accepted, done and rated
     scale: float = 2880.0  # a business day per 30 real seconds
 
 
 PROFILES = {
     # a quick look while working on the suite itself: one fault of each kind, a shorter timeline
     "smoke": Profile("smoke", devices=40, offsets=(-3, 0), sent_out=4, calibrated=6, decoys=4,
-                     worker_kills=1, temporal_restarts=1, loans=10),
+                     worker_kills=1, temporal_restarts=1, loans=10,
+                     shifts=2, missing_shifts=1, projects=3, openings=2, reports=2),
     "short": Profile("short", devices=150, offsets=(-5, -3, 0, 4), sent_out=10, calibrated=20, decoys=10,
-                     worker_kills=3, temporal_restarts=1, loans=50),
+                     worker_kills=3, temporal_restarts=1, loans=50,
+                     shifts=6, missing_shifts=2, projects=8, openings=6, reports=6),
     "full": Profile("full", devices=300, offsets=SAFE_OFFSETS, sent_out=20, calibrated=40, decoys=20,
-                    worker_kills=5, temporal_restarts=2, loans=100),
+                    worker_kills=5, temporal_restarts=2, loans=100,
+                     shifts=12, missing_shifts=4, projects=16, openings=12, reports=12),
 }
 
 
@@ -97,11 +107,14 @@ def loan_settings() -> dict[str, Any]:
             "reminders": {"before_due_days": [], "on_due_date": False, "escalation": []}}
 
 
-def config_toml(temporal_port: int, ingress_port: int, origin: datetime, scale: float) -> str:
+def config_toml(temporal_port: int, ingress_port: int, origin: datetime, scale: float,
+                profile: Profile | None = None) -> str:
+    profile = profile or PROFILES["smoke"]
+    loaded = [SCENARIO, LOANS, rp.HANDOVER, rp.PROJECTS, rp.RECRUITING, rp.REPAIR]
     org = {"name": "Reliability Hospital", "timezone": "Asia/Shanghai", "tenant_key": "t_standin",
-           "plugins": [SCENARIO, LOANS], "clock": {"scale": scale, "origin": origin.isoformat()}}
+           "plugins": loaded, "clock": {"scale": scale, "origin": origin.isoformat()}}
     lines = [
-        "[plugins]", 'load = ["device_calibration", "asset_loan"]', "",
+        "[plugins]", f"load = {json.dumps(loaded)}", "",
         "[temporal]", 'mode = "cluster"', f'address = "127.0.0.1:{temporal_port}"', "",
         "[ingress]", 'host = "127.0.0.1"', f"port = {ingress_port}", "",
         f"[organizations.{ORG}]",
@@ -110,7 +123,18 @@ def config_toml(temporal_port: int, ingress_port: int, origin: datetime, scale: 
         f"[organizations.{ORG}.settings.{SCENARIO}]",
         _toml_table(plugin_settings()), "",
         f"[organizations.{ORG}.settings.{LOANS}]",
-        _toml_table(loan_settings()),
+        _toml_table(loan_settings()), "",
+        f"[organizations.{ORG}.settings.{rp.HANDOVER}]",
+        _toml_table(rp.handover_settings(profile.missing_shifts)), "",
+        f"[organizations.{ORG}.settings.{rp.PROJECTS}]",
+        _toml_table(rp.project_settings()), "",
+        f"[organizations.{ORG}.settings.{rp.RECRUITING}]",
+        _toml_table(rp.recruiting_settings()), "",
+        f"[organizations.{ORG}.settings.{rp.REPAIR}]",
+        _toml_table(rp.repair_settings()), "",
+        f"[organizations.{ORG}.sites.{rp.WARD}]", 'name = "病区"', "",
+        f"[organizations.{ORG}.sites.{rp.WARD}.settings.{rp.HANDOVER}]",
+        _toml_table(rp.ward_settings(profile.shifts)),
     ]
     return "\n".join(lines) + "\n"
 
@@ -229,10 +253,12 @@ def build_assets(profile: Profile) -> list[Asset]:
 
 
 def seed(devices: list[Device], encrypt_key: str, verification_token: str,
-         assets: Sequence[Asset] = ()) -> dict[str, Any]:
-    """The stand-in's starting state: its app with an Encrypt Key, the people, the two plugins' tables."""
+         assets: Sequence[Asset] = (), others: set[str] = frozenset(),  # type: ignore[assignment]
+         openings: Sequence[rp.Opening] = ()) -> dict[str, Any]:
+    """The stand-in's starting state: its app with an Encrypt Key, the people, the plugins' tables
+    (``others``: the people of the plugins in :mod:`relia_plugins`, ``openings`` recruiting's rows)."""
     people = {d.custodian for d in devices} | set(MANAGERS) | {"ou_equipment_office"}
-    people |= {a.borrower for a in assets} | set(KEEPERS) | {LOAN_MANAGER}
+    people |= {a.borrower for a in assets} | set(KEEPERS) | {LOAN_MANAGER} | set(others)
     return {
         "apps": [{"app_id": "cli_standin", "app_secret": "standin-secret", "tenant_key": "t_standin",
                   "bot_open_id": "ou_bot_standin", "encrypt_key": encrypt_key,
@@ -244,7 +270,8 @@ def seed(devices: list[Device], encrypt_key: str, verification_token: str,
             LOAN_APP: {
                 ASSETS: {"name": "研发物资台账",
                          "records": [{"record_id": a.record_id, "fields": a.fields} for a in assets]},
-                LOAN_HISTORY: {"name": "借还记录", "records": []}}},
+                LOAN_HISTORY: {"name": "借还记录", "records": []}},
+            **rp.tables(list(openings))},
     }
 
 

@@ -4,13 +4,20 @@ The real processes, each its own OS process on loopback: the Temporal dev server
 ``engine worker``, ``engine ingress`` and the Feishu stand-in (``engine standin``). The workload is the
 device_calibration scenario on a compressed business clock (a business day per 30 real seconds): a
 fleet of devices, registered by Bitable record-changed events, with short reminder ladders, and card
-presses ("sent for calibration", "calibrated" with a passing result) on some of them; and asset_loan
-items borrowed and returned from their cards (on the real clock: no reminder falls in a run). While it runs,
+presses ("sent for calibration", "calibrated" with a passing result) on some of them; asset_loan
+items borrowed and returned from their cards (on the real clock: no reminder falls in a run); and, on the
+same business clock, handover shifts (written and confirmed by card presses, or left missing to run their
+ladder), project_delivery projects (asked for by message, moved a stage by a press), recruiting
+requisitions and applications (Bitable rows, approval and stage presses) and repair tickets (reported by
+message, accepted, done and rated by presses): see relia_plugins.py. While it runs,
 the suite SIGKILLs the worker, restarts the Temporal server and the ingress, makes the stand-in
 answer rate limits, 5xx (HTML and JSON) and slow responses, expires the access tokens, delivers every
 event at least twice (some out of order, some after an ingress restart), and sends forged, malformed
-and oversized requests. At the end it compares what the pure rules say must have happened with what
-the stand-in recorded, prints a table, and checks every process's log for unhandled exceptions.
+and oversized requests; after the presses every plugin is asked "<key> 状态" (each question pushed twice)
+until the Feishu faults left over are used up. At the end it compares what the pure rules (or a plugin's
+documented flow) say must have happened with what the stand-in recorded, prints a table, one row per
+plugin with its lost and duplicated effects and its card presses answered late, and checks every
+process's log for unhandled exceptions.
 
 Fault moments are random, with one constraint that comes from the compressed clock, not from the
 engine: worker kills and Temporal restarts land in the business afternoon (see ``off_peak``), because
@@ -45,6 +52,7 @@ from typing import Any
 import httpx
 import pytest
 import relia_harness as rh
+import relia_plugins as rp
 import relia_workload as wl
 
 from engine.feishu.standin import crypto
@@ -59,7 +67,18 @@ REDELIVERY = [0.5, 1, 2, 3, 5, 8, 10, 10]  # Feishu's schedule, compressed: abou
 # A card press whose update waits on a Bitable write under a fault stretch (with a worker crash on top)
 # can run past the ingress's 2.5 s budget for longer than that: the user presses again, later.
 CARD_REDELIVERY = [*REDELIVERY, 10, 10, 10, 10, 10]
+STATUS_CHAT, STATUS_ASKER = "oc_relia_status", "ou_status_asker"  # where status questions are asked, by whom
 STARTUP_SECONDS = 20.0  # business midnight comes this long after the config is written
+# A card press is excused from the answer budget while a process it needs is down: from the moment the
+# worker is SIGKILLed or the ingress is stopped until CRASH_GRACE after the restarted process is ready (the
+# worker replays the workflows it had cached), or Temporal is stopped until TEMPORAL_GRACE after it answers
+# again (the worker's pollers come back with a backoff, the history service reloads its shards).
+CRASH_GRACE, TEMPORAL_GRACE = 10.0, 20.0
+# The plugins whose update handlers decide and answer before their I/O (``Deferred``): a late answer of
+# theirs outside a crash fails the run. device_calibration and asset_loan still write and send before
+# they answer: their late answers are counted and printed, not asserted.
+ANSWERS_FIRST = {"handover", "project_delivery", "recruiting", "repair"}
+ENGINE_TOASTS = {"这张卡片已失效，请以最新消息为准。", "This card is no longer active; please use the latest message."}
 
 
 class Run:
@@ -75,6 +94,13 @@ class Run:
         self.refused: Counter[int] = Counter()
         self.unacknowledged: list[str] = []  # a genuine event never acknowledged
         self.toasts: dict[str, str] = {}
+        # card presses per plugin, and those not answered with the plugin's own toast at the first attempt
+        # (repeated after a non-2xx answer, never answered, or answered without a toast or with the
+        # engine's): late outside a process crash, excused inside one (see CRASH_GRACE)
+        self.presses: Counter[str] = Counter()
+        self.late: dict[str, list[str]] = {}
+        self.excused: Counter[str] = Counter()
+        self.crashes: list[tuple[float, float]] = []  # (down, ready + CRASH_GRACE), monotonic seconds
         self.started = time.monotonic()
         self.marks: list[tuple[str, float]] = []  # (phase, real seconds since the start) for the table
         self.http = httpx.AsyncClient(trust_env=False, timeout=120)
@@ -98,33 +124,75 @@ class Run:
             self.unacknowledged.append(f"{event_id}: {result.get('status')} {result.get('attempts', [])[-1:]}")
         self.events["redelivered after a non-2xx answer"] += len(result.get("attempts", [])) - 1
 
+    async def deliver_row(self, app: str, table: str, record_id: str, action: str, event_id: str,
+                          label: str) -> None:
+        """A record-changed event for a row of the stand-in's Bitable (its fields from the stand-in's state)."""
+        response = await self.http.post(f"{self.stack.standin_url}/_standin/deliver", json={
+            "url": self.stack.events_url, "event_id": event_id, "wait": True, "retries": REDELIVERY,
+            "record_changed": {"app_token": app, "table_id": table, "record_id": record_id, "action": action,
+                               "operator_open_id": rp.RC_ROLES["recruiter"]}})
+        result = response.json()
+        self.events[label] += 1
+        if not result.get("acknowledged"):
+            self.unacknowledged.append(f"{event_id}: {result.get('status')} {result.get('attempts', [])[-1:]}")
+        self.events["redelivered after a non-2xx answer"] += len(result.get("attempts", [])) - 1
+
+    async def deliver_message(self, text: str, chat_id: str, sender: str, message_id: str, event_id: str,
+                              label: str, retries: list[float] = REDELIVERY) -> None:
+        """A user's message @-mentioning the bot, stored by the stand-in (so replies work) and pushed."""
+        response = await self.http.post(f"{self.stack.standin_url}/_standin/deliver", json={
+            "url": self.stack.events_url, "event_id": event_id, "wait": True, "retries": retries,
+            "message": {"text": text, "chat_id": chat_id, "sender_open_id": sender, "message_id": message_id}})
+        result = response.json()
+        self.events[label] += 1
+        if not result.get("acknowledged"):
+            self.unacknowledged.append(f"{event_id}: {result.get('status')} {result.get('attempts', [])[-1:]}")
+        self.events["redelivered after a non-2xx answer"] += len(result.get("attempts", [])) - 1
+
     async def press(self, device: wl.Device, op: str, event_id: str, form: dict[str, Any] | None,
                     label: str) -> str:
         """A button on a device's reminder card, pressed by its manager."""
         value = {"scenario": wl.SCENARIO, "org": wl.ORG, "device": device.device_id, "kind": "calibration",
                  "cycle": wl.FIRST_CYCLE, "op": op}
-        return await self.card(value, device.manager, f"om_card_{device.device_id}", event_id, form, label)
+        plugin = wl.SCENARIO if "again" not in label else None
+        return await self.card(value, device.manager, f"om_card_{device.device_id}", event_id, form, label, plugin)
 
     async def press_loan(self, asset: wl.Asset, op: str, event_id: str, label: str) -> str:
         """A button on an asset's card (borrow, return), pressed by its borrower."""
         value = {"scenario": wl.LOANS, "op": op, "asset": asset.asset_id}
-        return await self.card(value, asset.borrower, f"om_asset_{asset.asset_id}", event_id, None, label)
+        plugin = wl.LOANS if "again" not in label else None
+        return await self.card(value, asset.borrower, f"om_asset_{asset.asset_id}", event_id, None, label, plugin)
 
     async def card(self, value: dict[str, Any], operator: str, message_id: str, event_id: str,
-                   form: dict[str, Any] | None, label: str) -> str:
-        """A card button press through the ingress; redelivered (same event id) until answered 200."""
+                   form: dict[str, Any] | None, label: str, plugin: str | None = None) -> str:
+        """A card button press through the ingress; redelivered (same event id) until answered 200.
+
+        ``plugin``: whose first press this is, counted for the answer budget (None: a press repeated on
+        purpose, answered from the ingress's seen-set rather than by the plugin).
+        """
         event = ev.card_action_event(value, operator, message_id, "oc_p2p", form_value=form, tenant_key=rh.TENANT)
         payload = ev.envelope_v2(ev.EVENT_CARD_ACTION, event, app_id=rh.APP_ID, tenant_key=rh.TENANT,
                                  token=rh.VERIFICATION_TOKEN, event_id=event_id)
+        pressed = time.monotonic()
         result = await self.sender.deliver(self.stack.events_url, payload, event_id=event_id,
                                            retries=CARD_REDELIVERY, timeout=5.0)
+        answered = time.monotonic()
         self.events[label] += 1
         self.events["card press repeated after a non-2xx answer (over the 2.5 s budget)"] += len(result.attempts) - 1
+        answer = (result.response_json or {}) if result.acknowledged else {}
+        toast = str((answer.get("toast") or {}).get("content", ""))
+        if plugin is not None:
+            self.presses[plugin] += 1
+            if len(result.attempts) > 1 or not result.acknowledged or not toast or toast in ENGINE_TOASTS:
+                if any(down <= answered and pressed <= up for down, up in self.crashes):
+                    self.excused[plugin] += 1
+                else:
+                    self.late.setdefault(plugin, []).append(
+                        f"{event_id} ({value.get('op')}): {len(result.attempts)} attempt(s), "
+                        f"statuses {[a.status for a in result.attempts][-3:]}, toast {toast!r}")
         if not result.acknowledged:
             self.unacknowledged.append(f"card {value.get('op')} {event_id}: {result.status}")
             return ""
-        answer = result.response_json or {}
-        toast = str((answer.get("toast") or {}).get("content", ""))
         self.toasts[event_id] = toast
         return toast
 
@@ -225,23 +293,29 @@ class Run:
         self.faults["access token expired (all tokens revoked)"] += 1
 
     async def kill_worker(self) -> None:
+        down = time.monotonic()
         await self.stack.procs["worker"].kill()
         self.faults["worker SIGKILL + restart"] += 1
         await self.stack.start_worker()
+        self.crashes.append((down, time.monotonic() + CRASH_GRACE))
 
     async def restart_temporal(self, hard: bool) -> None:
         proc = self.stack.procs["temporal"]
+        down = time.monotonic()
         if hard:
             await proc.kill()
         else:
             await proc.stop()
         await asyncio.sleep(self.random.uniform(1.0, 3.0))  # down for a while: the others must cope
         await self.stack.start_temporal()
+        self.crashes.append((down, time.monotonic() + TEMPORAL_GRACE))
         self.faults[f"Temporal server {'SIGKILL' if hard else 'stop'} + restart on its state file"] += 1
 
     async def restart_ingress(self) -> None:
+        down = time.monotonic()
         await self.stack.procs["ingress"].stop()
         await self.stack.start_ingress()
+        self.crashes.append((down, time.monotonic() + CRASH_GRACE))
         self.faults["ingress stop + restart"] += 1
 
     async def state(self) -> dict[str, Any]:
@@ -252,6 +326,53 @@ class Run:
         response = await self.http.get(f"{self.stack.standin_url}/_standin/calls",
                                        params={"limit": "0", "path": prefix})
         return response.json()  # type: ignore[no-any-return]
+
+
+async def start_shift(run: Run, dept: rp.Department) -> str:
+    """Run the department's rota driver as its schedule would (retried while Temporal restarts); the id of
+    the shift workflow it started."""
+    from temporalio.common import WorkflowIDReusePolicy
+
+    from engine.runtime.worker import connect
+    from plugins.handover.models import RotaRequest
+
+    request = RotaRequest(org=rp.ORG, department=dept.department, change=rp.CHANGE, site=dept.site)
+    driver = f"{rp.ORG}:{rp.HANDOVER}:schedule:rota-{dept.department}-{rp.CHANGE.replace(':', '')}:reliability"
+    for _ in range(60):
+        try:
+            client = await connect(run.stack.temporal.address, "default")
+            outcome = await client.execute_workflow(
+                "handover.RotaDriver", args=[request, "zh_CN"], id=driver, task_queue="engine",
+                id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY)
+            break
+        except Exception as error:  # Temporal restarting, or the driver already ran: its result is kept
+            if "already" in str(error).lower():
+                client = await connect(run.stack.temporal.address, "default")
+                outcome = await client.get_workflow_handle(driver).result()
+                break
+            await asyncio.sleep(1.0)
+    else:
+        raise AssertionError(f"the rota driver of {dept.department} never ran")
+    run.events["rota driver run (as its schedule would)"] += 1
+    assert outcome.get("started"), outcome
+    return str(outcome["started"])
+
+
+async def wait_for_cell(run: Run, app: str, table: str, record_id: str, cell: str) -> None:
+    async def written() -> bool:
+        records = (await run.state())["bitable"][app][table]["records"]
+        return any(r["record_id"] == record_id and r["fields"].get(cell) for r in records)
+
+    await rh.wait_until(written, f"{record_id}'s {cell}", 180, every=1.0)
+
+
+async def wait_for_message(run: Run, key: str, what: str) -> None:
+    uuid = wl.message_uuid(wl.ORG, key)
+
+    async def sent() -> bool:
+        return any(m.get("_uuid") == uuid for m in (await run.state())["messages"])
+
+    await rh.wait_until(sent, what, 180, every=1.0)
 
 
 async def gather_limited(jobs: list[Callable[[], Awaitable[Any]]], limit: int) -> None:
@@ -306,11 +427,16 @@ async def test_nothing_lost_nothing_duplicated(stack: rh.Stack, capsys: pytest.C
     clock, today = wl.Clock.starting_at_midnight(PROFILE.scale, real_midnight)
     devices = wl.build_fleet(PROFILE, today)
     assets = wl.build_assets(PROFILE)
-    stack.standin_state.write_text(json.dumps(wl.seed(devices, rh.ENCRYPT_KEY, rh.VERIFICATION_TOKEN, assets),
+    depts = rp.departments(PROFILE.shifts, PROFILE.missing_shifts)
+    projects = [rp.Project(i) for i in range(PROFILE.projects)]
+    openings = [rp.Opening(i) for i in range(PROFILE.openings)]
+    reports = [rp.Report(i) for i in range(PROFILE.reports)]
+    stack.standin_state.write_text(json.dumps(wl.seed(devices, rh.ENCRYPT_KEY, rh.VERIFICATION_TOKEN, assets,
+                                                      rp.people(depts, projects, reports) | {STATUS_ASKER}, openings),
                                               ensure_ascii=False), encoding="utf-8")
     await stack.start_standin()
     stack.config_path.write_text(wl.config_toml(stack.ports["temporal"], stack.ports["ingress"], clock.origin,
-                                                clock.scale), encoding="utf-8")
+                                                clock.scale, PROFILE), encoding="utf-8")
     await stack.start_worker()
     await stack.start_ingress()
     midnight = datetime.combine(today, datetime.min.time(), tzinfo=wl.ZONE)
@@ -440,8 +566,94 @@ async def test_nothing_lost_nothing_duplicated(stack: rh.Stack, capsys: pytest.C
         await asyncio.sleep(run.random.uniform(0.5, 5.0))
         await run.press_loan(asset, "return", f"ev-loan-return-{asset.asset_id}", "card press (return it)")
 
+    plugin_effects: list[rp.Effects] = []
+    shift_keys: dict[str, str] = {}  # department -> its shift's key
+
+    async def shift(dept: rp.Department) -> None:
+        """A shift started by its rota driver (as the schedule would); a pressed one written and confirmed."""
+        wid = await start_shift(run, dept)
+        plugin_effects.append(rp.shift_effects(dept, wid))
+        key = shift_keys[dept.department] = wid.split(":", 2)[2]
+        if not dept.pressed:
+            return
+        await wait_for_message(run, f"{wid}:form", f"{key}'s form")
+        giver, receiver = dept.person("giver"), dept.person("receiver")
+        for op, who, form, extra in (("handover.entry", giver, rp.PATIENT, {}), ("handover.submit", giver, {}, {}),
+                                     ("handover.ack_patient", receiver, None, {"bed": rp.PATIENT["bed"]}),
+                                     ("handover.ack", receiver, {"synthesis": "已了解"}, {})):
+            await run.card({"op": op, "key": key, **extra}, who, f"om_hd_{dept.department}",
+                           f"ev-hd-{op.split('.')[1]}-{dept.department}", form, f"card press ({op})", rp.HANDOVER)
+
+    async def project(item: rp.Project) -> None:
+        """Asked for by message (pushed again under a new event id), then moved one stage by a press."""
+        plugin_effects.append(rp.project_effects(item))
+        for suffix in ("", "-again"):
+            await run.deliver_message(item.text, rp.PD_REQUESTS, item.requester, item.message_id,
+                                      f"ev-pd-create-{item.index:03d}{suffix}",
+                                      "message (create a delivery project)" if not suffix else
+                                      "message pushed again under a new event id")
+        await wait_for_message(run, f"{item.wid}:0:created", f"{item.project_id}'s reply")
+        await run.card({"scenario": rp.PROJECTS, "op": "stage", "project": item.project_id, "stage": rp.PD_NEXT[0]},
+                       rp.PD_STAFF["项目经理"], f"om_pd_card_{item.index:03d}", f"ev-pd-stage-{item.index:03d}", None,
+                       "card press (project stage done)", rp.PROJECTS)
+
+    async def opening(item: rp.Opening) -> None:
+        """A requisition row added, approved by its head, closed by the recruiter once open; an application
+        row for it added, screened and rejected by the recruiter. Each row event is pushed twice."""
+        plugin_effects.extend(rp.opening_effects(item))
+        for table, record, what in ((rp.RC_REQS, item.req_record, "requisition"),
+                                    (rp.RC_APPS, item.app_record, "application")):
+            for label in (f"record event (recruiting {what} added)", "record event again (duplicate)"):
+                await run.deliver_row(rp.RC_APP, table, record, "record_added", f"ev-rc-{record}", label)
+        roles, base = rp.RC_ROLES, {"scenario": rp.RECRUITING}
+        # the recruiter's card comes once the application is read: its first write (the 投递编号 cell)
+        await wait_for_cell(run, rp.RC_APP, rp.RC_APPS, item.app_record, "投递编号")
+        await wait_for_message(run, f"{item.req_wid}:approval:1", f"{item.req_record}'s approval card")
+        await run.card({**base, "op": "approve", "req": item.req_record}, roles["hospital_head"],
+                       f"om_rc_{item.req_record}", f"ev-rc-approve-{item.index:03d}", None,
+                       "card press (approve a requisition)", rp.RECRUITING)
+        for to in ("screened", "rejected"):
+            await run.card({**base, "op": "move", "app": item.app_record, "to": to}, roles["recruiter"],
+                           f"om_rc_{item.app_record}", f"ev-rc-{to}-{item.index:03d}", None,
+                           f"card press (application {to})", rp.RECRUITING)
+        await wait_for_message(run, f"{item.req_wid}:approved", f"{item.req_record}'s approval notice")
+        await run.card({**base, "op": "close_req", "req": item.req_record}, roles["recruiter"],
+                       f"om_rc_{item.req_record}", f"ev-rc-close-{item.index:03d}", None,
+                       "card press (close a requisition)", rp.RECRUITING)
+
+    tickets: list[str] = []
+
+    async def ticket(item: rp.Report) -> None:
+        """A fault reported (the message pushed again under a new event id), accepted, done and rated."""
+        for suffix in ("", "-again"):
+            await run.deliver_message(item.text, rp.RP_CHAT, item.reporter, item.message_id,
+                                      f"ev-rp-report-{item.index:03d}{suffix}",
+                                      "message pushed again under a new event id" if suffix else
+                                      "message (report a fault)")
+
+        async def number() -> str:
+            for message in (await run.state())["messages"]:
+                if message.get("parent_id") == item.message_id and message.get("_origin") == "bot":
+                    found = re.search(r"BX-\d{6}-[A-Z2-7]{5}", message["body"]["content"])
+                    if found:
+                        return found.group(0)
+            return ""
+
+        number_ = await rh.wait_until(number, f"the ticket number of {item.message_id}", 180, every=1.0)
+        tickets.append(number_)
+        plugin_effects.append(rp.ticket_effects(item, number_))
+        for op, who, extra in (("accept", rp.RP_TECH, {}), ("done", rp.RP_TECH, {}),
+                               ("rate", item.reporter, {"score": 5})):
+            await run.card({"scenario": rp.REPAIR, "op": op, "ticket": number_, **extra}, who,
+                           f"om_rp_card_{item.index:03d}", f"ev-rp-{op}-{item.index:03d}", None,
+                           f"card press (repair {op})", rp.REPAIR)
+
     card_jobs = [lambda d=d: presses(d) for d in pressed]  # type: ignore[misc]
     card_jobs += [lambda a=a: loan(a) for a in assets]  # type: ignore[misc]
+    card_jobs += [lambda d=d: shift(d) for d in depts]  # type: ignore[misc]
+    card_jobs += [lambda p=p: project(p) for p in projects]  # type: ignore[misc]
+    card_jobs += [lambda o=o: opening(o) for o in openings]  # type: ignore[misc]
+    card_jobs += [lambda r=r: ticket(r) for r in reports]  # type: ignore[misc]
     run.random.shuffle(card_jobs)
     duplicates = [job(item, "record event again (duplicate)") for item in deliveries[: half // 2]]
     await asyncio.gather(gather_limited(card_jobs + duplicates, 4), chaos(), redeliver_after_restart())
@@ -453,13 +665,48 @@ async def test_nothing_lost_nothing_duplicated(stack: rh.Stack, capsys: pytest.C
     for asset in assets:  # after the return: a stale borrow must not lend the asset again
         again_jobs.append(lambda a=asset: run.press_loan(a, "borrow", f"ev-loan-borrow-{a.asset_id}",
                                                          "card press again (duplicate)"))
+    for dept in depts:  # a stale submit after the confirmation must change nothing
+        if dept.pressed and dept.department in shift_keys:
+            again_jobs.append(lambda d=dept: run.card(
+                {"op": "handover.submit", "key": shift_keys[d.department]}, d.person("giver"),
+                f"om_hd_{d.department}", f"ev-hd-submit-{d.department}", {}, "card press again (duplicate)"))
+    for item in projects:
+        again_jobs.append(lambda p=item: run.card(
+            {"scenario": rp.PROJECTS, "op": "stage", "project": p.project_id, "stage": rp.PD_NEXT[0]},
+            rp.PD_STAFF["项目经理"], f"om_pd_card_{p.index:03d}", f"ev-pd-stage-{p.index:03d}", None,
+            "card press again (duplicate)"))
     await gather_limited(again_jobs, 4)
     run.mark("card presses, faults and redeliveries done")
+
+    # ---- "@bot <key> 状态" to every plugin at once, each pushed twice (a new event id, the same message id),
+    # in rounds until the Feishu faults left over are used up: each question is answered exactly once. The
+    # router sends these replies itself (a failed one answers the push 500, and Feishu pushes again), so
+    # they get the longer schedule: one question may meet every fault left over.
+    questions: dict[str, str] = {}  # the question's message id -> the plugin asked
+    subjects = [(wl.SCENARIO, [d.device_id for d in registered]), (wl.LOANS, [a.asset_id for a in assets]),
+                (rp.HANDOVER, [d.department for d in depts]), (rp.PROJECTS, [p.project_id for p in projects]),
+                (rp.RECRUITING, [o.req_record for o in openings]), (rp.REPAIR, tickets)]
+
+    async def ask(turn: int, plugin: str, key: str) -> None:
+        message_id = f"om_status_{turn}_{plugin}"
+        questions[message_id] = plugin
+        for again in (False, True):
+            await run.deliver_message(f"{key} 状态", STATUS_CHAT, STATUS_ASKER, message_id,
+                                      f"ev-status-{turn}-{plugin}{'-again' if again else ''}",
+                                      "message pushed again under a new event id" if again else
+                                      "message (a status question)", CARD_REDELIVERY)
+
+    for turn in range(8):
+        await asyncio.gather(*(ask(turn, plugin, keys[turn % len(keys)]) for plugin, keys in subjects if keys))
+        if turn >= 1 and not (await run.http.get(f"{stack.standin_url}/_standin/faults")).json():
+            break
+    run.mark("status questions answered")
 
     # ---- wait for the end of every ladder, then for the stand-in to go quiet
     last = max(e.last_notice_at for e in expected.values() if e.last_notice_at is not None)
     end_real = clock.real(last + timedelta(hours=6))
     wanted = {key for e in expected.values() for key in e.notices}
+    wanted |= {key for e in plugin_effects for key in e.messages}
 
     async def done() -> bool:
         if datetime.now(wl.ZONE) < end_real:
@@ -483,8 +730,34 @@ async def test_nothing_lost_nothing_duplicated(stack: rh.Stack, capsys: pytest.C
     loan_rows = {r["record_id"]: r["fields"] for r in state["bitable"][wl.LOAN_APP][wl.ASSETS]["records"]}
     all_calls = await run.calls("/open-apis/")
 
+    # handover and project_delivery first: their messages are set apart before the others are compared
+    tallies: dict[str, rp.Tally] = {wl.SCENARIO: rp.Tally(), wl.LOANS: rp.Tally()}
+    handovers = f"/open-apis/bitable/v1/apps/{rp.HD_APP}/tables/{rp.HD_TABLE}/"
+    keyed = rp.keyed_writes(await run.calls(handovers), "交班编号")
+    keyed.update(rp.keyed_writes(await run.calls(f"/open-apis/bitable/v1/apps/{rp.PD_APP}/tables/{rp.PD_PROJECTS}/"),
+                                 "项目编号"))
+    for app, table, key_cell in ((rp.RC_APP, rp.RC_REQS, "职位编号"), (rp.RC_APP, rp.RC_APPS, "投递编号"),
+                                 (rp.RP_APP, rp.RP_TICKETS, "工单号")):
+        keyed.update(rp.keyed_writes(await run.calls(f"/open-apis/bitable/v1/apps/{app}/tables/{table}/"),
+                                     key_cell))
+    replies = Counter(m.get("parent_id") for m in state["messages"]
+                      if m.get("_origin") == "bot" and m.get("parent_id") in questions)
+    for message_id, plugin in sorted(questions.items()):
+        tallies.setdefault(plugin, rp.Tally()).add("status replies", message_id, 1, replies.get(message_id, 0))
+    answers = [m for m in state["messages"] if m.get("parent_id") not in questions]
+    theirs = rp.compare(plugin_effects, {**state, "messages": answers}, tallies, keyed, depts)
+    others = [m for m in answers if m.get("_uuid") not in theirs]
     notices = {key: v for e in expected.values() for key, v in e.notices.items()}
-    messages = wl.compare_messages(notices, state["messages"])
+    messages = wl.compare_messages(notices, others)
+    for plugin, prefix in ((wl.SCENARIO, "RL-"), (wl.LOANS, "RA-")):
+        own = {key: v for key, v in notices.items() if v[0].startswith(prefix)}
+        mine = [m for m in others if ((m.get("_to") or {}).get("id", "").startswith("ou_borrower_")) ==
+                (plugin == wl.LOANS)]
+        split = wl.compare_messages(own, mine)
+        tallies[plugin].expected["messages"] += split.expected
+        tallies[plugin].seen["messages"] += split.seen
+        tallies[plugin].lost += split.lost
+        tallies[plugin].duplicated += split.duplicated
     row_result = wl.Comparison()
     write_result = wl.Comparison()
     log_result = wl.Comparison()
@@ -497,6 +770,24 @@ async def test_nothing_lost_nothing_duplicated(stack: rh.Stack, capsys: pytest.C
     def check(name: str, label: str, want: wl.Expected, got_row: dict[str, Any],
               applied: list[dict[str, Any]]) -> None:
         """One row's final values, its updates (in order, a re-application collapsed) and its log rows."""
+        tally = tallies[wl.LOANS if name.startswith("RA-") else wl.SCENARIO]
+        before = (len(row_result.lost), len(write_result.lost), len(write_result.duplicated), len(log_result.lost),
+                  len(log_result.duplicated))
+        check_one(name, label, want, got_row, applied)
+        after = (len(row_result.lost), len(write_result.lost), len(write_result.duplicated), len(log_result.lost),
+                 len(log_result.duplicated))
+        tally.lost += [f"{label}: see the effect table"] * (after[0] - before[0] + after[1] - before[1] +
+                                                            after[3] - before[3])
+        tally.duplicated += [f"{label}: see the effect table"] * (after[2] - before[2] + after[4] - before[4])
+        tally.expected["Bitable rows"] += 1
+        tally.seen["Bitable rows"] += 1 if after[0] == before[0] else 0
+        tally.expected["Bitable row writes"] += len(want.writes)
+        tally.seen["Bitable row writes"] += len(want.writes) if after[1] == before[1] else 0
+        tally.expected["log rows"] += want.log_entries
+        tally.seen["log rows"] += want.log_entries if after[3] == before[3] else 0
+
+    def check_one(name: str, label: str, want: wl.Expected, got_row: dict[str, Any],
+                  applied: list[dict[str, Any]]) -> None:
         nonlocal raw_writes
         row_result.expected += 1
         wrong = {k: (v, got_row.get(k)) for k, v in want.final.items() if got_row.get(k) != v}
@@ -552,6 +843,7 @@ async def test_nothing_lost_nothing_duplicated(stack: rh.Stack, capsys: pytest.C
     elapsed = time.monotonic() - started
     table = render_table(run, messages, row_result, write_result, log_result, faulted_calls, classified, raw_writes,
                          elapsed, window, clock, late)
+    table += "\n\n" + render_plugins(run, tallies)
     (stack.dir / "result.txt").write_text(table, encoding="utf-8")
     with capsys.disabled():
         print("\n" + table)
@@ -561,6 +853,12 @@ async def test_nothing_lost_nothing_duplicated(stack: rh.Stack, capsys: pytest.C
                               ("log rows", log_result)):
         problems += [f"{label} lost: {item}" for item in comparison.lost[:10]]
         problems += [f"{label} duplicated: {item}" for item in comparison.duplicated[:10]]
+    for plugin, tally in sorted(tallies.items()):
+        problems += [f"{plugin} lost: {item}" for item in tally.lost[:10]]
+        problems += [f"{plugin} duplicated: {item}" for item in tally.duplicated[:10]]
+        if plugin in ANSWERS_FIRST:
+            problems += [f"{plugin} card press answered late (outside a process crash): {item}"
+                         for item in run.late.get(plugin, [])[:10]]
     problems += [f"not answered 4xx: {item}" for item in run.bad_answers]
     problems += [f"never acknowledged: {item}" for item in run.unacknowledged]
     for name, blocks in unexpected_tracebacks.items():
@@ -572,7 +870,8 @@ async def test_nothing_lost_nothing_duplicated(stack: rh.Stack, capsys: pytest.C
 
 
 # Tracebacks a run may log on purpose: the worker reports each failed activity attempt (temporalio logs
-# "Completing activity as failed" with the chain). Only retryable Feishu errors the injected faults cause
+# "Completing activity as failed" with the chain), and the ingress logs a push it answered 500 because a reply
+# it sends itself failed (Feishu pushes it again). Only retryable Feishu errors the injected faults cause
 # are expected; their codes: 1 (5xx with a JSON body), -3 (a gateway's HTML page), 99991400 (rate limit),
 # 99991663 (expired token), -1 (no answer in time: a slow response).
 FAULT_CODES = {"1": "5xx", "-3": "5xx HTML page", "99991400": "rate limit", "99991663": "expired token",
@@ -589,7 +888,27 @@ def classify(process: str, last: str) -> str | None:
     code = (match.group(1) or match.group(2)) if match else None
     if process == "worker" and code in FAULT_CODES:
         return f"activity attempt failed: retryable Feishu error ({FAULT_CODES[code]}), retried"
+    if process == "ingress" and code in FAULT_CODES:
+        # a reply the router sends itself (a status answer): the push is answered 500, Feishu pushes again
+        return f"dispatch failed: retryable Feishu error ({FAULT_CODES[code]}), answered 500, pushed again"
     return None
+
+
+def render_plugins(run: Run, tallies: dict[str, rp.Tally]) -> str:
+    """One row per plugin: its effects (messages, Bitable rows and writes, log rows, chats) expected, seen,
+    lost and duplicated, and its card presses with those answered late (outside / inside a process crash)."""
+    lines = [f"{'plugin':<20}{'effects':>9}{'seen':>8}{'lost':>6}{'dup':>6}{'presses':>9}{'late':>6}{'excused':>9}"
+             "   effects by kind (expected)"]
+    for plugin, tally in sorted(tallies.items()):
+        kinds = ", ".join(f"{kind} {n}" for kind, n in sorted(tally.expected.items()) if n)
+        lines.append(f"  {plugin:<18}{sum(tally.expected.values()):>9}{sum(tally.seen.values()):>8}"
+                     f"{len(tally.lost):>6}{len(tally.duplicated):>6}{run.presses[plugin]:>9}"
+                     f"{len(run.late.get(plugin, [])):>6}{run.excused[plugin]:>9}   {kinds}")
+    lines.append(f"  (late: a first press not answered with the plugin's own toast at once, i.e. repeated after a "
+                 f"non-2xx answer, unanswered, or answered by the engine; excused: it overlapped a worker SIGKILL "
+                 f"or an ingress restart until {CRASH_GRACE:g} s after the process was back, a Temporal restart "
+                 f"until {TEMPORAL_GRACE:g} s after; asserted 0 for {', '.join(sorted(ANSWERS_FIRST))})")
+    return "\n".join(lines)
 
 
 def render_table(run: Run, messages: wl.Comparison, rows: wl.Comparison, writes: wl.Comparison,
