@@ -68,7 +68,8 @@ REDELIVERY = [0.5, 1, 2, 3, 5, 8, 10, 10]  # Feishu's schedule, compressed: abou
 # can run past the ingress's 2.5 s budget for longer than that: the user presses again, later.
 CARD_REDELIVERY = [*REDELIVERY, 10, 10, 10, 10, 10]
 STATUS_CHAT, STATUS_ASKER = "oc_relia_status", "ou_status_asker"  # where status questions are asked, by whom
-STARTUP_SECONDS = 20.0  # business midnight comes this long after the config is written
+STARTUP_SECONDS = 40.0  # business midnight comes this long after the config is written (six plugins: the
+# worker and the ingress render every template at start-up, some 40 s on a loaded machine)
 # A card press is excused from the answer budget while a process it needs is down: from the moment the
 # worker is SIGKILLed or the ingress is stopped until CRASH_GRACE after the restarted process is ready (the
 # worker replays the workflows it had cached), or Temporal is stopped until TEMPORAL_GRACE after it answers
