@@ -298,8 +298,10 @@ class RecruitingSettings(PluginSettings):
     default_start_after_workdays: int = Field(default=10, ge=0)
     contact_key_env: str = "RECRUITING_CONTACT_KEY"  # the variable holding this organization's contact key
     use_china_calendar: bool = True
-    # what "@bot <key> 状态" accepts as a key: requisition and application ids (Bitable record ids, hire_..., pool_...)
-    status_key_pattern: str = r"(?:rec|hire_|pool_|R)[A-Za-z0-9_\-]+"
+    # what "@bot <key> 状态" accepts as a key: requisition and application ids (Bitable record ids, hire_..., pool_...,
+    # and a form-opened requisition's R + the last 10 hex digits of its event id); not any word starting with R,
+    # which other scenarios' ids do ("RD-OSC-001 状态" would be answered twice)
+    status_key_pattern: str = r"(?:rec|hire_|pool_)[A-Za-z0-9_\-]+|R[0-9a-f]{10}"
 
     @model_validator(mode="after")
     def _consistent(self) -> RecruitingSettings:
