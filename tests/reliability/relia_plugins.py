@@ -36,7 +36,9 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from engine.feishu.activities import message_uuid
 from engine.ids import workflow_id
@@ -46,6 +48,8 @@ ORG = "relia"
 HANDOVER, PROJECTS = "handover", "project_delivery"
 WARD = "ward"  # the handover site whose shifts are pressed through
 CHANGE = "20:00"
+CLOSE_AFTER_HOURS = 12  # a missing shift's workflow closes (its row written "missing") this long after the change
+ZONE = ZoneInfo("Asia/Shanghai")
 HD_APP, HD_TABLE, HD_PATIENTS = "bascnHandover", "tblHandovers", "tblPatientEntries"
 HD_OFFICE = "ou_hd_office"
 PD_APP, PD_STAFFING, PD_PROJECTS = "bascnDelivery", "tblStaffing", "tblProjects"
@@ -73,7 +77,7 @@ def handover_settings(missing: int) -> dict[str, Any]:
     """The group's handover settings: the missing shifts' departments and the default ladders."""
     return {
         "departments": {d.department: d.config() for d in departments(0, missing) if not d.pressed},
-        "shift_changes": [CHANGE], "lead_minutes": 120, "close_after_hours": 12,
+        "shift_changes": [CHANGE], "lead_minutes": 120, "close_after_hours": CLOSE_AFTER_HOURS,
         "handovers_table": {"app_token": HD_APP, "table_id": HD_TABLE},
         "patients_table": {"app_token": HD_APP, "table_id": HD_PATIENTS},
         "medical_affairs": [HD_OFFICE], "stats_cron": "",
@@ -102,11 +106,7 @@ def project_settings() -> dict[str, Any]:
 
 
 def recruiting_settings() -> dict[str, Any]:
-    """Recruiting's settings; its status questions take its own ids only: the default pattern's bare "R"
-    branch (form-opened requisitions, ``R<10 characters>``) also takes the other plugins' ids of this
-    organization ("RL-0000 状态" would get a second answer, "no requisition or application RL-0000")."""
     return {"app_token": RC_APP, "roles": RC_ROLES, "report": {"enabled": False},
-            "status_key_pattern": r"(?:rec|hire_|pool_)[A-Za-z0-9_\-]+",
             "sla_workdays": {"applied": 60, "screened": 60, "interview": 60, "offer": 60}}
 
 
@@ -277,6 +277,7 @@ class Effects:
     patient_rows: int = 0
     chats: int = 0
     table: tuple[str, str, str, str] = ("", "", "", "")  # app token, table id, key column, status column
+    done_by: datetime | None = None  # business time by which its timers have all fired (None: no timer)
 
 
 HD_ROWS = (HD_APP, HD_TABLE, "交班编号", "状态")
@@ -289,8 +290,9 @@ def shift_effects(department: Department, wid: str) -> Effects:
         return Effects(HANDOVER, f"{key} (pressed)", {f"{wid}:{s}" for s in steps}, key,
                        ["submitted", "acknowledged"], patient_rows=1, table=HD_ROWS)
     steps = ["form", "missing-remind-1", "missing-1", "group-missing", "missing-2-0"]
+    change = datetime.strptime(key.split(":", 1)[1], "%Y-%m-%dT%H:%M").replace(tzinfo=ZONE)
     return Effects(HANDOVER, f"{key} (missing)", {f"{wid}:{s}" for s in steps}, key, ["open", "missing"],
-                   table=HD_ROWS)
+                   table=HD_ROWS, done_by=change + timedelta(hours=CLOSE_AFTER_HOURS))
 
 
 def project_effects(project: Project) -> Effects:

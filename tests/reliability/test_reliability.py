@@ -705,6 +705,7 @@ async def test_nothing_lost_nothing_duplicated(stack: rh.Stack, capsys: pytest.C
 
     # ---- wait for the end of every ladder, then for the stand-in to go quiet
     last = max(e.last_notice_at for e in expected.values() if e.last_notice_at is not None)
+    last = max([last, *(e.done_by for e in plugin_effects if e.done_by is not None)])
     end_real = clock.real(last + timedelta(hours=6))
     wanted = {key for e in expected.values() for key in e.notices}
     wanted |= {key for e in plugin_effects for key in e.messages}
