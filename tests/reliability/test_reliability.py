@@ -75,9 +75,10 @@ STARTUP_SECONDS = 40.0  # business midnight comes this long after the config is 
 # worker replays the workflows it had cached), or Temporal is stopped until TEMPORAL_GRACE after it answers
 # again (the worker's pollers come back with a backoff, the history service reloads its shards).
 CRASH_GRACE, TEMPORAL_GRACE = 10.0, 20.0
-# The plugins whose update handlers decide and answer before their I/O (``Deferred``): a late answer of
-# theirs outside a crash fails the run. device_calibration and asset_loan still write and send before
-# they answer: their late answers are counted and printed, not asserted.
+# The plugins whose presses are answered before any I/O: a late answer of theirs outside a crash fails
+# the run. asset_loan's borrow still reads the asset's row and its guard (activities) before it answers,
+# and device_calibration's presses were answered late outside a crash on a loaded machine: their late
+# answers are counted and printed, not asserted.
 ANSWERS_FIRST = {"handover", "project_delivery", "recruiting", "repair"}
 ENGINE_TOASTS = {"这张卡片已失效，请以最新消息为准。", "This card is no longer active; please use the latest message."}
 
