@@ -8,6 +8,7 @@ key, cron, reason) and left as it was, and the others go on.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from dataclasses import dataclass
 
@@ -84,8 +85,10 @@ async def _create_or_update(client: Client, schedule_id: str, schedule: Schedule
         await client.create_schedule(schedule_id, schedule)
         return "created"
     except ScheduleAlreadyRunningError:
-        def replace(_: ScheduleUpdateInput, schedule: Schedule = schedule) -> ScheduleUpdate:
-            return ScheduleUpdate(schedule=schedule)
+        def replace(current: ScheduleUpdateInput, schedule: Schedule = schedule) -> ScheduleUpdate:
+            # the spec and action are the config's; the state (an operator's pause and its note) is theirs:
+            # a worker's restart must not resume a schedule someone paused
+            return ScheduleUpdate(schedule=dataclasses.replace(schedule, state=current.description.schedule.state))
 
         await client.get_schedule_handle(schedule_id).update(replace)
         return "updated"

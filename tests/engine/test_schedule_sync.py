@@ -84,6 +84,14 @@ async def test_one_refused_schedule_does_not_block_the_others(
     evening = await client.get_schedule_handle("ward:tally:schedule:evening").describe()
     assert [r.start for r in evening.schedule.spec.calendars[0].hour] == [18]
 
+    # a schedule an operator paused stays paused, with its note, when a worker syncs again
+    await client.get_schedule_handle("lab:tally:schedule:morning").pause(note="lab closed for renovation")
+    again = await sync_schedules(client, good, plugins, task_queue="q")
+    assert "lab:tally:schedule:morning" in again["updated"]
+    paused = (await client.get_schedule_handle("lab:tally:schedule:morning").describe()).schedule.state
+    assert paused.paused and paused.note == "lab closed for renovation"
+    assert not (await client.get_schedule_handle("lab:tally:schedule:evening").describe()).schedule.state.paused
+
     # nothing left behind for other tests: both organizations switch the plugin off
     off = two_orgs("0 9 * * 1")
     for org in off["organizations"].values():

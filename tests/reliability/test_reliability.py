@@ -330,6 +330,18 @@ class Run:
         return response.json()  # type: ignore[no-any-return]
 
 
+async def pause_rota_schedules(stack: rh.Stack) -> None:
+    """Pause handover's rota schedules: they fire on the real clock (each day at its form time, e.g. 10:00
+    UTC), which a run may span; the run starts each shift's driver itself (:func:`start_shift`). A pause
+    survives the worker's restarts (schedule sync keeps an operator's pause)."""
+    from engine.runtime.worker import connect
+
+    client = await connect(stack.temporal.address, "default")
+    async for listed in await client.list_schedules():
+        if listed.id.startswith(f"{rp.ORG}:{rp.HANDOVER}:schedule:rota-"):
+            await client.get_schedule_handle(listed.id).pause(note="reliability run: shifts started by the run")
+
+
 async def start_shift(run: Run, dept: rp.Department) -> str:
     """Run the department's rota driver as its schedule would (retried while Temporal restarts); the id of
     the shift workflow it started."""
@@ -440,6 +452,7 @@ async def test_nothing_lost_nothing_duplicated(stack: rh.Stack, capsys: pytest.C
     stack.config_path.write_text(wl.config_toml(stack.ports["temporal"], stack.ports["ingress"], clock.origin,
                                                 clock.scale, PROFILE), encoding="utf-8")
     await stack.start_worker()
+    await pause_rota_schedules(stack)
     await stack.start_ingress()
     midnight = datetime.combine(today, datetime.min.time(), tzinfo=wl.ZONE)
     while clock.business() < midnight:  # deliveries start at business T 00:00, not before
