@@ -330,16 +330,25 @@ class Run:
         return response.json()  # type: ignore[no-any-return]
 
 
-async def pause_rota_schedules(stack: rh.Stack) -> None:
+async def pause_rota_schedules(stack: rh.Stack, depts: list[rp.Department]) -> None:
     """Pause handover's rota schedules: they fire on the real clock (each day at its form time, e.g. 10:00
     UTC), which a run may span; the run starts each shift's driver itself (:func:`start_shift`). A pause
     survives the worker's restarts (schedule sync keeps an operator's pause)."""
+    from temporalio.service import RPCError
+
     from engine.runtime.worker import connect
 
     client = await connect(stack.temporal.address, "default")
-    async for listed in await client.list_schedules():
-        if listed.id.startswith(f"{rp.ORG}:{rp.HANDOVER}:schedule:rota-"):
-            await client.get_schedule_handle(listed.id).pause(note="reliability run: shifts started by the run")
+    for schedule_id in sorted({f"{rp.ORG}:{rp.HANDOVER}:schedule:rota-{d.department}-{rp.CHANGE.replace(':', '')}"
+                               for d in depts}):
+        for _ in range(50):  # the worker creates them as it starts
+            try:
+                await client.get_schedule_handle(schedule_id).pause(note="reliability run: the run starts shifts")
+                break
+            except RPCError:
+                await asyncio.sleep(0.2)
+        else:
+            raise AssertionError(f"handover schedule {schedule_id} never appeared")
 
 
 async def start_shift(run: Run, dept: rp.Department) -> str:
@@ -452,7 +461,7 @@ async def test_nothing_lost_nothing_duplicated(stack: rh.Stack, capsys: pytest.C
     stack.config_path.write_text(wl.config_toml(stack.ports["temporal"], stack.ports["ingress"], clock.origin,
                                                 clock.scale, PROFILE), encoding="utf-8")
     await stack.start_worker()
-    await pause_rota_schedules(stack)
+    await pause_rota_schedules(stack, depts)
     await stack.start_ingress()
     midnight = datetime.combine(today, datetime.min.time(), tzinfo=wl.ZONE)
     while clock.business() < midnight:  # deliveries start at business T 00:00, not before
