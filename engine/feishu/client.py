@@ -44,6 +44,7 @@ from engine.feishu.errors import (
     CODE_TIMEOUT,
     FeishuError,
     error_from_body,
+    rate_limit_from,
     retry_after_from,
 )
 from engine.feishu.ratelimit import MESSAGE_SEND, RateLimiter
@@ -184,8 +185,8 @@ class FeishuClient:
             raise FeishuNotConfigured(config.path)
         settings = config.feishu
         limiter = RateLimiter.for_feishu(
-            messages_per_second=settings.messages_per_second if settings else 40.0,
-            messages_per_second_per_chat=settings.messages_per_second_per_chat if settings else 4.0,
+            messages_per_second=settings.messages_per_second if settings else 50.0,
+            messages_per_second_per_chat=settings.messages_per_second_per_chat if settings else 5.0,
             calls_per_second=settings.calls_per_second if settings else 40.0,
         )
         timeout = settings.timeout_seconds if settings else 10.0
@@ -278,7 +279,7 @@ class FeishuClient:
             return error_from_body(call, status, headers, getattr(raw, "content", None))
         code = response.code if isinstance(response.code, int) else CODE_HTTP
         return FeishuError(call, code, response.msg or "", status, retry_after_from(headers),
-                           log_id=response.get_log_id())
+                           log_id=response.get_log_id(), rate_limit=rate_limit_from(headers))
 
     async def _call(
         self,
@@ -295,10 +296,11 @@ class FeishuClient:
         """
         api = limit or call
         for attempt in range(2):
-            await self.limiter.acquire(api, key)
-            token = await self.tenant_token()
-            option = self._option(token)
-            response = await self._in_thread(call, lambda option=option: invoke(option))
+            # The call holds its place in the limiter's windows until its answer is back (see slot).
+            async with self.limiter.slot(api, key):
+                token = await self.tenant_token()
+                option = self._option(token)
+                response = await self._in_thread(call, lambda option=option: invoke(option))
             if response.success():
                 return response
             error = self._error(call, response)
@@ -312,7 +314,8 @@ class FeishuClient:
                 # configured): pause this API, or just this receiver for a per-chat limit, for as long as
                 # Feishu asked, so the calls queued behind this one do not hit the same wall.
                 per_receiver = error.code == 230020 and key is not None
-                self.limiter.penalize(api, error.retry_after or 1.0, key if per_receiver else None)
+                self.limiter.penalize(api, error.retry_after or 1.0, key if per_receiver else None,
+                                      limit=error.rate_limit)
             raise error
         raise AssertionError("unreachable")  # the loop either returns or raises
 

@@ -118,6 +118,7 @@ class FeishuError(Exception):
         retry_after: float | None = None,
         retryable: bool | None = None,
         log_id: str | None = None,
+        rate_limit: int | None = None,
     ) -> None:
         self.call = call
         self.code = code
@@ -126,6 +127,7 @@ class FeishuError(Exception):
         self.retry_after = retry_after
         self.retryable = is_retryable(code, http_status) if retryable is None else retryable
         self.log_id = log_id
+        self.rate_limit = rate_limit  # Feishu's x-ogw-ratelimit-limit: the count of the rule that refused
         super().__init__(self._describe())
 
     @property
@@ -198,6 +200,16 @@ def retry_after_from(headers: Mapping[str, str] | None) -> float | None:
     return None
 
 
+def rate_limit_from(headers: Mapping[str, str] | None) -> int | None:
+    """The count of the limit Feishu applied, from ``x-ogw-ratelimit-limit`` (FEISHU_NOTES: sent with 429)."""
+    value = header(headers, "x-ogw-ratelimit-limit")
+    try:
+        count = int(float(value)) if value is not None else None
+    except ValueError:
+        return None
+    return count if count is not None and count >= 1 else None
+
+
 def error_from_body(
     call: str,
     http_status: int | None,
@@ -218,4 +230,5 @@ def error_from_body(
     msg = str(body.get("msg") or "")
     if not isinstance(code, int) or code == 0:
         code = CODE_HTTP
-    return FeishuError(call, code, msg, http_status, retry_after_from(headers), log_id=log_id)
+    return FeishuError(call, code, msg, http_status, retry_after_from(headers), log_id=log_id,
+                       rate_limit=rate_limit_from(headers))

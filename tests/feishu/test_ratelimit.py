@@ -9,7 +9,7 @@ from collections import Counter, deque
 
 import pytest
 
-from engine.feishu.ratelimit import MESSAGE_SEND, ApiLimit, Rate, RateLimiter, smoothed
+from engine.feishu.ratelimit import MESSAGE_SEND, ApiLimit, Rate, RateLimiter
 
 
 class FakeClock:
@@ -102,8 +102,6 @@ def test_rate_per_second_turns_floats_into_windows() -> None:
     assert Rate.per_second(0.5) == Rate(1, 2.0)
     with pytest.raises(ValueError):
         Rate(0, 1.0)
-    assert smoothed(40.0) == (Rate(40, 1.0), Rate(4, 0.1))
-    assert smoothed(4.0) == (Rate(4, 1.0), Rate(1, 0.25))
 
 
 async def test_grants_within_the_limit_are_immediate(clock: FakeClock) -> None:
@@ -117,8 +115,8 @@ async def test_grants_within_the_limit_are_immediate(clock: FakeClock) -> None:
 async def test_per_receiver_window_spaces_sends_to_one_chat(clock: FakeClock) -> None:
     limiter = RateLimiter.for_feishu(messages_per_second=50, messages_per_second_per_chat=5, clock=clock)
     times = await acquire_all(limiter, clock, [(MESSAGE_SEND, "chat_id:oc_1")] * 12)
-    # one send per 0.2 s: never more than 5 in a second, and no two a jitter's width apart
-    assert times == pytest.approx([0.2 * i for i in range(12)])
+    # Feishu's 5/s into one chat, in full: 5 at once, the next 5 when the second has passed, then 2
+    assert times == [0.0] * 5 + [1.0] * 5 + [2.0] * 2
 
 
 async def test_a_busy_chat_does_not_hold_up_other_chats(clock: FakeClock) -> None:
@@ -127,7 +125,7 @@ async def test_a_busy_chat_does_not_hold_up_other_chats(clock: FakeClock) -> Non
     calls: list[tuple[str, str | None]] = [(MESSAGE_SEND, "chat_id:busy")] * 20 + [(MESSAGE_SEND, "chat_id:quiet")]
     times = await acquire_all(limiter, clock, calls)
     assert times[-1] == 0.0
-    assert max(times[:20]) == pytest.approx(3.8)
+    assert max(times[:20]) == 3.0
 
 
 async def test_app_window_and_fifo_order(clock: FakeClock) -> None:
@@ -226,3 +224,27 @@ async def test_real_clock_burst_is_fast_and_spread() -> None:
     await asyncio.gather(*(limiter.acquire("api") for _ in range(60)))
     elapsed = loop.time() - start
     assert 0.18 <= elapsed < 1.0
+
+
+async def test_a_call_in_flight_holds_its_place_until_answered(clock: FakeClock) -> None:
+    """Through slot(), a call counts from its grant until its answer: the next one waits answer + window."""
+    limiter = RateLimiter({"api": ApiLimit(app=(Rate(2, 1.0),))}, clock=clock)
+    answered = asyncio.Event()
+
+    async def call() -> float:
+        async with limiter.slot("api"):
+            granted = clock.now()
+            await answered.wait()
+        return granted
+
+    first, second = asyncio.ensure_future(call()), asyncio.ensure_future(call())
+    await clock.settle()
+    third = asyncio.ensure_future(limiter.acquire("api"))
+    await clock.advance(5.0)  # both still in flight: the window stays full however long they take
+    assert limiter.in_flight("api") == 2 and not third.done()
+    answered.set()
+    assert await asyncio.gather(first, second) == [0.0, 0.0]
+    await clock.advance(0.99)
+    assert not third.done()
+    await clock.run_until(third)
+    assert clock.now() == 6.0 and limiter.in_flight("api") == 0

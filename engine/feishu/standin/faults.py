@@ -148,6 +148,7 @@ class RateLimiter:
     def __init__(self, rules: tuple[RateRule, ...] = DEFAULT_RATE_RULES) -> None:
         self.rules = rules
         self._hits: dict[tuple[Any, ...], deque[float]] = {}
+        self._peaks: dict[tuple[Any, ...], int] = {}  # the most calls one window ever counted
         self._lock = threading.Lock()
 
     def check(self, api: str, app_id: str, receiver: str | None = None) -> tuple[RateRule, float] | None:
@@ -166,7 +167,17 @@ class RateLimiter:
                     hits.popleft()
                 if len(hits) >= rule.limit:
                     return rule, rule.window - (now - hits[0])
-                windows.append(hits)
-            for hits in windows:
+                windows.append((key, hits))
+            for key, hits in windows:
                 hits.append(now)
+                self._peaks[key] = max(self._peaks.get(key, 0), len(hits))
         return None
+
+    def peak(self, rule: RateRule, app_id: str) -> int:
+        """The most calls ``rule`` counted in one window for ``app_id`` (any receiver's, for a per-receiver rule).
+
+        Counted at each allowed call over the window ending at it, so this is the sliding-window maximum.
+        """
+        with self._lock:
+            return max((n for (api, limit, window, app, _), n in self._peaks.items()
+                        if (api, limit, window, app) == (rule.api, rule.limit, rule.window, app_id)), default=0)
