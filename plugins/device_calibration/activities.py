@@ -24,10 +24,12 @@ from plugins.device_calibration.config import DeviceCalibrationSettings
 from plugins.device_calibration.models import (
     CYCLE_WORKFLOW,
     SCENARIO,
+    VIEW_MEMO,
     CalendarFacts,
     CycleContext,
     CycleInput,
     CycleState,
+    CycleView,
     DepartmentDigest,
     DeviceRecord,
     DigestInput,
@@ -40,6 +42,7 @@ from plugins.device_calibration.models import (
     Retire,
     WriteStatus,
     cycle_key,
+    info_fingerprint,
 )
 
 log = logging.getLogger(__name__)
@@ -146,15 +149,15 @@ async def cycle_state(client: Client, wid: str) -> CycleState | None:
     return CycleState.model_validate(raw) if raw is not None else None
 
 
-def drift(state: CycleState, device: DeviceRecord, kind_name: str, settings: DeviceCalibrationSettings,
+def drift(state: CycleView, device: DeviceRecord, kind_name: str, settings: DeviceCalibrationSettings,
           today: date) -> str:
-    """Why the running cycle disagrees with the row ("" when it agrees)."""
+    """Why the running cycle (its :class:`CycleView`) disagrees with the row ("" when it agrees)."""
     intent = rules.table_intent(device, settings)
     if intent.action == "pause" and state.phase != "paused":
         return f"{intent.reason}, cycle is {state.phase}"
     if intent.action == "track" and state.phase == "paused" and state.paused_by_table:
         return "status back in use, cycle is paused"
-    if state.info != device.info:
+    if state.info != info_fingerprint(device.info):
         return "device details changed (people, department, name)"
     if state.phase in ("active", "overdue"):
         plan = rules.plan_due(device.kinds[kind_name], settings.schedules[kind_name], today)
@@ -173,7 +176,8 @@ async def reconcile(services: Services, request: ReconcileInput) -> ReconcileRep
     today = _as_of(org)
     devices = await read_devices(services.feishu, org, settings, request.record_ids)
     report = ReconcileReport(org=org.id, rows=len(devices), locale=org.locale)
-    # One listing of the running cycles spares a describe per device and kind that does not apply.
+    # One listing of the running cycles, with the view each keeps in its memo: a cycle whose view agrees
+    # with its row costs no round trip; the others (and cycles without a view yet) are described and asked.
     running = await _running_cycles(client, org.id, report) if request.record_ids is None else None
     wanted: set[str] = set()
     checker = _DeviceCheck(client, org.id, services.task_queue, settings, today, request.run_key,
@@ -199,12 +203,26 @@ class _DeviceCheck:
     """Brings one device's cycles in line with its row (the body of a reconciliation)."""
 
     def __init__(self, client: Client, org_id: str, task_queue: str, settings: DeviceCalibrationSettings,
-                 today: date, run_key: str, running: set[str] | None, wanted: set[str],
+                 today: date, run_key: str, running: dict[str, CycleView | None] | None, wanted: set[str],
                  report: ReconcileReport) -> None:
         self.client, self.org_id, self.task_queue = client, org_id, task_queue
         self.settings, self.today, self.run_key = settings, today, run_key
         self.running, self.wanted, self.report = running, wanted, report
         self.done = 0
+
+    async def _view(self, wid: str) -> CycleView | None:
+        """The cycle's view: from the listing's memo when it has one, else described and asked."""
+        if self.running is not None:
+            if wid not in self.running:
+                return None  # not running at the listing; a start that finds it running is harmless
+            listed = self.running[wid]
+            if listed is not None:
+                return listed
+        return await self._described(wid)
+
+    async def _described(self, wid: str) -> CycleView | None:
+        state = await cycle_state(self.client, wid)
+        return CycleView.of(state) if state is not None else None
 
     async def device(self, device: DeviceRecord) -> None:
         settings, client, report = self.settings, self.client, self.report
@@ -218,7 +236,7 @@ class _DeviceCheck:
                 continue  # nothing runs that would have to end
             if not stop:
                 self.wanted.add(wid)
-            state = await cycle_state(client, wid)
+            state = await self._view(wid)
             if stop:
                 if state is None:
                     continue
@@ -235,6 +253,13 @@ class _DeviceCheck:
                 report.changes.append(ReconcileChange(key=key, action="started", reason="no cycle was running"))
                 continue
             why = drift(state, device, kind_name, settings, self.today)
+            if why and self.running is not None and self.running.get(wid) is not None:
+                # the listing lags behind the cycle a little: confirm the drift with the cycle itself
+                state = await self._described(wid)
+                if state is None:
+                    self.report.changes.append(ReconcileChange(key=key, action="unchanged"))
+                    continue
+                why = drift(state, device, kind_name, settings, self.today)
             if not why:
                 report.changes.append(ReconcileChange(key=key, action="unchanged"))
                 continue
@@ -247,23 +272,30 @@ class _DeviceCheck:
             report.changes.append(ReconcileChange(key=key, action="updated", reason=why))
 
 
-async def _running_cycles(client: Client, org_id: str, report: ReconcileReport) -> set[str] | None:
-    """The ids of this organization's running cycles; None when the server cannot list them."""
+async def _running_cycles(client: Client, org_id: str,
+                          report: ReconcileReport) -> dict[str, CycleView | None] | None:
+    """This organization's running cycles, each with the view in its memo (None for a cycle that keeps
+    none: it started before cycles kept one); None when the server cannot list them."""
     prefix = f"{org_id}:{SCENARIO}:"
     query = f"WorkflowType = '{CYCLE_WORKFLOW}' AND ExecutionStatus = 'Running'"
+    running: dict[str, CycleView | None] = {}
     try:
-        return {execution.id async for execution in client.list_workflows(query) if execution.id.startswith(prefix)}
+        async for execution in client.list_workflows(query):
+            if execution.id.startswith(prefix):
+                raw = await execution.memo_value(VIEW_MEMO, None)
+                running[execution.id] = CycleView.model_validate(raw) if raw is not None else None
+        return running
     except RPCError as error:
         # the time-skipping test server has no visibility API; a real server always does
         report.errors.append(f"running cycles could not be listed ({error.message}); deleted rows not checked")
         return None
 
 
-async def _retire_vanished(client: Client, org_id: str, running: set[str], wanted: set[str], run_key: str,
-                           report: ReconcileReport) -> None:
+async def _retire_vanished(client: Client, org_id: str, running: dict[str, CycleView | None], wanted: set[str],
+                           run_key: str, report: ReconcileReport) -> None:
     """Cycles still running for devices no longer in the table (rows deleted while no event came)."""
     prefix = f"{org_id}:{SCENARIO}:"
-    for wid in sorted(running - wanted):
+    for wid in sorted(running.keys() - wanted):
         key = wid[len(prefix):]
         try:
             await client.get_workflow_handle(wid).signal(

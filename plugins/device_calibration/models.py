@@ -8,6 +8,7 @@ are decoded here, in one place.
 
 from __future__ import annotations
 
+import hashlib
 from datetime import date, datetime
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
@@ -190,6 +191,33 @@ class CycleState(BaseModel):
     history: list[HistoryEntry] = Field(default_factory=list)
     next_seq: int = 0
     seen: list[str] = Field(default_factory=list)
+
+
+# The memo key under which a running cycle keeps its CycleView (read back by one visibility listing).
+VIEW_MEMO = "devcal_view"
+
+
+def info_fingerprint(info: DeviceInfo) -> str:
+    """A short digest of a device's details: equal details, equal digest (sha-256 of their JSON, 16 hex)."""
+    return hashlib.sha256(info.model_dump_json().encode()).hexdigest()[:16]
+
+
+class CycleView(BaseModel):
+    """What reconciliation compares with a row, kept in the running cycle's memo.
+
+    Reconciliation reads every cycle's view in one visibility listing instead of a describe and a query
+    per cycle; ``info`` is :func:`info_fingerprint` of the details the cycle holds.
+    """
+
+    phase: Phase
+    paused_by_table: bool = False
+    due: date | None = None
+    info: str
+
+    @classmethod
+    def of(cls, state: CycleState) -> CycleView:
+        return cls(phase=state.phase, paused_by_table=state.paused_by_table, due=state.due,
+                   info=info_fingerprint(state.info))
 
 
 class CycleInput(BaseModel):

@@ -44,6 +44,7 @@ with workflow.unsafe.imports_passed_through():
         DIGEST_WORKFLOW,
         RECONCILE_WORKFLOW,
         SCENARIO,
+        VIEW_MEMO,
         Assessment,
         CalendarFacts,
         CalibrationResult,
@@ -52,6 +53,7 @@ with workflow.unsafe.imports_passed_through():
         CycleInput,
         CycleOutcome,
         CycleState,
+        CycleView,
         DepartmentDigest,
         DigestInput,
         HistoryEntry,
@@ -77,6 +79,8 @@ PATCH_RESUME_RESTORES_STATUS = "resume-restores-restricted-status"
 PATCH_COMBINED_STATUS = "status-combines-every-kind"
 # card presses answered before the row writes, audit rows and messages they decided (engine.sdk.Deferred)
 PATCH_DEFERRED_IO = "card-press-answers-first"
+# the cycle keeps its CycleView in its memo, so reconciliation reads all of them in one listing
+PATCH_VIEW_MEMO = "cycle-view-in-memo"
 
 Effect = Callable[[], Awaitable[None]]
 
@@ -112,6 +116,7 @@ class CalibrationCycle:
         self._ended = False
         self.deferred = Deferred()
         self._defer: bool | None = None
+        self._view: CycleView | None = None  # the view last written to the memo
 
     # ------------------------------------------------------------------------------------------ run
 
@@ -142,6 +147,7 @@ class CalibrationCycle:
                 self.s.seen = self.seen.ids()
                 workflow.continue_as_new(CycleInput(org=self.s.org, device_id=self.s.device_id, kind=self.s.kind,
                                                     record_id=self.s.record_id, carry=self.s))
+            self._publish_view()
             decision = rules.next_action(self.s, self._now(), self.settings, self.calendar)
             self.s.next_notice_at = decision.at
             self.s.next_notice = decision.reason
@@ -159,6 +165,14 @@ class CalibrationCycle:
                     self._wake = False
                     continue  # facts changed, or a press left work: decide again
             await self._act(decision)
+
+    def _publish_view(self) -> None:
+        """Keep the memo's CycleView in step with the state (only when it changed: a memo write is a command)."""
+        assert self.s is not None
+        view = CycleView.of(self.s)
+        if view != self._view and workflow.patched(PATCH_VIEW_MEMO):
+            workflow.upsert_memo({VIEW_MEMO: view.model_dump(mode="json")})
+            self._view = view
 
     async def _handlers_done(self) -> None:
         """Wait for running handlers, and run what they left queued (drained before the run ends)."""
