@@ -314,8 +314,10 @@ class FeishuClient:
                 # configured): pause this API, or just this receiver for a per-chat limit, for as long as
                 # Feishu asked, so the calls queued behind this one do not hit the same wall.
                 per_receiver = error.code == 230020 and key is not None
+                # a receiver's limit must not be taken for the app's when the call named no receiver
+                known_scope = per_receiver or error.code != 230020
                 self.limiter.penalize(api, error.retry_after or 1.0, key if per_receiver else None,
-                                      limit=error.rate_limit)
+                                      limit=error.rate_limit if known_scope else None)
             raise error
         raise AssertionError("unreachable")  # the loop either returns or raises
 
