@@ -62,9 +62,9 @@ from engine.scenario import PluginSettings, Scenario, ScheduleSpec
 from engine.sdk import cells as cells
 from engine.sdk import feishu as feishu
 from engine.sdk.status import StatusQuestion, message_key, question_locale, status_question, status_reply
-from engine.sdk.texts import Texts
 from engine.secrets import SecretSpec
 from engine.services import Services, command_services
+from engine.texts import Texts
 from engine.workflow_support import (
     Deferred,
     Refusal,
