@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import sys
 import time
@@ -146,10 +147,11 @@ def send_message(state: CliState, text: str, org: str | None, chat_id: str, p2p:
 @click.option("--org", default=None,
               help="Organization id (default: the value's \"org\", else the only one with the value's "
                    "plugin, else the config's first).")
-@click.option("--from", "operator", default="ou_try", show_default=True, help="The presser's open_id.")
+@click.option("--from", "operator", default=None,
+              help="The presser's open_id (default: the person the card was sent to; ou_try for a group's card).")
 @click.option("--form", default=None, help="Form values as JSON, for a form's submit button.")
 @pass_app
-def send_press(state: CliState, value: str, message_id: str | None, org: str | None, operator: str,
+def send_press(state: CliState, value: str, message_id: str | None, org: str | None, operator: str | None,
                form: str | None) -> None:
     """Press a card button whose `value` is VALUE (JSON), as Feishu pushes `card.action.trigger`.
 
@@ -164,8 +166,10 @@ def send_press(state: CliState, value: str, message_id: str | None, org: str | N
     if org is None:
         org = _org_of(state, wanted)
     url, shown, tenant = _standin(state, org)
-    found_id, full = _card_with(url, wanted, message_id)
-    press: dict[str, Any] = {"value": full, "operator_open_id": operator, "message_id": found_id}
+    found_id, full, recipient = _card_with(url, wanted, message_id)
+    # a person presses the buttons of the card they were sent
+    press: dict[str, Any] = {"value": full, "operator_open_id": operator or recipient or "ou_try",
+                             "message_id": found_id}
     if form_value is not None:
         press["form_value"] = form_value
     answer, before = _post(url, {"tenant_key": tenant, "card_action": press})
@@ -195,9 +199,10 @@ def _covers(button: Any, wanted: Any) -> bool:
     return bool(button == wanted)
 
 
-def _card_with(url: str, wanted: Any, message_id: str | None) -> tuple[str, Any]:
-    """(message_id, full value) of the button to press: on the card ``message_id``, else on the newest card
-    of the outbox; a button whose value is exactly ``wanted`` first, else one whose value has its keys."""
+def _card_with(url: str, wanted: Any, message_id: str | None) -> tuple[str, Any, str | None]:
+    """(message_id, full value, the open_id it was sent to or None) of the button to press: on the card
+    ``message_id``, else on the newest card of the outbox; a button whose value is exactly ``wanted``
+    first, else one whose value has its keys."""
     with httpx.Client(base_url=url, timeout=10) as http:
         outbox = http.get("/_standin/outbox").json()
     cards = [item for item in reversed(outbox) if message_id in (None, item["message_id"])]
@@ -205,11 +210,18 @@ def _card_with(url: str, wanted: Any, message_id: str | None) -> tuple[str, Any]
         for item in cards:
             for _, found in _buttons(item.get("card")):
                 if match(found):
-                    return str(item["message_id"]), found
+                    return str(item["message_id"]), found, _recipient(item)
     if message_id is not None:  # a value no button shows (a hand-made press): sent as given
-        return message_id, wanted
+        return message_id, wanted, _recipient(cards[0]) if cards else None
     raise Fail("no card in the outbox has a button with this value",
                "copy the value from a card's line that `engine send` printed, or pass --message")
+
+
+def _recipient(item: dict[str, Any]) -> str | None:
+    """The open_id a message of the outbox was sent to (``to`` is ``name (ou_...)`` or the id), or None
+    for a group's message."""
+    found = re.search(r"\b(ou_\w+)", str(item.get("to") or ""))
+    return found.group(1) if found else None
 
 
 @send.command("row")

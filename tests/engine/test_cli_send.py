@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from engine.cli import CliState, Fail
-from engine.cli_send import _card_with, _cell, _covers, _edit_row, _org_of
+from engine.cli_send import _card_with, _cell, _covers, _edit_row, _org_of, _recipient
 from engine.feishu.standin.app import build_app
 from engine.feishu.standin.core import FeishuStandIn
 from engine.feishu.standin.runner import ServerRunner
@@ -71,7 +71,7 @@ def test_no_card_with_the_value_is_a_clear_error(standin: tuple[FeishuStandIn, s
     with pytest.raises(Fail, match="no card in the outbox has a button with this value"):
         _card_with(url, {"op": "approve"}, None)
     # with the card named, a value no button shows is pressed as given
-    assert _card_with(url, {"op": "approve"}, "om_1") == ("om_1", {"op": "approve"})
+    assert _card_with(url, {"op": "approve"}, "om_1") == ("om_1", {"op": "approve"}, None)
 
 
 def test_a_press_goes_to_the_organization_its_value_belongs_to() -> None:
@@ -81,3 +81,9 @@ def test_a_press_goes_to_the_organization_its_value_belongs_to() -> None:
     assert _org_of(state, {"scenario": "device_calibration", "org": "neusoft"}) == "neusoft"
     assert _org_of(state, {"scenario": "asset_loan", "op": "borrow"}) == "neusoft"
     assert _org_of(state, {"op": "borrow"}) is None and _org_of(state, "ack") is None
+
+
+def test_a_card_is_pressed_by_the_person_it_was_sent_to() -> None:
+    assert _recipient({"to": "陈医生 (ou_dr_chen)"}) == "ou_dr_chen"
+    assert _recipient({"to": "ou_dr_zhou"}) == "ou_dr_zhou"
+    assert _recipient({"to": "oc_icu_group"}) is None and _recipient({}) is None
