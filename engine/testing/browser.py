@@ -44,11 +44,16 @@ def _run(args: list[str], *, timeout: float) -> subprocess.CompletedProcess[str]
     if browser is None:
         raise RuntimeError(f"headless Chromium is not installed (Debian: `{INSTALL_HINT}`)")
     sandbox = ["--no-sandbox"] if hasattr(os, "geteuid") and os.geteuid() == 0 else []
-    with tempfile.TemporaryDirectory(prefix="chromium-") as profile:
+    # chromium's helper processes may still write to the profile as the main one exits: a leftover file
+    # in a temporary directory is no failure of the page under test
+    with tempfile.TemporaryDirectory(prefix="chromium-", ignore_cleanup_errors=True) as profile:
         command = [browser, "--headless", *sandbox, "--disable-gpu", "--no-first-run", "--no-default-browser-check",
                    "--hide-scrollbars", "--disable-extensions", "--lang=zh-CN", f"--user-data-dir={profile}",
                    *args]
-        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, check=False)
+        # the browser keeps the real clock: under a hard moment's libfaketime it hangs at start
+        env = {key: value for key, value in os.environ.items()
+               if key != "LD_PRELOAD" and not key.startswith("FAKETIME")}
+        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, check=False, env=env)
     if done.returncode != 0:
         raise RuntimeError(f"chromium exited with {done.returncode}: {done.stderr[-2000:]}")
     return done

@@ -28,8 +28,10 @@ async def assert_replays(history: WorkflowHistory, workflows: Sequence[type],
     it undecoded, so the replay goes through the same converter a production worker uses.
     """
     codec = codec or EncryptionCodec.from_text(new_key_text("replay"))
+    # debug_mode: no deadlock detector. It guards a live worker's liveness (an activation over 2 s), not
+    # whether the history replays; on a loaded machine the sandbox's first imports alone can exceed it
     replayer = Replayer(workflows=list(workflows), workflow_runner=workflow_runner(),
-                        data_converter=data_converter(codec))
+                        data_converter=data_converter(codec), debug_mode=True)
     result = await replayer.replay_workflow(history, raise_on_replay_failure=False)
     assert result.replay_failure is None, f"{history.workflow_id} no longer replays: {result.replay_failure!r}"
 
