@@ -433,6 +433,26 @@ class ScenarioHarness:
         await self.advance_to(moment)
         return moment
 
+    @contextlib.asynccontextmanager
+    async def serve_plugin_routes(self, port: int) -> AsyncIterator[str]:
+        """Serve the plugins' ``ingress_routes`` pages on ``port`` (the config's ``public_url`` names it, so
+        signed links work) for the block; yields the base URL."""
+        import uvicorn
+        from starlette.applications import Starlette
+
+        from engine.runtime.pages import plugin_routes
+
+        server = uvicorn.Server(uvicorn.Config(Starlette(routes=plugin_routes(self.app)), host="127.0.0.1",
+                                               port=port, log_level="warning", lifespan="off"))
+        task = asyncio.create_task(server.serve())
+        while not server.started:
+            await asyncio.sleep(0.02)
+        try:
+            yield f"http://127.0.0.1:{port}"
+        finally:
+            server.should_exit = True
+            await task
+
     async def settle(self, timeout: float = 30.0) -> None:
         """Wait until no workflow of this test has a workflow task or an activity in flight.
 

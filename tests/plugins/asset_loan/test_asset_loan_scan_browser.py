@@ -8,19 +8,15 @@ session cookie, and shows the asset with the actions of the person who scanned i
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import os
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from PIL import Image
-from starlette.applications import Starlette
 
 import plugins.asset_loan as asset_loan
-from engine.runtime.pages import plugin_routes
 from engine.runtime.server import free_port
 from engine.secrets import derive
 from engine.testing.browser import dump_dom, parse_dom, require_chromium, screenshot
@@ -38,22 +34,6 @@ def signing_secret(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("ASSET_LOAN_SIGNING_KEY_PREVIOUS", raising=False)
 
 
-@contextlib.asynccontextmanager
-async def serve(app: Any, port: int) -> AsyncIterator[None]:
-    import uvicorn
-
-    server = uvicorn.Server(uvicorn.Config(Starlette(routes=plugin_routes(app)), host="127.0.0.1", port=port,
-                                           log_level="warning", lifespan="off"))
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        await asyncio.sleep(0.02)
-    try:
-        yield
-    finally:
-        server.should_exit = True
-        await task
-
-
 async def test_chromium_scans_a_label_logs_in_through_feishu_and_sees_the_asset(scenario_harness: Any,
                                                                                 tmp_path: Path) -> None:
     require_chromium()
@@ -61,7 +41,7 @@ async def test_chromium_scans_a_label_logs_in_through_feishu_and_sees_the_asset(
     public = f"http://127.0.0.1:{port}"
     document = org_config(plugins=["asset_loan"])
     document["ingress"] = {"public_url": public}
-    async with scenario_harness({"asset_loan": asset_loan}, config=document) as env, serve(env.app, port):
+    async with scenario_harness({"asset_loan": asset_loan}, config=document) as env, env.serve_plugin_routes(port):
         env.standin.state.merge_json(SEED)
         env.standin.oauth_default_user = "ou_al_li"  # who is logged in to Feishu on this phone
         links = derive(SECRET.encode(), org="acme", scenario="asset_loan", name="signing", purpose=signing.LINKS)

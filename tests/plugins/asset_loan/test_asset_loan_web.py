@@ -3,11 +3,8 @@ the label sheet produced by the ``engine asset_loan labels`` command and read ba
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
 import re
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
@@ -15,10 +12,8 @@ from urllib.parse import parse_qsl, urlsplit
 import httpx
 import pytest
 from click.testing import CliRunner
-from starlette.applications import Starlette
 
 import plugins.asset_loan as asset_loan
-from engine.runtime.pages import plugin_routes
 from engine.runtime.server import free_port
 from engine.secrets import derive
 from engine.testing.kit import org_config
@@ -43,22 +38,6 @@ def signing_secret(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("ASSET_LOAN_SIGNING_KEY_PREVIOUS", raising=False)
 
 
-@contextlib.asynccontextmanager
-async def serve(app: Any, port: int) -> AsyncIterator[None]:
-    import uvicorn
-
-    server = uvicorn.Server(uvicorn.Config(Starlette(routes=plugin_routes(app)), host="127.0.0.1", port=port,
-                                           log_level="warning", lifespan="off"))
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        await asyncio.sleep(0.02)
-    try:
-        yield
-    finally:
-        server.should_exit = True
-        await task
-
-
 def csrf_of(page: str) -> str:
     match = re.search(r"name='csrf' value='([^']+)'", page)
     assert match, page
@@ -70,7 +49,7 @@ async def test_scan_page_login_borrow_and_return(scenario_harness: Any) -> None:
     public = f"http://127.0.0.1:{port}"
     document = org_config(plugins=["asset_loan"])
     document["ingress"] = {"public_url": public}
-    async with scenario_harness({"asset_loan": asset_loan}, config=document) as env, serve(env.app, port):
+    async with scenario_harness({"asset_loan": asset_loan}, config=document) as env, env.serve_plugin_routes(port):
         env.standin.state.merge_json(SEED)
         url = signing.scan_url(public, key(signing.LINKS), "acme", "RD-OSC-001")
         env.standin.oauth_default_user = BORROWER
@@ -119,7 +98,7 @@ async def test_tampered_links_are_rejected(scenario_harness: Any) -> None:
     port = free_port()
     document = org_config(plugins=["asset_loan"])
     document["ingress"] = {"public_url": f"http://127.0.0.1:{port}"}
-    async with scenario_harness({"asset_loan": asset_loan}, config=document) as env, serve(env.app, port):
+    async with scenario_harness({"asset_loan": asset_loan}, config=document) as env, env.serve_plugin_routes(port):
         good = signing.scan_url(f"http://127.0.0.1:{port}", key(signing.LINKS), "acme", "RD-OSC-001")
         sig = good.rsplit("=", 1)[1]
         async with httpx.AsyncClient(timeout=10) as client:
@@ -147,7 +126,7 @@ async def test_rotation_keeps_old_links_for_the_grace_period(scenario_harness: A
     document["ingress"] = {"public_url": base}
     old_link = signing.scan_url(base, key(signing.LINKS, OLD_SECRET), "acme", "RD-OSC-001")
     new_link = signing.scan_url(base, key(signing.LINKS), "acme", "RD-OSC-001")
-    async with (scenario_harness({"asset_loan": asset_loan}, config=document) as env, serve(env.app, port),
+    async with (scenario_harness({"asset_loan": asset_loan}, config=document) as env, env.serve_plugin_routes(port),
                 httpx.AsyncClient(timeout=10) as client):
         # before the rotation's grace period is declared, a label printed with the old secret is refused
         assert (await client.get(old_link)).status_code == 403

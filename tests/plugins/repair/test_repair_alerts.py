@@ -3,20 +3,15 @@ adds to it while it fires, closes it when it resolves, and refuses bad tokens an
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
-from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any
 
 import httpx
 import pytest
 from repair_helpers import IT_TECH, SEED, SETTINGS, rows, state
-from starlette.applications import Starlette
 
 import plugins.repair as repair
-from engine.runtime.pages import plugin_routes
 from engine.runtime.server import free_port
 from engine.secrets import derive
 from engine.testing import moments
@@ -37,22 +32,6 @@ def alert_secret(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("REPAIR_ALERT_SECRET_PREVIOUS", raising=False)
 
 
-@contextlib.asynccontextmanager
-async def serve(app: Any, port: int) -> AsyncIterator[str]:
-    import uvicorn
-
-    server = uvicorn.Server(uvicorn.Config(Starlette(routes=plugin_routes(app)), host="127.0.0.1", port=port,
-                                           log_level="warning", lifespan="off"))
-    task = asyncio.create_task(server.serve())
-    while not server.started:
-        await asyncio.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{port}/repair/alertmanager/acme"
-    finally:
-        server.should_exit = True
-        await task
-
-
 def payload(status: str, starts: datetime, *, ends: str = "0001-01-01T00:00:00Z", value: str = "95") -> dict[str, Any]:
     """A version 4 webhook body as Alertmanager sends it (one alert of a group)."""
     alert = {"status": status, "labels": {"alertname": "PrinterOffline", "instance": "prn-0012:9100",
@@ -68,7 +47,8 @@ def payload(status: str, starts: datetime, *, ends: str = "0001-01-01T00:00:00Z"
 
 async def test_an_alert_opens_feeds_and_resolves_one_ticket(scenario_harness: Any) -> None:
     async with scenario_harness({"repair": repair}, org_settings={"repair": SETTINGS}) as env, \
-            serve(env.app, free_port()) as url, httpx.AsyncClient(timeout=10) as http:
+            env.serve_plugin_routes(free_port()) as base, httpx.AsyncClient(timeout=10) as http:
+        url = f"{base}/repair/alertmanager/acme"
         env.standin.state.merge_json(SEED)
         starts = await env.begin_at(moments.ordinary_workday())
         auth = {"Authorization": f"Bearer {token()}"}
@@ -106,7 +86,8 @@ async def test_an_alert_opens_feeds_and_resolves_one_ticket(scenario_harness: An
 
 async def test_bad_tokens_and_bodies_are_refused_short(scenario_harness: Any) -> None:
     async with scenario_harness({"repair": repair}, org_settings={"repair": SETTINGS}) as env, \
-            serve(env.app, free_port()) as url, httpx.AsyncClient(timeout=10) as http:
+            env.serve_plugin_routes(free_port()) as base, httpx.AsyncClient(timeout=10) as http:
+        url = f"{base}/repair/alertmanager/acme"
         env.standin.state.merge_json(SEED)
         starts = await env.now()
         good = {"Authorization": f"Bearer {token()}"}
