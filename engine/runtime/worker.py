@@ -52,13 +52,16 @@ def workflow_runner() -> SandboxedWorkflowRunner:
 
 
 def engine_activities(app: Any) -> list[Callable[..., Any]]:
-    """The engine's activities bound to ``app`` (Feishu calls, the site context), plus every scenario's own."""
+    """The engine's activities bound to ``app`` (Feishu calls, the site context, raised events), plus every
+    scenario's own."""
     from engine.context import ContextActivities
     from engine.feishu.activities import FeishuActivities
+    from engine.scenario_events import EventActivities
     from engine.services import Services
 
     feishu = FeishuActivities(app.config, app.feishu, app.templates)
-    return [*feishu.all(), *ContextActivities(app.config).all(), *app.plugins.activities(Services.of(app))]
+    return [*feishu.all(), *ContextActivities(app.config).all(), *EventActivities(app).all(),
+            *app.plugins.activities(Services.of(app))]
 
 
 def build_worker(
