@@ -59,13 +59,14 @@ def _report(event: Any, org: Any, text: str) -> list[Any]:
     from engine.sdk import message_key, question_locale
 
     from .models import TicketInput
-    from .rules import ticket_number
+    from .rules import asset_in_text, ticket_number
 
     # the same message pushed again under a new event id gets the same number, and starts nothing twice
     number = ticket_number(org.id, "message", message_key("report", event), event.create_time.astimezone(org.zone))
     ticket = TicketInput(ticket_id=number, source="message", text=text, reporter_open_id=event.sender_open_id,
                          reporter_locale=question_locale(event.text), message_id=event.message_id,
-                         chat_id=event.chat_id, photos=_photos(event), reported_at=event.create_time)
+                         chat_id=event.chat_id, photos=_photos(event), reported_at=event.create_time,
+                         asset_id=asset_in_text(text, org.settings(SCENARIO).asset_id_pattern))
     return [act.StartWorkflow(scenario=SCENARIO, key=number, workflow="repair.Ticket", args=[ticket], once=True)]
 
 

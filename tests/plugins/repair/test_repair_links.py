@@ -10,7 +10,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from repair_helpers import MED_TECH, REPORTER, SEED, SETTINGS, press, rows, state
+from repair_helpers import MED_TECH, REPORTER, SEED, SETTINGS, press, report, rows, state, ticket_of
 
 import plugins.asset_loan as asset_loan
 import plugins.device_calibration as device_calibration
@@ -86,9 +86,12 @@ async def test_a_device_in_repair_pauses_its_calibration_cycle_until_the_fix_is_
         actions = [h.action for h in (await state(env, number)).history]
         assert actions.count("asset.in_repair") == 1 and actions.count("asset.repaired") == 1
 
-        # a ticket on something that is no measuring device touches no cycle, and says so in its history
-        other = await _ticket_row_added(env, "recFault2", "PC-0301", "电脑蓝屏")
-        assert [h.note for h in (await state(env, other)).history if h.action == "asset.in_repair"] == \
+        # an asset named in a message report links its ticket too; one that is no measuring device touches
+        # no cycle, and its ticket's history says so
+        await env.deliver(report("报修 PC-0301 电脑蓝屏", message_id="om_pc"))
+        other = await state(env, ticket_of(env, "om_pc"))
+        assert other.asset_id == "PC-0301"
+        assert [h.note for h in other.history if h.action == "asset.in_repair"] == \
             ["PC-0301: 0 action(s) in other scenarios"]
 
 
