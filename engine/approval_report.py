@@ -32,7 +32,7 @@ from engine.context import SiteContext
 from engine.feishu import requests as rq
 from engine.rules.approval_times import DecidedApproval, HeldTask, month_figures, site_figures
 from engine.rules.recurrence import first_workday_of_month
-from engine.workflow_support import activity_options, feishu_call
+from engine.workflow_support import FEISHU_RETRY, FEISHU_START_TO_CLOSE, activity_options, feishu_call
 
 if TYPE_CHECKING:
     from engine.config import ApprovalReportSettings, EngineConfig, OrgContext
@@ -48,6 +48,8 @@ PLAN = "engine.approval_report.plan"
 FIGURES = "engine.approval_report.figures"
 TEMPLATE = "engine:approval_report.card"
 SCHEDULE_ID = "approval_report"
+RECORD_WITHIN = timedelta(minutes=15)
+"""How long a decided instance's record is retried before the follower gives up on it (and logs it)."""
 RECORD_PATCH = "approval-report-record"
 """The ``workflow.patched`` id of the follower's record step (followers started before it record nothing)."""
 
@@ -130,13 +132,16 @@ def read_row(fields: dict[str, Any]) -> DecidedApproval:
 async def record_decision(site: SiteContext, title: str, instance: rq.ApprovalInstance) -> None:
     """Record a decided instance (in workflow code: the follower, behind :data:`RECORD_PATCH`).
 
-    A record Feishu keeps refusing (a wrong table in the config) is logged with the instance code and
-    does not hold the decision back from the workflow that asked.
+    Retried like every Feishu call, but for at most :data:`RECORD_WITHIN`: the decision waits for the
+    record no longer than that. A record Feishu keeps refusing (a wrong table in the config, an outage
+    that long) is logged as a warning with the instance code, and the decision goes on to the workflow
+    that asked.
     """
     request = RecordApproval(org=site.org, scenario=site.scenario, site=site.site, site_name=site.site_name,
                              timezone=site.timezone, title=title, instance=instance)
     try:
-        await feishu_call(RECORD, request, result_type=bool)
+        await workflow.execute_activity(RECORD, request, result_type=bool, **activity_options(
+            FEISHU_START_TO_CLOSE, schedule_to_close=RECORD_WITHIN, retry=FEISHU_RETRY))
     except ActivityError as error:
         workflow.logger.warning("approval %s decided but not recorded for the report: %s",
                                 instance.instance_code, error)

@@ -288,3 +288,17 @@ def test_a_report_for_an_unknown_site_names_the_key(tmp_path: Path) -> None:
         raise AssertionError("the config was accepted")
     assert found == {("organizations.acme.approvals.report.sites.north", "'north'"),
                      ("organizations.acme.approvals.report.chat_id", "'group-chat'")}
+
+
+def test_the_engine_declares_the_reports_schedule_only_where_a_card_goes(tmp_path: Path) -> None:
+    from engine.config import parse_config
+    from engine.plugins import load_plugins
+    from engine.runtime.schedules import declared_schedules
+
+    plugins = load_plugins(modules={"purchase": PurchasePlugin()}, entry_points=False)
+    sending = parse_config(config(recipients=[HQ], send_hour=8), tmp_path / "engine.toml", plugins.scenarios)
+    (schedule,) = declared_schedules(sending, plugins)
+    assert (schedule.id, schedule.spec.cron, schedule.spec.workflow, schedule.timezone) == (
+        "acme:engine:schedule:approval_report", "0 8 1-12 * *", "engine.ApprovalReport", "Asia/Shanghai")
+    recording_only = parse_config(config(), tmp_path / "engine.toml", plugins.scenarios)
+    assert declared_schedules(recording_only, plugins) == []
