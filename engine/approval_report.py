@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import json
 import logging
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, Field
@@ -232,7 +232,7 @@ def report_schedule(org: OrgContext) -> ScheduleSpec | None:
                         description="last month's approval times, on the first working day of the month")
 
 
-def previous_month(today: Any) -> str:
+def previous_month(today: date) -> str:
     """``YYYY-MM`` of the month before ``today``'s."""
     last = today.replace(day=1) - timedelta(days=1)
     return f"{last:%Y-%m}"
