@@ -45,7 +45,10 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-DEFAULT_TESTS = ("tests/plugins", "tests/examples", "tests/e2e")
+# the scenarios, the examples, the end-to-end runs, and the engine's approvals (their reminders, escalations
+# and monthly card run on working days too)
+DEFAULT_TESTS = ("tests/plugins", "tests/examples", "tests/e2e", "tests/engine/test_approvals.py",
+                 "tests/engine/test_approval_report.py")
 
 
 @dataclass(frozen=True)
