@@ -84,11 +84,13 @@ class BotAddedToChat(FeishuEvent):
 
 
 class ApprovalStatusChanged(FeishuEvent):
-    """A v1 ``approval_instance`` event: re-fetch the instance before acting on it."""
+    """A v1 ``approval_instance`` event, or ``approval_task`` (``task_id`` set, ``status`` the task's):
+    re-fetch the instance before acting on it."""
 
     approval_code: str
     instance_code: str
     status: str
+    task_id: str = ""
 
 
 class UserCreated(FeishuEvent):
@@ -115,5 +117,6 @@ KNOWN_EVENT_TYPES: dict[str, type[FeishuEvent]] = {
     "drive.file.bitable_record_changed_v1": BitableRecordChanged,
     "im.chat.member.bot.added_v1": BotAddedToChat,
     "approval_instance": ApprovalStatusChanged,
+    "approval_task": ApprovalStatusChanged,
     "contact.user.created_v3": UserCreated,
 }

@@ -17,7 +17,7 @@ Decisions worth knowing:
   ``post``: its title and one line per paragraph), with every mention taken out: each
   ``mentions[].key`` (``@_user_1``), ``@_all`` ("@所有人", which has no ``mentions`` entry) and every
   ``at`` element, each with the one space after it. Other message types have no text (``""``).
-* v1 events (``approval_instance``) are deduplicated on their envelope ``uuid``.
+* v1 events (``approval_instance``, ``approval_task``) are deduplicated on their envelope ``uuid``.
 * ``raw`` holds the decrypted ``event`` object, never the envelope: the envelope's header carries the
   verification token, which must not end up in workflow histories or logs.
 * An event type this module does not know yields no event (``normalize`` returns ``None``); a known
@@ -431,8 +431,15 @@ def _user_created(body: Mapping[str, Any], bot_open_id: str | None) -> list[Feis
 
 
 def _approval_instance(body: Mapping[str, Any], bot_open_id: str | None) -> list[FeishuEvent]:
-    """A v1 envelope: ``{uuid, ts, token, type: "event_callback", event: {type: "approval_instance"}}``."""
+    """A v1 envelope: ``{uuid, ts, token, type: "event_callback", event: {type: "approval_instance"}}``.
+
+    ``approval_task`` (a task approved, rejected, transferred, rolled back...) arrives in the same envelope
+    with ``task_id`` and the task's status: it becomes the same event, so the instance's follower re-reads
+    it. A transfer sends only task events (the instance stays PENDING), and the follower learns of the new
+    approver at once instead of at its next periodic read.
+    """
     event = _mapping(body.get("event"), "event")
+    event_type = _string(event, "type", "event")
     if body.get("ts") not in (None, ""):
         created = _epoch(body["ts"], "ts")
     elif event.get("operate_time") not in (None, ""):
@@ -441,7 +448,8 @@ def _approval_instance(body: Mapping[str, Any], bot_open_id: str | None) -> list
         raise MalformedEvent("ts: expected an epoch timestamp, found nothing")
     return [ApprovalStatusChanged(
         event_id=_string(body, "uuid", "(envelope)"),
-        event_type="approval_instance",
+        event_type=event_type,
+        task_id=_opt_string(event, "task_id", "event") or "",
         app_id=_opt_string(event, "app_id", "event") or "",
         tenant_key=_opt_string(event, "tenant_key", "event") or "",
         create_time=created,
@@ -471,14 +479,15 @@ _NORMALIZERS: dict[str, Callable[[Mapping[str, Any], str | None], list[FeishuEve
     "im.chat.member.bot.added_v1": _bot_added,
     "contact.user.created_v3": _user_created,
     "approval_instance": _approval_instance,
+    "approval_task": _approval_instance,
     "hire.application.stage_changed_v1": _hire_event,
     "hire.offer.status_changed_v1": _hire_event,
 }
 
-V2_EVENT_TYPES: tuple[str, ...] = tuple(t for t in _NORMALIZERS if t != "approval_instance")
-"""The v2 event types this module normalizes (``card.action.trigger`` is a callback, among them)."""
-V1_EVENT_TYPES: tuple[str, ...] = ("approval_instance",)
+V1_EVENT_TYPES: tuple[str, ...] = ("approval_instance", "approval_task")
 """The v1 event types this module normalizes."""
+V2_EVENT_TYPES: tuple[str, ...] = tuple(t for t in _NORMALIZERS if t not in V1_EVENT_TYPES)
+"""The v2 event types this module normalizes (``card.action.trigger`` is a callback, among them)."""
 
 
 # --------------------------------------------------------------------------------------- public

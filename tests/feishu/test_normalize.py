@@ -381,6 +381,23 @@ def test_v1_approval_instance() -> None:
         normalize(body, bot_open_id=BOT)
 
 
+def test_v1_approval_task_becomes_a_change_of_its_instance() -> None:
+    body = {
+        "ts": "1502199207.7171419", "uuid": "task-uuid-1", "token": "v-token", "type": "event_callback",
+        "event": {"app_id": "cli_test", "approval_code": "AP-1", "instance_code": "INST-1", "task_id": "T-9",
+                  "open_id": "ou_next", "status": "TRANSFERRED", "operate_time": "1666079207003",
+                  "tenant_key": "t_hospital", "type": "approval_task"},
+    }
+    event = normalize(body, bot_open_id=BOT)
+    assert isinstance(event, ApprovalStatusChanged)
+    assert (event.event_type, event.event_id, event.instance_code, event.task_id, event.status) == (
+        "approval_task", "task-uuid-1", "INST-1", "T-9", "TRANSFERRED")
+    assert normalize({**body, "schema": "2.0"}, bot_open_id=BOT) is None  # a v1 type in a v2 envelope
+    body["event"].pop("instance_code")
+    with pytest.raises(MalformedEvent, match=r"event\.instance_code"):
+        normalize(body, bot_open_id=BOT)
+
+
 def test_standin_v1_builder() -> None:
     body = standin_events.approval_v1("AP-1", "INST-1", "REJECTED", app_id="cli_test", tenant_key="t",
                                       token="tok", event_id="uuid-1")
