@@ -16,6 +16,7 @@ import plugins.device_calibration as device_calibration
 import plugins.handover as handover
 import plugins.project_delivery as project_delivery
 import plugins.recruiting as recruiting
+import plugins.repair as repair
 from engine import larkmd
 from engine.plugins import load_plugins
 from engine.templates import TemplateEngine, TemplateError
@@ -29,7 +30,8 @@ SURVIVORS = ("](https://evil", "<at", "<font color=red>", "<link url=", "![p]", 
 
 def _engine() -> TemplateEngine:
     modules = {"asset_loan": asset_loan, "device_calibration": device_calibration, "handover": handover,
-               "project_delivery": project_delivery, "recruiting": recruiting}
+               "project_delivery": project_delivery, "recruiting": recruiting,
+               "repair": repair}
     plugin_set = load_plugins(modules=modules, entry_points=False)
     return TemplateEngine(plugin_set.template_dirs(), plugin_set.template_filters())
 
@@ -84,8 +86,8 @@ def _render(name: str, context: dict[str, Any], locale: str) -> dict[str, Any] |
 
 
 def test_every_plugin_has_cards() -> None:
-    assert {name.split(":")[0] for name in CARDS} == {"asset_loan", "device_calibration", "handover",
-                                                      "project_delivery", "recruiting"}
+    assert {name.split(":")[0] for name in CARDS} == {"asset_loan", "device_calibration", "engine", "handover",
+                                                      "project_delivery", "recruiting", "repair"}
 
 
 @pytest.mark.parametrize("locale", ["zh_CN", "en_US"])
