@@ -31,6 +31,7 @@ import plugins.device_calibration as device_calibration
 import plugins.handover as handover
 import plugins.project_delivery as project_delivery
 import plugins.recruiting as recruiting
+import plugins.repair as repair
 from engine.feishu.standin import FeishuStandIn
 from engine.plugins import load_plugins
 from engine.templates import TemplateEngine
@@ -67,7 +68,7 @@ CARD_V1 = {
 
 def templates() -> TemplateEngine:
     modules = {"asset_loan": asset_loan, "device_calibration": device_calibration, "handover": handover,
-               "project_delivery": project_delivery, "recruiting": recruiting}
+               "project_delivery": project_delivery, "recruiting": recruiting, "repair": repair}
     plugin_set = load_plugins(modules=modules, entry_points=False)
     return TemplateEngine(plugin_set.template_dirs(), plugin_set.template_filters())
 

@@ -1,18 +1,20 @@
 """The outbox page as headless Chromium renders it (Debian's ``chromium``; skipped with the install command
 when it is missing): what a Feishu user would see of the plugins' messages, and hostile content inert.
 
-``ENGINE_SCREENSHOTS=docs/images`` (``make screenshots``) also writes the README's ``outbox.png``.
+``ENGINE_SCREENSHOTS=docs/images`` (``make screenshots``) also writes the README's ``outbox.png`` and each
+monthly report's ``report-<scenario>-<name>.png``.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from outbox_scenes import NEUSOFT, hostile, showcase
+from outbox_scenes import ENGINE, NEUSOFT, Bot, hostile, rendered, showcase
 from PIL import Image
 
 from engine.feishu.standin import FeishuStandIn
@@ -66,6 +68,31 @@ async def test_chromium_shows_the_outbox_as_feishu_would(standin: FeishuStandIn,
         # the first card's header (the newest message: the asset reminder) is painted orange, not white
         colours = image.convert("RGB").getcolors(900 * 1500) or []
         assert any(r > 240 and 200 < g < 245 and b < 225 for _, (r, g, b) in colours)
+
+
+# The monthly reports people read (their sample contexts), each shown in both languages as the outbox draws it.
+REPORTS = ("repair:monthly.card", "engine:approval_report.card", "recruiting:report.card")
+
+
+@pytest.mark.parametrize("name", REPORTS)
+async def test_chromium_shows_each_monthly_report_with_its_charts(standin: FeishuStandIn, tmp_path: Path,
+                                                                  name: str) -> None:
+    bot, reader = Bot(standin), f"ou_reader_{uuid.uuid4().hex[:8]}"
+    standin.add_user(reader, name="院长", tenant_key=NEUSOFT)
+    ids = [await bot.send(reader, rendered(name, locale)) for locale in ("zh_CN", "en_US")]
+    charts = json.dumps(json.loads(rendered(name)[1])).count('"tag": "chart"')
+    chat = standin.state.messages[ids[0]]["chat_id"]
+    url = f"{standin.base_url}/_standin/?refresh=0&chat={chat}"
+    doc = parse_dom(dump_dom(url))
+    for message_id in ids:
+        article = doc.by_id(message_id)
+        assert not article.find_all(cls="unknown"), name  # every element drawn
+        assert len(article.find_all("svg")) == charts, name
+    assert ENGINE.sample_context(name)  # the picture is of the sample the template ships
+    picture = screenshot(url, images_dir(tmp_path) / f"report-{name.replace(':', '-').replace('.card', '')}.png",
+                         width=900, height=1400)
+    with Image.open(picture) as image:
+        assert image.size == (900, 1400)
 
 
 async def test_chromium_runs_none_of_a_hostile_messages_markup(standin: FeishuStandIn) -> None:
