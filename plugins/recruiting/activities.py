@@ -55,7 +55,7 @@ def requisition_facts(req_id: str, record_id: str | None, fields: dict[str, Any]
         site=reading.text(fields, f.site), department=reading.text(fields, f.department),
         title=reading.text(fields, f.title), headcount=max(reading.count(fields, f.headcount, 1), 1),
         grade=reading.text(fields, f.grade), tags=reading.tags(fields, f.tags),
-        recruiter=reading.person_id(fields, f.recruiter))
+        recruiter=reading.person_id(fields, f.recruiter), reason=reading.text(fields, f.reason))
 
 
 def _pool_entry(fields: dict[str, Any], settings: RecruitingSettings, calendar: Any) -> rules.PoolEntry:
