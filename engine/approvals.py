@@ -158,6 +158,7 @@ async def request_approval(request: ApprovalRequest) -> ApprovalDecision:
     cancellation) withdraws the Feishu instance for its applicant, so nobody is left a task to decide,
     then re-raises the cancellation; a decision that arrived first is returned instead. Do not let the
     asking workflow end while it waits (its follower would be terminated and the instance stay pending).
+    A cancellation during the create call itself (its code is not known yet) withdraws nothing.
     """
     settings = request.settings
     if not settings.enabled:
