@@ -249,8 +249,10 @@ class RecruitingActivities:
                                 status=str(requisition.get("status") or ""),
                                 title=str(facts.get("title") or ""), department=str(facts.get("department") or ""),
                                 headcount=int(facts.get("headcount") or 0), hired=len(requisition.get("hired") or []),
+                                # a requisition closed while pending waits for nobody
                                 waiting_for=next((s.get("role", "") for s in requisition.get("chain") or []
-                                                  if s.get("status") == "pending"), ""))
+                                                  if s.get("status") == "pending"
+                                                  and requisition.get("status") == "pending_approval"), ""))
         application = await self._state(org, app_key(lookup.key))
         if application is None:
             return await self._status_from_table(lookup.org, lookup.key)

@@ -300,17 +300,31 @@ class RequisitionWorkflow(_Base):
             await workflow.wait_condition(lambda: asking.done() or self.closed is not None)
         except asyncio.CancelledError:
             asking.cancel()  # the workflow is cancelled: withdraw the instance first
-            with contextlib.suppress(asyncio.CancelledError, Exception):
+            try:
                 await asking
+            except (asyncio.CancelledError, Exception) as error:
+                if not is_cancelled_exception(error):
+                    workflow.logger.warning("%s: the Feishu approval was not withdrawn: %s", self.req_id,
+                                            getattr(error, "cause", None) or error)
             raise
         if not asking.done():
             asking.cancel()
         try:
             decision = await asking
         except (asyncio.CancelledError, Exception) as error:
-            if not is_cancelled_exception(error):
-                raise
-            self._record("approval_withdrawn", detail="closed before the Feishu approval was decided")
+            if is_cancelled_exception(error):
+                self._record("approval_withdrawn", detail="closed before the Feishu approval was decided")
+                return await self._close()
+            # Feishu refused the instance (a wrong code, a node without approvers) or its withdrawal
+            cause = f"{getattr(error, 'cause', None) or error}"
+            workflow.logger.warning("%s: the Feishu approval failed: %s", self.req_id, cause)
+            if self.closed is not None:
+                self._record("approval_not_withdrawn", detail=cause)
+                return await self._close()
+            self.status = "blocked"
+            self._record("blocked", detail=f"Feishu approval refused: {cause}")
+            await self._write_row()
+            await workflow.wait_condition(lambda: self.closed is not None)
             return await self._close()
         return await self._decided_in_feishu(decision)
 

@@ -12,10 +12,14 @@ import json
 from typing import Any
 
 import httpx
-from recruiting_helpers import add_row, config, press, record_event, rows, seed, state
+import pytest
+from recruiting_helpers import add_row, config, press, record_event, rows, seed, state, track
+from temporalio.client import WorkflowFailureError
+from temporalio.exceptions import is_cancelled_exception
 
 import plugins.recruiting as recruiting
 from engine.approvals import approval_workflow_id
+from engine.testing.events import message
 from plugins.recruiting.config import SITE_OVERRIDABLE
 
 CODE = "RECRUIT-REQ-0001"
@@ -126,6 +130,11 @@ async def test_withdrawn_in_feishu_closes_the_requisition(scenario_harness: Any)
         row = rows(env, "tblRequisitions")["recReqF3"]
         assert row["状态"] == "closed" and row["关闭时间"] and not row.get("批准时间")
         assert await env.handle("recruiting", "req:recReqF3").result() == "closed"
+        await env.deliver(message("recReqF3 状态", chat_type="group", message_id="om_f3"))
+        track(env, "status:om_f3")
+        await env.settle()
+        reply = [m.text for m in env.messages() if m.reply_to == "om_f3"]
+        assert len(reply) == 1 and "已关闭" in reply[0] and "等待审批" not in reply[0]  # it waits for nobody
 
 
 async def test_a_hospital_overrides_the_approver_chain(scenario_harness: Any) -> None:
@@ -158,10 +167,10 @@ async def test_a_requisition_closed_while_pending_withdraws_its_instance(scenari
         code = await open_requisition(env, "recReqF6", "hosp_a", 1, "ou_rc_a")
         closed = await env.deliver(press("ou_rc_a", "close_req", req="recReqF6"))
         assert closed.toast == "recReqF6：已关闭"
+        assert await env.handle("recruiting", "req:recReqF6").result() == "closed"
         instance = env.standin.state.approval_instances[code]
         assert instance["status"] == "CANCELED"  # nobody is left a task to decide
         assert [t for t in tasks(env, code) if t[1] == "PENDING"] == []
-        assert await env.handle("recruiting", "req:recReqF6").result() == "closed"
         follower = env.client.get_workflow_handle(approval_workflow_id(env.org.id, code))
         assert (await follower.describe()).status.name == "CANCELED"
         assert rows(env, "tblRequisitions")["recReqF6"]["状态"] == "closed"
@@ -174,8 +183,25 @@ async def test_a_cancelled_requisition_workflow_withdraws_its_instance(scenario_
         code = await open_requisition(env, "recReqF7", "hosp_a", 1, "ou_rc_a")
         handle = env.handle("recruiting", "req:recReqF7")
         await handle.cancel()
-        await env.settle()
+        with pytest.raises(WorkflowFailureError) as ended:
+            await handle.result()
+        assert is_cancelled_exception(ended.value.cause)
         assert (await handle.describe()).status.name == "CANCELED"
         assert env.standin.state.approval_instances[code]["status"] == "CANCELED"
         withdrawn = [c for c in env.standin.calls if c.path == "/open-apis/approval/v4/instances/cancel"]
         assert len(withdrawn) == 1
+
+
+async def test_a_definition_feishu_does_not_know_blocks_the_requisition_with_the_reason(
+        scenario_harness: Any) -> None:
+    async with scenario_harness(PLUGINS, config=feishu_config(approval_code="NO-SUCH-DEFINITION")) as env:
+        seed(env, applications=False)
+        add_row(env, "tblRequisitions", "recReqF8", {"医院": "hosp_a", "科室": "急诊科", "职位": "主治医师", "人数": 1})
+        await env.deliver(record_event("tblRequisitions", "recReqF8"))
+        st = await state(env, "req:recReqF8")
+        assert st.status == "blocked" and "Feishu approval refused" in st.history[-1].detail
+        assert "NO-SUCH-DEFINITION" in st.history[-1].detail  # Feishu's own words, for the history
+        assert rows(env, "tblRequisitions")["recReqF8"]["状态"] == "blocked"
+        assert not env.messages(to="ou_head_a")  # nobody was asked
+        await env.deliver(press("ou_rc_a", "close_req", req="recReqF8"))
+        assert await env.handle("recruiting", "req:recReqF8").result() == "closed"
