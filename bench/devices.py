@@ -14,7 +14,8 @@ memory is its own. The figures:
 
 It runs twice in one go, on a fresh server each time: payloads in plain text, then encrypted by the
 payload codec (engine/codec.py), so the codec's cost shows side by side (``BENCH_CODEC=plain`` or
-``encrypted`` runs only one).
+``encrypted`` runs only one). ``BENCH_WORKERS=N`` (default 1) runs N ``engine worker`` processes on the
+one server, as a scaled-out deployment does; memory and CPU are then the sum over them.
 
 The stand-in writes one Bitable table at a time, 20 ms a write, as Feishu does (concurrent writes to one
 table are refused): every cycle's first audit row goes through it, so registration is bounded by it.
@@ -43,6 +44,7 @@ from engine.runtime.server import free_port
 from engine.runtime.worker import connect
 
 DEVICES = int(os.environ.get("BENCH_DEVICES", "10000"))
+WORKERS = int(os.environ.get("BENCH_WORKERS", "1"))
 IN_FLIGHT = 32
 ORG = "bench"
 APP, TABLE, LOG = "bascnDeviceLedger", "tblDevices", "tblCalibrationLog"
@@ -89,13 +91,14 @@ report_reconciliation = false
 """
 
 
-def rss_mib(pid: int) -> tuple[float, float]:
-    """(current, peak) resident memory of ``pid`` in MiB, from /proc."""
-    values: dict[str, float] = {}
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        name, _, rest = line.partition(":")
-        if name in ("VmRSS", "VmHWM"):
-            values[name] = int(rest.split()[0]) / 1024
+def rss_mib(*pids: int) -> tuple[float, float]:
+    """(current, peak) resident memory of ``pids`` together in MiB, from /proc."""
+    values: dict[str, float] = {"VmRSS": 0.0, "VmHWM": 0.0}
+    for pid in pids:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            name, _, rest = line.partition(":")
+            if name in values:
+                values[name] += int(rest.split()[0]) / 1024
     return values["VmRSS"], values["VmHWM"]
 
 
@@ -161,39 +164,48 @@ async def run(encrypted: bool) -> None:
             config.write_text(config_text(server.address, encrypted), encoding="utf-8")
             env = {**os.environ, "ENGINE_LOAD_PLUGINS": "device_calibration", "FEISHU_APP_ID": standin.app_id,
                    "FEISHU_APP_SECRET": standin.app_secret, "FEISHU_BASE_URL": standin.base_url, KEYS_ENV: keys}
-            log_path = Path(folder) / "worker.log"
-            with log_path.open("w") as log:
-                worker = subprocess.Popen([sys.executable, "-m", "engine.cli", "--config", str(config), "worker"],
-                                          env=env, stdout=log, stderr=subprocess.STDOUT)
+            workers = []
+            for n in range(WORKERS):
+                with (Path(folder) / f"worker-{n}.log").open("w") as log:
+                    workers.append(subprocess.Popen(
+                        [sys.executable, "-m", "engine.cli", "--config", str(config), "worker"],
+                        env=env, stdout=log, stderr=subprocess.STDOUT))
+            worker_pids = [w.pid for w in workers]
             try:
                 client = await connect(server.address, "default",
                                        codec=EncryptionCodec.from_text(keys) if encrypted else None)
-                print(f"  {DEVICES:,} devices, worker pid {worker.pid}")
+                print(f"  {DEVICES:,} devices, {WORKERS} worker process(es), pid {', '.join(map(str, worker_pids))}")
                 floor = await start_floor(client, DEVICES)
                 print(f"  baseline: raw start of {DEVICES:,} workflows   {floor:7.1f} s   "
                       f"{DEVICES / floor:7.1f} starts/s")
                 await asyncio.sleep(3)  # let the worker finish starting (schedules synced, pollers up)
-                idle_rss, _ = rss_mib(worker.pid)
+                idle_rss, _ = rss_mib(*worker_pids)
 
                 assert server.process is not None
-                pids = {"worker": worker.pid, "server": server.process.pid}
-                cpu_before = {name: cpu_seconds(pid) for name, pid in pids.items()}
+
+                def cpu() -> dict[str, float]:
+                    return {"worker": sum(cpu_seconds(pid) for pid in worker_pids),
+                            "server": cpu_seconds(server.process.pid)}  # type: ignore[union-attr]
+
+                cpu_before = cpu()
                 first, changes = await reconcile(client)
                 print(f"  reconcile #1 (starts every cycle)      {first:7.1f} s   {DEVICES / first:7.1f} rows/s   "
                       f"{first / floor:5.2f}x baseline   {changes}")
                 began = time.perf_counter()
                 while (done := registered(standin)) < DEVICES:
-                    if worker.poll() is not None or time.perf_counter() - began > REGISTER_DEADLINE_S:
-                        raise RuntimeError(f"{done} of {DEVICES} cycles registered; worker exit {worker.poll()}")
+                    exits = [w.poll() for w in workers]
+                    if any(code is not None for code in exits) or time.perf_counter() - began > REGISTER_DEADLINE_S:
+                        raise RuntimeError(f"{done} of {DEVICES} cycles registered; worker exits {exits}")
                     await asyncio.sleep(2)
                 settle = time.perf_counter() - began
-                cpu = {name: cpu_seconds(pid) - cpu_before[name] for name, pid in pids.items()}
+                spent = {name: seconds - cpu_before[name] for name, seconds in cpu().items()}
                 print(f"  all cycles registered                  {first + settle:7.1f} s after reconcile began   "
                       f"({settle:.1f} s after it ended; {DEVICES / (first + settle):.1f} cycles/s)")
-                print(f"  CPU for it: worker {cpu['worker']:6.1f} s ({cpu['worker'] / DEVICES * 1000:.1f} ms/cycle)   "
-                      f"Temporal server {cpu['server']:6.1f} s ({cpu['server'] / DEVICES * 1000:.1f} ms/cycle)")
+                print(f"  CPU for it: worker(s) {spent['worker']:6.1f} s "
+                      f"({spent['worker'] / DEVICES * 1000:.1f} ms/cycle)   "
+                      f"Temporal server {spent['server']:6.1f} s ({spent['server'] / DEVICES * 1000:.1f} ms/cycle)")
                 await asyncio.sleep(5)
-                held_rss, peak_rss = rss_mib(worker.pid)
+                held_rss, peak_rss = rss_mib(*worker_pids)
                 print(f"  worker memory: idle {idle_rss:6.1f} MiB   holding {DEVICES:,} cycles {held_rss:6.1f} MiB   "
                       f"peak {peak_rss:6.1f} MiB   ({held_rss / idle_rss:.2f}x idle)")
 
@@ -208,14 +220,16 @@ async def run(encrypted: bool) -> None:
                 drift, changes = await reconcile(client)
                 print(f"  reconcile #3 ({edited} rows edited)        {drift:7.1f} s   {DEVICES / drift:7.1f} rows/s   "
                       f"{changes}")
-                _, peak_rss = rss_mib(worker.pid)
+                _, peak_rss = rss_mib(*worker_pids)
                 print(f"  worker peak memory over the run        {peak_rss:6.1f} MiB")
             finally:
-                worker.terminate()
-                with contextlib.suppress(subprocess.TimeoutExpired):
-                    worker.wait(timeout=20)
-                if worker.poll() is None:
-                    worker.kill()
+                for worker in workers:
+                    worker.terminate()
+                for worker in workers:
+                    with contextlib.suppress(subprocess.TimeoutExpired):
+                        worker.wait(timeout=20)
+                    if worker.poll() is None:
+                        worker.kill()
                 await standin.stop()
 
 

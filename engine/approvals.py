@@ -15,6 +15,7 @@ approval instance (Approval API v4) of the definition its settings name, then ru
   time, and a reminder goes to whoever holds the task then;
 * ends at the first terminal status it reads (APPROVED, REJECTED, CANCELED = withdrawn, DELETED); a
   transfer leaves the instance PENDING, so the child keeps waiting. Its result reaches the parent once;
+  before it ends it records the instance for the monthly approval-time report (:mod:`engine.approval_report`);
 * meanwhile reminds the pending approvers and escalates to ``escalate_to`` on the site's working days
   with the engine's ladder (:func:`engine.rules.next_notice`), the due day ``decide_within_days`` working
   days after the request.
@@ -33,6 +34,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from temporalio import workflow
 from temporalio.exceptions import ActivityError, ChildWorkflowError, is_cancelled_exception
 
+from engine.approval_report import RECORD_PATCH, record_decision
 from engine.context import SiteContext
 from engine.feishu import requests as rq
 from engine.ids import workflow_id
@@ -241,6 +243,8 @@ class ApprovalFollow:
                 decision = decision_of(instance, workflow.now())
                 if decision is not None:
                     workflow.logger.info("approval %s: %s", follow.instance_code, instance.status)
+                    if workflow.patched(RECORD_PATCH):  # followers started before the report record nothing
+                        await record_decision(follow.site, follow.title, instance)
                     return decision
                 self.pending = [task.open_id for task in instance.tasks if task.status == "PENDING"]
             now = workflow.now()

@@ -180,6 +180,41 @@ class SiteConfig(_Strict):
     settings: dict[str, dict[str, Any]] = Field(default_factory=dict)
 
 
+class ReportAudience(_Strict):
+    """Who gets one site's monthly approval card: open ids and/or one group chat."""
+
+    recipients: list[str] = Field(default_factory=list)
+    chat_id: str = ""
+
+
+class ApprovalReportSettings(_Strict):
+    """``[organizations.<id>.approvals.report]``: record every decided Feishu approval in a Bitable table
+    (``app_token``/``table_id``, written by the engine) and send last month's approval times on the first
+    working day of each month at ``send_hour`` (the organization's zone): the group's card to
+    ``recipients``/``chat_id``, each site's to ``sites.<site id>``. ``top_steps``/``top_approvers``: how
+    many of the slowest holds and of the approvers the card lists (engine/approval_report.py)."""
+
+    app_token: str = ""
+    table_id: str = ""
+    recipients: list[str] = Field(default_factory=list)
+    chat_id: str = ""
+    send_hour: int = Field(9, ge=0, le=23)
+    top_steps: int = Field(5, ge=1, le=20)
+    top_approvers: int = Field(10, ge=1, le=50)
+    sites: dict[str, ReportAudience] = Field(default_factory=dict)
+
+    @property
+    def recording(self) -> bool:
+        """Whether decided approvals are recorded (a table is configured)."""
+        return bool(self.app_token and self.table_id)
+
+
+class OrgApprovals(_Strict):
+    """``[organizations.<id>.approvals]``: the engine's own approval settings (not a scenario's)."""
+
+    report: ApprovalReportSettings = Field(default_factory=ApprovalReportSettings)
+
+
 class OrgConfig(_Strict):
     name: str = ""
     timezone: str = "Asia/Shanghai"
@@ -198,6 +233,7 @@ class OrgConfig(_Strict):
     admin_open_id: str | None = None
     # Real time unless a drill or reliability run compresses it (engine/clock.py).
     clock: BusinessClock = Field(default_factory=BusinessClock)
+    approvals: OrgApprovals = Field(default_factory=OrgApprovals)
 
 
 class DevSettings(_Strict):
@@ -425,6 +461,34 @@ def _unknown_keys(file: str, prefix: str, table: Mapping[str, Any], model: type[
             for key in table if key not in known]
 
 
+def _report_issues(file: str, key: str, org: OrgConfig) -> list[ConfigIssue]:
+    """The approval report's recipients must be real ids, its sites the organization's, and a card needs
+    the table it is computed from."""
+    report = org.approvals.report
+    issues: list[ConfigIssue] = []
+    audiences = [(key, report), *((f"{key}.sites.{site}", a) for site, a in report.sites.items())]
+    for where, audience in audiences:
+        for index, open_id in enumerate(audience.recipients):
+            if not OPEN_ID.fullmatch(open_id):
+                issues.append(ConfigIssue(file, f"{where}.recipients[{index}]", "a Feishu open_id (ou_...)",
+                                          _describe(open_id), "copy the person's open_id from Feishu"))
+        if audience.chat_id and not audience.chat_id.startswith("oc_"):
+            issues.append(ConfigIssue(file, f"{where}.chat_id", "a Feishu chat id (oc_...)",
+                                      _describe(audience.chat_id), "copy the group chat's chat_id from Feishu"))
+    for site in report.sites:
+        if site not in org.sites:
+            issues.append(ConfigIssue(file, f"{key}.sites.{site}", f"a site of this organization "
+                                      f"({', '.join(org.sites) or 'none'})", _describe(site),
+                                      "use the site's id from [organizations.<id>.sites]"))
+    sends = any(a.recipients or a.chat_id for _, a in audiences)
+    if bool(report.app_token) != bool(report.table_id) or (sends and not report.recording):
+        issues.append(ConfigIssue(file, f"{key}.table_id" if report.app_token else f"{key}.app_token",
+                                  "both app_token and table_id of the approvals table",
+                                  "only one of them" if report.app_token or report.table_id else "neither",
+                                  "set both (the Bitable the engine records decided approvals in)"))
+    return issues
+
+
 def _codec_issues(file: str, temporal: TemporalSettings) -> list[ConfigIssue]:
     """An unset or unusable payload key, and a codec endpoint without its token."""
     issues = []
@@ -504,6 +568,8 @@ def parse_config(
             issues.append(ConfigIssue(file, f"{base}.admin_open_id", "a Feishu open_id (ou_ followed by letters "
                                       "and digits)", _describe(org.admin_open_id),
                                       "copy the admin's open_id from Feishu, or remove the key"))
+
+        issues += _report_issues(file, f"{base}.approvals.report", org)
 
         context = OrgContext(
             id=org_id, name=org.name or org_id, timezone=org.timezone, locale=org.locale,

@@ -49,6 +49,9 @@ also refuses to mutate the caller's lists and dicts) with ``StrictUndefined``, a
 ``json_value``
     The value as a complete JSON literal (string with its quotes, number, object...): write
     ``"value": {{ {"action": "ack", "id": device_id} | json_value }}``.
+``chart(kind, x=..., y=..., series=None, labels=None, names=None, title="", height=None)``
+    Rows of the data as Feishu's card chart element, the whole JSON element (:mod:`engine.charts`):
+    ``{{ by_category | chart("bar", x="category", y="tickets", labels=words, title=_("Tickets")) }},``.
 ``md_url``
     A URL from the data as a link target in card markdown: ``[摄片]({{ link | md_url | json_str }})``;
     http(s) only (anything else becomes empty), characters that could end the link percent-encoded.
@@ -88,6 +91,7 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 from pydantic import BaseModel, ConfigDict
 
 from engine import larkmd
+from engine.charts import chart_filter
 from engine.config import SUPPORTED_LOCALES
 from engine.template_catalogs import (
     LOCALES_DIR,
@@ -325,6 +329,7 @@ BUILTIN_FILTERS: dict[str, Callable[..., Any]] = {
     "json_str": json_str,
     "json_value": json_value,
     "md_url": larkmd.md_url,
+    "chart": chart_filter,
 }
 
 

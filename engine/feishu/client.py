@@ -791,11 +791,13 @@ class FeishuClient:
         data = response.data
         return ApprovalInstance(
             instance_code=data.instance_code or instance_code, approval_code=data.approval_code or "",
-            status=data.status or "", applicant_open_id=data.open_id or "", uuid=data.uuid or "",
+            status=data.status or "", approval_name=data.approval_name or "",
+            applicant_open_id=data.open_id or "", uuid=data.uuid or "",
             start_time=int(data.start_time or 0), end_time=int(data.end_time or 0),
             tasks=[ApprovalTask(id=str(t.id or ""), open_id=t.open_id or "", status=t.status or "",
                                 node_id=t.node_id or "", custom_node_id=t.custom_node_id or "",
-                                node_name=t.node_name or "")
+                                node_name=t.node_name or "", start_time=int(t.start_time or 0),
+                                end_time=int(t.end_time or 0))
                    for t in data.task_list or []])
 
     async def cancel_approval(self, approval_code: str, instance_code: str, applicant_open_id: str) -> None:

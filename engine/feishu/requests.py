@@ -217,7 +217,11 @@ class CancelApproval(BaseModel):
 
 
 class ApprovalTask(BaseModel):
-    """One approver's task: ``status`` PENDING, APPROVED, REJECTED, TRANSFERRED, DONE, ..."""
+    """One approver's task: ``status`` PENDING, APPROVED, REJECTED, TRANSFERRED, DONE, ...
+
+    ``start_time``/``end_time`` are epoch milliseconds (``end_time`` 0 while pending), as Feishu's
+    ``task_list`` gives them.
+    """
 
     id: str
     open_id: str = ""
@@ -225,6 +229,8 @@ class ApprovalTask(BaseModel):
     node_id: str = ""
     custom_node_id: str = ""
     node_name: str = ""
+    start_time: int = 0
+    end_time: int = 0
 
 
 class ApprovalInstance(BaseModel):
@@ -236,6 +242,7 @@ class ApprovalInstance(BaseModel):
     instance_code: str
     approval_code: str
     status: str
+    approval_name: str = ""
     applicant_open_id: str = ""
     uuid: str = ""
     start_time: int = 0

@@ -21,7 +21,8 @@ class DispatchResult(BaseModel):
     """What dispatching one event produced.
 
     ``toast`` and ``card`` answer a card callback (a toast text, and a rendered card that replaces the
-    pressed one); ``effects`` counts the workflow actions executed (0: nothing routed the event).
+    pressed one); ``effects`` counts the workflow actions executed (0: nothing routed the event, or only signals to
+    workflows that do not run).
     """
 
     toast: str | None = None

@@ -46,6 +46,7 @@ class ReplySender(Protocol):
 
 
 _MISSING = object()  # what a query of a workflow that does not run returns
+_SKIPPED = object()  # what a signal to a workflow that does not run returns: no effect to count
 
 HELP_TEMPLATE = "engine:help"
 """The reply to a mention of the bot that no enabled scenario takes (``engine/notices/templates``)."""
@@ -89,7 +90,7 @@ class Router:
         found = False
         for action in actions:
             outcome = await self.execute(action, event, org, missing=missing)
-            result.effects += 1
+            result.effects += outcome is not _SKIPPED
             found = found or (isinstance(action, act.QueryWorkflow) and outcome is not _MISSING)
             if isinstance(outcome, dict):
                 result.toast = outcome.get("toast", result.toast)
@@ -216,6 +217,7 @@ class Router:
                 if error.status != RPCStatusCode.NOT_FOUND:
                     raise
                 log.info("signal %s skipped: no workflow %s", action.signal, wid)
+                return _SKIPPED
             return None
         if isinstance(action, act.UpdateWorkflow):
             try:

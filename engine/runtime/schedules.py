@@ -25,6 +25,8 @@ from temporalio.client import (
 )
 from temporalio.service import RPCError, RPCStatusCode
 
+from engine.approval_report import report_schedule
+from engine.approvals import ENGINE_SCENARIO
 from engine.config import EngineConfig
 from engine.ids import workflow_id
 from engine.plugins import PluginSet
@@ -56,7 +58,7 @@ class DeclaredSchedule:
 
 
 def declared_schedules(config: EngineConfig, plugins: PluginSet) -> list[DeclaredSchedule]:
-    """Every schedule the enabled plugins declare, for every organization."""
+    """Every schedule the enabled plugins declare, and the engine's own, for every organization."""
     declared = []
     for org in config.orgs.values():
         hook = plugins.hook_for("schedules", org.plugins)
@@ -67,6 +69,9 @@ def declared_schedules(config: EngineConfig, plugins: PluginSet) -> list[Declare
                     raise ValueError(f"schedule {spec.id!r} starts {spec.workflow!r}, "
                                      f"which is not a workflow of a scenario {org.id!r} enabled")
                 declared.append(DeclaredSchedule(org.id, scenario, spec, org.timezone))
+        report = report_schedule(org)  # the engine's own: the monthly approval-time card
+        if report is not None:
+            declared.append(DeclaredSchedule(org.id, ENGINE_SCENARIO, report, org.timezone))
     return declared
 
 

@@ -52,13 +52,18 @@ def workflow_runner() -> SandboxedWorkflowRunner:
 
 
 def engine_activities(app: Any) -> list[Callable[..., Any]]:
-    """The engine's activities bound to ``app`` (Feishu calls, the site context), plus every scenario's own."""
+    """The engine's activities bound to ``app`` (Feishu calls, the site context, raised events), plus every
+    scenario's own."""
+    from engine.approval_report import ApprovalReportActivities
     from engine.context import ContextActivities
     from engine.feishu.activities import FeishuActivities
+    from engine.scenario_events import EventActivities
     from engine.services import Services
 
     feishu = FeishuActivities(app.config, app.feishu, app.templates)
-    return [*feishu.all(), *ContextActivities(app.config).all(), *app.plugins.activities(Services.of(app))]
+    report = ApprovalReportActivities(app.config, app.feishu)
+    return [*feishu.all(), *ContextActivities(app.config).all(), *EventActivities(app).all(), *report.all(),
+            *app.plugins.activities(Services.of(app))]
 
 
 def build_worker(
@@ -74,10 +79,11 @@ def build_worker(
     max_cached_workflows: int = 1000,
 ) -> Worker:
     if workflows is None:
+        from engine.approval_report import WORKFLOWS as REPORT_WORKFLOWS
         from engine.approvals import WORKFLOWS as APPROVAL_WORKFLOWS
         from engine.notices.calendar import WORKFLOWS as ENGINE_WORKFLOWS
 
-        workflows = [*plugins.workflows(), *ENGINE_WORKFLOWS, *APPROVAL_WORKFLOWS]
+        workflows = [*plugins.workflows(), *ENGINE_WORKFLOWS, *APPROVAL_WORKFLOWS, *REPORT_WORKFLOWS]
     workflows = list(workflows)
     ensure_bytecode(workflows)
     return Worker(

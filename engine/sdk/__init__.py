@@ -59,6 +59,7 @@ from engine.rules import (
     validate_cron,
 )
 from engine.scenario import PluginSettings, Scenario, ScheduleSpec
+from engine.scenario_events import raise_event
 from engine.sdk import cells as cells
 from engine.sdk import feishu as feishu
 from engine.sdk.status import StatusQuestion, message_key, question_locale, status_question, status_reply
@@ -144,6 +145,7 @@ __all__ = [
     "next_notice",
     "pass_app",
     "question_locale",
+    "raise_event",
     "request_approval",
     "resolve_site_context",
     "run_async",

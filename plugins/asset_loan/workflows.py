@@ -30,6 +30,7 @@ with workflow.unsafe.imports_passed_through():
         activity_options,
         as_zone,
         feishu_call,
+        raise_event,
         workflow_org,
     )
     from engine.sdk import feishu as fr
@@ -64,6 +65,8 @@ OWN_ACTIVITY = activity_options(timedelta(seconds=30))
 WORKDAY_LADDER = "asset_loan.workday_ladder"
 # Card presses answered before the Bitable writes and messages they decided (engine.sdk.Deferred).
 DEFERRED_IO = "asset_loan.deferred_io"
+# An asset marked damaged is reported to the other scenarios: repair opens a ticket for it.
+DAMAGE_EVENT = "asset_loan.damage_event"
 
 Effect = Callable[[], Awaitable[None]]
 
@@ -375,8 +378,11 @@ class LoanWorkflow:
             notice = self._message(loan.borrower_open_id, "asset_loan:marked",
                                    {**self._context(loan), "condition": request.condition, "note": request.note},
                                    f"marked:{len(self.history)}")
-        await self._effects(history, self._asset_row(None), notice)
         condition = rules.CONDITIONS.get(self.locale, rules.CONDITIONS["zh_CN"])[request.condition]
+        damage = None
+        if request.condition == "damaged" and workflow.patched(DAMAGE_EVENT):
+            damage = functools.partial(self._report_damage, request, condition, len(self.history))
+        await self._effects(history, self._asset_row(None), notice, damage)
         return {"ok": True, "status": self.status,
                 "toast": rules.text("marked", self.locale, asset=self._label(), condition=condition)}
 
@@ -521,6 +527,17 @@ class LoanWorkflow:
                 self.deferred.add(work)
             else:
                 await work()
+
+    async def _report_damage(self, request: MarkRequest, condition: str, step: int) -> None:
+        """Tell the other scenarios the asset is damaged (repair opens a ticket; the keeper is its reporter)."""
+        asset = self.asset or AssetInfo(asset_id=self.asset_id)
+        payload = {"asset_id": asset.asset_id, "name": asset.name, "location": asset.location, "site": asset.site,
+                   "reporter_open_id": request.actor_open_id,
+                   "text": f"{condition}: {request.note}" if request.note else condition}
+        try:
+            await raise_event(SCENARIO, "asset.damaged", payload, key=f"{self.cycle}:damaged:{step}")
+        except ActivityError as error:  # the mark stands; the keeper can still report it by hand
+            workflow.logger.warning("damage of %s not reported to other scenarios: %s", self.asset_id, error)
 
     def _history_row(self, action: str, actor: str, borrower: str, detail: str, *,
                      due: date | None = None) -> Effect:

@@ -11,6 +11,7 @@ from typing import Any
 from engine.sdk import (
     BitableRecordChanged,
     CardAction,
+    EngineEvent,
     FeishuEvent,
     MessageReceived,
     ScheduleSpec,
@@ -26,6 +27,7 @@ from plugins.device_calibration.models import (
     SCENARIO,
     CardInput,
     CycleInput,
+    PauseRequest,
     ReconcileInput,
     RecordChanged,
     Retire,
@@ -44,7 +46,27 @@ def route(event: FeishuEvent, org: Any) -> list[actions.Action] | None:
         return _record(event, org, settings)
     if isinstance(event, MessageReceived):
         return _status_question(event, settings)
+    if isinstance(event, EngineEvent):
+        return _in_repair(event, settings)
     return None
+
+
+IN_REPAIR, REPAIRED = ".asset.in_repair", ".asset.repaired"
+"""Ends of the engine event types by which another scenario (``repair``) says a device went into repair and
+came back: its cycles pause and resume (a device being repaired gets no calibration reminders)."""
+
+
+def _in_repair(event: EngineEvent, settings: DeviceCalibrationSettings) -> list[actions.Action] | None:
+    signal = "pause" if event.event_type.endswith(IN_REPAIR) else \
+        "resume" if event.event_type.endswith(REPAIRED) else None
+    device_id = str(event.payload.get("asset_id") or "").strip().upper()
+    if signal is None or not device_id:
+        return None
+    reason = f"repair ticket {event.payload.get('ticket') or '?'}"
+    # a device without a cycle (not a measuring device) is skipped by the router: no cycle, no signal
+    return [actions.SignalWorkflow(scenario=SCENARIO, key=cycle_key(device_id, kind), signal=signal,
+                                   arg=PauseRequest(event_id=f"{event.event_id}:{kind}", reason=reason, by="repair"))
+            for kind, schedule in settings.schedules.items() if schedule.enabled]
 
 
 def _card(event: CardAction, org: Any, settings: DeviceCalibrationSettings) -> list[actions.Action] | None:

@@ -20,7 +20,7 @@ log = logging.getLogger(__name__)
 
 CATEGORY_LABELS = {"facilities": "总务", "it": "信息", "medical": "设备"}
 PRIORITY_LABELS = {"urgent": "紧急", "normal": "一般"}
-SOURCE_LABELS = {"message": "消息", "table": "表格", "alert": "监控告警"}
+SOURCE_LABELS = {"message": "消息", "table": "表格", "alert": "监控告警", "event": "场景联动"}
 STATUS_LABELS = {"new": "已受理", "dispatched": "已派单", "accepted": "已接单", "on_the_way": "在路上",
                  "working": "维修中", "waiting_parts": "等待配件", "done": "待确认", "confirmed": "已确认",
                  "closed": "已关闭"}

@@ -148,6 +148,9 @@ class RepairSettings(PluginSettings):
     history_fields: HistoryFields = Field(default_factory=HistoryFields)
     # what starts a report in a message: "@bot 报修 <text>" in a group, or a direct message starting so
     report_words: list[str] = Field(default_factory=lambda: ["报修", "repair", "report"])
+    # an asset id in a report's text ("报修 CT-0012 停机") links the ticket to that asset (the other
+    # scenarios hear of it: device_calibration pauses the device's cycle); "" reads none from the text
+    asset_id_pattern: str = r"(?<![A-Za-z0-9])[A-Za-z]{1,6}-\d{2,6}(?![0-9])"
     keywords: dict[str, list[str]] = Field(default_factory=_default_keywords)
     default_category: str = "facilities"
     # any of these in the text or the location makes a ticket urgent (matched case-insensitively)
@@ -178,6 +181,15 @@ class RepairSettings(PluginSettings):
     def _known(cls, value: str) -> str:
         if value not in CATEGORIES:
             raise ValueError(f"categories are {', '.join(CATEGORIES)}, not {value!r}")
+        return value
+
+    @field_validator("asset_id_pattern")
+    @classmethod
+    def _pattern_compiles(cls, value: str) -> str:
+        try:
+            re.compile(value)
+        except re.error as error:
+            raise ValueError(f"not a regular expression: {error}") from None
         return value
 
     @field_validator("keywords", "teams")

@@ -11,11 +11,12 @@ from engine.sdk import SiteContext
 
 Status = Literal["new", "dispatched", "accepted", "on_the_way", "working", "waiting_parts", "done", "confirmed",
                  "closed"]
-Source = Literal["message", "table", "alert"]
+Source = Literal["message", "table", "alert", "event"]  # event: raised by another scenario
 
 
 class TicketInput(BaseModel):
-    """How a ticket starts: a message ("@bot 报修 ..."), a row added to the ticket table, or an alert."""
+    """How a ticket starts: a message ("@bot 报修 ..."), a row added to the ticket table, an alert, or
+    another scenario's event (asset_loan's ``asset_loan.asset.damaged``)."""
 
     ticket_id: str
     source: Source = "message"

@@ -59,23 +59,51 @@ def _report(event: Any, org: Any, text: str) -> list[Any]:
     from engine.sdk import message_key, question_locale
 
     from .models import TicketInput
-    from .rules import ticket_number
+    from .rules import asset_in_text, ticket_number
 
     # the same message pushed again under a new event id gets the same number, and starts nothing twice
     number = ticket_number(org.id, "message", message_key("report", event), event.create_time.astimezone(org.zone))
     ticket = TicketInput(ticket_id=number, source="message", text=text, reporter_open_id=event.sender_open_id,
                          reporter_locale=question_locale(event.text), message_id=event.message_id,
-                         chat_id=event.chat_id, photos=_photos(event), reported_at=event.create_time)
+                         chat_id=event.chat_id, photos=_photos(event), reported_at=event.create_time,
+                         asset_id=asset_in_text(text, org.settings(SCENARIO).asset_id_pattern))
+    return [act.StartWorkflow(scenario=SCENARIO, key=number, workflow="repair.Ticket", args=[ticket], once=True)]
+
+
+DAMAGE_REPORTED = ".asset.damaged"
+"""The end of an engine event type by which another scenario reports an asset damaged (``asset_loan``)."""
+
+
+def _damage_reported(event: Any, org: Any) -> list[Any] | None:
+    """A ticket for an asset another scenario found damaged (a keeper marked a loaned item 损坏)."""
+    from engine.sdk import actions as act
+
+    from .models import TicketInput
+    from .rules import ticket_number
+
+    payload = event.payload
+    asset_id = str(payload.get("asset_id") or "").strip()
+    if not asset_id:
+        return None
+    described = " ".join(str(payload.get(k) or "").strip() for k in ("name", "text")).strip()
+    number = ticket_number(org.id, "event", event.event_id, event.create_time.astimezone(org.zone))
+    ticket = TicketInput(ticket_id=number, source="event", text=described or asset_id, asset_id=asset_id,
+                         reporter_open_id=str(payload.get("reporter_open_id") or ""),
+                         site=str(payload.get("site") or ""), location=str(payload.get("location") or ""),
+                         reported_at=event.create_time)
     return [act.StartWorkflow(scenario=SCENARIO, key=number, workflow="repair.Ticket", args=[ticket], once=True)]
 
 
 def route(event: FeishuEvent, org: OrgContext) -> list[Action] | None:
-    """The actions for one event: reports by message or table row, card presses, status questions."""
-    from engine.sdk import BitableRecordChanged, CardAction, MessageReceived, status_question, status_reply
+    """The actions for one event: reports by message, table row or another scenario's event, card presses,
+    status questions."""
+    from engine.sdk import BitableRecordChanged, CardAction, EngineEvent, MessageReceived, status_question, status_reply
     from engine.sdk import actions as act
 
     if isinstance(event, CardAction):
         return _card_action(event)
+    if isinstance(event, EngineEvent):
+        return _damage_reported(event, org) if event.event_type.endswith(DAMAGE_REPORTED) else None
     settings = org.settings(SCENARIO)
     if isinstance(event, BitableRecordChanged):
         if (event.app_token, event.table_id) != (settings.app_token, settings.tickets_table_id) \

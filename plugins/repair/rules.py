@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import re
 import statistics
 from collections import Counter
 from collections.abc import Iterable
@@ -13,7 +14,7 @@ from typing import Any
 
 from engine.sdk import Decision, Texts, WorkCalendar
 
-from .config import RepairSettings, RotaEntry, SlaSettings
+from .config import TICKET_PATTERN, RepairSettings, RotaEntry, SlaSettings
 from .models import Technician, Ticket, TicketRow
 
 # ------------------------------------------------------------------------------------------ numbers
@@ -266,3 +267,12 @@ def monthly_figures(rows: list[TicketRow], baseline_seconds: int) -> list[dict[s
             "faster": round(baseline_seconds / median_notify) if median_notify else None,
         })
     return out
+
+
+def asset_in_text(text: str, pattern: str) -> str:
+    """The first asset id ``pattern`` finds in a report's text, upper-cased ("" for none or no pattern);
+    ticket numbers (``BX-…``) in the text are not assets."""
+    if not pattern:
+        return ""
+    found = re.search(pattern, TICKET_PATTERN.sub(" ", text))
+    return found.group(0).upper() if found else ""

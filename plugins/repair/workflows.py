@@ -29,6 +29,7 @@ with workflow.unsafe.imports_passed_through():
         feishu_call,
         first_workday_of_month,
         load_site_context,
+        raise_event,
         workflow_org,
     )
     from engine.sdk import feishu as fr
@@ -58,6 +59,8 @@ OWN_ACTIVITY = activity_options(timedelta(seconds=30))
 # person's language (a finished workflow gets only the engine's "this card is no longer active", in the
 # organization's language).
 ANSWER_CLOSED = timedelta(days=7)
+# Tickets on an asset tell the other scenarios when it goes into repair and when it is back in service.
+PATCH_ASSET_EVENTS = "asset-events"
 
 
 class Refused(Refusal):
@@ -87,6 +90,7 @@ class TicketWorkflow:
         self.version = 0  # bumped on every change the timers must re-plan for
         self.writes = 0
         self.unwritten: list[HistoryEntry] = []  # history entries not in the history table yet
+        self.asset_held = False  # "asset.in_repair" was raised; "asset.repaired" is owed when the fix is confirmed
 
     # ------------------------------------------------------------------------------------------ run
 
@@ -102,9 +106,13 @@ class TicketWorkflow:
         await self._dispatch("dispatch")
         await self._acknowledge(params)
         await self._write_row()
+        if self.t.asset_id and workflow.patched(PATCH_ASSET_EVENTS):
+            await self._asset_event("asset.in_repair")
         while self.t.status != "closed":
             await self._wait_and_act()
+            await self._asset_back()
         await self.deferred.run()
+        await self._asset_back()
         if self.t.source != "alert":  # an alert firing again after its resolution is a new ticket: end now
             with contextlib.suppress(TimeoutError):
                 await workflow.wait_condition(lambda: self.deferred.pending,
@@ -344,6 +352,26 @@ class TicketWorkflow:
                           f"resolved:{len(t.history)}")
         self.deferred.add(self._write_row)
         self.deferred.add(self._write_history)
+
+    # ------------------------------------------------------------------------------ other scenarios
+
+    async def _asset_event(self, what: str) -> None:
+        """Tell the other scenarios about the ticket's asset (device_calibration pauses a device's cycle)."""
+        t = self.t
+        payload = {"asset_id": t.asset_id, "ticket": t.ticket_id, "site": t.site, "status": t.status}
+        try:
+            effects = await raise_event(SCENARIO, what, payload, key=what)
+        except ActivityError as error:
+            workflow.logger.warning("%s of %s not raised: %s", what, t.ticket_id, error)
+            self._remember("event_failed", "", f"{what}: {error}")
+            return
+        self.asset_held = what == "asset.in_repair"
+        self._remember(what, "", f"{t.asset_id}: {effects} action(s) in other scenarios")
+
+    async def _asset_back(self) -> None:
+        """Once the reporter confirmed the fix (or the ticket closed), the asset is back in service."""
+        if self.asset_held and self.t.status in ("confirmed", "closed"):
+            await self._asset_event("asset.repaired")
 
     # ---------------------------------------------------------------------------------------- query
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import html
 import json
+import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
@@ -29,7 +30,7 @@ OLD_KEYS = {"time", "message_id", "chat_id", "chat_name", "to", "msg_type", "tex
 
 @pytest.fixture
 async def standin() -> AsyncIterator[FeishuStandIn]:
-    s = FeishuStandIn(app_id=f"cli_outbox_{id(object()):x}", tenant_key=NEUSOFT)
+    s = FeishuStandIn(app_id=f"cli_outbox_{uuid.uuid4().hex[:12]}", tenant_key=NEUSOFT)
     await s.start()
     try:
         yield s

@@ -7,6 +7,7 @@ when it is missing): what a Feishu user would see of the plugins' messages, and 
 from __future__ import annotations
 
 import os
+import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -21,7 +22,7 @@ from engine.testing.browser import dump_dom, parse_dom, require_chromium, screen
 @pytest.fixture
 async def standin() -> AsyncIterator[FeishuStandIn]:
     require_chromium()
-    s = FeishuStandIn(app_id=f"cli_browser_{id(object()):x}", tenant_key=NEUSOFT)
+    s = FeishuStandIn(app_id=f"cli_browser_{uuid.uuid4().hex[:12]}", tenant_key=NEUSOFT)
     await s.start(in_thread=True)  # the browser is a blocking subprocess: the stand-in serves from its own thread
     try:
         yield s

@@ -142,11 +142,18 @@ class Stack:
 
     @property
     def ingress_url(self) -> str:
-        return f"http://127.0.0.1:{self.ports['ingress']}"
+        return self.ingress_url_of("ingress")
 
     @property
     def events_url(self) -> str:
-        return f"{self.ingress_url}/feishu/events"
+        return self.events_url_of("ingress")
+
+    def ingress_url_of(self, name: str) -> str:
+        """The base URL of the ingress process ``name`` (a port of its own, chosen on first use)."""
+        return f"http://127.0.0.1:{self.ports.setdefault(name, free_port())}"
+
+    def events_url_of(self, name: str) -> str:
+        return f"{self.ingress_url_of(name)}/feishu/events"
 
     def engine_env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("FEISHU_", "ENGINE_"))}
@@ -198,11 +205,12 @@ class Stack:
 
         await wait_until(ready, "the stand-in to answer", 60, proc, every=0.2)
 
-    async def start_worker(self) -> None:
-        proc = self.procs.get("worker")
+    async def start_worker(self, name: str = "worker") -> None:
+        """Start (or restart) the worker process ``name``; several names: several workers on one config."""
+        proc = self.procs.get(name)
         if proc is None:
-            proc = self.procs["worker"] = Proc(
-                "worker", [ENGINE, "worker", "--config", str(self.config_path)], self.dir / "worker.log",
+            proc = self.procs[name] = Proc(
+                name, [ENGINE, "worker", "--config", str(self.config_path)], self.dir / f"{name}.log",
                 self.engine_env())
         proc.start()
 
@@ -211,27 +219,30 @@ class Stack:
 
         await wait_until(ready, "the worker to run", 90, proc, every=0.1)
 
-    async def start_ingress(self) -> None:
-        proc = self.procs.get("ingress")
+    async def start_ingress(self, name: str = "ingress") -> None:
+        """Start (or restart) the ingress process ``name`` on its own port (:meth:`ingress_url_of`)."""
+        url = self.ingress_url_of(name)
+        proc = self.procs.get(name)
         if proc is None:
-            proc = self.procs["ingress"] = Proc(
-                "ingress", [ENGINE, "ingress", "--config", str(self.config_path), "--port",
-                            str(self.ports["ingress"])], self.dir / "ingress.log", self.engine_env())
-        await wait_until(self._port_free("ingress"), "the ingress port to be free", 30)
+            proc = self.procs[name] = Proc(
+                name, [ENGINE, "ingress", "--config", str(self.config_path), "--port",
+                       str(self.ports[name])], self.dir / f"{name}.log", self.engine_env())
+        await wait_until(self._port_free(name), "the ingress port to be free", 30)
         proc.start()
 
         async def ready() -> bool:
             async with httpx.AsyncClient(trust_env=False) as client:
-                response = await client.get(f"{self.ingress_url}/healthz", timeout=2)
+                response = await client.get(f"{url}/healthz", timeout=2)
                 return response.status_code == 200 and response.json().get("temporal") is True
 
         await wait_until(ready, "the ingress to answer", 90, proc, every=0.1)
 
     async def stop_all(self) -> None:
-        for name in ("ingress", "worker", "standin", "temporal"):
-            proc = self.procs.get(name)
-            if proc is not None:
-                await proc.stop()
+        """Ingresses first, then workers, the stand-in and Temporal (each kind in the order started)."""
+        for kind in ("ingress", "worker", "standin", "temporal"):
+            for name, proc in list(self.procs.items()):
+                if name.startswith(kind):
+                    await proc.stop()
 
     def kill_all(self) -> None:
         for proc in self.procs.values():

@@ -107,10 +107,14 @@ def loan_settings() -> dict[str, Any]:
             "reminders": {"before_due_days": [], "on_due_date": False, "escalation": []}}
 
 
+ALL_PLUGINS = (SCENARIO, LOANS, rp.HANDOVER, rp.PROJECTS, rp.RECRUITING, rp.REPAIR)
+
+
 def config_toml(temporal_port: int, ingress_port: int, origin: datetime, scale: float,
-                profile: Profile | None = None) -> str:
+                profile: Profile | None = None, plugins: Sequence[str] = ALL_PLUGINS) -> str:
+    """The run's engine.toml; ``plugins``: the ones loaded and enabled (each with its settings)."""
     profile = profile or PROFILES["smoke"]
-    loaded = [SCENARIO, LOANS, rp.HANDOVER, rp.PROJECTS, rp.RECRUITING, rp.REPAIR]
+    loaded = list(plugins)
     org = {"name": "Reliability Hospital", "timezone": "Asia/Shanghai", "tenant_key": "t_standin",
            "plugins": loaded, "clock": {"scale": scale, "origin": origin.isoformat()}}
     lines = [
@@ -120,22 +124,16 @@ def config_toml(temporal_port: int, ingress_port: int, origin: datetime, scale: 
         f"[organizations.{ORG}]",
         *(f"{key} = {json.dumps(value, ensure_ascii=False)}" for key, value in org.items() if key != "clock"),
         f"clock = {{ scale = {scale}, origin = {json.dumps(origin.isoformat())} }}", "",
-        f"[organizations.{ORG}.settings.{SCENARIO}]",
-        _toml_table(plugin_settings()), "",
-        f"[organizations.{ORG}.settings.{LOANS}]",
-        _toml_table(loan_settings()), "",
-        f"[organizations.{ORG}.settings.{rp.HANDOVER}]",
-        _toml_table(rp.handover_settings(profile.missing_shifts)), "",
-        f"[organizations.{ORG}.settings.{rp.PROJECTS}]",
-        _toml_table(rp.project_settings()), "",
-        f"[organizations.{ORG}.settings.{rp.RECRUITING}]",
-        _toml_table(rp.recruiting_settings()), "",
-        f"[organizations.{ORG}.settings.{rp.REPAIR}]",
-        _toml_table(rp.repair_settings()), "",
-        f"[organizations.{ORG}.sites.{rp.WARD}]", 'name = "病区"', "",
-        f"[organizations.{ORG}.sites.{rp.WARD}.settings.{rp.HANDOVER}]",
-        _toml_table(rp.ward_settings(profile.shifts)),
     ]
+    sections = {SCENARIO: plugin_settings(), LOANS: loan_settings(),
+                rp.HANDOVER: rp.handover_settings(profile.missing_shifts), rp.PROJECTS: rp.project_settings(),
+                rp.RECRUITING: rp.recruiting_settings(), rp.REPAIR: rp.repair_settings()}
+    for name in loaded:
+        lines += [f"[organizations.{ORG}.settings.{name}]", _toml_table(sections[name]), ""]
+    if rp.HANDOVER in loaded:
+        lines += [f"[organizations.{ORG}.sites.{rp.WARD}]", 'name = "病区"', "",
+                  f"[organizations.{ORG}.sites.{rp.WARD}.settings.{rp.HANDOVER}]",
+                  _toml_table(rp.ward_settings(profile.shifts))]
     return "\n".join(lines) + "\n"
 
 

@@ -361,6 +361,11 @@ class View:
         return (f'<details class="el panel"{opened}><summary>{self.text_object(header.get("title"))}</summary>'
                 f'{self.elements(el.get("elements"), depth)}</details>')
 
+    def _el_chart(self, el: dict[str, Any], depth: int) -> str:
+        from engine.feishu.standin.chartview import render_chart
+
+        return render_chart(el)
+
     def _el_button(self, el: dict[str, Any], depth: int) -> str:
         kind = str(el.get("type") or "default")
         kind = kind if kind in BUTTON_TYPES else "default"

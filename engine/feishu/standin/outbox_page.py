@@ -277,6 +277,11 @@ position:relative}.select.empty span:first-child{color:#8f959e}.select .caret{co
 background:#fff;border:1px solid #d0d3d6;border-radius:6px;margin:2px 0;padding:4px 8px;list-style:none;
 z-index:1}
 .panel summary{cursor:pointer;font-weight:600}.unknown{color:#8f959e;font-family:monospace}
+.chart-title{font-weight:600;font-size:13px;margin-bottom:4px}.chart-svg{width:100%;height:auto;display:block}
+.chart-svg .axis{stroke:#d0d3d6}.chart-svg text{font-size:11px;fill:#646a73;text-anchor:middle}
+.chart-svg text.end{text-anchor:end}.chart-svg text.val{font-size:10px}
+.chart-legend{font-size:12px;color:#646a73}.legend-item{margin-right:10px}
+.legend-item i{display:inline-block;width:10px;height:10px;border-radius:2px;margin-right:4px}
 details.raw,details.history{margin-top:6px;font-size:12px;color:#646a73}
 details.raw pre{background:#f7f8fa;border-radius:6px;padding:8px;white-space:pre-wrap;word-break:break-all;
 max-height:400px;overflow:auto}

@@ -8,11 +8,13 @@ each with default approvers; the create call may replace a node's approvers with
 ``node_approver_open_id_list`` (``[{"key": node_id or custom_node_id, "value": [open_id, ...]}]``); a node
 marked ``"if_empty": "pass"`` may be left without approvers and is then passed. One
 approver's decision settles a node (Feishu's "或签"). Nodes run in order: the last node approved approves
-the instance; any rejection rejects it. A transfer hands the task to someone else and leaves the instance
-``PENDING``. Every change of the instance's status emits a v1 ``approval_instance`` event (see
-:func:`decide`), which the stand-in pushes to its ``event_url`` when the app subscribed to the definition
-(``POST /open-apis/approval/v4/approvals/{approval_code}/subscribe``, as Feishu requires; the stand-in
-accepts a repeated subscription).
+the instance; any rejection rejects it. Each task in ``task_list`` carries its ``start_time``/``end_time``
+(epoch ms as strings, ``"0"`` while pending) and each decision its ``timeline`` entry (``PASS``,
+``REJECT``, ``TRANSFER`` with the ``task_id``), as Feishu's get call answers. A transfer hands the
+task to someone else and leaves the instance ``PENDING``. Every change of the instance's status emits a
+v1 ``approval_instance`` event (see :func:`decide`), which the stand-in pushes to its ``event_url`` when
+the app subscribed to the definition (``POST /open-apis/approval/v4/approvals/{approval_code}/subscribe``,
+as Feishu requires; the stand-in accepts a repeated subscription).
 
 Error codes: Feishu's approval API answers in the 1390xxx range; the stand-in uses 1390001 for a bad
 parameter, 1390002 for an unknown approval code and 1390003 for an unknown instance.
@@ -169,7 +171,8 @@ def decide(state: Any, instance_code: str, action: str, *, open_id: str = "", to
                                           "open_id": ids["open_id"], "user_id": ids["user_id"],
                                           "start_time": now, "end_time": "0"})
             instance["timeline"].append({"type": "TRANSFER", "create_time": now, "open_id": task["open_id"],
-                                         "user_id": task["user_id"], "open_id_list": [ids["open_id"]]})
+                                         "user_id": task["user_id"], "open_id_list": [ids["open_id"]],
+                                         "task_id": task["id"]})
         elif action == "reject":
             task["status"] = "REJECTED"
             instance["status"] = "REJECTED"
@@ -177,14 +180,14 @@ def decide(state: Any, instance_code: str, action: str, *, open_id: str = "", to
                 if other is not task:
                     other["status"], other["end_time"] = "DONE", now
             instance["timeline"].append({"type": "REJECT", "create_time": now, "open_id": task["open_id"],
-                                         "user_id": task["user_id"]})
+                                         "user_id": task["user_id"], "task_id": task["id"]})
         else:
             task["status"] = "APPROVED"
             for other in pending:  # "或签": one approval settles the node
                 if other is not task:
                     other["status"], other["end_time"] = "DONE", now
             instance["timeline"].append({"type": "PASS", "create_time": now, "open_id": task["open_id"],
-                                         "user_id": task["user_id"]})
+                                         "user_id": task["user_id"], "task_id": task["id"]})
             if not _enter(state, instance, instance["_node"] + 1):
                 instance["status"] = "APPROVED"
     if instance["status"] == before:

@@ -47,6 +47,13 @@ async def test_the_first_working_day_brings_last_months_card(scenario_harness: A
         assert "SLA 达标 3/4" in text and "PRN-7（2 次）" in text and "收费处（3）" in text
         assert "中位 3.5" not in text and "中位 0.1 分钟" in text  # 3.5 s: 0.1 min
         assert "假设值" in text  # the patrol baseline is said to be an assumption
+        # the chart: tickets per category and site, the words in the reader's language; its figures one press away
+        (chart,) = [e for e in card.card["body"]["elements"] if e["tag"] == "chart"]
+        assert chart["chart_spec"]["title"] == {"text": "各类别工单数"}
+        assert chart["chart_spec"]["data"]["values"] == [{"category": "总务", "value": 1, "site": "A院"},
+                                                         {"category": "信息", "value": 4, "site": "A院"}]
+        (panel,) = [e for e in card.card["body"]["elements"] if e["tag"] == "collapsible_panel"]
+        assert panel["elements"][0]["content"] == "A院 · 总务：1 单\nA院 · 信息：4 单"
 
         await env.advance(days=1)  # the schedule starts it again the next morning: not the first working day
         second = await env.start_workflow("repair.MonthlyReport", ReportInput(org="acme"), id="report-second")

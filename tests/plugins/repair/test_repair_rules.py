@@ -68,3 +68,15 @@ def test_monthly_figures_per_site_and_category() -> None:
     assert it["repeats"] == [{"asset": "PRN-1", "count": 3}]
     assert it["top_locations"][0] == {"location": "药房", "count": 3}
     assert it["faster"] == 5400  # 6 h of patrol against 4 s
+
+
+def test_an_asset_id_in_the_report_text_links_the_ticket() -> None:
+    from plugins.repair.config import RepairSettings
+    from plugins.repair.rules import asset_in_text
+
+    pattern = RepairSettings().asset_id_pattern
+    assert asset_in_text("CT-0012 停机，无法开机", pattern) == "CT-0012"
+    assert asset_in_text("放射科ct-0012冒烟", pattern) == "CT-0012"  # no spaces around it in Chinese text
+    assert asset_in_text("BX-261130-7Q2KD 又坏了", pattern) == ""  # a ticket number is no asset
+    assert asset_in_text("3楼开水间漏水", pattern) == ""
+    assert asset_in_text("CT-0012 停机", "") == ""  # the organization reads no asset from the text
