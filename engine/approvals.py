@@ -26,11 +26,13 @@ buttons: :attr:`ApprovalSettings.enabled` tells a workflow which way to go.
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 from temporalio import workflow
+from temporalio.exceptions import ActivityError, ChildWorkflowError, is_cancelled_exception
 
 from engine.approval_report import RECORD_PATCH, record_decision
 from engine.context import SiteContext
@@ -44,6 +46,8 @@ FOLLOW_WORKFLOW = "engine.ApprovalFollow"
 CHANGED_SIGNAL = "engine.approval_changed"
 """The signal the router sends the follower for each ``approval_instance`` event (permanent)."""
 ENGINE_SCENARIO = "engine"
+# withdrawing the instance when the asking workflow gives up waiting (runs recorded before replay without it)
+WITHDRAW_PATCH = "engine.approval_withdraw"
 REMINDER_TEMPLATE = "engine:approval_reminder"
 ESCALATION_TEMPLATE = "engine:approval_escalation"
 TERMINAL = {"APPROVED": "approved", "REJECTED": "rejected", "CANCELED": "withdrawn", "DELETED": "deleted"}
@@ -151,6 +155,12 @@ async def request_approval(request: ApprovalRequest) -> ApprovalDecision:
     work while it waits; do not continue-as-new before it returns. Raises ``ValueError`` when the
     settings have no ``approval_code`` (use card buttons then), and Temporal's ``ActivityError`` when
     Feishu refuses the instance (a wrong code, a node without approvers).
+
+    Cancelling it (``task.cancel()`` when the business object closed, or the asking workflow's own
+    cancellation) withdraws the Feishu instance for its applicant, so nobody is left a task to decide,
+    then re-raises the cancellation; a decision that arrived first is returned instead. Do not let the
+    asking workflow end while it waits (its follower would be terminated and the instance stay pending).
+    A cancellation during the create call itself (its code is not known yet) withdraws nothing.
     """
     settings = request.settings
     if not settings.enabled:
@@ -162,8 +172,28 @@ async def request_approval(request: ApprovalRequest) -> ApprovalDecision:
         idempotency_key=f"{workflow.info().workflow_id}|{request.key}"), result_type=str)
     follow = FollowInput(org=org, approval_code=settings.approval_code, instance_code=instance_code,
                          title=request.title, settings=settings, site=request.site, requested_at=workflow.now())
-    return await workflow.execute_child_workflow(
-        FOLLOW_WORKFLOW, follow, id=approval_workflow_id(org, instance_code), result_type=ApprovalDecision)
+    try:
+        return await workflow.execute_child_workflow(
+            FOLLOW_WORKFLOW, follow, id=approval_workflow_id(org, instance_code), result_type=ApprovalDecision)
+    except (asyncio.CancelledError, ChildWorkflowError) as error:
+        if is_cancelled_exception(error) and workflow.patched(WITHDRAW_PATCH):
+            await _withdraw(org, settings.approval_code, instance_code, request.applicant_open_id)
+        raise
+
+
+async def _withdraw(org: str, approval_code: str, instance_code: str, applicant_open_id: str) -> None:
+    """Withdraw a pending instance whose asker stopped waiting; one decided meanwhile stays as it is."""
+    try:
+        await feishu_call(rq.CANCEL_APPROVAL, rq.CancelApproval(
+            org=org, approval_code=approval_code, instance_code=instance_code, applicant_open_id=applicant_open_id))
+    except ActivityError:
+        instance = await feishu_call(rq.GET_APPROVAL, rq.GetApproval(org=org, instance_code=instance_code),
+                                     result_type=rq.ApprovalInstance)
+        if instance.status == "PENDING":
+            raise  # Feishu refused to withdraw a pending one: the asker's failure says why
+        workflow.logger.info("approval %s was %s before it could be withdrawn", instance_code, instance.status)
+        return
+    workflow.logger.info("approval %s withdrawn: its asker stopped waiting", instance_code)
 
 
 def decision_of(instance: rq.ApprovalInstance, now: datetime) -> ApprovalDecision | None:

@@ -336,3 +336,35 @@ async def send_event(state: CliState, event_type: str, payload: str, org: str | 
         raise Fail(f"no enabled scenario of {org_id} acts on {event_type!r}",
                    "check the event type and that the plugin is enabled for the organization")
     click.echo(f"{event_type}: {result.effects} action(s) carried out in {org_id}")
+
+
+@send.command("approval")
+@_config_option
+@click.argument("action", type=click.Choice(["approve", "reject", "transfer", "cancel"]))
+@click.option("--from", "open_id", required=True,
+              help="The approver's open_id (to cancel: the applicant's, who withdraws it).")
+@click.option("--instance", "instance_code", default=None,
+              help="The approval instance (default: the newest pending one --from may act on).")
+@click.option("--to", "to", default=None, help="transfer: the new approver's open_id.")
+@click.option("--comment", default="", help="The approver's comment.")
+@click.option("--org", default=None, help="Organization id (default: the config's first).")
+@pass_app
+def send_approval(state: CliState, action: str, open_id: str, instance_code: str | None, to: str | None,
+                  comment: str, org: str | None) -> None:
+    """Decide a Feishu approval as its approver does in Feishu's approval app (or withdraw it as its
+    applicant); Feishu then pushes the `approval_instance` event to the engine."""
+    url, shown, _ = _standin(state, org)
+    body = {"action": action, "open_id": open_id, "to": to or "", "comment": comment,
+            **({"instance_code": instance_code} if instance_code else {})}
+    try:
+        with httpx.Client(base_url=url, timeout=30) as http:
+            before = len(http.get("/_standin/outbox").json())
+            response = http.post("/_standin/approval/decide", json=body)
+    except httpx.HTTPError as error:
+        raise Fail(f"the stand-in at {url} did not answer: {error}", "is `engine dev` still running?") from None
+    if response.status_code != 200:
+        raise Fail(f"the stand-in refused the decision: {response.text[:300]}",
+                   "check --from (whose task it is) or name the approval with --instance")
+    answer = response.json()
+    click.echo(f"approval {answer['instance_code']}: {answer['status']}")
+    _show_answers(url, before, shown, answered=True)

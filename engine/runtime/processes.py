@@ -112,6 +112,22 @@ async def _announce_calendar_gaps(app: EngineApp, client: Any) -> None:
                                  now=datetime.now(UTC))
 
 
+async def _subscribe_approvals(app: EngineApp, say: Say) -> None:
+    """Subscribe the app to every approval definition the config names (Feishu pushes their events only
+    then); a refusal is said and logged, and dev starts anyway (`engine approvals subscribe` retries)."""
+    from engine.approval_codes import configured_approval_codes
+    from engine.feishu.errors import FeishuError
+
+    for code in configured_approval_codes(app.config):
+        try:
+            await app.feishu.subscribe_approval(code)
+        except FeishuError as error:
+            log.warning("approval definition %s: subscription refused: %s", code, error)
+            say(f"  approvals         {code}: subscription refused ({error}); see `engine approvals subscribe`")
+            continue
+        say(f"  approvals         {code}: subscribed to its events")
+
+
 CONNECT_PATIENCE = 120.0
 """Seconds a starting process waits for Temporal before it gives up."""
 
@@ -296,6 +312,7 @@ async def run_dev(config: EngineConfig, plugins: PluginSet, options: DevOptions,
             f"{len(plugins.workflows())} workflow types, plugins: {', '.join(sorted(plugins.scenarios)) or 'none'}")
 
         await _announce_calendar_gaps(app, client)
+        await _subscribe_approvals(app, say)
 
         for schedule_id in report["dev_start"]:
             await client.get_schedule_handle(schedule_id).trigger()

@@ -489,7 +489,10 @@ class ScenarioHarness:
             EventType.EVENT_TYPE_WORKFLOW_EXECUTION_SIGNALED,
             EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED,
             # a child asked for and not started yet: the test would look for it too soon
-            EventType.EVENT_TYPE_START_CHILD_WORKFLOW_EXECUTION_INITIATED)
+            EventType.EVENT_TYPE_START_CHILD_WORKFLOW_EXECUTION_INITIATED,
+            # a cancellation asked for (of this workflow, or by it of another) and not carried out yet
+            EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CANCEL_REQUESTED,
+            EventType.EVENT_TYPE_REQUEST_CANCEL_EXTERNAL_WORKFLOW_EXECUTION_INITIATED)
 
     async def _open_workflows(self) -> AsyncIterator[str]:
         # the time-skipping server has no visibility API: track the ids this test touched

@@ -55,7 +55,7 @@ def requisition_facts(req_id: str, record_id: str | None, fields: dict[str, Any]
         site=reading.text(fields, f.site), department=reading.text(fields, f.department),
         title=reading.text(fields, f.title), headcount=max(reading.count(fields, f.headcount, 1), 1),
         grade=reading.text(fields, f.grade), tags=reading.tags(fields, f.tags),
-        recruiter=reading.person_id(fields, f.recruiter))
+        recruiter=reading.person_id(fields, f.recruiter), reason=reading.text(fields, f.reason))
 
 
 def _pool_entry(fields: dict[str, Any], settings: RecruitingSettings, calendar: Any) -> rules.PoolEntry:
@@ -249,8 +249,10 @@ class RecruitingActivities:
                                 status=str(requisition.get("status") or ""),
                                 title=str(facts.get("title") or ""), department=str(facts.get("department") or ""),
                                 headcount=int(facts.get("headcount") or 0), hired=len(requisition.get("hired") or []),
+                                # a requisition closed while pending waits for nobody
                                 waiting_for=next((s.get("role", "") for s in requisition.get("chain") or []
-                                                  if s.get("status") == "pending"), ""))
+                                                  if s.get("status") == "pending"
+                                                  and requisition.get("status") == "pending_approval"), ""))
         application = await self._state(org, app_key(lookup.key))
         if application is None:
             return await self._status_from_table(lookup.org, lookup.key)

@@ -12,6 +12,7 @@ from datetime import time
 
 from pydantic import Field, field_validator, model_validator
 
+from engine.sdk import ApprovalSettings as FeishuApprovalSettings
 from engine.sdk import PluginSettings, SecretSpec, validate_cron
 
 # The organization's secret that keys contact hashes (HMAC-SHA256): without it a phone number's hash is
@@ -23,7 +24,7 @@ CONTACT_SECRET = SecretSpec(
     public_values=("recruiting-dev-salt-change-me",))
 CONTACT_HASH = "contact_hash"  # the purpose its key is derived for
 
-SITE_OVERRIDABLE = ["roles", "sla_workdays", "sla", "checklist_owners", "risk"]
+SITE_OVERRIDABLE = ["roles", "sla_workdays", "sla", "checklist_owners", "risk", "approval.feishu"]
 
 
 class Tables(PluginSettings):
@@ -51,6 +52,7 @@ class RequisitionFields(PluginSettings):
     closed_at: str = "关闭时间"
     approvals: str = "审批记录"
     hired: str = "已录用"
+    reason: str = "申请理由"
 
 
 class ApplicationFields(PluginSettings):
@@ -156,14 +158,31 @@ class Roles(PluginSettings):
         return str(getattr(self, role, "") or "")
 
 
+class ApprovalForm(PluginSettings):
+    """The widget ids of the Feishu approval definition's form (its admin page shows each widget's id)."""
+
+    position: str = "position"  # input: the department and title
+    headcount: str = "headcount"  # number
+    hospital: str = "hospital"  # input: the hospital's name
+    reason: str = "reason"  # textarea: the row's 申请理由 (else the department and title)
+
+
 class ApprovalSettings(PluginSettings):
-    """The requisition approval chain: hospital head first; group HR too above a threshold."""
+    """The requisition approval chain: hospital head first; group HR too above a threshold.
+
+    By card buttons, unless ``feishu.approval_code`` names a Feishu approval definition: then one instance
+    of it, whose nodes named like the chain's roles (``hospital_head``, ``group_hr``) get the role
+    holders as approvers; ``feishu.approvers`` replaces a node's (open ids or role names) and
+    ``feishu.escalate_to`` (open ids or role names) hears of an overdue approval.
+    """
 
     first_role: str = "hospital_head"
     second_role: str = "group_hr"
     # group HR approves too when the headcount reaches this, or the grade is one of `group_grades`
     group_headcount_threshold: int = Field(default=3, ge=1)
     group_grades: list[str] = Field(default_factory=lambda: ["主任", "副主任", "高级"])
+    feishu: FeishuApprovalSettings = Field(default_factory=FeishuApprovalSettings)
+    form: ApprovalForm = Field(default_factory=ApprovalForm)
 
 
 class StageSpec(PluginSettings):
@@ -323,6 +342,9 @@ class RecruitingSettings(PluginSettings):
         used |= {i.owner for i in self.onboarding_checklist + self.offboarding_checklist}
         used |= set(self.checklist_owners.values()) | {self.approval.first_role, self.approval.second_role}
         used |= {self.checklist.escalate_to, self.risk.to, self.report.to}
+        feishu = self.approval.feishu
+        used |= {p for p in [*feishu.escalate_to, *(p for ps in feishu.approvers.values() for p in ps)]
+                 if not p.startswith("ou_")}
         if used - roles:
             raise ValueError(f"unknown roles {sorted(used - roles)}; roles are {sorted(roles)}")
         return self

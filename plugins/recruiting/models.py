@@ -68,6 +68,7 @@ class RequisitionFacts(BaseModel):
     tags: list[str] = Field(default_factory=list)
     recruiter: str = ""  # open id; empty: the site's recruiter role
     record_id: str | None = None
+    reason: str = ""  # why the position is needed (the Feishu approval's form shows it)
 
 
 class RequisitionInput(BaseModel):
@@ -139,6 +140,8 @@ class RequisitionState(BaseModel):
     hired: list[str] = Field(default_factory=list)
     matches: list[PoolMatch] = Field(default_factory=list)
     history: list[Transition] = Field(default_factory=list)
+    approval_instance: str = ""  # the Feishu approval instance, when the approval goes through Feishu
+    approval_outcome: str = ""  # how it ended: approved, rejected, withdrawn, deleted
 
 
 # ---------------------------------------------------------------------------------------- applications

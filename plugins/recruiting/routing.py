@@ -87,7 +87,7 @@ def _card(event: CardAction, settings: Any) -> list[Any] | None:
             req_id=req_id, site=str(form.get("site") or value.get("site") or ""),
             department=str(form.get("department") or ""), title=str(form.get("title") or ""),
             headcount=max(reading.value_count(form.get("headcount"), 1), 1), grade=str(form.get("grade") or ""),
-            tags=reading.value_tags(form.get("tags")), recruiter=actor)
+            tags=reading.value_tags(form.get("tags")), recruiter=actor, reason=str(form.get("reason") or ""))
         return [act.StartWorkflow(scenario=SCENARIO, key=req_key(req_id), workflow="recruiting.Requisition",
                                   args=[RequisitionInput(req_id=req_id, facts=facts, opened_by=actor, via="form")])]
     if op == "invite" and req and value.get("candidate"):

@@ -16,6 +16,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from engine.sdk import ApprovalSettings as FeishuApprovalSettings
 from engine.sdk import Decision, WorkCalendar, add_months, cells, first_workday_of_month
 
 from . import reading
@@ -214,6 +215,39 @@ def approval_chain(req: RequisitionFacts, settings: RecruitingSettings) -> tuple
         return steps, Decision(action="refuse", reason=f"nobody holds role(s) {', '.join(missing)}; "
                                "set them in settings.recruiting.roles")
     return steps, Decision(action="chain", reason="; ".join(reasons), data={"levels": len(steps)})
+
+
+def feishu_approval(chain: Sequence[ApprovalStep], settings: RecruitingSettings) -> FeishuApprovalSettings:
+    """The Feishu approval settings of one requisition (``settings``: the site's effective ones).
+
+    Each step of the chain fills the definition's node named like its role with the role's holder; the
+    configured ``approval.feishu.approvers`` replace a node's (role names become their holders), except
+    for a chain role the rules left out (group HR below the threshold: that node gets nobody, and the
+    definition passes a node without approvers). Role names in ``escalate_to`` become their holders.
+    """
+    feishu = settings.approval.feishu
+    chain_roles = {settings.approval.first_role, settings.approval.second_role}
+    in_chain = {step.role for step in chain}
+
+    def people(names: Iterable[str]) -> list[str]:
+        found = [name if name.startswith("ou_") else settings.roles.get(name) for name in names]
+        return list(dict.fromkeys(p for p in found if p))
+
+    approvers = {step.role: [step.approver] for step in chain if step.approver}
+    for node, names in feishu.approvers.items():
+        if node in in_chain or node not in chain_roles:
+            approvers[node] = people(names)
+    return feishu.model_copy(update={"approvers": approvers, "escalate_to": people(feishu.escalate_to)})
+
+
+def approval_form(req: RequisitionFacts, site_name: str, settings: RecruitingSettings) -> list[dict[str, Any]]:
+    """The Feishu approval form's widget values for a requisition: position, headcount, hospital, reason."""
+    widgets = settings.approval.form
+    position = " ".join(part for part in (req.department, req.title) if part)
+    return [{"id": widgets.position, "type": "input", "value": position},
+            {"id": widgets.headcount, "type": "number", "value": req.headcount},
+            {"id": widgets.hospital, "type": "input", "value": site_name or req.site},
+            {"id": widgets.reason, "type": "textarea", "value": req.reason or position}]
 
 
 # ------------------------------------------------------------------------------------------ stages

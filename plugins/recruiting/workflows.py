@@ -1,7 +1,8 @@
 """Temporal workflows of the recruiting scenario.
 
-* ``recruiting.Requisition`` (``{org}:recruiting:req:{req_id}``): the approval chain by card, then open
-  for candidates (pool matches offered to the recruiter), until filled or closed.
+* ``recruiting.Requisition`` (``{org}:recruiting:req:{req_id}``): the approval chain by card (or one
+  Feishu approval instance, when the site's settings name a definition), then open for candidates (pool
+  matches offered to the recruiter), until filled or closed.
 * ``recruiting.Application`` (``{org}:recruiting:app:{application_id}``): one application through the
   stages, every move recorded (who, when, how), the SLA of each stage nudged and escalated on working
   days; an accepted offer starts the onboarding, a rejection keeps the candidate in the pool.
@@ -17,15 +18,18 @@ no key repeats across runs.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from datetime import date, datetime, timedelta
 from typing import Any
 
 from temporalio import workflow
-from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.exceptions import WorkflowAlreadyStartedError, is_cancelled_exception
 
 with workflow.unsafe.imports_passed_through():
     from engine.sdk import (
+        ApprovalDecision,
+        ApprovalRequest,
         BusinessClock,
         Deferred,
         Refusal,
@@ -35,6 +39,7 @@ with workflow.unsafe.imports_passed_through():
         activity_options,
         feishu_call,
         load_site_context,
+        request_approval,
         workflow_id,
         workflow_org,
     )
@@ -94,6 +99,8 @@ ACCEPTED_AT_START = "recruiting.accepted_at_start"
 EDIT_REFUSED = "recruiting.edit_refused"
 # A checklist item is ticked only by its owner (at the hire's site) or the site's HR.
 ITEM_OWNERS = "recruiting.item_owners"
+# A requisition whose site names a Feishu approval definition is approved there instead of by cards.
+FEISHU_APPROVAL = "recruiting.feishu_approval"
 
 
 class Refused(Refusal):
@@ -216,6 +223,9 @@ class RequisitionWorkflow(_Base):
         self.seen = SeenEvents()
         self.writes = 0
         self.clock = BusinessClock()
+        self.approval_instance = ""
+        self.approval_outcome = ""
+        self.in_feishu = False  # the approval runs in Feishu's approval app, not on cards
 
     @workflow.run
     async def run(self, params: RequisitionInput) -> str:
@@ -238,6 +248,8 @@ class RequisitionWorkflow(_Base):
             return await self._close()
         self.status = "pending_approval"
         await self._write_row()
+        if self.settings.approval.feishu.enabled and workflow.patched(FEISHU_APPROVAL):
+            return await self._approve_in_feishu(params)
         for level, step in enumerate(self.chain, start=1):
             step.message_id = await self._send(step.approver, "approval.card", self._card(level), f"approval:{level}")
             await workflow.wait_condition(lambda step=step: step.status != "pending" or self.closed is not None)
@@ -254,12 +266,92 @@ class RequisitionWorkflow(_Base):
                                  "rejected")
                 return self.status
             await self._write_row()
+        return await self._approved()
+
+    async def _approved(self) -> str:
         self.status = "open"
         self._record("approved", detail=self.chain_reason)
         await self._write_row(approved=True)
         await self._send(self._recruiter(), "notice", self._notice("req_approved"), "approved")
         await self._offer_pool_matches()
         await workflow.wait_condition(lambda: self.closed is not None)
+        return await self._close()
+
+    async def _approve_in_feishu(self, params: RequisitionInput) -> str:
+        """One instance of the site's Feishu approval definition; its decision leads where the cards' do.
+
+        A close while it is pending (or the workflow's cancellation) withdraws the instance.
+        """
+        assert self.facts is not None
+        self.in_feishu = True
+        applicant = self._who(params.opened_by) or self._who(self._recruiter())
+        if not applicant:
+            self.status = "blocked"
+            self._record("blocked", detail="no applicant for the Feishu approval: neither the opener nor a recruiter")
+            await self._write_row()
+            await workflow.wait_condition(lambda: self.closed is not None)
+            return await self._close()
+        request = ApprovalRequest(
+            key="requisition", settings=rules.feishu_approval(self.chain, self.settings), applicant_open_id=applicant,
+            form=rules.approval_form(self.facts, self._site_name(self.facts.site), self.settings),
+            title=f"{self.req_id} {self.facts.department} {self.facts.title}".strip(), site=self.ctx)
+        asking = asyncio.create_task(request_approval(request))
+        try:
+            await workflow.wait_condition(lambda: asking.done() or self.closed is not None)
+        except asyncio.CancelledError:
+            asking.cancel()  # the workflow is cancelled: withdraw the instance first
+            try:
+                await asking
+            except (asyncio.CancelledError, Exception) as error:
+                if not is_cancelled_exception(error):
+                    workflow.logger.warning("%s: the Feishu approval was not withdrawn: %s", self.req_id,
+                                            getattr(error, "cause", None) or error)
+            raise
+        if not asking.done():
+            asking.cancel()
+        try:
+            decision = await asking
+        except (asyncio.CancelledError, Exception) as error:
+            if is_cancelled_exception(error):
+                self._record("approval_withdrawn", detail="closed before the Feishu approval was decided")
+                return await self._close()
+            # Feishu refused the instance (a wrong code, a node without approvers) or its withdrawal
+            cause = f"{getattr(error, 'cause', None) or error}"
+            workflow.logger.warning("%s: the Feishu approval failed: %s", self.req_id, cause)
+            if self.closed is not None:
+                self._record("approval_not_withdrawn", detail=cause)
+                return await self._close()
+            self.status = "blocked"
+            self._record("blocked", detail=f"Feishu approval refused: {cause}")
+            await self._write_row()
+            await workflow.wait_condition(lambda: self.closed is not None)
+            return await self._close()
+        return await self._decided_in_feishu(decision)
+
+    async def _decided_in_feishu(self, decision: ApprovalDecision) -> str:
+        self.approval_instance, self.approval_outcome = decision.instance_code, decision.outcome
+        detail = f"feishu approval {decision.instance_code}: {decision.status}"
+        if decision.outcome == "approved":
+            for step in self.chain:
+                step.status, step.decided_at = "approved", decision.decided_at
+            if self.chain:
+                self.chain[-1].decided_by = decision.decided_by
+            self._record("feishu_approved", decision.decided_by, "feishu_approval", detail)
+            return await self._approved()
+        if decision.outcome == "rejected":
+            step = next((s for s in self.chain if s.approver == decision.decided_by), None) or (
+                self.chain[0] if self.chain else None)
+            if step is not None:
+                step.status, step.decided_by, step.decided_at = "rejected", decision.decided_by, decision.decided_at
+            self._record("feishu_rejected", decision.decided_by, "feishu_approval", detail)
+            self.status = "rejected"
+            await self._write_row()
+            await self._send(self._recruiter(), "notice", self._notice("req_rejected", comment=""), "rejected")
+            return self.status
+        # withdrawn (or deleted) by its applicant in Feishu: the requisition is closed, as by the card
+        self._record(f"feishu_{decision.outcome}", detail=detail)
+        if self.closed is None:
+            self.closed = CloseRequest(reason="closed", via="feishu_approval")
         return await self._close()
 
     def _recruiter(self) -> str:
@@ -309,6 +401,8 @@ class RequisitionWorkflow(_Base):
             f.req_id: self.req_id, f.status: self.status, f.site: self.facts.site, f.department: self.facts.department,
             f.title: self.facts.title, f.headcount: self.facts.headcount, f.hired: len(self.hired),
             f.approvals: "\n".join(f"{s.role}: {s.status} {s.decided_by} {s.comment}".rstrip() for s in self.chain)}
+        if self.approval_instance:
+            row[f.approvals] += f"\nfeishu: {self.approval_instance} {self.approval_outcome}"
         if self.facts.grade:
             row[f.grade] = self.facts.grade
         if self.facts.tags:
@@ -338,6 +432,9 @@ class RequisitionWorkflow(_Base):
         self._pending_step(request.actor)
 
     def _pending_step(self, actor: str) -> ApprovalStep:
+        if self.in_feishu:
+            workflow.logger.info("%s: card decision refused, the approval runs in Feishu", self.req_id)
+            raise Refused(self._say("in_feishu", req=self.req_id))
         step = next((s for s in self.chain if s.status == "pending"), None)
         if self.status != "pending_approval" or step is None:
             workflow.logger.info("%s: decision refused, status %s", self.req_id, self.status)
@@ -366,7 +463,8 @@ class RequisitionWorkflow(_Base):
     def state(self) -> RequisitionState:
         return RequisitionState(req_id=self.req_id, status=self.status, facts=self.facts, chain=self.chain,
                                 chain_reason=self.chain_reason, hired=self.hired, matches=self.matches,
-                                history=self.history)
+                                history=self.history, approval_instance=self.approval_instance,
+                                approval_outcome=self.approval_outcome)
 
 
 # ---------------------------------------------------------------------------------------- application

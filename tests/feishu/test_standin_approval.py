@@ -115,7 +115,7 @@ async def test_admin_route_decides_and_reports(standin: FeishuStandIn, client: F
     code = await client.create_approval(CODE, "ou_applicant", FORM)
     async with httpx.AsyncClient(base_url=standin.base_url) as http:
         first = await http.post("/_standin/approval/decide", json={"instance_code": code, "action": "approve"})
-        assert first.json() == {"status": "PENDING", "event": None}
+        assert first.json() == {"instance_code": code, "status": "PENDING", "event": None}
         second = await http.post("/_standin/approval/decide",
                                  json={"instance_code": code, "action": "reject", "open_id": "ou_finance"})
         assert second.json()["status"] == "REJECTED"
@@ -131,6 +131,39 @@ async def test_admin_route_decides_and_reports(standin: FeishuStandIn, client: F
     restored.state.merge_json(saved)
     assert restored.state.approval_instances[code]["status"] == "REJECTED"
     assert set(restored.state.approvals) == {CODE, "LEAVE"}
+
+
+async def test_the_admin_route_finds_the_approvers_pending_instance(standin: FeishuStandIn,
+                                                                     client: FeishuClient) -> None:
+    older = await client.create_approval(CODE, "ou_applicant", FORM)
+    newer = await client.create_approval(CODE, "ou_applicant", FORM)
+    standin.state.approval_instances[newer]["start_time"] = str(int(standin.state.approval_instances[older]
+                                                                    ["start_time"]) + 1)
+    async with httpx.AsyncClient(base_url=standin.base_url) as http:
+        head = await http.post("/_standin/approval/decide", json={"action": "approve", "open_id": "ou_head"})
+        assert head.json()["instance_code"] == newer  # the newest one waiting for ou_head
+        finance = await http.post("/_standin/approval/decide", json={"action": "reject", "open_id": "ou_finance"})
+        assert (finance.json()["instance_code"], finance.json()["status"]) == (newer, "REJECTED")
+        withdrawn = await http.post("/_standin/approval/decide", json={"action": "cancel", "open_id": "ou_applicant"})
+        assert (withdrawn.json()["instance_code"], withdrawn.json()["status"]) == (older, "CANCELED")
+        nobody = await http.post("/_standin/approval/decide", json={"action": "approve", "open_id": "ou_head"})
+        assert nobody.status_code == 400 and "no pending approval waits for ou_head" in nobody.json()["error"]
+
+
+async def test_a_node_left_without_approvers_passes_and_events_name_the_definitions_tenant(
+        standin: FeishuStandIn, client: FeishuClient) -> None:
+    standin.add_approval_definition("REQ", "招聘需求审批", tenant_key="t_rennuo", nodes=[
+        {"custom_node_id": "head", "approvers": []},
+        {"custom_node_id": "group", "approvers": [], "if_empty": "pass"}])
+    small = await client.create_approval("REQ", "ou_applicant", FORM, {"head": ["ou_head"]})
+    big = await client.create_approval("REQ", "ou_applicant", FORM, {"head": ["ou_head"], "group": ["ou_group"]})
+    assert standin.approval_payloads[-1]["event"]["tenant_key"] == "t_rennuo"  # not the app's own tenant
+    approved = standin.decide_approval(small, "approve", open_id="ou_head")
+    assert approved is not None and approved["event"]["status"] == "APPROVED"  # the empty group node passed
+    assert standin.decide_approval(big, "approve", open_id="ou_head") is None  # on to the group's approver
+    assert standin.state.approval_instances[big]["task_list"][-1]["open_id"] == "ou_group"
+    with pytest.raises(FeishuError):  # a node that must have approvers still refuses to be left empty
+        await client.create_approval("REQ", "ou_applicant", FORM, {"group": ["ou_group"]})
 
 
 async def test_events_are_pushed_only_for_subscribed_definitions(standin: FeishuStandIn,

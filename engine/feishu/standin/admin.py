@@ -11,7 +11,8 @@
 * ``POST /_standin/approval/definitions``  add an approval definition ``{"approval_code", "name"?, "nodes"?}``
 * ``POST /_standin/approval/decide``  act on an instance as an approver or its applicant:
   ``{"instance_code", "action": "approve"|"reject"|"transfer"|"cancel"|"delete", "open_id"?, "to"?,
-  "comment"?}``; the ``approval_instance`` event goes to the stand-in's event URL
+  "comment"?}``; the ``approval_instance`` event goes to the stand-in's event URL. Without
+  ``instance_code``: the newest pending instance ``open_id`` may act on (``approval_code``? narrows it)
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from .faults import Fault
+from .routes_approval import pending_for
 
 if TYPE_CHECKING:
     from .core import FeishuStandIn
@@ -103,13 +105,15 @@ def routes(standin: FeishuStandIn) -> list[Route]:
     async def approval_decide(request: Request) -> Response:
         try:
             data = await _json(request)
-            payload = standin.decide_approval(
-                str(data["instance_code"]), str(data["action"]), open_id=str(data.get("open_id") or ""),
-                to=str(data.get("to") or ""), comment=str(data.get("comment") or ""))
+            open_id = str(data.get("open_id") or "")
+            code = str(data.get("instance_code") or "") or pending_for(
+                standin.state, open_id, str(data["action"]), str(data.get("approval_code") or ""))
+            payload = standin.decide_approval(code, str(data["action"]), open_id=open_id,
+                                              to=str(data.get("to") or ""), comment=str(data.get("comment") or ""))
         except (TypeError, ValueError, KeyError) as exc:
             return _bad(f"{type(exc).__name__}: {exc}")
-        instance = standin.state.approval_instances[data["instance_code"]]
-        return JSONResponse({"status": instance["status"], "event": payload})
+        instance = standin.state.approval_instances[code]
+        return JSONResponse({"instance_code": code, "status": instance["status"], "event": payload})
 
     return [
         Route("/_standin/", page, methods=["GET"]),

@@ -464,16 +464,18 @@ class FeishuStandIn:
 
     # ---- approvals ---------------------------------------------------------------------------------
     def add_approval_definition(self, approval_code: str, name: str = "",
-                                nodes: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+                                nodes: list[dict[str, Any]] | None = None, tenant_key: str = "") -> dict[str, Any]:
         """An approval definition the create call accepts (see :meth:`State.add_approval`)."""
-        return self.state.add_approval(approval_code, name, nodes)
+        return self.state.add_approval(approval_code, name, nodes, tenant_key)
 
     def approval_changed(self, event: dict[str, Any], *, app_id: str | None = None) -> dict[str, Any]:
         """Record the v1 ``approval_instance`` payload of a status change (``approval_payloads``) and, with an
         ``event_url`` and the app subscribed to the definition, push it there in the background like Feishu.
         Returns the payload."""
         app = self._app(app_id)
-        payload = ev.envelope_v1(ev.EVENT_APPROVAL, event, app_id=app.app_id, tenant_key=app.tenant_key,
+        # the organization the definition belongs to (one app may serve several)
+        tenant_key = self.state.approvals.get(event["approval_code"], {}).get("tenant_key") or app.tenant_key
+        payload = ev.envelope_v1(ev.EVENT_APPROVAL, event, app_id=app.app_id, tenant_key=tenant_key,
                                  token=app.verification_token or self.verification_token)
         self.approval_payloads.append(payload)
         if self.event_url and event["approval_code"] in self.state.approval_subscriptions.get(app.app_id, []):

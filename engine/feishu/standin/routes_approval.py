@@ -5,7 +5,8 @@ Shapes follow Feishu's "创建审批实例" / "获取单个审批实例详情" /
 
 A definition (seeded with :meth:`FeishuStandIn.add_approval_definition` or state JSON) is a chain of nodes,
 each with default approvers; the create call may replace a node's approvers with
-``node_approver_open_id_list`` (``[{"key": node_id or custom_node_id, "value": [open_id, ...]}]``). One
+``node_approver_open_id_list`` (``[{"key": node_id or custom_node_id, "value": [open_id, ...]}]``); a node
+marked ``"if_empty": "pass"`` may be left without approvers and is then passed. One
 approver's decision settles a node (Feishu's "或签"). Nodes run in order: the last node approved approves
 the instance; any rejection rejects it. Each task in ``task_list`` carries its ``start_time``/``end_time``
 (epoch ms as strings, ``"0"`` while pending) and each decision its ``timeline`` entry (``PASS``,
@@ -45,6 +46,19 @@ def _user(ctx_state: Any, value: str, id_type: str = "open_id") -> dict[str, str
     if user is None:
         return {"open_id": value if id_type == "open_id" else "", "user_id": value if id_type == "user_id" else ""}
     return {"open_id": user["open_id"], "user_id": user["user_id"]}
+
+
+def _enter(state: Any, instance: dict[str, Any], index: int) -> bool:
+    """Move the instance to the first node from ``index`` that has approvers (a node left without any
+    passes: "审批人为空时：自动通过"); False when none is left (the instance is approved)."""
+    nodes = instance["_nodes"]
+    while index < len(nodes) and not nodes[index]["approvers"]:
+        index += 1
+    if index >= len(nodes):
+        return False
+    instance["_node"] = index
+    _tasks_for(state, instance, index)
+    return True
 
 
 def _tasks_for(state: Any, instance: dict[str, Any], index: int) -> None:
@@ -96,7 +110,7 @@ def create_instance(state: Any, body: dict[str, Any]) -> tuple[dict[str, Any], b
             return fail(400, INVALID_PARAM, f"node_approver_open_id_list[{key}]: a list of open_ids")
         node["approvers"] = list(value)
     for node in nodes:
-        if not node.get("approvers"):
+        if not node.get("approvers") and node.get("if_empty") != "pass":
             return fail(400, INVALID_PARAM, f"node {node.get('custom_node_id') or node['node_id']} needs approvers")
     who = _user(state, applicant, "user_id" if body.get("user_id") else "open_id")
     now = str(now_ms())
@@ -109,7 +123,8 @@ def create_instance(state: Any, body: dict[str, Any]) -> tuple[dict[str, Any], b
         "timeline": [{"type": "START", "create_time": now, "user_id": who["user_id"], "open_id": who["open_id"]}],
         "_nodes": nodes, "_node": 0,
     }
-    _tasks_for(state, instance, 0)
+    if not _enter(state, instance, 0):
+        return fail(400, INVALID_PARAM, f"{code}: every node was left without approvers")
     state.approval_instances[instance["instance_code"]] = instance
     return instance, True
 
@@ -173,15 +188,27 @@ def decide(state: Any, instance_code: str, action: str, *, open_id: str = "", to
                     other["status"], other["end_time"] = "DONE", now
             instance["timeline"].append({"type": "PASS", "create_time": now, "open_id": task["open_id"],
                                          "user_id": task["user_id"], "task_id": task["id"]})
-            if instance["_node"] + 1 < len(instance["_nodes"]):
-                instance["_node"] += 1
-                _tasks_for(state, instance, instance["_node"])
-            else:
+            if not _enter(state, instance, instance["_node"] + 1):
                 instance["status"] = "APPROVED"
     if instance["status"] == before:
         return {}
     instance["end_time"] = now
     return _event(instance)
+
+
+def pending_for(state: Any, open_id: str, action: str, approval_code: str = "") -> str:
+    """The newest pending instance ``open_id`` may act on with ``action``: one with a pending task of theirs,
+    or, to ``cancel``, one they applied for (of ``approval_code`` when given). Raises :class:`ApprovalError`
+    when there is none."""
+    if not open_id:
+        raise ApprovalError("without an instance_code, open_id names whose pending approval to act on")
+    found = [i for i in state.approval_instances.values() if i["status"] == "PENDING"
+             and approval_code in ("", i["approval_code"])
+             and (i["open_id"] == open_id if action == "cancel"
+                  else any(t["open_id"] == open_id and t["status"] == "PENDING" for t in i["task_list"]))]
+    if not found:
+        raise ApprovalError(f"no pending approval {'of' if action == 'cancel' else 'waits for'} {open_id}")
+    return str(max(found, key=lambda i: int(i["start_time"]))["instance_code"])
 
 
 def public_instance(instance: dict[str, Any]) -> dict[str, Any]:

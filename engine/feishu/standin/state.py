@@ -234,18 +234,24 @@ class State:
             known.extend(code for code in codes if code not in known)
 
     # ---- approvals ---------------------------------------------------------------------------------
-    def add_approval(self, approval_code: str, approval_name: str = "", nodes: list[dict[str, Any]] | None = None
-                     ) -> dict[str, Any]:
+    def add_approval(self, approval_code: str, approval_name: str = "", nodes: list[dict[str, Any]] | None = None,
+                     tenant_key: str = "") -> dict[str, Any]:
         """Add (or replace) an approval definition: nodes in order, each ``{"node_id"?, "custom_node_id"?,
-        "name"?, "approvers": [open_id, ...]}`` (missing ids are generated; empty approvers must be given
-        at create time, like Feishu's "发起人自选")."""
+        "name"?, "approvers": [open_id, ...], "if_empty"?: "pass"}`` (missing ids are generated; empty
+        approvers must be given at create time, like Feishu's "发起人自选", unless ``if_empty`` is
+        ``"pass"``: a node left without approvers is passed, Feishu's "审批人为空时：自动通过").
+        ``tenant_key``: the organization the definition belongs to (its events name it; default the app's)."""
         chain = []
         for index, node in enumerate(nodes or [{"custom_node_id": "approver", "approvers": []}]):
             chain.append({"node_id": node.get("node_id") or stable_id("", approval_code, str(index)),
                           "custom_node_id": node.get("custom_node_id", ""), "name": node.get("name", ""),
                           "approvers": list(node.get("approvers", []))})
+            if node.get("if_empty") == "pass":  # Feishu's "审批人为空时：自动通过"
+                chain[-1]["if_empty"] = "pass"
         definition = {"approval_code": approval_code, "approval_name": approval_name or approval_code,
                       "nodes": chain}
+        if tenant_key:
+            definition["tenant_key"] = tenant_key
         self.approvals[approval_code] = definition
         return definition
 
