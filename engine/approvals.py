@@ -48,6 +48,9 @@ CHANGED_SIGNAL = "engine.approval_changed"
 ENGINE_SCENARIO = "engine"
 # withdrawing the instance when the asking workflow gives up waiting (runs recorded before replay without it)
 WITHDRAW_PATCH = "engine.approval_withdraw"
+# A follower pending for months starts over (continue-as-new) before its history grows long.
+CONTINUE_PATCH = "engine.approval_follow_continue"
+FOLLOW_HISTORY_LIMIT = 2_000  # events; Temporal suggests continuing as new long before its 50k limit
 REMINDER_TEMPLATE = "engine:approval_reminder"
 ESCALATION_TEMPLATE = "engine:approval_escalation"
 TERMINAL = {"APPROVED": "approved", "REJECTED": "rejected", "CANCELED": "withdrawn", "DELETED": "deleted"}
@@ -139,6 +142,10 @@ class FollowInput(BaseModel):
     settings: ApprovalSettings
     site: SiteContext
     requested_at: datetime
+    # carried over when the follower continues as new: the notices already sent, the events already seen
+    fired: list[str] = Field(default_factory=list)
+    seen: list[str] = Field(default_factory=list)
+    history_limit: int = FOLLOW_HISTORY_LIMIT
 
 
 def approval_workflow_id(org: str, instance_code: str) -> str:
@@ -230,6 +237,9 @@ class ApprovalFollow:
     @workflow.run
     async def run(self, follow: FollowInput) -> ApprovalDecision:
         settings, site = follow.settings, follow.site
+        self.fired = [*follow.fired, *self.fired]
+        for event_id in follow.seen:  # a signal handled before this line keeps its place
+            self._seen.first_time(event_id)
         calendar = site.calendar()
         due = calendar.add_workdays(calendar.local(follow.requested_at).date(), settings.decide_within_days)
         recheck = timedelta(hours=settings.recheck_hours)
@@ -247,6 +257,10 @@ class ApprovalFollow:
                         await record_decision(follow.site, follow.title, instance)
                     return decision
                 self.pending = [task.open_id for task in instance.tasks if task.status == "PENDING"]
+            if read == self._news and self._history_full(follow) and workflow.patched(CONTINUE_PATCH):
+                # nothing unread: the next run reads the instance again at its start anyway
+                workflow.continue_as_new(follow.model_copy(update={"fired": self.fired,
+                                                                   "seen": self._seen.ids()}))
             now = workflow.now()
             notice = next_notice(due, self.fired, now, settings.ladder, calendar)
             if notice.is_due(now):
@@ -260,6 +274,11 @@ class ApprovalFollow:
                 # read again before a notice (it goes to whoever holds the task now, and not at all once
                 # decided) and after a quiet while (an event may have been lost)
                 read = -1
+
+    @staticmethod
+    def _history_full(follow: FollowInput) -> bool:
+        info = workflow.info()
+        return info.is_continue_as_new_suggested() or info.get_current_history_length() > follow.history_limit
 
     async def _send(self, follow: FollowInput, step: str, action: str, due: str) -> None:
         escalate = action == "escalate"

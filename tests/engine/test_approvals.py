@@ -200,3 +200,39 @@ async def test_pending_approvals_are_reminded_and_escalated_on_working_days(scen
 async def test_the_recorded_follower_replays() -> None:
     """A follower that reminded, escalated, re-read a transferred task and ended rejected."""
     await assert_replays(load_history(FOLLOW_HISTORY, "acme:engine:approval:recorded"), WORKFLOWS)
+
+
+async def test_a_long_pending_follower_continues_as_new_and_keeps_what_it_did(scenario_harness: Any) -> None:
+    """A follower pending for weeks starts over before its history grows long, carrying the notices it sent
+    and the events it saw: nobody is reminded twice, and the decision still comes back once."""
+    from engine.approvals import FOLLOW_WORKFLOW, FollowInput
+    from engine.context import resolve_site_context
+
+    ladder = {"before_days": [], "on_due": True, "after": [{"every_days": 1, "times": 2, "to": "head"}]}
+    async with scenario_harness({"purchase": PurchasePlugin()},
+                                config=config(decide_within_days=1, ladder=ladder, recheck_hours=6)) as env:
+        seed(env)
+        start = await env.begin_at(moments.ordinary_workday(clear_days=10))
+        site = resolve_site_context(env.org, "purchase", None)
+        settings = env.org.settings("purchase").approval
+        code = await env.app.feishu.create_approval(CODE, APPLICANT, [], None, "long-pending-1")
+        follow = FollowInput(org=env.org.id, approval_code=CODE, instance_code=code, title="采购 PR-LONG",
+                             settings=settings, site=site, requested_at=start, history_limit=40)
+        wid = approval_workflow_id(env.org.id, code)
+        handle = await env.client.start_workflow(FOLLOW_WORKFLOW, follow, id=wid, task_queue=TASK_QUEUE)
+        first_run = (await handle.describe()).run_id
+        event = env.standin.decide_approval(code, "transfer", open_id="ou_head", to="ou_deputy")
+        assert event is None  # a transfer leaves it pending
+        await env.advance(days=8)  # a reminder, two escalations and many six-hourly reads
+        assert (await handle.describe()).run_id != first_run, "the follower did not continue as new"
+        assert len(env.messages(to="ou_deputy")) == 1 and len(env.messages(to="ou_boss")) == 2
+        await env.advance(days=2)
+        assert len(env.messages(to="ou_deputy")) == 1 and len(env.messages(to="ou_boss")) == 2
+        assert env.standin.decide_approval(code, "approve", open_id="ou_deputy") is None  # on to finance
+        approved = env.standin.decide_approval(code, "approve", open_id="ou_finance")
+        for _ in range(2):
+            await env.push_payload(approved)
+        decision = await env.client.get_workflow_handle(wid).result()
+        assert (decision["outcome"], decision["decided_by"]) == ("approved", "ou_finance")
+        # the run that continued as new replays against the code
+        await assert_replays(await env.client.get_workflow_handle(wid, run_id=first_run).fetch_history(), WORKFLOWS)
