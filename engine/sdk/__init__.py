@@ -14,6 +14,8 @@ from collections.abc import Callable
 
 from engine import actions as actions
 from engine import csvexport as csvexport
+from engine import labels as labels
+from engine import scan_page as scan_page
 from engine.actions import (
     Action,
     QueryWorkflow,
@@ -139,6 +141,7 @@ __all__ = [
     "feishu_call",
     "first_workday_of_month",
     "hookimpl",
+    "labels",
     "load_site_context",
     "message_key",
     "next_due",
@@ -149,6 +152,7 @@ __all__ = [
     "request_approval",
     "resolve_site_context",
     "run_async",
+    "scan_page",
     "split_workflow_id",
     "status_question",
     "status_reply",

@@ -1,11 +1,9 @@
-"""The scan page: what a QR label opens, served by the ingress (``ingress_routes``).
+"""The scan page: what an asset's QR label opens, served by the ingress (``ingress_routes``).
 
-Flow: a signed link ``/asset_loan/scan/{org}/{asset_id}?sig=...`` (tampering: 403) → no session yet:
-redirect to Feishu's web login (``/open-apis/authen/v1/authorize``) → Feishu redirects to
-``/asset_loan/auth/callback`` with a one-time code → the code is exchanged for the user
-(``authen/v1/oidc/access_token`` then ``authen/v1/user_info``) → a signed session cookie → back to the
-page, which shows the asset and the actions this person may take. Actions are POSTed to the same URL
-and run as Temporal updates on the asset's Loan workflow, exactly like the card buttons.
+The signed link, Feishu's web login, the session cookie and the CSRF token are the SDK's
+(:class:`engine.sdk.scan_page.ScanSite`); here is the page: the asset and the actions this person may take.
+Actions are POSTed to the same URL and run as Temporal updates on the asset's Loan workflow, exactly like
+the card buttons.
 """
 
 from __future__ import annotations
@@ -13,40 +11,33 @@ from __future__ import annotations
 import asyncio
 import html
 import secrets
-import time
 from datetime import date
-from typing import Any
-from urllib.parse import parse_qsl, urlencode
+from typing import TYPE_CHECKING, Any
 
-from starlette.requests import Request
-from starlette.responses import HTMLResponse, RedirectResponse, Response
+from engine.sdk import scan_page
 
-from . import signing
+from .labels import LINK, SCENARIO
 
-SCENARIO = "asset_loan"
-COOKIE = "asset_loan_session"
-CALLBACK = "/asset_loan/auth/callback"
-DEFAULT_PUBLIC_URL = "http://127.0.0.1:8080"
-DEFAULT_FEISHU = "https://open.feishu.cn"
+if TYPE_CHECKING:
+    from starlette.requests import Request
+    from starlette.responses import HTMLResponse, Response
 
 TEXT = {
     "zh_CN": {
         "title": "物资借还", "status": "状态", "location": "位置", "keeper": "保管人", "category": "类别",
         "borrower": "借用人", "since": "借出时间", "due": "应还日期", "borrow": "借用", "return": "归还",
         "extend": "续借", "remind_now": "立即提醒", "lost": "登记遗失", "damaged": "登记损坏",
-        "approve": "批准", "reject": "拒绝", "restore": "恢复在库", "hello": "您好", "blocked": "不可借用",
-        "pending": "等待保管人审批", "overdue": "已逾期", "forbidden": "链接无效或已被篡改",
-        "not_found": "未找到该组织", "login_failed": "飞书登录失败，请重新扫码", "busy": "系统繁忙，请稍后再试",
+        "approve": "批准", "reject": "拒绝", "restore": "恢复在库", "blocked": "不可借用",
+        "pending": "等待保管人审批", "overdue": "已逾期", "busy": "系统繁忙，请稍后再试",
         "confirm_return": "确认归还",
     },
     "en_US": {
         "title": "Asset loan", "status": "Status", "location": "Location", "keeper": "Keeper", "category": "Category",
         "borrower": "Borrower", "since": "Since", "due": "Due back", "borrow": "Borrow", "return": "Return",
         "extend": "Extend", "remind_now": "Remind now", "lost": "Mark lost", "damaged": "Mark damaged",
-        "approve": "Approve", "reject": "Reject", "restore": "Back in stock", "hello": "Hello",
+        "approve": "Approve", "reject": "Reject", "restore": "Back in stock",
         "blocked": "Cannot be borrowed", "pending": "Waiting for the keeper's approval", "overdue": "Overdue",
-        "forbidden": "This link is invalid or was altered", "not_found": "No such organization",
-        "login_failed": "Feishu login failed; scan again", "busy": "Busy, try again shortly",
+        "busy": "Busy, try again shortly",
         "confirm_return": "Confirm return",
     },
 }
@@ -54,131 +45,7 @@ TEXT = {
 OPS = {"borrow", "return", "extend", "remind_now", "lost", "damaged", "approve", "reject"}
 
 
-# ---------------------------------------------------------------------------------------- plumbing
-
-
-def public_url(app: Any) -> str:
-    return (app.config.ingress.public_url or DEFAULT_PUBLIC_URL).rstrip("/")
-
-
-def feishu_base(app: Any) -> str:
-    return (app.feishu_base_url or app.config.secret("base_url") or DEFAULT_FEISHU).rstrip("/")
-
-
-def _org(app: Any, org_id: str) -> Any | None:
-    org = app.config.orgs.get(org_id)
-    return org if org is not None and org.enabled(SCENARIO) else None
-
-
-def _key(org: Any, purpose: str) -> bytes:
-    """The key that signs ``purpose`` (:mod:`.signing`) now for this organization."""
-    return bytes(org.keyring(SCENARIO).key(purpose))
-
-
-def _keys(org: Any, purpose: str) -> tuple[bytes, ...]:
-    """Every key that still verifies ``purpose`` (the current one, then previous secrets' during a rotation)."""
-    return tuple(org.keyring(SCENARIO).keys(purpose))
-
-
-def _t(org: Any) -> dict[str, str]:
-    return TEXT.get(org.locale, TEXT["zh_CN"])
-
-
-def _page(org: Any | None, body: str, status: int = 200) -> HTMLResponse:
-    locale = org.locale if org is not None else "zh_CN"
-    title = TEXT.get(locale, TEXT["zh_CN"])["title"]
-    style = ("body{font-family:-apple-system,'PingFang SC',sans-serif;margin:0;padding:16px;max-width:480px}"
-             "h1{font-size:20px}dl{display:grid;grid-template-columns:auto 1fr;gap:4px 12px}dt{color:#666}"
-             "button{width:100%;padding:12px;margin:6px 0;font-size:16px;border-radius:8px;border:1px solid #ccc}"
-             "button.primary{background:#3370ff;color:#fff;border:none}.msg{padding:10px;border-radius:6px;"
-             "background:#f0f4ff;margin:8px 0}.err{background:#fff0f0;color:#c00}input{font-size:16px;padding:8px}")
-    document = (f'<!doctype html><html lang="{locale[:2]}"><head><meta charset="utf-8">'
-                f'<meta name="viewport" content="width=device-width,initial-scale=1"><title>{html.escape(title)}'
-                f"</title><style>{style}</style></head><body>{body}</body></html>")
-    return HTMLResponse(document, status_code=status)
-
-
-def _session(request: Request, org: Any) -> dict[str, Any] | None:
-    payload = signing.read_payload(_keys(org, signing.SESSIONS), request.cookies.get(COOKIE))
-    if payload is None or payload.get("org") != org.id:
-        return None
-    return payload
-
-
-def _csrf(org: Any, request: Request) -> str:
-    return signing.asset_signature(_key(org, signing.CSRF), "csrf", request.cookies.get(COOKIE, ""))
-
-
-def _csrf_ok(org: Any, request: Request, token: str) -> bool:
-    cookie = request.cookies.get(COOKIE, "")
-    return any([secrets.compare_digest(token, signing.asset_signature(key, "csrf", cookie))
-                for key in _keys(org, signing.CSRF)])
-
-
-# ------------------------------------------------------------------------------------------- login
-
-
-def login_redirect(app: Any, org: Any, next_path: str) -> RedirectResponse:
-    """Send the browser to Feishu's web login; ``state`` (signed) brings it back to ``next_path``."""
-    state = signing.sign_payload(_key(org, signing.LOGIN_STATE), {
-        "org": org.id, "next": next_path, "exp": time.time() + 600, "nonce": secrets.token_hex(8)})
-    query = urlencode({"app_id": app.config.secret("app_id") or "", "redirect_uri": public_url(app) + CALLBACK,
-                       "state": state})
-    return RedirectResponse(f"{feishu_base(app)}/open-apis/authen/v1/authorize?{query}", status_code=302)
-
-
-async def exchange_code(app: Any, code: str) -> dict[str, Any]:
-    """Feishu web login: the one-time ``code`` → user access token → the user's open_id and name."""
-    import httpx
-
-    base = feishu_base(app)
-    async with httpx.AsyncClient(base_url=base, timeout=10.0) as http:
-        token_answer = (await http.post("/open-apis/auth/v3/app_access_token/internal", json={
-            "app_id": app.config.secret("app_id"), "app_secret": app.config.secret("app_secret")})).json()
-        if token_answer.get("code") != 0:
-            raise PermissionError(f"app token: {token_answer.get('msg')}")
-        headers = {"Authorization": f"Bearer {token_answer['app_access_token']}"}
-        exchanged = (await http.post("/open-apis/authen/v1/oidc/access_token", headers=headers,
-                                     json={"grant_type": "authorization_code", "code": code})).json()
-        if exchanged.get("code") != 0:
-            raise PermissionError(f"code exchange: {exchanged.get('msg')}")
-        user_token = exchanged["data"]["access_token"]
-        info = (await http.get("/open-apis/authen/v1/user_info",
-                               headers={"Authorization": f"Bearer {user_token}"})).json()
-        if info.get("code") != 0:
-            raise PermissionError(f"user info: {info.get('msg')}")
-    data = info["data"]
-    return {"open_id": data["open_id"], "name": data.get("name", "")}
-
-
-async def auth_callback(request: Request, app: Any) -> Response:
-    """Where Feishu's login redirects: exchange the code, set the session cookie, go back to the page."""
-    raw_state = request.query_params.get("state", "")
-    # the signed state says which organization started the login; check it with that organization's key
-    org = None
-    for candidate in app.config.orgs.values():
-        if candidate.enabled(SCENARIO) and signing.read_payload(_keys(candidate, signing.LOGIN_STATE),
-                                                                raw_state) is not None:
-            org = candidate
-            break
-    if org is None:
-        return _page(None, f"<p class='msg err'>{TEXT['zh_CN']['forbidden']}</p>", status=403)
-    state = signing.read_payload(_keys(org, signing.LOGIN_STATE), raw_state) or {}
-    code = request.query_params.get("code", "")
-    try:
-        user = await exchange_code(app, code)
-    except (PermissionError, KeyError, ValueError):
-        return _page(org, f"<p class='msg err'>{_t(org)['login_failed']}</p>", status=401)
-    hours = org.settings(SCENARIO).session_hours
-    token = signing.sign_payload(_key(org, signing.SESSIONS), {
-        "org": org.id, "open_id": user["open_id"], "name": user["name"], "exp": time.time() + hours * 3600})
-    next_path = str(state.get("next", "/"))
-    if not next_path.startswith("/asset_loan/"):
-        next_path = "/"  # never an open redirect
-    response = RedirectResponse(next_path, status_code=302)
-    response.set_cookie(COOKIE, token, max_age=hours * 3600, httponly=True, samesite="lax",
-                        secure=public_url(app).startswith("https://"), path="/asset_loan/")
-    return response
+SITE = scan_page.ScanSite(SCENARIO, LINK, TEXT, session_hours=lambda org: org.settings(SCENARIO).session_hours)
 
 
 # -------------------------------------------------------------------------------------- the workflow
@@ -267,7 +134,7 @@ def _actions(state: Any, viewer: str, manager: str | None) -> list[str]:
 
 def render_asset(org: Any, state: Any, user: dict[str, Any], path: str, csrf: str,
                  message: tuple[bool, str] | None = None, guard: Any = None) -> HTMLResponse:
-    t = _t(org)
+    t = SITE.text(org)
     settings = org.settings(SCENARIO)
     labels = settings.status_labels
     asset = state.asset
@@ -311,31 +178,23 @@ def render_asset(org: Any, state: Any, user: dict[str, Any], path: str, csrf: st
         primary = " class='primary'" if op in ("borrow", "return", "approve") else ""
         body.append(f"<form method='post' action='{esc(path)}'>{hidden}{extra}"
                     f"<button type='submit'{primary} name='action' value='{op}'>{esc(label)}</button></form>")
-    return _page(org, "".join(body))
+    return SITE.page(org, "".join(body))
 
 
-async def scan_page(request: Request, app: Any) -> Response:
+async def scan(request: Request, app: Any) -> Response:
     """GET shows the asset and the viewer's actions; POST runs one of them."""
-    org_id = request.path_params["org"]
-    asset_id = request.path_params["asset_id"]
-    org = _org(app, org_id)
-    if org is None:
-        return _page(None, f"<p class='msg err'>{TEXT['zh_CN']['not_found']}</p>", status=404)
-    if not signing.verify_asset(_keys(org, signing.LINKS), org_id, asset_id, request.query_params.get("sig")):
-        return _page(org, f"<p class='msg err'>{_t(org)['forbidden']}</p>", status=403)
-    path = signing.scan_path(_key(org, signing.LINKS), org_id, asset_id)
-    user = _session(request, org)
-    if user is None:
-        return login_redirect(app, org, path)
+    opened = await SITE.open(request, app)
+    if not isinstance(opened, scan_page.Opened):
+        return opened  # refused, or on to the login
+    org, asset_id, user = opened.org, opened.item, opened.user
     message = None
     if request.method == "POST":
-        # the page posts urlencoded forms; parsed here, so the ingress needs no python-multipart
-        form = dict(parse_qsl((await request.body()).decode("utf-8", "replace"), keep_blank_values=True))
-        if not _csrf_ok(org, request, form.get("csrf", "")):
-            return _page(org, f"<p class='msg err'>{_t(org)['forbidden']}</p>", status=403)
+        form = await scan_page.read_form(request)
+        if not SITE.csrf_ok(org, request, form.get("csrf", "")):
+            return SITE.refusal(org, "forbidden", 403)
         op = form.get("op") or form.get("action", "")
         if op not in OPS:
-            return _page(org, f"<p class='msg err'>{_t(org)['forbidden']}</p>", status=400)
+            return SITE.refusal(org, "forbidden", 400)
         message = await run_update(app, org, asset_id, op, user, form)
     state = await loan_state(app, org, asset_id)
     guard = None
@@ -343,10 +202,7 @@ async def scan_page(request: Request, app: Any) -> Response:
         from .activities import guard_for
 
         guard = await guard_for(app, org, asset_id)
-    return render_asset(org, state, user, path, _csrf(org, request), message, guard)
+    return render_asset(org, state, user, opened.path, SITE.csrf(org, request), message, guard)
 
 
-ROUTES = [
-    ("/asset_loan/scan/{org}/{asset_id}", scan_page, ["GET", "POST"]),
-    (CALLBACK, auth_callback, ["GET"]),
-]
+ROUTES = SITE.routes(scan)

@@ -11,9 +11,10 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from engine import labels as signing
+from engine.labels import PDF_COLUMNS, PDF_LABEL_H, PDF_LABEL_W, PDF_ROWS
 from engine.secrets import derive
-from plugins.asset_loan import signing
-from plugins.asset_loan.labels import PDF_COLUMNS, PDF_LABEL_H, PDF_LABEL_W, PDF_ROWS
+from plugins.asset_loan.labels import LINK
 
 REPO = Path(__file__).parents[3]
 INVENTORY = REPO / "examples" / "asset_loan" / "inventory.json"
@@ -37,7 +38,7 @@ def config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 def link(asset_id: str) -> str:
     """The signed scan link a label of ``asset_id`` must carry."""
     key = derive(SECRET.encode(), org="acme", scenario="asset_loan", name="signing", purpose=signing.LINKS)
-    return signing.scan_url(PUBLIC, key, "acme", asset_id)
+    return LINK.url(PUBLIC, key, "acme", asset_id)
 
 
 def labels(config: Path, *args: str) -> tuple[int, str]:

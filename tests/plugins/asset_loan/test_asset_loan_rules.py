@@ -11,10 +11,12 @@ from pydantic import ValidationError
 
 import plugins.asset_loan as plugin
 from engine import actions as act
+from engine import scan_page as signing
 from engine.events import CardAction, MessageReceived
 from engine.templates import TemplateEngine
-from plugins.asset_loan import rules, signing
+from plugins.asset_loan import rules
 from plugins.asset_loan.config import AssetLoanSettings, CategoryRule, ReminderSettings
+from plugins.asset_loan.labels import LINK
 from plugins.asset_loan.models import AssetInfo, GuardResult, Loan, UserProfile
 
 ZONE = ZoneInfo("Asia/Shanghai")
@@ -153,15 +155,22 @@ def test_recipients_and_roles() -> None:
 
 def test_signed_links_reject_tampering() -> None:
     key = b"k"
-    url = signing.scan_url("http://127.0.0.1:8080/", key, "acme", "RD-OSC-001")
+    url = LINK.url("http://127.0.0.1:8080/", key, "acme", "RD-OSC-001")
     assert url.startswith("http://127.0.0.1:8080/asset_loan/scan/acme/RD-OSC-001?sig=")
     sig = url.rsplit("=", 1)[1]
-    assert signing.verify_asset(key, "acme", "RD-OSC-001", sig)
-    assert not signing.verify_asset(key, "acme", "RD-OSC-002", sig)
-    assert not signing.verify_asset(key, "other", "RD-OSC-001", sig)
-    assert not signing.verify_asset(b"other-key", "acme", "RD-OSC-001", sig)
-    assert not signing.verify_asset(key, "acme", "RD-OSC-001", sig[:-1] + ("A" if sig[-1] != "A" else "B"))
-    assert not signing.verify_asset(key, "acme", "RD-OSC-001", None)
+    assert LINK.verify(key, "acme", "RD-OSC-001", sig)
+    assert not LINK.verify(key, "acme", "RD-OSC-002", sig)
+    assert not LINK.verify(key, "other", "RD-OSC-001", sig)
+    assert not LINK.verify(b"other-key", "acme", "RD-OSC-001", sig)
+    assert not LINK.verify(key, "acme", "RD-OSC-001", sig[:-1] + ("A" if sig[-1] != "A" else "B"))
+    assert not LINK.verify(key, "acme", "RD-OSC-001", None)
+
+
+def test_links_on_labels_printed_before_the_sdk_had_labels_are_still_made_and_verified() -> None:
+    # printed by the plugin's own signing module, before the labels moved into the SDK
+    printed = "https://loans.example.org/asset_loan/scan/acme/RD-OSC-001?sig=iYaQr-cHfhP2gb8LXMA8Rg"
+    assert LINK.url("https://loans.example.org", b"k" * 32, "acme", "RD-OSC-001") == printed
+    assert LINK.verify([b"new" * 11, b"k" * 32], "acme", "RD-OSC-001", "iYaQr-cHfhP2gb8LXMA8Rg")
 
 
 def test_session_tokens_expire_and_resist_forgery() -> None:

@@ -17,11 +17,12 @@ import pytest
 from PIL import Image
 
 import plugins.asset_loan as asset_loan
+from engine import labels as signing
 from engine.runtime.server import free_port
 from engine.secrets import derive
 from engine.testing.browser import dump_dom, parse_dom, require_chromium, screenshot
 from engine.testing.kit import org_config
-from plugins.asset_loan import signing
+from plugins.asset_loan.labels import LINK
 
 REPO = Path(__file__).parents[3]
 SEED = json.loads((REPO / "examples" / "asset_loan" / "inventory.json").read_text("utf-8"))
@@ -45,7 +46,7 @@ async def test_chromium_scans_a_label_logs_in_through_feishu_and_sees_the_asset(
         env.standin.state.merge_json(SEED)
         env.standin.oauth_default_user = "ou_al_li"  # who is logged in to Feishu on this phone
         links = derive(SECRET.encode(), org="acme", scenario="asset_loan", name="signing", purpose=signing.LINKS)
-        url = signing.scan_url(public, links, "acme", "RD-OSC-001")
+        url = LINK.url(public, links, "acme", "RD-OSC-001")
         # the browser blocks while it runs: off the loop that serves the page, the stand-in and the workflow
         doc = parse_dom(await asyncio.to_thread(dump_dom, url, width=420, height=760))
         assert [h.text for h in doc.find_all("h1")] == ["示波器 Tek MDO34"]

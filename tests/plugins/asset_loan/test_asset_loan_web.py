@@ -14,10 +14,12 @@ import pytest
 from click.testing import CliRunner
 
 import plugins.asset_loan as asset_loan
+from engine import labels as signing
 from engine.runtime.server import free_port
+from engine.scan_page import read_payload
 from engine.secrets import derive
 from engine.testing.kit import org_config
-from plugins.asset_loan import signing
+from plugins.asset_loan.labels import LINK
 
 REPO = Path(__file__).parents[3]
 INVENTORY = REPO / "examples" / "asset_loan" / "inventory.json"
@@ -51,7 +53,7 @@ async def test_scan_page_login_borrow_and_return(scenario_harness: Any) -> None:
     document["ingress"] = {"public_url": public}
     async with scenario_harness({"asset_loan": asset_loan}, config=document) as env, env.serve_plugin_routes(port):
         env.standin.state.merge_json(SEED)
-        url = signing.scan_url(public, key(signing.LINKS), "acme", "RD-OSC-001")
+        url = LINK.url(public, key(signing.LINKS), "acme", "RD-OSC-001")
         env.standin.oauth_default_user = BORROWER
         async with httpx.AsyncClient(follow_redirects=True, timeout=30) as browser:
             # no session: the page sends the browser through Feishu's authorize endpoint and back
@@ -80,7 +82,7 @@ async def test_scan_page_login_borrow_and_return(scenario_harness: Any) -> None:
             page = await other.get(url)
             assert "王芳" in page.text and "李娜" in page.text and "value='borrow'" not in page.text
             # no forms for a bystander; even a well-formed POST is refused by the workflow
-            token = signing.asset_signature(key(signing.CSRF), "csrf", other.cookies.get("asset_loan_session", ""))
+            token = signing.mac(key(signing.CSRF), "asset_loan", "csrf", other.cookies.get("asset_loan_session", ""))
             sneaky = await other.post(url, data={"op": "return", "csrf": token})
             assert "只有借用人" in sneaky.text
 
@@ -99,7 +101,7 @@ async def test_tampered_links_are_rejected(scenario_harness: Any) -> None:
     document = org_config(plugins=["asset_loan"])
     document["ingress"] = {"public_url": f"http://127.0.0.1:{port}"}
     async with scenario_harness({"asset_loan": asset_loan}, config=document) as env, env.serve_plugin_routes(port):
-        good = signing.scan_url(f"http://127.0.0.1:{port}", key(signing.LINKS), "acme", "RD-OSC-001")
+        good = LINK.url(f"http://127.0.0.1:{port}", key(signing.LINKS), "acme", "RD-OSC-001")
         sig = good.rsplit("=", 1)[1]
         async with httpx.AsyncClient(timeout=10) as client:
             ok = await client.get(good)
@@ -114,7 +116,7 @@ async def test_tampered_links_are_rejected(scenario_harness: Any) -> None:
             assert forged.status_code == 403 and "asset_loan_session" not in forged.headers.get("set-cookie", "")
             # a link signed with another purpose's key (a CSRF token's, a session's) is no link
             for purpose in (signing.CSRF, signing.SESSIONS, signing.LOGIN_STATE):
-                other = signing.scan_url(f"http://127.0.0.1:{port}", key(purpose), "acme", "RD-OSC-001")
+                other = LINK.url(f"http://127.0.0.1:{port}", key(purpose), "acme", "RD-OSC-001")
                 assert (await client.get(other)).status_code == 403, purpose
 
 
@@ -124,8 +126,8 @@ async def test_rotation_keeps_old_links_for_the_grace_period(scenario_harness: A
     base = f"http://127.0.0.1:{port}"
     document = org_config(plugins=["asset_loan"])
     document["ingress"] = {"public_url": base}
-    old_link = signing.scan_url(base, key(signing.LINKS, OLD_SECRET), "acme", "RD-OSC-001")
-    new_link = signing.scan_url(base, key(signing.LINKS), "acme", "RD-OSC-001")
+    old_link = LINK.url(base, key(signing.LINKS, OLD_SECRET), "acme", "RD-OSC-001")
+    new_link = LINK.url(base, key(signing.LINKS), "acme", "RD-OSC-001")
     async with (scenario_harness({"asset_loan": asset_loan}, config=document) as env, env.serve_plugin_routes(port),
                 httpx.AsyncClient(timeout=10) as client):
         # before the rotation's grace period is declared, a label printed with the old secret is refused
@@ -136,8 +138,8 @@ async def test_rotation_keeps_old_links_for_the_grace_period(scenario_harness: A
         # the login it starts carries state signed with the current secret's login-state key
         login = (await client.get(old_link)).headers["location"]
         state = dict(parse_qsl(urlsplit(login).query))["state"]
-        assert signing.read_payload(key(signing.LOGIN_STATE), state) is not None
-        assert signing.read_payload(key(signing.LOGIN_STATE, OLD_SECRET), state) is None
+        assert read_payload(key(signing.LOGIN_STATE), state) is not None
+        assert read_payload(key(signing.LOGIN_STATE, OLD_SECRET), state) is None
         monkeypatch.delenv("ASSET_LOAN_SIGNING_KEY_PREVIOUS")  # the grace period is over
         assert (await client.get(old_link)).status_code == 403
         assert (await client.get(new_link)).status_code == 302
@@ -173,7 +175,7 @@ def test_label_sheet_from_the_command(tmp_path: Path, monkeypatch: pytest.Monkey
 
     decoded = zxingcpp.read_barcodes(Image.open(pngs / "RD-OSC-001.png"))
     assert [code.text for code in decoded] == [
-        signing.scan_url("https://loans.example.org", key(signing.LINKS), "acme", "RD-OSC-001")]
+        LINK.url("https://loans.example.org", key(signing.LINKS), "acme", "RD-OSC-001")]
 
 
 def test_labels_without_a_secret_use_the_state_dirs_development_secret(tmp_path: Path,
@@ -199,7 +201,7 @@ def test_labels_without_a_secret_use_the_state_dirs_development_secret(tmp_path:
     from PIL import Image
 
     [code] = zxingcpp.read_barcodes(Image.open(pngs / "RD-OSC-001.png"))
-    assert code.text == signing.scan_url("http://127.0.0.1:8080", key(signing.LINKS, secret), "acme", "RD-OSC-001")
+    assert code.text == LINK.url("http://127.0.0.1:8080", key(signing.LINKS, secret), "acme", "RD-OSC-001")
     # a restart (a fresh load of the config) verifies with the same key
     scenarios = load_plugins(modules={"asset_loan": asset_loan}, entry_points=False).scenarios
     org = load_config(config, scenarios).org("acme")
