@@ -299,13 +299,15 @@ def make_labels(items: Sequence[Item], link: LinkKind, *, org: str, key: bytes, 
 
 
 def labels_command(group: Any, *, scenario: str, link: LinkKind, items: ItemSource, noun: str = "item",
-                   title: str = "labels", inventory_help: str = "Read the items from this JSON file.") -> Any:
+                   title: str = "labels", inventory_help: str = "Read the items from this JSON file.",
+                   secret: str | None = None) -> Any:
     """Add ``labels`` to the click ``group``: ``engine <scenario> labels --org X [--<noun> ID ...] --out
     FILE.pdf|FILE.svg [--inventory FILE] [--png-dir DIR]``.
 
     ``items(config, org, inventory)`` gives the items to label (``inventory`` is the ``--inventory`` path or
     None); it raises ``ValueError`` with a message for the user when it cannot. Each label's link is signed
-    with the scenario's :data:`LINKS` key; the links are printed, and written beside the sheet (FILE.csv,
+    with the :data:`LINKS` key of the scenario's secret ``secret`` (None: the first it declares), the key its
+    :class:`engine.scan_page.ScanSite` verifies with; the links are printed, and written beside the sheet (FILE.csv,
     first column ``<noun>_id``).
     """
     import click
@@ -339,8 +341,8 @@ def labels_command(group: Any, *, scenario: str, link: LinkKind, items: ItemSour
             raise Fail(str(error), "pass --inventory with a JSON list, or fix the file") from None
         public = (config.ingress.public_url or "http://127.0.0.1:8080").rstrip("/")
         try:
-            chosen = make_labels(found, link, org=org_id, key=org.keyring(scenario).key(LINKS), public_url=public,
-                                 only=only)
+            key = org.keyring(scenario, secret).key(LINKS)
+            chosen = make_labels(found, link, org=org_id, key=key, public_url=public, only=only)
         except KeyError as error:
             raise Fail(str(error).strip("'\""), f"list the {noun} ids of the inventory") from None
         if not chosen:

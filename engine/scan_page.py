@@ -145,20 +145,19 @@ class Opened:
 @dataclass(frozen=True)
 class ScanSite:
     """One scenario's label pages: its links, its texts (``{locale: {key: text}}``, adding to :data:`TEXT`;
-    ``title`` is the pages' title), and how long a login lasts (``session_hours(org)``)."""
+    ``title`` is the pages' title), how long a login lasts (``session_hours(org)``), and which of the
+    scenario's secrets signs (``secret``, its name; None: the first it declares)."""
 
     scenario: str
     link: LinkKind
     texts: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
     session_hours: Callable[[Any], float] = lambda org: 12
+    secret: str | None = None
 
     @property
     def cookie(self) -> str:
+        """The session cookie's name (its path is ``/{scenario}/``)."""
         return f"{self.scenario}_session"
-
-    @property
-    def callback(self) -> str:
-        return f"/{self.scenario}/auth/callback"
 
     def org(self, app: Any, org_id: str) -> Any | None:
         org = app.config.orgs.get(org_id)
@@ -166,11 +165,11 @@ class ScanSite:
 
     def key(self, org: Any, purpose: str) -> bytes:
         """The key that signs ``purpose`` now for this organization."""
-        return bytes(org.keyring(self.scenario).key(purpose))
+        return bytes(org.keyring(self.scenario, self.secret).key(purpose))
 
     def keys(self, org: Any, purpose: str) -> tuple[bytes, ...]:
         """Every key that still verifies ``purpose`` (the current one, then previous secrets' during a rotation)."""
-        return tuple(org.keyring(self.scenario).keys(purpose))
+        return tuple(org.keyring(self.scenario, self.secret).keys(purpose))
 
     def text(self, org: Any | None) -> dict[str, str]:
         """The pages' words in the organization's language (zh_CN without one)."""
@@ -203,6 +202,11 @@ class ScanSite:
 
     def csrf_ok(self, org: Any, request: Request, token: str) -> bool:
         return labels.mac_ok(self.keys(org, CSRF), token, self.scenario, "csrf", request.cookies.get(self.cookie, ""))
+
+    @property
+    def callback(self) -> str:
+        """Where Feishu's web login returns (add it to the app's redirect URLs)."""
+        return f"/{self.scenario}/auth/callback"
 
     def login_redirect(self, app: Any, org: Any, next_path: str) -> RedirectResponse:
         """Send the browser to Feishu's web login; ``state`` (signed) brings it back to ``next_path``."""

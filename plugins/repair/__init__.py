@@ -25,12 +25,12 @@ def register_scenarios(register: RegisterScenario) -> None:
     from engine.sdk import Scenario
 
     from .activities import ACTIVITIES
-    from .config import ALERT_SECRET, SITE_OVERRIDABLE, RepairSettings
+    from .config import ALERT_SECRET, SIGNING_SECRET, SITE_OVERRIDABLE, RepairSettings
     from .workflows import WORKFLOWS
 
     register(Scenario(
         name=SCENARIO, version="1.0", settings_model=RepairSettings, workflows=WORKFLOWS, activities=ACTIVITIES,
-        templates=TEMPLATES, site_overridable=SITE_OVERRIDABLE, secrets=[ALERT_SECRET],
+        templates=TEMPLATES, site_overridable=SITE_OVERRIDABLE, secrets=[ALERT_SECRET, SIGNING_SECRET],
         description="repair tickets: report, triage, dispatch, SLA escalation, progress, confirmation, rating"))
 
 
@@ -54,13 +54,15 @@ def schedules(org: OrgContext) -> list[ScheduleSpec]:
 @hookimpl
 def register_commands(cli: click.Group) -> None:
     from .alerts import register
+    from .labels import register_labels
 
-    register(cli)
+    register_labels(register(cli))
 
 
 @hookimpl
 def ingress_routes(register: RegisterRoute) -> None:
     from .alerts import ROUTES
+    from .web import ROUTES as PAGES
 
-    for path, endpoint, methods in ROUTES:
+    for path, endpoint, methods in [*ROUTES, *PAGES]:
         register(path, endpoint, methods=methods)

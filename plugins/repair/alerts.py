@@ -133,8 +133,9 @@ async def _apply(app: Any, org: Any, alert: Alert, delivery: str) -> str:
     return number
 
 
-def register(cli: Any) -> None:
-    """``engine repair alert-token --org <org>``: the bearer token to put in Alertmanager's config."""
+def register(cli: Any) -> Any:
+    """``engine repair alert-token --org <org>``: the bearer token to put in Alertmanager's config; returns the
+    ``engine repair`` group."""
     import click
 
     from engine.sdk import Fail, pass_app
@@ -153,6 +154,8 @@ def register(cli: Any) -> None:
             raise Fail(f"organization {org_id!r} does not run the repair scenario",
                        hint="add \"repair\" to its plugins in the config")
         click.echo(tokens(org)[0])
+
+    return group
 
 
 ROUTES = [("/repair/alertmanager/{org}", alertmanager, ["POST"])]

@@ -19,6 +19,12 @@ ALERT_SECRET = SecretSpec(
     name="alerts", env="REPAIR_ALERT_SECRET", env_setting="alert_secret_env",
     description="repair: the bearer token Prometheus Alertmanager presents to /repair/alertmanager/<org>")
 
+# The organization's secret behind the QR labels' report links and the report page's login (``engine repair
+# labels``); its own, so rotating the alert token never voids printed labels.
+SIGNING_SECRET = SecretSpec(
+    name="signing", env="REPAIR_SIGNING_KEY", env_setting="signing_key_env",
+    description="repair: the QR labels' report links, sessions and CSRF tokens of the report page")
+
 CATEGORIES = ("facilities", "it", "medical")
 """总务 (water, power, HVAC, doors, furniture), IT (PCs, printers, network, HIS accounts), 设备科 (medical devices)."""
 
@@ -174,6 +180,8 @@ class RepairSettings(PluginSettings):
     # assumption, stated on the card; set what your hospitals measured)
     patrol_baseline_seconds: int = Field(6 * 3600, ge=1)
     alert_secret_env: str = "REPAIR_ALERT_SECRET"
+    signing_key_env: str = "REPAIR_SIGNING_KEY"  # the variable holding the labels' signing secret
+    session_hours: int = Field(12, ge=1)  # lifetime of the report page's login cookie
     alert_category: str = "it"  # monitoring alerts without a "category" label
 
     @field_validator("default_category", "alert_category")

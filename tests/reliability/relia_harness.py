@@ -163,7 +163,9 @@ class Stack:
                     # recruiting hashes candidates' contacts with the organization's key
                     "RECRUITING_CONTACT_KEY": RECRUITING_CONTACT_KEY,
                     # repair's Alertmanager webhook token is derived from it (the suite sends no alert)
-                    "REPAIR_ALERT_SECRET": RECRUITING_CONTACT_KEY[::-1]})
+                    "REPAIR_ALERT_SECRET": RECRUITING_CONTACT_KEY[::-1],
+                    # and its labels' report links from this one (the suite scans no label)
+                    "REPAIR_SIGNING_KEY": RECRUITING_CONTACT_KEY[1:] + "r"})
         return env
 
     # -- the parts
