@@ -1,16 +1,21 @@
 """Repair reports: seconds from a report pushed at the ingress to the technician's card at the stand-in.
 
 The figure the Rennuo case is about (report → technician's phone, which replaced a patrol twice a day),
-measured under a burst: ``BENCH_REPAIR_REPORTS`` (default 200) "@bot 报修 ..." messages pushed at once,
-signed, to ``engine ingress`` (its own OS process), routed to ``engine worker`` (its own process) on the
-embedded Temporal server, each opening a ticket whose workflow triages it, asks the rota who is on duty and
-sends the technician's card through the Feishu stand-in (this process), which enforces Feishu's rate limits
-(5 messages/s per user, 50/s per app). Reports are spread over ``SITES`` sites with one IT technician each,
-as a hospital group's reports are; so one technician gets ``REPORTS / SITES`` cards in the burst.
+measured under a burst: ``BENCH_REPAIR_REPORTS`` (default 50; ``BENCH_REPAIR_REPORTS=200`` for the burst
+the case asks about) "@bot 报修 ..." messages pushed at once, signed, to ``engine ingress`` (its own OS
+process), routed to ``engine worker`` (its own process) on the embedded Temporal server, each opening a
+ticket whose workflow triages it, asks the rota who is on duty and sends the technician's card through the
+Feishu stand-in (this process), which enforces Feishu's rate limits (5 messages/s per user and per chat,
+50/s and 1,000/min per app). Reports are spread over ``SITES`` sites with one IT technician each, as a
+hospital group's reports are; so one technician gets ``REPORTS / SITES`` cards in the burst, and each
+site's chat gets as many replies ("已收到您的报修").
 
 Per report: the push's start (this process' clock) to the card's ``create_time`` at the stand-in (the same
-clock). Printed: p50/p90/p99/max, and the acknowledgement latency of the pushes. ``BENCH_REPAIR_REPORTS=50``
-runs it smaller.
+clock). Printed: p50/p90/p99/max; the acknowledgement latency of the pushes and how many took longer than
+the 3 s Feishu waits before it pushes again; the load average; and the time Feishu's limits alone force
+(every send at the earliest instant all windows allow, as ``bench.burst`` computes it): for these
+technicians, and for the case where one technician gets every card (5/s to one user: the 200th card
+cannot leave before 39 s, 40 one-second windows of 5, whatever the engine does).
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -26,14 +32,17 @@ from pathlib import Path
 
 import httpx
 
+from bench.burst import forced_time
 from bench.common import embedded_server, percentile
 from engine.feishu.standin import FeishuStandIn
 from engine.runtime.server import free_port
 
-REPORTS = int(os.environ.get("BENCH_REPAIR_REPORTS", "200"))
+REPORTS = int(os.environ.get("BENCH_REPAIR_REPORTS", "50"))
 SITES = 20
 ORG = "bench"
-DEADLINE_S = 300.0
+DEADLINE_S = max(300.0, 3.0 * REPORTS)  # for the last card; a 2-core machine shared with other work is slow
+ACK_TIMEOUT_S = 120.0  # the bench waits for every acknowledgement; Feishu itself pushes again after 3 s
+FEISHU_ACK_S = 3.0
 VERIFICATION_TOKEN = "bench-repair-token"
 
 
@@ -106,6 +115,7 @@ async def measure(standin: FeishuStandIn, url: str, *, warmup: bool) -> None:
     tag = "warm" if warmup else "run"
     sent: dict[str, float] = {}
     acks: list[float] = []
+    unacknowledged: list[str] = []
 
     async def push(i: int) -> None:
         text = f"报修 S{i % SITES:02d}院 收费处电脑蓝屏 {tag}-{i:04d}"
@@ -113,29 +123,49 @@ async def measure(standin: FeishuStandIn, url: str, *, warmup: bool) -> None:
                                       mentions_bot=True, message_id=f"om_{tag}_{i:04d}")
         sent[f"{tag}-{i:04d}"] = time.time()
         began = time.perf_counter()
-        result = await standin.deliver_event(url, "im.message.receive_v1", event, retries=(), timeout=30)
+        result = await standin.deliver_event(url, "im.message.receive_v1", event, retries=(), timeout=ACK_TIMEOUT_S)
         acks.append(time.perf_counter() - began)
         if not result.acknowledged:
-            raise RuntimeError(f"report {i} not acknowledged: {result.status}")
+            unacknowledged.append(f"{i}: {result.status}")
 
+    load_before = os.getloadavg()
     began = time.perf_counter()
     await asyncio.gather(*(push(i) for i in range(count)))
+    if unacknowledged:
+        raise RuntimeError(f"{len(unacknowledged)} report(s) not acknowledged: {unacknowledged[:5]}")
     latencies: dict[str, float] = {}
+    seen: set[str] = set()
+    key = re.compile(rf"{tag}-\d{{4}}")
     while len(latencies) < count and time.perf_counter() - began < DEADLINE_S:
         for message in standin.messages():
+            if message.message_id in seen:
+                continue  # each message is read once: scanning them all again every pass slows the stand-in
+            seen.add(message.message_id)
             if message.msg_type == "interactive" and message.to and message.to.startswith("ou_bench_tech"):
-                for key in sent:
-                    if key not in latencies and key in str(message.card):
-                        latencies[key] = message.create_time / 1000 - sent[key]
+                for found in set(key.findall(message.raw)):
+                    if found in sent and found not in latencies:
+                        latencies[found] = message.create_time / 1000 - sent[found]
         await asyncio.sleep(0.5)
     if warmup:
         return
+    load_after = os.getloadavg()
     values = sorted(latencies.values())
-    print(f"  {count} reports pushed at once to {SITES} sites' technicians; {len(values)} cards arrived")
-    print(f"  report → technician's card: p50 {percentile(values, 50):6.2f} s   p90 {percentile(values, 90):6.2f} s"
-          f"   p99 {percentile(values, 99):6.2f} s   max {values[-1]:6.2f} s")
+    print(f"  {count} reports pushed at once to {SITES} sites' technicians; {len(values)} cards arrived"
+          + ("" if len(values) == count else f" within {DEADLINE_S:.0f} s"))
+    if values:
+        print(f"  report → technician's card: p50 {percentile(values, 50):6.2f} s   p90 {percentile(values, 90):6.2f} s"
+              f"   p99 {percentile(values, 99):6.2f} s   max {values[-1]:6.2f} s")
+    late = sum(1 for ack in acks if ack > FEISHU_ACK_S)
     print(f"  push acknowledged by the ingress: p50 {percentile(acks, 50) * 1000:6.0f} ms   "
-          f"p99 {percentile(acks, 99) * 1000:6.0f} ms")
+          f"p99 {percentile(acks, 99) * 1000:6.0f} ms; {late} of {count} after Feishu's {FEISHU_ACK_S:.0f} s "
+          "(Feishu would push those again; the engine dedupes them)")
+    per_site = -(-count // SITES)
+    print(f"  Feishu's limits force at least: last card {forced_time(count, SITES):.2f} s ({per_site} cards to each "
+          f"of {SITES} technicians at 5/s, 50/s for the app); {forced_time(2 * count, 2 * SITES):.2f} s with the "
+          f"{count} replies in the sites' chats sharing the app's 50/s; one technician for every report: "
+          f"{forced_time(count, 1):.2f} s (5/s to one user)")
+    before, after = (" ".join(f"{x:.1f}" for x in load) for load in (load_before, load_after))
+    print(f"  load average (1, 5, 15 min): {before} before the burst, {after} after ({os.cpu_count()} CPUs)")
     print("  the twice-daily patrol it replaced: ~6 h on average (an assumption, not measured)")
 
 
