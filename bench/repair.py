@@ -11,8 +11,10 @@ hospital group's reports are; so one technician gets ``REPORTS / SITES`` cards i
 site's chat gets as many replies ("已收到您的报修").
 
 Per report: the push's start (this process' clock) to the card's ``create_time`` at the stand-in (the same
-clock). Printed: p50/p90/p99/max; the acknowledgement latency of the pushes and how many took longer than
-the 3 s Feishu waits before it pushes again; the load average; and the time Feishu's limits alone force
+clock). Pushes behave like Feishu's: one not answered 200 within 3 s is pushed again 15 s later (the
+ingress answers 503 when a dispatch runs over its 2.5 s budget, and finishes the dispatch anyway).
+Printed: p50/p90/p99/max; how fast the first pushes were answered and how many were not answered 200 in
+time (pushed again); the load average; and the time Feishu's limits alone force
 (every send at the earliest instant all windows allow, as ``bench.burst`` computes it): for these
 technicians, and for the case where one technician gets every card (5/s to one user: the 200th card
 cannot leave before 39 s, 40 one-second windows of 5, whatever the engine does).
@@ -28,21 +30,22 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 
 import httpx
 
 from bench.burst import forced_time
 from bench.common import embedded_server, percentile
-from engine.feishu.standin import FeishuStandIn
+from engine.feishu.standin import FEISHU_RETRY_DELAYS, FeishuStandIn
 from engine.runtime.server import free_port
 
 REPORTS = int(os.environ.get("BENCH_REPAIR_REPORTS", "50"))
 SITES = 20
 ORG = "bench"
 DEADLINE_S = max(300.0, 3.0 * REPORTS)  # for the last card; a 2-core machine shared with other work is slow
-ACK_TIMEOUT_S = 300.0  # the bench waits for every acknowledgement; Feishu itself pushes again after 3 s
-FEISHU_ACK_S = 3.0
+FEISHU_ACK_S = 3.0  # Feishu waits this long for the answer to a push, then pushes again after 15 s, 5 min...
+REPUSHES = FEISHU_RETRY_DELAYS[:2]  # 15 s, 5 min: as Feishu would, within the bench's time
 VERIFICATION_TOKEN = "bench-repair-token"
 
 
@@ -114,7 +117,8 @@ async def measure(standin: FeishuStandIn, url: str, *, warmup: bool) -> None:
     count = 3 if warmup else REPORTS
     tag = "warm" if warmup else "run"
     sent: dict[str, float] = {}
-    acks: list[float] = []
+    acks: list[float] = []  # the first push's answer time
+    repushed: Counter[str] = Counter()  # first pushes not answered 200 within 3 s, by answer
     unacknowledged: list[str] = []
 
     async def push(i: int) -> None:
@@ -122,9 +126,13 @@ async def measure(standin: FeishuStandIn, url: str, *, warmup: bool) -> None:
         event = standin.message_event(text, f"oc_bench_{i % SITES:02d}", f"ou_bench_nurse_{i:04d}",
                                       mentions_bot=True, message_id=f"om_{tag}_{i:04d}")
         sent[f"{tag}-{i:04d}"] = time.time()
-        began = time.perf_counter()
-        result = await standin.deliver_event(url, "im.message.receive_v1", event, retries=(), timeout=ACK_TIMEOUT_S)
-        acks.append(time.perf_counter() - began)
+        # like Feishu: a push not answered 200 within 3 s is pushed again (the same event id) 15 s later
+        result = await standin.deliver_event(url, "im.message.receive_v1", event, retries=REPUSHES,
+                                             timeout=FEISHU_ACK_S)
+        first = result.attempts[0]
+        acks.append(first.elapsed)
+        if not first.ok:
+            repushed[str(first.status or first.error.split(":")[0])] += 1
         if not result.acknowledged:
             unacknowledged.append(f"{i}: {result.status}")
 
@@ -155,10 +163,11 @@ async def measure(standin: FeishuStandIn, url: str, *, warmup: bool) -> None:
     if values:
         print(f"  report → technician's card: p50 {percentile(values, 50):6.2f} s   p90 {percentile(values, 90):6.2f} s"
               f"   p99 {percentile(values, 99):6.2f} s   max {values[-1]:6.2f} s")
-    late = sum(1 for ack in acks if ack > FEISHU_ACK_S)
-    print(f"  push acknowledged by the ingress: p50 {percentile(acks, 50) * 1000:6.0f} ms   "
-          f"p99 {percentile(acks, 99) * 1000:6.0f} ms; {late} of {count} after Feishu's {FEISHU_ACK_S:.0f} s "
-          "(Feishu would push those again; the engine dedupes them)")
+    again = ", ".join(f"{n} x {answer}" for answer, n in repushed.most_common()) or "none"
+    print(f"  first push answered by the ingress: p50 {percentile(acks, 50) * 1000:6.0f} ms   "
+          f"p99 {percentile(acks, 99) * 1000:6.0f} ms; not 200 within Feishu's {FEISHU_ACK_S:.0f} s: {again} "
+          "(a 503 is the ingress's 2.5 s dispatch budget running out: the ticket still opens, and Feishu's push "
+          "15 s later is acknowledged as a duplicate)")
     per_site = -(-count // SITES)
     print(f"  Feishu's limits force at least: last card {forced_time(count, SITES):.2f} s ({per_site} cards to each "
           f"of {SITES} technicians at 5/s, 50/s for the app); {forced_time(2 * count, 2 * SITES):.2f} s with the "
