@@ -169,9 +169,10 @@ async def measure(standin: FeishuStandIn, url: str, *, warmup: bool) -> None:
           "(a 503 is the ingress's 2.5 s dispatch budget running out: the ticket still opens, and Feishu's push "
           "15 s later is acknowledged as a duplicate)")
     per_site = -(-count // SITES)
-    print(f"  Feishu's limits force at least: last card {forced_time(count, SITES):.2f} s ({per_site} cards to each "
-          f"of {SITES} technicians at 5/s, 50/s for the app); {forced_time(2 * count, 2 * SITES):.2f} s with the "
-          f"{count} replies in the sites' chats sharing the app's 50/s; one technician for every report: "
+    print(f"  Feishu's limits force at least: last card {forced_time(count, SITES):.2f} s (at most {per_site} "
+          f"cards to one of the {SITES} technicians, 5/s each; 50/s for the app); "
+          f"{forced_time(2 * count, 2 * SITES):.2f} s with the {count} replies in the sites' chats sharing the "
+          "app's 50/s; one technician for every report: "
           f"{forced_time(count, 1):.2f} s (5/s to one user)")
     print(f"  and the engine's own pacing of other Open API calls (calls_per_second, 40/s by default) spaces the "
           f"{count} reporters' look-ups (contact get user, before each card) over at least "
