@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+from collections.abc import AsyncIterator, Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -66,3 +68,20 @@ async def state(env: Any, ticket: str) -> Ticket:
 
 def rows(env: Any, table: str = "tblTickets") -> list[dict[str, Any]]:
     return [r["fields"] for r in env.standin.state.table("bascnRepair", table)["records"].values()]
+
+
+@contextlib.asynccontextmanager
+async def report_pages(scenario_harness: Callable[..., Any]) -> AsyncIterator[tuple[Any, str]]:
+    """The repair plugin with the example people, its pages served over HTTP (the report page a label opens)
+    and 李娜 logged in to Feishu; yields the harness and the pages' base URL."""
+    import plugins.repair as repair
+    from engine.runtime.server import free_port
+    from engine.testing.kit import org_config
+
+    port = free_port()
+    document = org_config(plugins=["repair"], settings={"repair": SETTINGS})
+    document["ingress"] = {"public_url": f"http://127.0.0.1:{port}"}
+    async with scenario_harness({"repair": repair}, config=document) as env, env.serve_plugin_routes(port) as base:
+        env.standin.state.merge_json(SEED)
+        env.standin.oauth_default_user = REPORTER  # who is logged in to Feishu on this phone
+        yield env, base

@@ -13,13 +13,10 @@ from typing import Any
 import httpx
 import pytest
 from click.testing import CliRunner
-from repair_helpers import MED_TECH, REPORTER, SEED, SETTINGS, state
+from repair_helpers import MED_TECH, REPORTER, report_pages, state
 
-import plugins.repair as repair
 from engine.labels import LINKS
-from engine.runtime.server import free_port
 from engine.secrets import derive
-from engine.testing.kit import org_config
 from plugins.repair.labels import LINK
 
 REPO = Path(__file__).parents[3]
@@ -123,13 +120,7 @@ def csrf_of(page: str) -> str:
 
 async def test_a_label_opens_the_report_page_prefilled_and_its_report_reaches_the_technician(
         scenario_harness: Any) -> None:
-    port = free_port()
-    public = f"http://127.0.0.1:{port}"
-    document = org_config(plugins=["repair"], settings={"repair": SETTINGS})
-    document["ingress"] = {"public_url": public}
-    async with scenario_harness({"repair": repair}, config=document) as env, env.serve_plugin_routes(port):
-        env.standin.state.merge_json(SEED)
-        env.standin.oauth_default_user = REPORTER
+    async with report_pages(scenario_harness) as (env, public):
         url = LINK.url(public, key(), "acme", "ICU-03-MON", MONITOR)
         async with httpx.AsyncClient(follow_redirects=True, timeout=30) as browser:
             first = await browser.get(url)
@@ -174,12 +165,7 @@ async def test_a_label_opens_the_report_page_prefilled_and_its_report_reaches_th
 
 
 async def test_altered_labels_and_other_keys_are_refused(scenario_harness: Any) -> None:
-    port = free_port()
-    public = f"http://127.0.0.1:{port}"
-    document = org_config(plugins=["repair"], settings={"repair": SETTINGS})
-    document["ingress"] = {"public_url": public}
-    async with (scenario_harness({"repair": repair}, config=document) as env, env.serve_plugin_routes(port),
-                httpx.AsyncClient(timeout=10) as client):
+    async with report_pages(scenario_harness) as (_, public), httpx.AsyncClient(timeout=10) as client:
         good = LINK.url(public, key(), "acme", "ICU-03-MON", MONITOR)
         assert (await client.get(good)).status_code == 302  # on to the login
         for bad in (good.replace("ICU-03-MON", "ICU-05-VENT"), good.replace("ICU+3", "ICU+4"),

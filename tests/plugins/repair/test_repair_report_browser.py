@@ -8,14 +8,11 @@ import asyncio
 from typing import Any
 
 import pytest
-from repair_helpers import REPORTER, SEED, SETTINGS
+from repair_helpers import report_pages
 
-import plugins.repair as repair
 from engine.labels import LINKS
-from engine.runtime.server import free_port
 from engine.secrets import derive
 from engine.testing.browser import dump_dom, parse_dom, require_chromium
-from engine.testing.kit import org_config
 from plugins.repair.labels import LINK
 
 SECRET = "test-repair-browser-secret-0123456789abcdef"
@@ -29,13 +26,7 @@ def signing_secret(monkeypatch: pytest.MonkeyPatch) -> None:
 
 async def test_chromium_scans_an_equipment_label_and_sees_the_report_form_filled_in(scenario_harness: Any) -> None:
     require_chromium()
-    port = free_port()
-    public = f"http://127.0.0.1:{port}"
-    document = org_config(plugins=["repair"], settings={"repair": SETTINGS})
-    document["ingress"] = {"public_url": public}
-    async with scenario_harness({"repair": repair}, config=document) as env, env.serve_plugin_routes(port):
-        env.standin.state.merge_json(SEED)
-        env.standin.oauth_default_user = REPORTER  # who is logged in to Feishu on this phone
+    async with report_pages(scenario_harness) as (_, public):
         key = derive(SECRET.encode(), org="acme", scenario="repair", name="signing", purpose=LINKS)
         url = LINK.url(public, key, "acme", "ICU-03-MON", {"name": "ICU 3床监护仪"})
         # the browser blocks while it runs: off the loop that serves the page and the stand-in
