@@ -24,7 +24,7 @@ CONTACT_SECRET = SecretSpec(
     public_values=("recruiting-dev-salt-change-me",))
 CONTACT_HASH = "contact_hash"  # the purpose its key is derived for
 
-SITE_OVERRIDABLE = ["roles", "sla_workdays", "sla", "checklist_owners", "risk", "approval.feishu"]
+SITE_OVERRIDABLE = ["roles", "sla_workdays", "sla", "checklist_owners", "risk", "approval.feishu", "directory"]
 
 
 class Tables(PluginSettings):
@@ -35,6 +35,11 @@ class Tables(PluginSettings):
     pool: str = "tblTalentPool"
     onboarding: str = "tblOnboarding"
     report: str = "tblHrReport"
+    staff: str = "tblStaffSnapshot"  # the monthly snapshot of the contact directory (written by the engine)
+    development: str = "tblTalentDevelopment"  # trainings and promotions (kept by the group)
+    operations: str = "tblOperations"  # a hospital's monthly operating figures (kept by the group)
+    cases: str = "tblRiskCases"  # labour-dispute and compliance cases (kept by the group)
+    hr_monthly: str = "tblHrMonthly"  # the HR monthly report's rows (written by the engine)
 
 
 class RequisitionFields(PluginSettings):
@@ -133,12 +138,84 @@ class ReportFields(PluginSettings):
     open_risks: str = "风险预警"
 
 
+class StaffFields(PluginSettings):
+    """人员快照: one row per person in post at a month's end, keyed ``{month}:{user_id}``."""
+
+    key: str = "快照键"
+    month: str = "月份"
+    user_id: str = "用户ID"
+    name: str = "姓名"
+    site: str = "医院"
+    department: str = "科室"
+
+
+class DevelopmentFields(PluginSettings):
+    """人才发展: one row per training attended or promotion granted."""
+
+    day: str = "日期"
+    site: str = "医院"
+    name: str = "姓名"
+    kind: str = "类型"  # 培训 / 晋升 (training / promotion)
+    hours: str = "学时"
+
+
+class OperationsFields(PluginSettings):
+    """经营数据: one row per hospital and month; the figures' columns are ``report.metrics``."""
+
+    month: str = "月份"
+    site: str = "医院"
+
+
+class CaseFields(PluginSettings):
+    """风险事件: labour-dispute and compliance cases."""
+
+    site: str = "医院"
+    kind: str = "类型"  # 劳动纠纷 / 合规 (labour_dispute / compliance)
+    subject: str = "事项"
+    opened: str = "登记日期"
+    closed: str = "结案日期"
+
+
+class HrMonthlyFields(PluginSettings):
+    """人力资源月报: one row per hospital and month, and the group's (医院 = 集团), keyed ``{month}:{site}``."""
+
+    key: str = "报表键"
+    month: str = "月份"
+    site: str = "医院"
+    headcount_start: str = "期初人数"
+    headcount_end: str = "期末人数"
+    joiners: str = "入职"
+    leavers: str = "离职"
+    transfers_in: str = "调入"
+    transfers_out: str = "调出"
+    turnover_rate: str = "离职率"
+    open_positions: str = "在招岗位"
+    filled: str = "到岗岗位"
+    time_to_fill_days: str = "平均招聘周期(天)"
+    pool_size: str = "人才库"
+    pool_moves: str = "人才库跨院流转"
+    trainings: str = "培训人次"
+    training_hours: str = "培训学时"
+    promotions: str = "晋升"
+    operations: str = "人均经营"
+    probation_ending: str = "试用期到期"
+    contract_ending: str = "合同到期"
+    overdue_onboarding: str = "入职逾期"
+    labour_disputes: str = "劳动纠纷"
+    compliance_cases: str = "合规事件"
+
+
 class Fields(PluginSettings):
     requisitions: RequisitionFields = Field(default_factory=RequisitionFields)
     applications: ApplicationFields = Field(default_factory=ApplicationFields)
     pool: PoolFields = Field(default_factory=PoolFields)
     onboarding: OnboardingFields = Field(default_factory=OnboardingFields)
     report: ReportFields = Field(default_factory=ReportFields)
+    staff: StaffFields = Field(default_factory=StaffFields)
+    development: DevelopmentFields = Field(default_factory=DevelopmentFields)
+    operations: OperationsFields = Field(default_factory=OperationsFields)
+    cases: CaseFields = Field(default_factory=CaseFields)
+    hr_monthly: HrMonthlyFields = Field(default_factory=HrMonthlyFields)
 
 
 class Roles(PluginSettings):
@@ -275,12 +352,24 @@ class ReportSettings(PluginSettings):
     # runs daily; the workflow goes on only on the first working day of the month (cron cannot say that)
     cron: str = "0 9 * * *"
     to: str = "group_hr"
+    hospital_to: str = "hr"  # each hospital's own card of the HR monthly report goes to this role (its site's)
+    # probation and contract ends within this many days of the report count as risk warnings
+    risk_window_days: int = Field(default=30, ge=1)
+    # the operations table's figures reported per head: key → column (经营: revenue, outpatient visits...)
+    metrics: dict[str, str] = Field(default_factory=lambda: {"revenue": "营业收入", "outpatient_visits": "门诊人次"})
 
     @field_validator("cron")
     @classmethod
     def _cron(cls, value: str) -> str:
         # a cron Temporal would read differently must fail `engine config check`, not the schedule sync
         return validate_cron(value)
+
+
+class DirectorySettings(PluginSettings):
+    """Where a hospital's staff are in Feishu's contact directory (a site sets its own)."""
+
+    # the hospital's department (open_department_id): everyone in it and its sub-departments is its staff
+    department_id: str = ""
 
 
 class HireSettings(PluginSettings):
@@ -313,6 +402,7 @@ class RecruitingSettings(PluginSettings):
     risk: RiskSettings = Field(default_factory=RiskSettings)
     report: ReportSettings = Field(default_factory=ReportSettings)
     hire: HireSettings = Field(default_factory=HireSettings)
+    directory: DirectorySettings = Field(default_factory=DirectorySettings)
     # an accepted offer without a planned start date starts this many working days later
     default_start_after_workdays: int = Field(default=10, ge=0)
     contact_key_env: str = "RECRUITING_CONTACT_KEY"  # the variable holding this organization's contact key
@@ -341,7 +431,7 @@ class RecruitingSettings(PluginSettings):
         used = {s.owner for s in self.stages} | {s.escalate_to for s in self.stages}
         used |= {i.owner for i in self.onboarding_checklist + self.offboarding_checklist}
         used |= set(self.checklist_owners.values()) | {self.approval.first_role, self.approval.second_role}
-        used |= {self.checklist.escalate_to, self.risk.to, self.report.to}
+        used |= {self.checklist.escalate_to, self.risk.to, self.report.to, self.report.hospital_to}
         feishu = self.approval.feishu
         used |= {p for p in [*feishu.escalate_to, *(p for ps in feishu.approvers.values() for p in ps)]
                  if not p.startswith("ou_")}

@@ -68,6 +68,12 @@ def count(row: Mapping[str, Any], column: str, default: int = 0) -> int:
     return int(found) if found is not None else default
 
 
+def number(row: Mapping[str, Any], column: str) -> float | None:
+    """A number column as a float (None when empty or unreadable)."""
+    found = _read(cells.number, row, column)
+    return float(found) if found is not None else None
+
+
 def value_text(value: Any) -> str:
     """The text of one loose value (a card form's field, a Hire payload's), "" when unreadable."""
     return text({"": value}, "")
