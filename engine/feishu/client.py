@@ -76,6 +76,7 @@ BITABLE_PAGE_SIZE = 500  # Feishu's largest search page
 CHAT_NAME_MAX = 60  # Feishu rejects longer chat names
 CHAT_NOT_FOUND = 232006  # "invalid chat id": also what a second delete of a dissolved chat answers
 LOOKUP_PER_CALL = 50  # contact batch_get_id: at most 50 emails and 50 mobiles per call
+CONTACT_PAGE_SIZE = 50  # contact v3 department children and users by department: at most 50 a page
 NO_USER_AUTHORITY = 41050  # contact user get: the user is unknown or outside the app's contact scope
 UPSERT_KEYS_PER_SEARCH = 20  # keys OR-ed into one search filter when matching upsert keys
 # Refresh the tenant token this long before Feishu says it expires (it lives 7,200 s).
@@ -745,6 +746,57 @@ class FeishuClient:
                 return None
             raise
         return dict(_raw_data(response).get("user") or {})
+
+    async def list_departments(self, parent: str = "0", *, recursive: bool = True) -> list[dict[str, Any]]:
+        """The sub-departments of ``parent`` (an open_department_id; "0" is the root), every page, as
+        Feishu's JSON (``open_department_id``, ``name``, ``parent_department_id``...); with ``recursive``
+        all descendants (``fetch_child``). Source: contact v3 "获取子部门列表"
+        (GET /open-apis/contact/v3/departments/:department_id/children, at most 50 per page)."""
+        from lark_oapi.api.contact.v3 import ChildrenDepartmentRequest
+
+        found: list[dict[str, Any]] = []
+        page_token: str | None = None
+        while True:
+
+            def invoke(option: Any, page_token: str | None = page_token) -> Any:
+                request = (ChildrenDepartmentRequest.builder().department_id(parent)  # type: ignore[arg-type]
+                           .department_id_type("open_department_id").user_id_type("open_id")
+                           .fetch_child(recursive).page_size(CONTACT_PAGE_SIZE))
+                if page_token:
+                    request = request.page_token(page_token)
+                return self._lark.contact.v3.department.children(request.build(), option)
+
+            response = await self._call("contact.v3.department.children", invoke)
+            data = _raw_data(response)
+            found.extend(dict(item) for item in data.get("items") or [] if isinstance(item, dict))
+            if not data.get("has_more") or not data.get("page_token"):
+                return found
+            page_token = str(data["page_token"])
+
+    async def users_in_department(self, department_id: str) -> list[dict[str, Any]]:
+        """The users directly in a department (an open_department_id), every page, as Feishu's JSON
+        (``open_id``, ``user_id``, ``name``, ``department_ids``...). Source: contact v3 "获取部门直属用户列表"
+        (GET /open-apis/contact/v3/users/find_by_department, at most 50 per page)."""
+        from lark_oapi.api.contact.v3 import FindByDepartmentUserRequest
+
+        found: list[dict[str, Any]] = []
+        page_token: str | None = None
+        while True:
+
+            def invoke(option: Any, page_token: str | None = page_token) -> Any:
+                request = (FindByDepartmentUserRequest.builder().department_id(department_id)
+                           .department_id_type("open_department_id").user_id_type("open_id")
+                           .page_size(CONTACT_PAGE_SIZE))
+                if page_token:
+                    request = request.page_token(page_token)
+                return self._lark.contact.v3.user.find_by_department(request.build(), option)
+
+            response = await self._call("contact.v3.user.find_by_department", invoke)
+            data = _raw_data(response)
+            found.extend(dict(item) for item in data.get("items") or [] if isinstance(item, dict))
+            if not data.get("has_more") or not data.get("page_token"):
+                return found
+            page_token = str(data["page_token"])
 
     # ----------------------------------------------------------------------------------- approvals
     async def create_approval(

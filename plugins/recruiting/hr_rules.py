@@ -112,6 +112,9 @@ class HrReport(BaseModel):
     as_of: datetime
     hospitals: list[HospitalFigures]
     group: HospitalFigures
+    # False: no snapshot of the month before was recorded (the first month): joiners, leavers, transfers
+    # and turnover are not counted, every person would look like a joiner
+    previous_recorded: bool = True
 
 
 # ------------------------------------------------------------------------------------------- reading
@@ -172,6 +175,40 @@ def snapshot_rows(month: str, staff: Sequence[Staff], settings: RecruitingSettin
              f.department: s.department} for s in staff]
 
 
+def staff_from_directory(hospitals: Mapping[str, Sequence[Mapping[str, Any]]], users: Sequence[Mapping[str, Any]],
+                         roots: Mapping[str, str]) -> list[Staff]:
+    """Who is in post at each hospital, from Feishu's contact directory.
+
+    ``roots`` maps a site to its department's open_department_id; ``hospitals`` maps a site to the
+    departments below its root (contact v3 department JSON: ``open_department_id``, ``name``); ``users``
+    are the members listed by department (contact v3 user JSON: ``open_id``, ``name``, ``department_ids``),
+    a person listed more than once counted once. A person is at the hospital of their first department
+    that lies in a hospital's tree, in that department ("" when directly in the hospital's own department).
+    """
+    where: dict[str, tuple[str, str]] = {}
+    for site, root in roots.items():
+        if root:
+            where.setdefault(root, (site, ""))
+    for site, departments in hospitals.items():
+        for department in departments:
+            key = str(department.get("open_department_id") or "")
+            if key:
+                where.setdefault(key, (site, str(department.get("name") or "")))
+    found: dict[str, Staff] = {}
+    for user in users:
+        open_id = str(user.get("open_id") or "")
+        status = user.get("status") if isinstance(user.get("status"), Mapping) else {}
+        if not open_id or open_id in found or status.get("is_resigned"):
+            continue
+        for department in user.get("department_ids") or []:
+            if department in where:
+                site, name = where[department]
+                found[open_id] = Staff(user_id=open_id, name=str(user.get("name") or ""), site=site,
+                                       department=name)
+                break
+    return sorted(found.values(), key=lambda s: (s.site, s.department, s.user_id))
+
+
 def _day_of(row: Mapping[str, Any], column: str, calendar: WorkCalendar) -> date | None:
     return reading.day(row, column, calendar)
 
@@ -213,7 +250,7 @@ def compute_hr_report(month: str, previous: Sequence[Staff], current: Sequence[S
     for person in current:
         hospital(person.site).headcount_end += 1
         dept(person.site, person.department).headcount += 1
-    for user, person in after.items():
+    for user, person in after.items() if previous else ():
         old = before.get(user)
         if old is None:
             hospital(person.site).joiners += 1
@@ -330,7 +367,11 @@ def compute_hr_report(month: str, previous: Sequence[Staff], current: Sequence[S
         group.risks.extend(target.risks)
         _finish(target, settings)
     _finish(group, settings)
-    return HrReport(month=month, as_of=as_of.astimezone(UTC), hospitals=ordered, group=group)
+    if not previous:
+        for target in [*ordered, group]:
+            target.turnover_rate = None
+    return HrReport(month=month, as_of=as_of.astimezone(UTC), hospitals=ordered, group=group,
+                    previous_recorded=bool(previous))
 
 
 def _finish(row: HospitalFigures, settings: RecruitingSettings) -> None:
@@ -405,3 +446,11 @@ def hr_bitable_rows(report: HrReport, settings: RecruitingSettings) -> list[dict
             f.overdue_onboarding: row.risk_count("overdue_onboarding"),
             f.labour_disputes: row.risk_count("labour_dispute"), f.compliance_cases: row.risk_count("compliance")})
     return out
+
+
+def card_context(report: HrReport, site: str | None = None) -> dict[str, Any]:
+    """The card's data: headquarters' (``site=None``: every hospital and the group, figures only) or one
+    hospital's (its figures, departments and named risk warnings)."""
+    chosen = [h for h in report.hospitals if h.site == site] if site else [*report.hospitals, report.group]
+    return {"month": report.month, "title": chosen[0].name if site and chosen else "", "details": site is not None,
+            "previous_recorded": report.previous_recorded, "rows": [r.model_dump(mode="json") for r in chosen]}

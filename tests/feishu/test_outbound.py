@@ -236,6 +236,27 @@ async def test_get_user_known_unknown_and_failing(standin: FeishuStandIn, client
     assert failure.value.retryable
 
 
+async def test_directory_departments_and_users_every_page(standin: FeishuStandIn, client: FeishuClient) -> None:
+    """The contact directory over HTTP: a hospital's sub-departments (recursive) and each one's users,
+    past Feishu's 50-a-page limit (120 people in one department)."""
+    standin.state.add_department("od_a", name="A院")
+    standin.state.add_department("od_a_ortho", name="骨科", parent_department_id="od_a")
+    standin.state.add_department("od_a_ortho_ward", name="骨科病区", parent_department_id="od_a_ortho")
+    standin.state.add_department("od_b", name="B院")
+    for i in range(120):
+        standin.add_user(f"ou_staff{i:03d}", name=f"员工{i}", department_ids=["od_a_ortho"])
+    standin.add_user("ou_ward", name="病区护士", department_ids=["od_a_ortho_ward"])
+    below = await client.list_departments("od_a")
+    assert [d["name"] for d in below] == ["骨科", "骨科病区"]
+    assert [d["name"] for d in await client.list_departments("od_a", recursive=False)] == ["骨科"]
+    assert {d["open_department_id"] for d in await client.list_departments()} >= {"od_a", "od_b"}
+    users = await client.users_in_department("od_a_ortho")
+    assert len(users) == 120 and len({u["open_id"] for u in users}) == 120  # three pages, none twice
+    assert [u["name"] for u in await client.users_in_department("od_a_ortho_ward")] == ["病区护士"]
+    with pytest.raises(FeishuError):
+        await client.users_in_department("od_unknown")
+
+
 # --------------------------------------------------------------------------------------------- bitable
 async def test_upsert_creates_then_updates(standin: FeishuStandIn, activities: FeishuActivities) -> None:
     standin.state.table("bascnDevices", "tblCal", create=True)

@@ -118,6 +118,52 @@ async def get_user(ctx: Ctx) -> Reply:
     return ok({"user": _user_view(user, ctx.app.tenant_key)})
 
 
+# contact v3 pages hold at most 50 items (Feishu's limit for both listings)
+CONTACT_PAGE_MAX = 50
+
+
+def _contact_page(ctx: Ctx, items: list[dict[str, Any]]) -> Reply:
+    """One page of ``items``: ``page_size`` 1..50 (default 50), ``page_token`` the offset this stand-in gave."""
+    try:
+        size = int(ctx.query.get("page_size") or CONTACT_PAGE_MAX)
+        offset = int(ctx.query.get("page_token") or 0)
+    except ValueError:
+        return fail(400, 99992402, "field validation failed: page_size or page_token")
+    if not 1 <= size <= CONTACT_PAGE_MAX or offset < 0:
+        return fail(400, 99992402, f"field validation failed: page_size must be 1..{CONTACT_PAGE_MAX}")
+    more = offset + size < len(items)
+    return ok({"has_more": more, "page_token": str(offset + size) if more else "",
+               "items": items[offset:offset + size]})
+
+
+async def department_children(ctx: Ctx) -> Reply:
+    """The sub-departments of ``department_id`` ("0": the root); all descendants with ``fetch_child=true``."""
+    parent = ctx.params["department_id"]
+    if parent != "0" and parent not in ctx.state.departments:
+        return fail(400, 40003, "invalid department_id")
+    recursive = str(ctx.query.get("fetch_child", "")).lower() == "true"
+    found: list[dict[str, Any]] = []
+    parents = [parent]
+    while parents:
+        current = parents.pop(0)
+        children = [d for d in ctx.state.departments.values() if d["parent_department_id"] == current]
+        found.extend(children)
+        if recursive:
+            parents.extend(d["open_department_id"] for d in children)
+    return _contact_page(ctx, found)
+
+
+async def users_by_department(ctx: Ctx) -> Reply:
+    """The users directly in ``department_id`` (its sub-departments' users are not listed)."""
+    assert ctx.app is not None
+    department = ctx.query.get("department_id") or ""
+    if department != "0" and department not in ctx.state.departments:
+        return fail(400, 40003, "invalid department_id")
+    users = [_user_view(u, ctx.app.tenant_key) for u in ctx.state.users.values()
+             if department in (u.get("department_ids") or [])]
+    return _contact_page(ctx, users)
+
+
 # ---- OAuth (H5 login inside Feishu) ------------------------------------------------------------------
 
 def _page(status: int, text: str) -> Reply:
@@ -248,7 +294,9 @@ ENDPOINTS = [
     Endpoint("POST", "/open-apis/auth/v3/app_access_token/internal", app_access_token, auth="none"),
     Endpoint("GET", "/open-apis/bot/v3/info", bot_info),
     Endpoint("POST", "/open-apis/contact/v3/users/batch_get_id", batch_get_id),
+    Endpoint("GET", "/open-apis/contact/v3/users/find_by_department", users_by_department),
     Endpoint("GET", "/open-apis/contact/v3/users/{user_id}", get_user),
+    Endpoint("GET", "/open-apis/contact/v3/departments/{department_id}/children", department_children),
     Endpoint("GET", "/open-apis/authen/v1/authorize", authorize, auth="none"),
     Endpoint("GET", "/open-apis/authen/v1/index", authorize, auth="none"),
     Endpoint("POST", "/open-apis/authen/v1/oidc/access_token", oidc_access_token, auth="tenant_or_app"),

@@ -93,6 +93,8 @@ class State:
     approvals: dict[str, dict[str, Any]] = field(default_factory=dict)
     approval_instances: dict[str, dict[str, Any]] = field(default_factory=dict)
     approval_subscriptions: dict[str, list[str]] = field(default_factory=dict)  # app_id -> approval codes
+    # open_department_id -> {"open_department_id", "department_id", "name", "parent_department_id"} ("0": root)
+    departments: dict[str, dict[str, Any]] = field(default_factory=dict)
     # not persisted
     tokens: dict[str, Token] = field(default_factory=dict)
     idempotency: dict[str, tuple[float, Any]] = field(default_factory=dict)
@@ -132,6 +134,17 @@ class State:
             if any(user.get(k) and user.get(k) == value for k in keys):
                 return user
         return None
+
+    # ---- departments (contact directory) ------------------------------------------------------------
+    def add_department(self, open_department_id: str, *, name: str = "", parent_department_id: str = "0",
+                       department_id: str | None = None) -> dict[str, Any]:
+        """Add (or replace) a department of the contact directory; its users list it in ``department_ids``."""
+        department = {"open_department_id": open_department_id,
+                      "department_id": department_id or stable_id("", open_department_id, length=8),
+                      "name": name or open_department_id, "parent_department_id": parent_department_id or "0",
+                      "status": {"is_deleted": False}}
+        self.departments[open_department_id] = department
+        return department
 
     # ---- tenants -----------------------------------------------------------------------------------
     def add_tenant(self, tenant_key: str, *, name: str = "", timezone: str = "Asia/Shanghai",
@@ -190,6 +203,7 @@ class State:
             "approvals": list(self.approvals.values()),
             "approval_instances": list(self.approval_instances.values()),
             "approval_subscriptions": self.approval_subscriptions,
+            "departments": list(self.departments.values()),
         }
 
     def merge_json(self, data: dict[str, Any], *, today: date | None = None) -> None:
@@ -232,6 +246,9 @@ class State:
         for app_id, codes in data.get("approval_subscriptions", {}).items():
             known = self.approval_subscriptions.setdefault(app_id, [])
             known.extend(code for code in codes if code not in known)
+        for department in data.get("departments", []):
+            department = {k: v for k, v in department.items() if k != "status"}
+            self.add_department(department.pop("open_department_id"), **department)
 
     # ---- approvals ---------------------------------------------------------------------------------
     def add_approval(self, approval_code: str, approval_name: str = "", nodes: list[dict[str, Any]] | None = None,
@@ -266,6 +283,7 @@ class State:
         self.approvals.clear()
         self.approval_instances.clear()
         self.approval_subscriptions.clear()
+        self.departments.clear()
         self.idempotency.clear()
 
     def save(self, path: Path) -> None:

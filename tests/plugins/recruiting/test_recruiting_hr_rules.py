@@ -161,3 +161,23 @@ def test_an_empty_month_has_no_rates() -> None:
                                        site_names=NAMES)
     assert empty.group.turnover_rate is None and empty.group.operations_per_head["revenue"] is None
     assert datetime(2026, 10, 8, 1, 0, tzinfo=UTC) == empty.as_of
+
+
+def test_a_first_month_without_a_previous_snapshot_counts_no_joiners() -> None:
+    first = hr_rules.compute_hr_report("2026-09", [], SEPTEMBER, as_of=AS_OF, settings=SETTINGS, calendar=CAL,
+                                       site_names=NAMES)
+    assert not first.previous_recorded and first.group.headcount_end == 7
+    assert first.group.joiners == 0 and first.group.turnover_rate is None
+
+
+def test_staff_from_the_directory_by_hospital_department() -> None:
+    trees = {"hosp_a": [{"open_department_id": "od_a_ortho", "name": "骨科"}],
+             "hosp_b": [{"open_department_id": "od_b_er", "name": "急诊科"}]}
+    users = [{"open_id": "ou_1", "name": "张三", "department_ids": ["od_x", "od_a_ortho"]},
+             {"open_id": "ou_1", "name": "张三", "department_ids": ["od_a_ortho"]},  # listed twice
+             {"open_id": "ou_2", "name": "钱七", "department_ids": ["od_b_er"]},
+             {"open_id": "ou_3", "name": "院长", "department_ids": ["od_a"]},
+             {"open_id": "ou_4", "name": "已离职", "department_ids": ["od_b_er"], "status": {"is_resigned": True}}]
+    found = hr_rules.staff_from_directory(trees, users, {"hosp_a": "od_a", "hosp_b": "od_b"})
+    assert [(s.user_id, s.site, s.department) for s in found] == [
+        ("ou_3", "hosp_a", ""), ("ou_1", "hosp_a", "骨科"), ("ou_2", "hosp_b", "急诊科")]
