@@ -105,6 +105,18 @@ def first_workday_of_month(clock: time = time(8, 55)) -> Situation:
     return _first_day("the first working day of a month", clock, accept)
 
 
+def first_workday_after_holiday(clock: time = time(8, 55)) -> Situation:
+    """The next first working day of a month that begins with a public holiday on a weekday (New Year's
+    Day, National Day: 2026-10-08, 2027-01-04), not merely a weekend."""
+
+    def accept(day: date, cal: WorkCalendar) -> bool:
+        if not (cal.is_workday(day) and cal.next_workday(day.replace(day=1)) == day):
+            return False
+        return any(not cal.is_workday(d) and d.weekday() < 5 for d in (day.replace(day=i) for i in range(1, day.day)))
+
+    return _first_day("the first working day of a month after a holiday", clock, accept)
+
+
 def ordinary_workday(clock: time = time(10, 0), *, clear_days: int = 14, weekday: int | None = None) -> Situation:
     """A working day in the middle of things: not a month's first working day nor in its last three days,
     not the first day after a holiday, followed by a working day, and with no holiday (three or more days

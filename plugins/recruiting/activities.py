@@ -17,7 +17,7 @@ from temporalio import activity
 
 from engine.sdk import FeishuError, OrgContext, Services, UnknownContext, workflow_id
 
-from . import reading, rules
+from . import hr_report, hr_rules, reading, rules
 from .config import CONTACT_HASH, RecruitingSettings
 from .models import (
     SCENARIO,
@@ -31,6 +31,7 @@ from .models import (
     ReadStage,
     ReportRequest,
     RequisitionFacts,
+    SnapshotRequest,
     StageRead,
     StatusAnswer,
     StatusLookup,
@@ -233,6 +234,17 @@ class RecruitingActivities:
     async def build_report(self, request: ReportRequest) -> rules.Report:
         """The monthly report of one organization, computed from the recorded rows."""
         return await self._feishu(report_for(self.services, request.org, request.month, request.as_of))
+
+    @activity.defn(name="recruiting.record_staff_snapshot")
+    async def record_staff_snapshot(self, request: SnapshotRequest) -> hr_report.SnapshotResult:
+        """The contact directory as it is now, recorded as ``month``'s staff snapshot."""
+        return await self._feishu(hr_report.record_snapshot(self.services, request.org, request.month,
+                                                            request.client_token))
+
+    @activity.defn(name="recruiting.build_hr_report")
+    async def build_hr_report(self, request: ReportRequest) -> hr_rules.HrReport:
+        """The HR monthly report, computed from the recorded snapshots and tables."""
+        return await self._feishu(hr_report.hr_report_for(self.services, request.org, request.month, request.as_of))
 
     @activity.defn(name="recruiting.status")
     async def status(self, lookup: StatusLookup) -> StatusAnswer:

@@ -80,6 +80,7 @@ class HospitalFigures(BaseModel):
 
     site: str
     name: str
+    configured: bool = False  # a hospital of the config (not only named by a row)
     headcount_start: int = 0
     headcount_end: int = 0
     joiners: int = 0
@@ -232,7 +233,7 @@ def compute_hr_report(month: str, previous: Sequence[Staff], current: Sequence[S
     sites = Sites(site_names)
     first, last = month_start(month), month_end(month)
     today = calendar.local(as_of).date()
-    rows: dict[str, HospitalFigures] = {s: HospitalFigures(site=s, name=sites.name(s)) for s in site_names}
+    rows = {s: HospitalFigures(site=s, name=sites.name(s), configured=True) for s in site_names}
     depts: dict[tuple[str, str], DepartmentFigures] = {}
 
     def hospital(site: str) -> HospitalFigures:
@@ -453,4 +454,5 @@ def card_context(report: HrReport, site: str | None = None) -> dict[str, Any]:
     hospital's (its figures, departments and named risk warnings)."""
     chosen = [h for h in report.hospitals if h.site == site] if site else [*report.hospitals, report.group]
     return {"month": report.month, "title": chosen[0].name if site and chosen else "", "details": site is not None,
-            "previous_recorded": report.previous_recorded, "rows": [r.model_dump(mode="json") for r in chosen]}
+            "previous_recorded": report.previous_recorded,
+            "rows": [{**r.model_dump(mode="json"), "is_group": r.site == GROUP} for r in chosen]}

@@ -326,6 +326,14 @@ class ReportRequest(BaseModel):
     as_of: datetime
 
 
+class SnapshotRequest(BaseModel):
+    """Record the contact directory as ``month``'s staff snapshot (``client_token``: the upsert's)."""
+
+    org: str
+    month: str
+    client_token: str
+
+
 # -------------------------------------------------------------------------------------------- status
 
 

@@ -45,7 +45,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from engine.sdk import feishu as fr
 
-    from . import rules, texts
+    from . import hr_report, hr_rules, rules, texts
     from .config import RecruitingSettings
     from .models import (
         SCENARIO,
@@ -77,6 +77,7 @@ with workflow.unsafe.imports_passed_through():
         RequisitionFacts,
         RequisitionInput,
         RequisitionState,
+        SnapshotRequest,
         StageRead,
         StatusAnswer,
         StatusInput,
@@ -101,6 +102,9 @@ EDIT_REFUSED = "recruiting.edit_refused"
 ITEM_OWNERS = "recruiting.item_owners"
 # A requisition whose site names a Feishu approval definition is approved there instead of by cards.
 FEISHU_APPROVAL = "recruiting.feishu_approval"
+# The monthly report also records the directory's snapshot and sends the HR monthly report (people,
+# operations, talent development, risk warnings) to headquarters and each hospital.
+HR_REPORT = "recruiting.hr_report"
 
 
 class Refused(Refusal):
@@ -1016,7 +1020,49 @@ class MonthlyReportWorkflow(_Base):
             org=_org(), app_token=self.settings.app_token, table_id=self.settings.tables.report, key_field=f.key,
             records=rules.report_bitable_rows(report, self.settings),
             client_token=f"{workflow.info().workflow_id}:report:{month}"), result_type=fr.UpsertResult)
-        return {"month": month, "rows": rows}
+        result: dict[str, Any] = {"month": month, "rows": rows}
+        if workflow.patched(HR_REPORT):
+            # the directory now is the reported month's end only on the scheduled run (no month given)
+            result["hr"] = await self._hr_report(month, now, record=params.month is None)
+        return result
+
+    async def _hr_report(self, month: str, now: datetime, record: bool) -> dict[str, Any]:
+        """Record the staff snapshot, compute the HR report, send it (headquarters' card in the group's
+        language, each hospital's in its own) and write its rows."""
+        wid = workflow.info().workflow_id
+        snapshot = None
+        if record:
+            snapshot = await workflow.execute_activity(
+                "recruiting.record_staff_snapshot", SnapshotRequest(org=_org(), month=month,
+                                                                    client_token=f"{wid}:snapshot:{month}"),
+                result_type=hr_report.SnapshotResult, **OWN_ACTIVITY)
+        report = await workflow.execute_activity(
+            "recruiting.build_hr_report", ReportRequest(org=_org(), month=month, as_of=now),
+            result_type=hr_rules.HrReport, **OWN_ACTIVITY)
+        await self._send(self.settings.report.to, "hr_report.card", hr_rules.card_context(report),
+                         f"hr:{month}:group")
+        sent = []
+        for hospital in report.hospitals:
+            if not hospital.configured:
+                continue  # a hospital a row names but the config does not: headquarters' card shows it
+            site = await load_site_context(SCENARIO, hospital.site)
+            to = site.settings_as(RecruitingSettings).roles.get(self.settings.report.hospital_to)
+            if not to:
+                self._record("not_sent", detail=f"hr report {hospital.site}: nobody holds role "
+                                                f"{self.settings.report.hospital_to!r}")
+                continue
+            await feishu_call(fr.SEND_MESSAGE, fr.SendMessage(
+                org=_org(), to=fr.Recipient(id=to), template=f"{SCENARIO}:hr_report.card",
+                context={"timezone": site.timezone, **hr_rules.card_context(report, hospital.site)},
+                locale=site.locale, idempotency_key=f"{wid}:hr:{month}:{hospital.site}"), result_type=fr.SentMessage)
+            sent.append(hospital.site)
+        await feishu_call(fr.BITABLE_UPSERT, fr.BitableUpsert(
+            org=_org(), app_token=self.settings.app_token, table_id=self.settings.tables.hr_monthly,
+            key_field=self.settings.fields.hr_monthly.key, records=hr_rules.hr_bitable_rows(report, self.settings),
+            client_token=f"{wid}:hr:{month}"), result_type=fr.UpsertResult)
+        return {"snapshot": snapshot.people if snapshot else None, "hospitals_sent": sent,
+                "group": report.group.model_dump(mode="json"),
+                "hospitals": [h.model_dump(mode="json") for h in report.hospitals]}
 
 
 # ---------------------------------------------------------------------------------------------- status

@@ -1,0 +1,90 @@
+"""The HR monthly report's I/O: Feishu's contact directory read into a monthly staff snapshot, and the
+recorded tables read for :func:`hr_rules.compute_hr_report` (shared by the activities and the command).
+
+Raises :class:`engine.sdk.FeishuError` when the directory or a table cannot be read or written.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel
+
+from engine.sdk import Services
+
+from . import hr_rules, rules
+from .config import RecruitingSettings
+from .models import SCENARIO
+
+
+class SnapshotResult(BaseModel):
+    month: str
+    people: int
+
+
+def _settings(services: Services, org_id: str, site: str | None = None) -> RecruitingSettings:
+    return services.context(org_id, SCENARIO, site).settings_as(RecruitingSettings)
+
+
+def site_names(services: Services, org_id: str) -> dict[str, str]:
+    """Each hospital's name by site id, in the config's order (the id when it has no name)."""
+    org = services.org(org_id)
+    return {site: (config.name or site) for site, config in org.config.sites.items()}
+
+
+async def read_directory(services: Services, org_id: str) -> list[hr_rules.Staff]:
+    """Who is in post now: every hospital's department tree (``directory.department_id`` per site) and its
+    members, read from Feishu's contact directory page by page. A site without a department is skipped."""
+    roots = {site: _settings(services, org_id, site).directory.department_id
+             for site in services.org(org_id).site_ids}
+    trees: dict[str, list[dict[str, Any]]] = {}
+    users: list[dict[str, Any]] = []
+    for site, root in roots.items():
+        if not root:
+            continue
+        trees[site] = await services.feishu.list_departments(root, recursive=True)
+        for department in [root, *(str(d.get("open_department_id") or "") for d in trees[site])]:
+            if department:
+                users.extend(await services.feishu.users_in_department(department))
+    return hr_rules.staff_from_directory(trees, users, roots)
+
+
+def _month_filter(column: str, months: list[str]) -> dict[str, Any]:
+    return {"conjunction": "or", "conditions": [{"field_name": column, "operator": "is", "value": [m]}
+                                                  for m in months]}
+
+
+async def record_snapshot(services: Services, org_id: str, month: str, client_token: str) -> SnapshotResult:
+    """Record the directory as it is now as ``month``'s staff snapshot (rows keyed ``{month}:{open_id}``, so
+    a retry updates them). Called at the month's end, i.e. by the report on the next month's first
+    working day, or by hand (``engine recruiting snapshot``) for the month before the first report."""
+    settings = _settings(services, org_id)
+    rows = hr_rules.snapshot_rows(month, await read_directory(services, org_id), settings)
+    if rows:
+        await services.feishu.bitable_upsert(settings.app_token, settings.tables.staff, settings.fields.staff.key,
+                                             rows, client_token=client_token)
+    return SnapshotResult(month=month, people=len(rows))
+
+
+async def hr_report_for(services: Services, org_id: str, month: str, as_of: datetime) -> hr_rules.HrReport:
+    """Read the snapshots of ``month`` and the month before, and the tables; compute the month's report."""
+    settings = _settings(services, org_id)
+    ctx = services.context(org_id, SCENARIO)
+    calendar = rules.calendar_for(ctx.timezone, ctx.holidays, ctx.workdays, settings.use_china_calendar)
+    names = site_names(services, org_id)
+    sites = hr_rules.Sites(names)
+    previous = hr_rules.previous_month_of(month)
+
+    async def fields(table: str, flt: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+        return [r.fields for r in await services.feishu.bitable_search(settings.app_token, table, filter=flt)]
+
+    t = settings.tables
+    snapshots = await fields(t.staff, _month_filter(settings.fields.staff.month, [previous, month]))
+    return hr_rules.compute_hr_report(
+        month, hr_rules.staff_from_rows(snapshots, previous, settings, sites),
+        hr_rules.staff_from_rows(snapshots, month, settings, sites),
+        requisitions=await fields(t.requisitions), applications=await fields(t.applications),
+        pool=await fields(t.pool), onboarding=await fields(t.onboarding), development=await fields(t.development),
+        operations=await fields(t.operations), cases=await fields(t.cases), as_of=as_of, settings=settings,
+        calendar=calendar, site_names=names)
