@@ -60,7 +60,8 @@ async def record_snapshot(services: Services, org_id: str, month: str, client_to
     a retry updates them). Called at the month's end, i.e. by the report on the next month's first
     working day, or by hand (``engine recruiting snapshot``) for the month before the first report."""
     settings = _settings(services, org_id)
-    rows = hr_rules.snapshot_rows(month, await read_directory(services, org_id), settings)
+    rows = hr_rules.snapshot_rows(month, await read_directory(services, org_id), settings,
+                                  hr_rules.Sites(site_names(services, org_id)))
     if rows:
         await services.feishu.bitable_upsert(settings.app_token, settings.tables.staff, settings.fields.staff.key,
                                              rows, client_token=client_token)

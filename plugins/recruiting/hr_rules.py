@@ -169,11 +169,13 @@ def staff_from_rows(rows: Sequence[Mapping[str, Any]], month: str, settings: Rec
     return list(found.values())
 
 
-def snapshot_rows(month: str, staff: Sequence[Staff], settings: RecruitingSettings) -> list[dict[str, Any]]:
-    """The snapshot table's rows for ``month``, keyed ``{month}:{user_id}`` so a retried write updates them."""
+def snapshot_rows(month: str, staff: Sequence[Staff], settings: RecruitingSettings,
+                  sites: Sites | None = None) -> list[dict[str, Any]]:
+    """The snapshot table's rows for ``month``, keyed ``{month}:{user_id}`` so a retried write updates them;
+    the hospital by its name (``sites``; read back to its id by :func:`staff_from_rows`)."""
     f = settings.fields.staff
-    return [{f.key: f"{month}:{s.user_id}", f.month: month, f.user_id: s.user_id, f.name: s.name, f.site: s.site,
-             f.department: s.department} for s in staff]
+    return [{f.key: f"{month}:{s.user_id}", f.month: month, f.user_id: s.user_id, f.name: s.name,
+             f.site: sites.name(s.site) if sites else s.site, f.department: s.department} for s in staff]
 
 
 def staff_from_directory(hospitals: Mapping[str, Sequence[Mapping[str, Any]]], users: Sequence[Mapping[str, Any]],

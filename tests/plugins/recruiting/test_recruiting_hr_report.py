@@ -93,7 +93,7 @@ async def test_first_working_day_after_a_holiday_reports_people_in_both_language
 
         # the month's snapshot is recorded from the directory, names and departments, not ids
         snapshot = {r["用户ID"]: r for r in rows(env, "tblStaffSnapshot").values() if r["月份"] == month}
-        assert len(snapshot) == 7 and snapshot["ou_s4"]["医院"] == "hosp_b" and snapshot["ou_s4"]["科室"] == "麻醉科"
+        assert len(snapshot) == 7 and snapshot["ou_s4"]["医院"] == "B院" and snapshot["ou_s4"]["科室"] == "麻醉科"
 
         group_card = env.messages(to="ou_group_hr")[-1].text
         assert f"人力资源月报 {month} · 集团" in group_card and "集团合计" in group_card and "A院" in group_card

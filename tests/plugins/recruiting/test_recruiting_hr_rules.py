@@ -150,7 +150,8 @@ def test_export_and_table_rows_use_names_in_both_languages() -> None:
 def test_snapshot_rows_round_trip() -> None:
     rows = hr_rules.snapshot_rows("2026-09", SEPTEMBER, SETTINGS)
     assert rows[0][SETTINGS.fields.staff.key] == "2026-09:u1"
-    other = hr_rules.snapshot_rows("2026-08", AUGUST, SETTINGS)
+    other = hr_rules.snapshot_rows("2026-08", AUGUST, SETTINGS, hr_rules.Sites(NAMES))
+    assert other[0][SETTINGS.fields.staff.site] == "A院"  # the hospital by name, read back to its id
     read = hr_rules.staff_from_rows([*rows, *other], "2026-09", SETTINGS, hr_rules.Sites(NAMES))
     assert read == SEPTEMBER
     assert hr_rules.previous_month_of("2026-01") == "2025-12" and hr_rules.month_end("2026-02") == date(2026, 2, 28)
