@@ -29,6 +29,15 @@ def test_first_workday_of_month(after: str, expected: str) -> None:
     assert moments.first_workday_of_month(time(8, 55)).find(shanghai(after), SHANGHAI) == shanghai(expected)
 
 
+@pytest.mark.parametrize(("after", "expected"), [
+    ("2026-09-01 00:00", "2026-10-08 08:55"),   # National Day: October starts on the 8th
+    ("2026-10-08 09:00", "2027-01-04 08:55"),   # November and December start on a workday; New Year's Day
+])
+def test_first_workday_after_holiday(after: str, expected: str) -> None:
+    found = moments.first_workday_after_holiday(time(8, 55)).find(shanghai(after), SHANGHAI)
+    assert found == shanghai(expected)
+
+
 def test_month_and_year_ends_and_the_next_time_of_day() -> None:
     after = shanghai("2026-11-30 23:59")
     assert moments.last_minute_of_month().find(after, SHANGHAI) == shanghai("2026-12-31 23:59")
