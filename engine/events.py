@@ -105,6 +105,18 @@ class UserCreated(FeishuEvent):
     department_ids: list[str] = Field(default_factory=list)
 
 
+class UserDeleted(FeishuEvent):
+    """``contact.user.deleted_v3``: an account removed from the directory (someone who left).
+
+    ``department_ids`` are the departments the person was in (the event's ``old_object``, else its
+    ``object``); the user can no longer be looked up afterwards."""
+
+    open_id: str
+    user_id: str | None = None
+    name: str = ""
+    department_ids: list[str] = Field(default_factory=list)
+
+
 class EngineEvent(FeishuEvent):
     """An event the engine itself raises (e.g. from the command line or a test), not from Feishu."""
 
@@ -119,4 +131,5 @@ KNOWN_EVENT_TYPES: dict[str, type[FeishuEvent]] = {
     "approval_instance": ApprovalStatusChanged,
     "approval_task": ApprovalStatusChanged,
     "contact.user.created_v3": UserCreated,
+    "contact.user.deleted_v3": UserDeleted,
 }

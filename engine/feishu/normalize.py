@@ -42,6 +42,7 @@ from engine.events import (
     Mention,
     MessageReceived,
     UserCreated,
+    UserDeleted,
 )
 
 __all__ = [
@@ -430,6 +431,25 @@ def _user_created(body: Mapping[str, Any], bot_open_id: str | None) -> list[Feis
     )]
 
 
+def _user_deleted(body: Mapping[str, Any], bot_open_id: str | None) -> list[FeishuEvent]:
+    """``contact.user.deleted_v3``: ``event.object`` is the user as it was, ``event.old_object`` holds its
+    ``department_ids`` (and ``open_id``) before the removal."""
+    base, event = _v2_base(body)
+    user = _mapping(event.get("object"), "event.object")
+    old = event.get("old_object")
+    old = _mapping(old, "event.old_object") if old is not None else {}
+    departments = old.get("department_ids") or user.get("department_ids") or []
+    if not isinstance(departments, list) or not all(isinstance(d, str) for d in departments):
+        raise MalformedEvent("event.old_object.department_ids: expected a list of strings")
+    return [UserDeleted(
+        **base,
+        open_id=_string(user, "open_id", "event.object"),
+        user_id=_opt_string(user, "user_id", "event.object"),
+        name=_opt_string(user, "name", "event.object") or "",
+        department_ids=list(departments),
+    )]
+
+
 def _approval_instance(body: Mapping[str, Any], bot_open_id: str | None) -> list[FeishuEvent]:
     """A v1 envelope: ``{uuid, ts, token, type: "event_callback", event: {type: "approval_instance"}}``.
 
@@ -478,6 +498,7 @@ _NORMALIZERS: dict[str, Callable[[Mapping[str, Any], str | None], list[FeishuEve
     "drive.file.bitable_record_changed_v1": _bitable_record_changed,
     "im.chat.member.bot.added_v1": _bot_added,
     "contact.user.created_v3": _user_created,
+    "contact.user.deleted_v3": _user_deleted,
     "approval_instance": _approval_instance,
     "approval_task": _approval_instance,
     "hire.application.stage_changed_v1": _hire_event,

@@ -40,6 +40,7 @@ from engine.events import (
     Mention,
     MessageReceived,
     UserCreated,
+    UserDeleted,
 )
 from engine.feishu.errors import FeishuError
 from engine.hookspecs import hookimpl
@@ -125,6 +126,7 @@ __all__ = [
     "UnknownContext",
     "UpdateWorkflow",
     "UserCreated",
+    "UserDeleted",
     "WorkCalendar",
     "actions",
     "activity_options",

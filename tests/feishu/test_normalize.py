@@ -15,6 +15,7 @@ from engine.events import (
     FeishuEvent,
     MessageReceived,
     UserCreated,
+    UserDeleted,
 )
 from engine.feishu.normalize import MalformedEvent, envelope_create_time, normalize, normalize_all
 from engine.feishu.standin import events as standin_events
@@ -356,6 +357,24 @@ def test_user_created() -> None:
     assert event.department_ids == ["od-4e6ac4d14bcd5071a37a39de902c7141"]
     body["event"]["object"]["department_ids"] = "od-1"
     with pytest.raises(MalformedEvent, match="department_ids"):
+        normalize(body, bot_open_id=BOT)
+
+
+def test_user_deleted() -> None:
+    """contact.user.deleted_v3: the departments come from ``old_object`` (the user's before the removal)."""
+    body = v2("contact.user.deleted_v3", {
+        "object": {"open_id": "ou_left", "union_id": "on_6", "user_id": "f44hh", "name": "李四",
+                   "department_ids": [], "status": {"is_resigned": True}},
+        "old_object": {"open_id": "ou_left", "department_ids": ["od-ortho"]}})
+    event = normalize(body, bot_open_id=BOT)
+    assert isinstance(event, UserDeleted)
+    assert (event.open_id, event.user_id, event.name, event.department_ids) == ("ou_left", "f44hh", "李四",
+                                                                                ["od-ortho"])
+    body["event"]["old_object"] = {"department_ids": "od-1"}
+    with pytest.raises(MalformedEvent, match="department_ids"):
+        normalize(body, bot_open_id=BOT)
+    body["event"].pop("object")
+    with pytest.raises(MalformedEvent, match=r"event\.object"):
         normalize(body, bot_open_id=BOT)
 
 

@@ -31,6 +31,7 @@ from engine.feishu.standin import (
     EVENT_BOT_ADDED,
     EVENT_MESSAGE,
     EVENT_USER_CREATED,
+    EVENT_USER_DELETED,
     DeliveryError,
     FeishuStandIn,
 )
@@ -68,6 +69,7 @@ def build_handler(ingress: Ingress, encrypt_key: str, token: str) -> lark.EventD
             .register_p2_customized_event(EVENT_BITABLE_RECORD_CHANGED, keep("bitable"))
             .register_p2_customized_event(EVENT_BOT_ADDED, keep("bot_added"))
             .register_p2_customized_event(EVENT_USER_CREATED, keep("user_created"))
+            .register_p2_customized_event(EVENT_USER_DELETED, keep("user_deleted"))
             .register_p1_customized_event("approval_instance", keep("approval"))
             .register_p2_card_action_trigger(on_card)
             .build())
@@ -247,20 +249,23 @@ async def test_v1_approval_and_other_builders(standin: FeishuStandIn, ingress: I
     assert (await standin.deliver_event(ingress.url, EVENT_BITABLE_RECORD_CHANGED, changed, retries=())).acknowledged
     created = standin.user_created("ou_newbie", "新同事", email="new@example.org")
     assert (await standin.deliver_event(ingress.url, EVENT_USER_CREATED, created, retries=())).acknowledged
+    deleted = standin.user_deleted("ou_newbie")
+    assert (await standin.deliver_event(ingress.url, EVENT_USER_DELETED, deleted, retries=())).acknowledged
     v1_generic = await standin.deliver_event(ingress.url, "approval_instance",
                                              {"approval_code": "A", "instance_code": "I2", "status": "REJECTED"},
                                              schema="1.0", event_id="uuid-2", retries=())
     assert v1_generic.acknowledged
 
     kinds = [r["kind"] for r in ingress.received]
-    assert kinds == ["approval", "bitable", "user_created", "approval"]
+    assert kinds == ["approval", "bitable", "user_created", "user_deleted", "approval"]
     v1 = ingress.received[0]["data"]
     assert v1["uuid"] == "uuid-approval-1" and v1["event"]["instance_code"] == "INST-1"
     action = ingress.received[1]["data"]["event"]["action_list"][0]
     assert action["record_id"] == "recA" and json.loads(action["after_value"][0]["field_value"]) == "维修"
     assert ingress.received[2]["data"]["event"]["object"]["email"] == "new@example.org"
-    assert standin.state.find_user("new@example.org")["open_id"] == "ou_newbie"
-    assert ingress.received[3]["data"]["event"]["status"] == "REJECTED"
+    assert ingress.received[3]["data"]["event"]["old_object"]["open_id"] == "ou_newbie"
+    assert standin.state.find_user("new@example.org") is None  # gone from the directory
+    assert ingress.received[4]["data"]["event"]["status"] == "REJECTED"
 
 
 async def test_url_verification_and_admin_delivery(standin: FeishuStandIn, ingress: Ingress) -> None:

@@ -455,6 +455,15 @@ class FeishuStandIn:
         return ev.user_created(open_id, name, email=email, mobile=mobile,
                                user_id=user["user_id"] if user else None)
 
+    def user_deleted(self, open_id: str, *, remove: bool = True) -> dict[str, Any]:
+        """A ``contact.user.deleted_v3`` event for a directory user; with ``remove`` the user also leaves the
+        directory (no longer listed by department). Raises ``KeyError`` for an unknown user."""
+        user = self.state.users[open_id]
+        if remove:
+            del self.state.users[open_id]
+        return ev.user_deleted(open_id, user["name"], user_id=user["user_id"],
+                               department_ids=list(user.get("department_ids") or []))
+
     def approval_event(self, approval_code: str, instance_code: str, status: str, *,
                        event_id: str | None = None, app_id: str | None = None) -> dict[str, Any]:
         """A complete v1 ``approval_instance`` payload; push it with :meth:`deliver_payload`."""

@@ -17,6 +17,7 @@ from .state import field_id, new_id, now_ms, stable_id
 EVENT_MESSAGE = "im.message.receive_v1"
 EVENT_BOT_ADDED = "im.chat.member.bot.added_v1"
 EVENT_USER_CREATED = "contact.user.created_v3"
+EVENT_USER_DELETED = "contact.user.deleted_v3"
 EVENT_BITABLE_RECORD_CHANGED = "drive.file.bitable_record_changed_v1"
 EVENT_CARD_ACTION = "card.action.trigger"
 EVENT_APPROVAL = "approval_instance"  # a v1 event
@@ -137,6 +138,16 @@ def user_created(open_id: str, name: str, *, email: str = "", mobile: str = "", 
                        "department_ids": department_ids or [], "status": {"is_activated": True,
                                                                           "is_frozen": False,
                                                                           "is_resigned": False}}}
+
+
+def user_deleted(open_id: str, name: str, *, user_id: str | None = None,
+                 department_ids: list[str] | None = None) -> dict[str, Any]:
+    """A ``contact.user.deleted_v3`` event: the account as it was, and its departments before removal."""
+    ids = user_ids(open_id, user_id)
+    departments = list(department_ids or [])
+    return {"object": {**ids, "name": name, "en_name": name, "department_ids": departments,
+                       "status": {"is_activated": False, "is_frozen": False, "is_resigned": True}},
+            "old_object": {"open_id": open_id, "department_ids": departments}}
 
 
 def card_action_event(value: dict[str, Any], operator_open_id: str, message_id: str, chat_id: str, *,
