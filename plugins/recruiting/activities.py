@@ -25,6 +25,7 @@ from .models import (
     Context,
     ContextRequest,
     FindOnboarding,
+    LeaverInput,
     LoadApplication,
     PoolMatch,
     PoolQuery,
@@ -240,6 +241,12 @@ class RecruitingActivities:
         """The contact directory as it is now, recorded as ``month``'s staff snapshot."""
         return await self._feishu(hr_report.record_snapshot(self.services, request.org, request.month,
                                                             request.client_token))
+
+    @activity.defn(name="recruiting.record_leaver")
+    async def record_leaver(self, leaver: LeaverInput) -> str:
+        """An account removed from the directory, recorded in the leavers table; returns its site."""
+        wid = activity.info().workflow_id
+        return await self._feishu(hr_report.record_leaver(self.services, leaver, f"{wid}:leaver"))
 
     @activity.defn(name="recruiting.build_hr_report")
     async def build_hr_report(self, request: ReportRequest) -> hr_rules.HrReport:

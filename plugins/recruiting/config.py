@@ -40,6 +40,7 @@ class Tables(PluginSettings):
     operations: str = "tblOperations"  # a hospital's monthly operating figures (kept by the group)
     cases: str = "tblRiskCases"  # labour-dispute and compliance cases (kept by the group)
     hr_monthly: str = "tblHrMonthly"  # the HR monthly report's rows (written by the engine)
+    leavers: str = "tblLeavers"  # accounts removed from the directory (contact.user.deleted_v3; by the engine)
 
 
 class RequisitionFields(PluginSettings):
@@ -149,6 +150,16 @@ class StaffFields(PluginSettings):
     department: str = "科室"
 
 
+class LeaverFields(PluginSettings):
+    """离职记录: one row per account removed from the directory, keyed by its open id."""
+
+    user_id: str = "用户ID"
+    name: str = "姓名"
+    site: str = "医院"
+    department: str = "科室"
+    left_at: str = "离职时间"
+
+
 class DevelopmentFields(PluginSettings):
     """人才发展: one row per training attended or promotion granted."""
 
@@ -216,6 +227,7 @@ class Fields(PluginSettings):
     operations: OperationsFields = Field(default_factory=OperationsFields)
     cases: CaseFields = Field(default_factory=CaseFields)
     hr_monthly: HrMonthlyFields = Field(default_factory=HrMonthlyFields)
+    leavers: LeaverFields = Field(default_factory=LeaverFields)
 
 
 class Roles(PluginSettings):

@@ -15,7 +15,7 @@ from engine.sdk import Services
 
 from . import hr_rules, rules
 from .config import RecruitingSettings
-from .models import SCENARIO
+from .models import SCENARIO, LeaverInput
 
 
 class SnapshotResult(BaseModel):
@@ -33,21 +33,44 @@ def site_names(services: Services, org_id: str) -> dict[str, str]:
     return {site: (config.name or site) for site, config in org.config.sites.items()}
 
 
-async def read_directory(services: Services, org_id: str) -> list[hr_rules.Staff]:
-    """Who is in post now: every hospital's department tree (``directory.department_id`` per site) and its
-    members, read from Feishu's contact directory page by page. A site without a department is skipped."""
+async def _trees(services: Services, org_id: str) -> tuple[dict[str, str], dict[str, list[dict[str, Any]]]]:
+    """Each hospital's department (``directory.department_id`` per site; one without is left out) and the
+    departments below it, from Feishu's contact directory."""
     roots = {site: _settings(services, org_id, site).directory.department_id
              for site in services.org(org_id).site_ids}
-    trees: dict[str, list[dict[str, Any]]] = {}
+    roots = {site: root for site, root in roots.items() if root}
+    return roots, {site: await services.feishu.list_departments(root, recursive=True) for site, root in roots.items()}
+
+
+async def read_directory(services: Services, org_id: str) -> list[hr_rules.Staff]:
+    """Who is in post now: every hospital's department tree and its members, read from Feishu's contact
+    directory page by page."""
+    roots, trees = await _trees(services, org_id)
     users: list[dict[str, Any]] = []
     for site, root in roots.items():
-        if not root:
-            continue
-        trees[site] = await services.feishu.list_departments(root, recursive=True)
         for department in [root, *(str(d.get("open_department_id") or "") for d in trees[site])]:
             if department:
                 users.extend(await services.feishu.users_in_department(department))
     return hr_rules.staff_from_directory(trees, users, roots)
+
+
+async def record_leaver(services: Services, leaver: LeaverInput, client_token: str) -> str:
+    """Record an account removed from the directory in the leavers table (the hospital and department its
+    departments lie in, "" when none of the hospitals'); returns the site ("" when none)."""
+    settings = _settings(services, leaver.org)
+    roots, trees = await _trees(services, leaver.org)
+    found = hr_rules.staff_from_directory(trees, [{"open_id": leaver.open_id, "name": leaver.name,
+                                                   "department_ids": leaver.department_ids}], roots)
+    where = found[0] if found else None
+    ctx = services.context(leaver.org, SCENARIO)
+    calendar = rules.calendar_for(ctx.timezone, ctx.holidays, ctx.workdays, settings.use_china_calendar)
+    if leaver.left_at is None:
+        raise ValueError("record_leaver needs left_at (the workflow sets it)")
+    row = hr_rules.leaver_row(leaver.open_id, leaver.name, where, leaver.left_at, settings,
+                              hr_rules.Sites(site_names(services, leaver.org)), calendar)
+    await services.feishu.bitable_upsert(settings.app_token, settings.tables.leavers, settings.fields.leavers.user_id,
+                                         [row], client_token=client_token)
+    return where.site if where else ""
 
 
 def _month_filter(column: str, months: list[str]) -> dict[str, Any]:
@@ -85,7 +108,8 @@ async def hr_report_for(services: Services, org_id: str, month: str, as_of: date
     return hr_rules.compute_hr_report(
         month, hr_rules.staff_from_rows(snapshots, previous, settings, sites),
         hr_rules.staff_from_rows(snapshots, month, settings, sites),
-        requisitions=await fields(t.requisitions), applications=await fields(t.applications),
+        leavers=await fields(t.leavers), requisitions=await fields(t.requisitions),
+        applications=await fields(t.applications),
         pool=await fields(t.pool), onboarding=await fields(t.onboarding), development=await fields(t.development),
         operations=await fields(t.operations), cases=await fields(t.cases), as_of=as_of, settings=settings,
         calendar=calendar, site_names=names)

@@ -7,6 +7,8 @@ difference between the snapshot of the month before and the month's own. Definit
 
 * headcount at the start / end: people in the previous month's / the month's snapshot at the hospital;
 * joiners: in the month's snapshot and not the previous one; leavers: in the previous and not the month's;
+  someone who joined and left within the month (in neither) counts as both, from the leavers table (the
+  directory's removal events, ``contact.user.deleted_v3``);
 * transfers between hospitals: in both snapshots at different hospitals (out of the old, into the new);
   they are neither joiners nor leavers, and cancel out for the group;
 * average headcount: (start + end) / 2; **turnover rate = leavers / average headcount** (None when 0);
@@ -34,7 +36,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-from engine.sdk import WorkCalendar
+from engine.sdk import WorkCalendar, cells
 
 from . import reading
 from .config import RecruitingSettings
@@ -212,6 +214,14 @@ def staff_from_directory(hospitals: Mapping[str, Sequence[Mapping[str, Any]]], u
     return sorted(found.values(), key=lambda s: (s.site, s.department, s.user_id))
 
 
+def leaver_row(open_id: str, name: str, where: Staff | None, left_at: datetime, settings: RecruitingSettings,
+               sites: Sites, calendar: WorkCalendar) -> dict[str, Any]:
+    """The leavers table's row of an account removed from the directory (keyed by its open id)."""
+    f = settings.fields.leavers
+    return {f.user_id: open_id, f.name: name, f.site: sites.name(where.site) if where else "",
+            f.department: where.department if where else "", f.left_at: cells.encode_moment(left_at)}
+
+
 def _day_of(row: Mapping[str, Any], column: str, calendar: WorkCalendar) -> date | None:
     return reading.day(row, column, calendar)
 
@@ -224,7 +234,8 @@ def _words(value: str) -> str:
 
 
 def compute_hr_report(month: str, previous: Sequence[Staff], current: Sequence[Staff], *,
-                      requisitions: Sequence[Mapping[str, Any]] = (), applications: Sequence[Mapping[str, Any]] = (),
+                      leavers: Sequence[Mapping[str, Any]] = (), requisitions: Sequence[Mapping[str, Any]] = (),
+                      applications: Sequence[Mapping[str, Any]] = (),
                       pool: Sequence[Mapping[str, Any]] = (), onboarding: Sequence[Mapping[str, Any]] = (),
                       development: Sequence[Mapping[str, Any]] = (), operations: Sequence[Mapping[str, Any]] = (),
                       cases: Sequence[Mapping[str, Any]] = (), as_of: datetime, settings: RecruitingSettings,
@@ -267,6 +278,19 @@ def compute_hr_report(month: str, previous: Sequence[Staff], current: Sequence[S
         if user not in after:
             hospital(person.site).leavers += 1
             dept(person.site, person.department).leavers += 1
+    # someone who joined and left within the month is in neither snapshot: their removal event recorded them
+    lf = settings.fields.leavers
+    for row in leavers if previous else ():
+        user, left = reading.text(row, lf.user_id), _day_of(row, lf.left_at, calendar)
+        site = sites.of(row.get(lf.site))
+        if not user or user in before or user in after or left is None or not first <= left <= last:
+            continue
+        if site == "(none)":
+            continue  # removed from a department of none of the hospitals
+        department = reading.text(row, lf.department)
+        for counted in (hospital(site), dept(site, department)):
+            counted.joiners += 1
+            counted.leavers += 1
 
     # recruiting: open positions, filled requisitions and time to fill
     rf = settings.fields.requisitions

@@ -306,6 +306,16 @@ class MatchAccountInput(BaseModel):
     event_id: str = ""
 
 
+class LeaverInput(BaseModel):
+    """An account removed from the directory (``contact.user.deleted_v3``), to record as a leaver."""
+
+    org: str = ""
+    open_id: str
+    name: str = ""
+    department_ids: list[str] = Field(default_factory=list)
+    left_at: datetime | None = None  # None: the business time the workflow records it at
+
+
 class FindOnboarding(BaseModel):
     org: str
     hashes: list[str]

@@ -22,6 +22,7 @@ from engine.sdk import (
     MessageReceived,
     OrgContext,
     UserCreated,
+    UserDeleted,
     message_key,
     resolve_site_context,
     status_question,
@@ -37,6 +38,7 @@ from .models import (
     CompleteItem,
     Decide,
     LeaveRequest,
+    LeaverInput,
     MatchAccountInput,
     MoveRequest,
     RecordChanged,
@@ -61,6 +63,10 @@ def route(event: FeishuEvent, org: OrgContext) -> list[Any] | None:
         return _bitable(event, settings)
     if isinstance(event, UserCreated):
         return _user_created(event, org)
+    if isinstance(event, UserDeleted):
+        return [act.StartWorkflow(scenario=SCENARIO, key=f"leaver:{event.open_id}", workflow="recruiting.RecordLeaver",
+                                  args=[LeaverInput(org=org.id, open_id=event.open_id, name=event.name,
+                                                    department_ids=event.department_ids)])]
     if event.event_type in HIRE_EVENTS:
         return _hire(event, settings)
     return None

@@ -63,6 +63,7 @@ with workflow.unsafe.imports_passed_through():
         FindOnboarding,
         Hired,
         LeaveRequest,
+        LeaverInput,
         LoadApplication,
         MatchAccountInput,
         MoveRequest,
@@ -988,6 +989,19 @@ class MatchAccountWorkflow:
         return found
 
 
+@workflow.defn(name="recruiting.RecordLeaver")
+class RecordLeaverWorkflow:
+    """An account removed from the directory (``contact.user.deleted_v3``): recorded in the leavers table,
+    so the HR report counts someone who joined and left within one month."""
+
+    @workflow.run
+    async def run(self, params: LeaverInput) -> str:
+        if params.left_at is None:
+            ctx = await load_site_context(SCENARIO, None)
+            params = params.model_copy(update={"left_at": ctx.clock.now(workflow.now())})
+        return await workflow.execute_activity("recruiting.record_leaver", params, result_type=str, **OWN_ACTIVITY)
+
+
 # --------------------------------------------------------------------------------------------- report
 
 
@@ -1099,4 +1113,4 @@ class StatusWorkflow:
 
 
 WORKFLOWS = [RequisitionWorkflow, ApplicationWorkflow, OnboardingWorkflow, MatchAccountWorkflow,
-             MonthlyReportWorkflow, StatusWorkflow]
+             MonthlyReportWorkflow, StatusWorkflow, RecordLeaverWorkflow]

@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import copy
 import csv
-from datetime import timedelta
+from datetime import time, timedelta
 from pathlib import Path
 from typing import Any
 
 from recruiting_helpers import APP, add_row, config, rows, seed
 
 import plugins.recruiting as recruiting
+from engine.feishu.standin import EVENT_USER_DELETED
+from engine.sdk import cells
 from engine.testing import moments
 from plugins.recruiting import hr_rules, rules
 from plugins.recruiting.commands import write_hr_csv
@@ -170,3 +172,18 @@ async def test_snapshot_and_hr_report_commands(scenario_harness: Any, tmp_path: 
         assert figures["*"]["hospital"] == "Group" and figures["*"]["turnover_rate"] == str(round(1 / 7, 4))
         first = await run("hr-report", "--month", "2026-08", "--out", str(out))
         assert "no staff snapshot of the month before" in first.output
+
+
+async def test_a_removed_account_is_recorded_as_a_leaver(scenario_harness: Any) -> None:
+    async with scenario_harness(PLUGINS, config=hr_config()) as env:
+        directory(env)
+        env.standin.add_user("ou_s10", name="冯十二", department_ids=["od_a_ortho"])
+        now = await env.begin_at(moments.ordinary_workday(time(11, 0)))
+        pushed = await env.push(EVENT_USER_DELETED, env.standin.user_deleted("ou_s10"))
+        assert pushed.acknowledged
+        await (env.client.get_workflow_handle(env.workflow_id("recruiting", "leaver:ou_s10"))).result()
+        (row,) = rows(env, "tblLeavers").values()
+        assert (row["用户ID"], row["姓名"], row["医院"], row["科室"]) == ("ou_s10", "冯十二", "A院", "骨科")
+        # the business time it was recorded at (the test clock runs on while the push is handled)
+        assert 0 <= row["离职时间"] - cells.encode_moment(now) < 60_000
+        assert "ou_s10" not in env.standin.state.users  # and no longer listed by the directory

@@ -182,3 +182,20 @@ def test_staff_from_the_directory_by_hospital_department() -> None:
     found = hr_rules.staff_from_directory(trees, users, {"hosp_a": "od_a", "hosp_b": "od_b"})
     assert [(s.user_id, s.site, s.department) for s in found] == [
         ("ou_3", "hosp_a", ""), ("ou_1", "hosp_a", "骨科"), ("ou_2", "hosp_b", "急诊科")]
+
+
+def test_someone_who_joined_and_left_within_the_month_counts_as_both() -> None:
+    f = SETTINGS.fields.leavers
+    sites = hr_rules.Sites(NAMES)
+    within = hr_rules.leaver_row("u9", "冯十二", staff("u9", "冯十二", "hosp_a", "骨科"),
+                                 CAL.at_local(date(2026, 9, 25), time(11)).astimezone(UTC), SETTINGS, sites, CAL)
+    assert within[f.site] == "A院"
+    known = {f.user_id: "u2", f.name: "李四", f.site: "A院", f.department: "骨科",
+             f.left_at: rules.ms(CAL.at_local(date(2026, 9, 10), time(11)).astimezone(UTC))}  # also in the diff
+    october = {**within, f.user_id: "u10", f.left_at: rules.ms(AS_OF)}
+    result = hr_rules.compute_hr_report("2026-09", AUGUST, SEPTEMBER, leavers=[within, known, october], as_of=AS_OF,
+                                        settings=SETTINGS, calendar=CAL, site_names=NAMES)
+    a = result.hospitals[0]
+    assert (a.joiners, a.leavers, a.headcount_end) == (2, 2, 3)  # 周九, and 冯十二 both joined and left
+    assert {d.department: (d.joiners, d.leavers) for d in a.departments}["骨科"] == (2, 2)
+    assert result.group.turnover_rate == round(2 / 6.5, 4)
