@@ -105,6 +105,14 @@ async def test_first_working_day_after_a_holiday_reports_people_in_both_language
         assert f"HR monthly report {month} · B院" in b_card and "turnover 0.0%" in b_card
         assert "Labour dispute: 加班费争议" in b_card  # the case's subject is data; the words are English
         assert "离职率" not in b_card and "风险预警" not in b_card
+        # the group's chart: people in post at the start and end of the month per hospital, in its language
+        (chart,) = [e for e in env.messages(to="ou_group_hr")[-1].card["body"]["elements"] if e["tag"] == "chart"]
+        assert chart["chart_spec"]["title"] == {"text": "在岗人数"}
+        assert chart["chart_spec"]["data"]["values"] == [
+            {"name": "A院", "value": 4, "series": "月初"}, {"name": "A院", "value": 3, "series": "月末"},
+            {"name": "B院", "value": 2, "series": "月初"}, {"name": "B院", "value": 4, "series": "月末"}]
+        (b_chart,) = [e for e in env.messages(to="ou_hr_b")[-1].card["body"]["elements"] if e["tag"] == "chart"]
+        assert {v["series"] for v in b_chart["chart_spec"]["data"]["values"]} == {"Start of month", "End of month"}
 
         table = {r["报表键"]: r for r in rows(env, "tblHrMonthly").values()}
         assert table[f"{month}:hosp_a"]["医院"] == "A院" and table[f"{month}:*"]["医院"] == "集团"
