@@ -93,13 +93,14 @@ async def test_decisions_pushed_by_feishu_itself_once_subscribed(scenario_harnes
         env.standin.decide_approval(code, "approve", open_id="ou_head")
         env.standin.decide_approval(code, "approve", open_id="ou_finance")
         for _ in range(500):  # the stand-in pushes in the background
-            if len(env.standin.deliveries) == 2 and all(d.acknowledged for d in env.standin.deliveries):
+            if len(env.standin.deliveries) == 4 and all(d.acknowledged for d in env.standin.deliveries):
                 break
             await asyncio.sleep(0.01)
         await env.settle()
         decisions = await result_without_waiting(env, handle)
         assert [(d["outcome"], d["decided_by"]) for d in decisions] == [("approved", "ou_finance")]
         assert [p["event"]["status"] for p in env.standin.approval_payloads] == ["PENDING", "APPROVED"]
+        assert [p["event"]["status"] for p in env.standin.approval_task_payloads] == ["APPROVED", "APPROVED"]
 
 
 async def test_a_forged_approval_changes_nothing_and_the_rejection_ends_it(scenario_harness: Any) -> None:
@@ -128,6 +129,27 @@ async def test_withdrawn_after_a_transfer_that_kept_it_pending(scenario_harness:
         await env.push_payload(withdrawn)
         decisions = await result_without_waiting(env, handle)
         assert [(d["outcome"], d["status"], d["decided_by"]) for d in decisions] == [("withdrawn", "CANCELED", "")]
+
+
+async def test_a_transfer_reaches_the_follower_by_its_task_event(scenario_harness: Any) -> None:
+    """A transfer leaves the instance PENDING and Feishu sends no instance event, only task events: the
+    follower re-reads at once, so its next reminder goes to the new approver (no 12-hour wait)."""
+    async with scenario_harness({"purchase": PurchasePlugin()}, config=config()) as env:
+        seed(env)
+        await env.app.feishu.subscribe_approval(CODE)
+        env.standin.event_url = await env.ingress_url()
+        _, code = await ask(env, "PR-9")
+        before = await env.now()
+        assert env.standin.decide_approval(code, "transfer", open_id="ou_head", to="ou_deputy") is None
+        for _ in range(500):  # the stand-in pushes in the background
+            if env.standin.deliveries and all(d.acknowledged for d in env.standin.deliveries):
+                break
+            await asyncio.sleep(0.01)
+        await env.settle()
+        (task_event,) = env.standin.approval_task_payloads
+        assert (task_event["event"]["type"], task_event["event"]["status"]) == ("approval_task", "TRANSFERRED")
+        assert (await follower(env, code))["pending_approvers"] == ["ou_deputy"]
+        assert await env.now() - before < timedelta(hours=1), "learnt by the periodic read, not the task event"
 
 
 def uncached_worker(env: ScenarioHarness) -> Any:

@@ -122,6 +122,7 @@ class FeishuStandIn:
         self.calls: list[Call] = []
         self.deliveries: list[DeliveryResult] = []
         self.approval_payloads: list[dict[str, Any]] = []  # every approval_instance event, in order
+        self.approval_task_payloads: list[dict[str, Any]] = []  # every approval_task event, in order
         self.faults = FaultBook()
         self.rate_limiter = RateLimiter(tuple(rate_rules))
         self.busy_tables: set[tuple[str, str]] = set()
@@ -477,16 +478,18 @@ class FeishuStandIn:
         """An approval definition the create call accepts (see :meth:`State.add_approval`)."""
         return self.state.add_approval(approval_code, name, nodes, tenant_key)
 
-    def approval_changed(self, event: dict[str, Any], *, app_id: str | None = None) -> dict[str, Any]:
+    def approval_changed(self, event: dict[str, Any], *, app_id: str | None = None,
+                         event_type: str = ev.EVENT_APPROVAL) -> dict[str, Any]:
         """Record the v1 ``approval_instance`` payload of a status change (``approval_payloads``) and, with an
         ``event_url`` and the app subscribed to the definition, push it there in the background like Feishu.
-        Returns the payload."""
+        Returns the payload. ``event_type`` ``approval_task``: a task's change (``approval_task_payloads``)."""
         app = self._app(app_id)
         # the organization the definition belongs to (one app may serve several)
         tenant_key = self.state.approvals.get(event["approval_code"], {}).get("tenant_key") or app.tenant_key
-        payload = ev.envelope_v1(ev.EVENT_APPROVAL, event, app_id=app.app_id, tenant_key=tenant_key,
+        payload = ev.envelope_v1(event_type, event, app_id=app.app_id, tenant_key=tenant_key,
                                  token=app.verification_token or self.verification_token)
-        self.approval_payloads.append(payload)
+        kept = self.approval_task_payloads if event_type == ev.EVENT_APPROVAL_TASK else self.approval_payloads
+        kept.append(payload)
         if self.event_url and event["approval_code"] in self.state.approval_subscriptions.get(app.app_id, []):
             task = asyncio.create_task(self.deliver_payload(self.event_url, payload, app_id=app_id))
             self._background.add(task)
@@ -498,8 +501,18 @@ class FeishuStandIn:
         """Act on an approval instance as its approver (``approve``/``reject``/``transfer`` to ``to``) or its
         applicant (``cancel``), or ``delete`` it. Returns the ``approval_instance`` payload when its status
         changed (also pushed to ``event_url``), ``None`` otherwise (a transfer, a node passed on).
-        Raises ``ValueError`` for an action the instance's state refuses."""
+        Raises ``ValueError`` for an action the instance's state refuses.
+
+        The acting approver's task also changes (approved, rejected, transferred): that ``approval_task``
+        event is recorded and pushed like Feishu's, before the instance's own."""
+        instance = self.state.approval_instances.get(instance_code) or {}
+        before = {t.get("id"): t.get("status") for t in instance.get("task_list") or []}
         event = routes_approval.decide(self.state, instance_code, action, open_id=open_id, to=to, comment=comment)
+        for task in instance.get("task_list") or []:
+            if task.get("id") in before and task.get("status") != before[task.get("id")] and task.get("open_id") \
+                    == open_id:
+                self.approval_changed(ev.approval_task_event(instance["approval_code"], instance_code, task),
+                                      event_type=ev.EVENT_APPROVAL_TASK)
         return self.approval_changed(event) if event else None
 
     # ---- admin -------------------------------------------------------------------------------------

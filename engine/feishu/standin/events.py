@@ -21,6 +21,7 @@ EVENT_USER_DELETED = "contact.user.deleted_v3"
 EVENT_BITABLE_RECORD_CHANGED = "drive.file.bitable_record_changed_v1"
 EVENT_CARD_ACTION = "card.action.trigger"
 EVENT_APPROVAL = "approval_instance"  # a v1 event
+EVENT_APPROVAL_TASK = "approval_task"  # a v1 event: one task's status (a transfer sends only these)
 
 
 def user_ids(open_id: str, user_id: str | None = None) -> dict[str, str]:
@@ -179,6 +180,14 @@ def approval_instance_event(approval_code: str, instance_code: str, status: str,
     """The inner ``event`` of a v1 ``approval_instance`` callback (``status``: PENDING/APPROVED/REJECTED/…)."""
     return {"approval_code": approval_code, "instance_code": instance_code, "status": status,
             "operate_time": str(operate_time_ms if operate_time_ms is not None else now_ms())}
+
+
+def approval_task_event(approval_code: str, instance_code: str, task: dict[str, Any]) -> dict[str, Any]:
+    """The inner ``event`` of a v1 ``approval_task`` callback for one task of ``task_list``
+    (``status``: PENDING/APPROVED/REJECTED/TRANSFERRED/DONE…)."""
+    return {"approval_code": approval_code, "instance_code": instance_code, "task_id": task.get("id", ""),
+            "open_id": task.get("open_id", ""), "user_id": task.get("user_id", ""), "status": task.get("status", ""),
+            "operate_time": str(now_ms())}
 
 
 def approval_v1(approval_code: str, instance_code: str, status: str, *, app_id: str, tenant_key: str,
