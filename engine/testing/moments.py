@@ -117,6 +117,20 @@ def first_workday_after_holiday(clock: time = time(8, 55)) -> Situation:
     return _first_day("the first working day of a month after a holiday", clock, accept)
 
 
+def first_workday_after_holiday_month(clock: time = time(8, 55)) -> Situation:
+    """The first working day of a month whose previous month has a holiday (a weekday off): the day a
+    monthly report covers a month with National Day, New Year's Day, the Spring Festival ..."""
+
+    def accept(day: date, cal: WorkCalendar) -> bool:
+        if not (cal.is_workday(day) and cal.next_workday(day.replace(day=1)) == day):
+            return False
+        last = day.replace(day=1) - timedelta(days=1)
+        return any(d.weekday() < 5 and not cal.is_workday(d)
+                   for d in (last.replace(day=n) for n in range(1, last.day + 1)))
+
+    return _first_day("the first working day after a month with a holiday", clock, accept)
+
+
 def ordinary_workday(clock: time = time(10, 0), *, clear_days: int = 14, weekday: int | None = None) -> Situation:
     """A working day in the middle of things: not a month's first working day nor in its last three days,
     not the first day after a holiday, followed by a working day, and with no holiday (three or more days

@@ -19,7 +19,7 @@ from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.service import RPCError, RPCStatusCode
 
 from engine.sdk import FeishuError, Services, workflow_id
-from plugins.device_calibration import rules
+from plugins.device_calibration import outcome, rules
 from plugins.device_calibration.config import DeviceCalibrationSettings
 from plugins.device_calibration.models import (
     CYCLE_WORKFLOW,
@@ -31,10 +31,13 @@ from plugins.device_calibration.models import (
     CycleState,
     CycleView,
     DepartmentDigest,
+    DeviceMeta,
     DeviceRecord,
     DigestInput,
     DigestItem,
     LoadContext,
+    OutcomeData,
+    OutcomeRequest,
     ReconcileChange,
     ReconcileInput,
     ReconcileReport,
@@ -342,6 +345,28 @@ async def collect_digest(services: Services, request: DigestInput) -> list[Depar
     return [digests[name] for name in sorted(digests)]
 
 
+# ------------------------------------------------------------------------------------ monthly outcome
+
+
+async def outcome_data(services: Services, request: OutcomeRequest) -> OutcomeData:
+    """The calibration-log rows recorded before ``request.until`` (every page of the table), and each
+    device's name and site from the device table (the card names devices, not ids)."""
+    org = services.org(request.org)
+    settings = _settings(org)
+    bitable = settings.bitable
+    if not bitable.log_table_id:
+        return OutcomeData()
+    try:
+        records = await services.feishu.bitable_search(bitable.app_token, bitable.log_table_id)
+        devices = await read_devices(services.feishu, org, settings)
+    except FeishuError as error:
+        raise error.to_application_error() from error
+    rows = [row for record in records
+            if (row := outcome.log_row(record.fields, settings.log_fields)) is not None and row.at < request.until]
+    return OutcomeData(rows=rows, devices={d.device_id: DeviceMeta(name=d.info.name, site=d.info.site)
+                                           for d in devices})
+
+
 class DeviceCalibrationActivities:
     """The scenario's activities, bound by the worker to the engine's services."""
 
@@ -367,6 +392,10 @@ class DeviceCalibrationActivities:
     @activity.defn(name="device_calibration.collect_digest")
     async def collect_digest(self, request: DigestInput) -> list[DepartmentDigest]:
         return await collect_digest(self.services, request)
+
+    @activity.defn(name="device_calibration.outcome_data")
+    async def outcome_data(self, request: OutcomeRequest) -> OutcomeData:
+        return await outcome_data(self.services, request)
 
 
 ACTIVITIES = [DeviceCalibrationActivities]

@@ -22,6 +22,7 @@ SCENARIO = "device_calibration"
 CYCLE_WORKFLOW = f"{SCENARIO}.CalibrationCycle"
 RECONCILE_WORKFLOW = f"{SCENARIO}.Reconcile"
 DIGEST_WORKFLOW = f"{SCENARIO}.WeeklyDigest"
+OUTCOME_WORKFLOW = f"{SCENARIO}.MonthlyOutcome"
 
 Phase = Literal["active", "sent_out", "overdue", "quarantined", "paused", "retired", "not_found"]
 ResultValue = Literal["pass", "fail", "adjusted"]
@@ -355,3 +356,40 @@ class DepartmentDigest(BaseModel):
     due_soon: list[DigestItem] = Field(default_factory=list)
     overdue: list[DigestItem] = Field(default_factory=list)
     sent_out: list[DigestItem] = Field(default_factory=list)
+
+
+# ------------------------------------------------------------------------------------ monthly outcome
+
+
+class LogRow(BaseModel):
+    """One calibration-log row as the monthly outcome card reads it."""
+
+    device_id: str
+    kind: str = PRIMARY_KIND
+    cycle: int = 0
+    action: str
+    at: datetime
+    detail: dict[str, Any] = Field(default_factory=dict)
+
+
+class DeviceMeta(BaseModel):
+    """What the card needs of a device: its name (shown) and its site (whose card counts it)."""
+
+    name: str = ""
+    site: str = ""  # site id ("" for the group's)
+
+
+class OutcomeInput(BaseModel):
+    org: str
+
+
+class OutcomeRequest(BaseModel):
+    """The log rows recorded before ``until`` (older rows carry the due dates of the month's cycles)."""
+
+    org: str
+    until: datetime
+
+
+class OutcomeData(BaseModel):
+    rows: list[LogRow] = Field(default_factory=list)
+    devices: dict[str, DeviceMeta] = Field(default_factory=dict)

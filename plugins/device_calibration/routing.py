@@ -23,6 +23,7 @@ from plugins.device_calibration.config import PRIMARY_KIND, DeviceCalibrationSet
 from plugins.device_calibration.models import (
     CYCLE_WORKFLOW,
     DIGEST_WORKFLOW,
+    OUTCOME_WORKFLOW,
     RECONCILE_WORKFLOW,
     SCENARIO,
     CardInput,
@@ -157,4 +158,8 @@ def schedule_specs(org: Any) -> list[ScheduleSpec]:
         ScheduleSpec(id="digest", cron=settings.digest_cron, workflow=DIGEST_WORKFLOW, args=args,
                      description="weekly per-department digest: due soon, overdue, out for calibration",
                      setting="digest_cron"),
+        # every morning of days 1-12; the run sends only on the month's first working day (its calendar)
+        ScheduleSpec(id="monthly_outcome", cron=f"0 {settings.report_hour} 1-12 * *", workflow=OUTCOME_WORKFLOW,
+                     args=args, setting="report_hour",
+                     description="last month's outcome per site, on the first working day"),
     ]

@@ -6,6 +6,7 @@
   continues as new with the next due date after a passing calibration.
 * ``device_calibration.Reconcile``: reads the device table and starts, updates or retires cycles.
 * ``device_calibration.WeeklyDigest``: one card per department: due soon, overdue, out for calibration.
+* ``device_calibration.MonthlyOutcome``: last month's outcome card per site, on the first working day.
 
 Workflow code is deterministic: time comes from ``workflow.now()`` (through the organization's
 :class:`~engine.clock.BusinessClock`), decisions from :mod:`.rules`, and all
@@ -35,13 +36,16 @@ with workflow.unsafe.imports_passed_through():
         WorkCalendar,
         activity_options,
         feishu_call,
+        first_workday_of_month,
+        load_site_context,
     )
     from engine.sdk import feishu as fr
-    from plugins.device_calibration import rules
+    from plugins.device_calibration import outcome, rules
     from plugins.device_calibration.config import DeviceCalibrationSettings
     from plugins.device_calibration.models import (
         CYCLE_WORKFLOW,
         DIGEST_WORKFLOW,
+        OUTCOME_WORKFLOW,
         RECONCILE_WORKFLOW,
         SCENARIO,
         VIEW_MEMO,
@@ -58,6 +62,9 @@ with workflow.unsafe.imports_passed_through():
         DigestInput,
         HistoryEntry,
         LoadContext,
+        OutcomeData,
+        OutcomeInput,
+        OutcomeRequest,
         PauseRequest,
         ReconcileInput,
         ReconcileReport,
@@ -774,5 +781,48 @@ class WeeklyDigest:
         return digests
 
 
-WORKFLOWS = [CalibrationCycle, Reconcile, WeeklyDigest]
-__all__ = ["SCENARIO", "WORKFLOWS", "CalibrationCycle", "Reconcile", "WeeklyDigest"]
+# ------------------------------------------------------------------------------------ monthly outcome
+
+
+@workflow.defn(name=OUTCOME_WORKFLOW)
+class MonthlyOutcome:
+    """Last month's outcome, one card per configured site, sent on the first working day of the month.
+
+    Started every morning of days 1-12 by a schedule; a run that is not on the first working day ends
+    without sending (the calendar knows the holidays a cron cannot). Figures come from the calibration
+    log only (``outcome.outcome_figures``).
+    """
+
+    @workflow.run
+    async def run(self, inp: OutcomeInput) -> int:
+        context = await load_site_context(SCENARIO, org=inp.org)
+        settings = context.settings_as(DeviceCalibrationSettings)
+        calendar = context.calendar()
+        now = context.clock.now(workflow.now())
+        today = calendar.local(now).date()
+        if today != first_workday_of_month(today.year, today.month, calendar) or not settings.report_recipients:
+            return 0
+        month = outcome.month_before(today)
+        until = calendar.at_local(today.replace(day=1), datetime.min.time())
+        data: OutcomeData = await _plugin_activity(
+            "device_calibration.outcome_data", OutcomeRequest(org=inp.org, until=until), OutcomeData, minutes=10)
+        sent = 0
+        for site, recipients in sorted(settings.report_recipients.items()):
+            figures = outcome.outcome_figures(data.rows, data.devices, month=month, zone=calendar.zone,
+                                              assumptions=settings.outcome, site=site)
+            # a site's card in its language, under its name
+            where = await load_site_context(SCENARIO, site, org=inp.org) if site else context
+            card = {**figures, "month": f"{month:%Y-%m}", "site": where.site_name if site else "",
+                    "now": now.isoformat()}
+            for open_id in recipients:
+                await feishu_call(fr.SEND_MESSAGE, fr.SendMessage(
+                    org=inp.org, to=fr.Recipient(id=open_id), template="device_calibration:outcome.card",
+                    context=card, locale=where.locale,
+                    idempotency_key=f"{workflow.info().workflow_id}:{month:%Y-%m}:{site}:{open_id}"),
+                    result_type=fr.SentMessage)
+                sent += 1
+        return sent
+
+
+WORKFLOWS = [CalibrationCycle, Reconcile, WeeklyDigest, MonthlyOutcome]
+__all__ = ["SCENARIO", "WORKFLOWS", "CalibrationCycle", "MonthlyOutcome", "Reconcile", "WeeklyDigest"]

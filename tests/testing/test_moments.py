@@ -38,6 +38,16 @@ def test_first_workday_after_holiday(after: str, expected: str) -> None:
     assert found == shanghai(expected)
 
 
+@pytest.mark.parametrize(("after", "expected"), [
+    ("2026-09-02 12:00", "2026-10-08 09:00"),   # September had the Mid-Autumn Festival (25th)
+    ("2026-10-09 12:00", "2026-11-02 09:00"),   # October had National Day
+    ("2026-11-30 12:00", "2027-02-01 09:00"),   # November has no holiday, December neither: January's New Year
+])
+def test_first_workday_after_a_month_with_a_holiday(after: str, expected: str) -> None:
+    situation = moments.first_workday_after_holiday_month(time(9, 0))
+    assert situation.find(shanghai(after), SHANGHAI) == shanghai(expected)
+
+
 def test_month_and_year_ends_and_the_next_time_of_day() -> None:
     after = shanghai("2026-11-30 23:59")
     assert moments.last_minute_of_month().find(after, SHANGHAI) == shanghai("2026-12-31 23:59")

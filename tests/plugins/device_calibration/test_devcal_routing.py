@@ -73,15 +73,18 @@ def test_cards_become_updates_and_questions_become_queries() -> None:
 def test_schedules_per_organization() -> None:
     specs = schedule_specs(_org({"digest_cron": "0 8 * * fri"}))
     assert {s.id: s.workflow for s in specs} == {"reconcile": "device_calibration.Reconcile",
-                                                 "digest": "device_calibration.WeeklyDigest"}
+                                                 "digest": "device_calibration.WeeklyDigest",
+                                                 "monthly_outcome": "device_calibration.MonthlyOutcome"}
     assert [s.cron for s in specs if s.id == "digest"] == ["0 8 * * fri"]
+    # every morning of days 1-12: the run itself sends only on the month's first working day
+    assert [s.cron for s in specs if s.id == "monthly_outcome"] == ["0 9 1-12 * *"]
 
 
 def test_every_template_renders_in_both_locales() -> None:
     engine = TemplateEngine({"device_calibration": TEMPLATES})
     assert engine.check_all() == []
     names = engine.names()
-    assert len(names) == 10
+    assert len(names) == 11
     card = engine.render_card_dict("device_calibration:reminder.card",
                                    engine.sample_context("device_calibration:reminder.card"), locale="en_US")
     assert card["schema"] == "2.0"
