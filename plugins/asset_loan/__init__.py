@@ -48,7 +48,11 @@ def schedules(org: OrgContext) -> list[ScheduleSpec]:
     settings = org.settings(SCENARIO)
     return [ScheduleSpec(id="weekly_summary", cron=settings.summary_cron, workflow="asset_loan.WeeklySummary",
                          args=[{"org": org.id}], setting="summary_cron",
-                         description="weekly summary to each keeper")]
+                         description="weekly summary to each keeper"),
+            # every morning of days 1-12; the run sends only on the month's first working day (its calendar)
+            ScheduleSpec(id="monthly_outcome", cron=f"0 {settings.report_hour} 1-12 * *",
+                         workflow="asset_loan.MonthlyOutcome", args=[{"org": org.id}], setting="report_hour",
+                         description="last month's loans per site, on the first working day")]
 
 
 @hookimpl

@@ -14,9 +14,19 @@ from temporalio import activity
 
 from engine.sdk import FeishuError, OrgContext, Services, SiteContext, workflow_id
 
-from .bitable import read_asset
+from .bitable import read_asset, read_history
 from .config import AssetLoanSettings
-from .models import AssetInfo, AssetRef, AssetRow, GuardResult, LoanContext, UserProfile
+from .models import (
+    AssetInfo,
+    AssetMeta,
+    AssetRef,
+    AssetRow,
+    GuardResult,
+    LoanContext,
+    OutcomeData,
+    OutcomeRequest,
+    UserProfile,
+)
 
 log = logging.getLogger(__name__)
 
@@ -138,6 +148,24 @@ class AssetLoanActivities:
     async def list_assets(self, ref: AssetRef) -> list[AssetRow]:
         """Every asset row (for the weekly summary and "what do I have")."""
         return await self._rows(ref.org)
+
+    @activity.defn(name="asset_loan.outcome_data")
+    async def outcome_data(self, request: OutcomeRequest) -> OutcomeData:
+        """The history rows recorded before ``request.until`` (every page of the table), and each asset's name
+        and site id (the asset table may name a site by id or by name) for the monthly card."""
+        group = self.services.context(request.org, SCENARIO)
+        settings = group.settings_as(AssetLoanSettings)
+        try:
+            records = await self.services.feishu.bitable_search(settings.app_token, settings.history_table_id)
+        except FeishuError as error:
+            raise error.to_application_error() from error
+        rows = [row for record in records
+                if (row := read_history(record.fields, settings, group.zone)) is not None and row.at < request.until]
+        sites = self.services.org(request.org).config.sites
+        by_name = {site.name: site_id for site_id, site in sites.items() if site.name}
+        return OutcomeData(rows=rows, assets={
+            a.asset_id: AssetMeta(name=a.name, site=a.site if a.site in sites else by_name.get(a.site, a.site))
+            for a in await self._rows(request.org)})
 
 
 ACTIVITIES = [AssetLoanActivities]

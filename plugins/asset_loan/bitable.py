@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 from engine.sdk import cells
 
 from .config import AssetLoanSettings
-from .models import AssetInfo, AssetRow, HistoryEntry, Loan
+from .models import AssetInfo, AssetRow, HistoryEntry, HistoryRow, Loan
 
 cell_text = cells.text  # the name the label sheet reads asset ids and names with
 
@@ -88,4 +88,22 @@ def history_fields(settings: AssetLoanSettings, asset: AssetInfo | str, entry: H
         fields[names.borrower] = cells.encode_persons([entry.borrower_open_id])
     if due is not None:
         fields[names.due_back] = cells.encode_date(due, zone)
+    if entry.scanned_at is not None and names.scanned_at:
+        fields[names.scanned_at] = cells.encode_moment(entry.scanned_at)
     return fields
+
+
+def read_history(fields: dict[str, Any], settings: AssetLoanSettings, zone: ZoneInfo) -> HistoryRow | None:
+    """A history-table record as a :class:`HistoryRow` (None for one without asset, action or time)."""
+    names = settings.history_fields
+    asset_id, action = cells.text(fields.get(names.asset_id)), cells.text(fields.get(names.action))
+    at = cells.or_none(cells.moment, fields.get(names.at), where=f"history column {names.at!r}")
+    if not asset_id or not action or at is None:
+        return None
+    borrower, _ = _person(fields, names.borrower)
+    scanned = cells.or_none(cells.moment, fields.get(names.scanned_at),
+                            where=f"history column {names.scanned_at!r}") if names.scanned_at else None
+    return HistoryRow(asset_id=asset_id, action=action, at=at, borrower_open_id=borrower,
+                      due=cells.or_none(cells.date, fields.get(names.due_back), zone,
+                                        where=f"history column {names.due_back!r}"),
+                      scanned_at=scanned)

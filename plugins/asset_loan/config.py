@@ -49,6 +49,10 @@ class HistoryFields(PluginSettings):
     at: str = "时间"
     due_back: str = "应还日期"
     note: str = "说明"
+    # When the person pressed the scan page's button (a date column), on the rows of actions taken there: the
+    # monthly card's "scan to record" time. "" (the default) leaves it out, since Feishu refuses a row naming a
+    # column the table lacks: add the column, then set its name here.
+    scanned_at: str = ""
 
 
 class StatusLabels(PluginSettings):
@@ -157,6 +161,10 @@ class AssetLoanSettings(PluginSettings):
     guard_statuses: list[str] = Field(default_factory=lambda: ["overdue", "quarantined", "sent_out", "retired",
                                                                   "out_of_service"])
     summary_cron: str = "0 9 * * 1"  # weekly keeper summary, organization timezone
+    # the monthly outcome card: recipients (open ids) per site id ("" for the whole group), and the local
+    # hour it goes out on the month's first working day
+    report_recipients: dict[str, list[str]] = Field(default_factory=dict)
+    report_hour: int = Field(9, ge=0, le=23)
     my_loans_phrases: list[str] = Field(default_factory=lambda: ["我借了什么", "what do i have", "my loans"])
     # what an asset id looks like in "@bot <asset id> 状态" / "status" (the whole word must match)
     asset_id_pattern: str = r"[A-Za-z]{2,}(?:-[A-Za-z0-9]+)+"

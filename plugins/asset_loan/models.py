@@ -91,6 +91,7 @@ class HistoryEntry(BaseModel):
     actor_open_id: str = ""
     borrower_open_id: str = ""
     detail: str = ""
+    scanned_at: datetime | None = None  # the scan page's press that led to it (None: not from the page)
 
 
 class LoanInput(BaseModel):
@@ -111,6 +112,7 @@ class BorrowRequest(BaseModel):
     due: date | None = None  # default: the category's default loan days
     event_id: str | None = None
     via: Via = "scan"
+    scanned_at: datetime | None = None  # when the scan page's button was pressed (business clock)
 
 
 class ActorRequest(BaseModel):
@@ -120,6 +122,7 @@ class ActorRequest(BaseModel):
     event_id: str | None = None
     note: str = ""
     via: Via = "scan"
+    scanned_at: datetime | None = None  # when the scan page's button was pressed (business clock)
 
 
 class ExtendRequest(ActorRequest):
@@ -171,3 +174,37 @@ class AssetRef(BaseModel):
     org: str
     asset_id: str = ""
     open_id: str = ""
+
+
+class OutcomeInput(BaseModel):
+    org: str
+
+
+class OutcomeRequest(BaseModel):
+    """The history rows recorded before ``until``."""
+
+    org: str
+    until: datetime
+
+
+class HistoryRow(BaseModel):
+    """One history-table row as the monthly outcome card reads it."""
+
+    asset_id: str
+    action: str
+    at: datetime
+    borrower_open_id: str = ""
+    due: date | None = None
+    scanned_at: datetime | None = None
+
+
+class AssetMeta(BaseModel):
+    """What the card needs of an asset: its name (shown) and its site (whose card counts it)."""
+
+    name: str = ""
+    site: str = ""
+
+
+class OutcomeData(BaseModel):
+    rows: list[HistoryRow] = Field(default_factory=list)
+    assets: dict[str, AssetMeta] = Field(default_factory=dict)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import html
 import secrets
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import TYPE_CHECKING, Any
 
 from engine.sdk import scan_page
@@ -87,6 +87,8 @@ async def run_update(app: Any, org: Any, asset_id: str, op: str, user: dict[str,
 
     actor = str(user["open_id"])
     request_id = form.get("request_id") or secrets.token_hex(8)
+    # the press, on the organization's business clock (the workflow's), for the card's "scan to record"
+    scanned_at = org.config.clock.now(datetime.now(UTC))
     arg: Any
     if op == "borrow":
         due = None
@@ -96,14 +98,14 @@ async def run_update(app: Any, org: Any, asset_id: str, op: str, user: dict[str,
             except ValueError:
                 return False, form["due"]
         name, arg = "borrow", BorrowRequest(borrower_open_id=actor, borrower_name=str(user.get("name", "")),
-                                            due=due, event_id=request_id, via="scan")
+                                            due=due, event_id=request_id, via="scan", scanned_at=scanned_at)
     elif op == "extend":
         name, arg = "extend", ExtendRequest(actor_open_id=actor, event_id=request_id, via="scan")
     elif op in ("lost", "damaged"):
         name, arg = "mark", MarkRequest(actor_open_id=actor, condition=op, event_id=request_id, via="scan")
     else:
         name = {"return": "return_asset", "remind_now": "remind_now", "approve": "approve", "reject": "reject"}[op]
-        arg = ActorRequest(actor_open_id=actor, event_id=request_id, via="scan")
+        arg = ActorRequest(actor_open_id=actor, event_id=request_id, via="scan", scanned_at=scanned_at)
     handle = await _handle(app, org, asset_id)
     try:
         # the update id dedupes a double-submitted form within the run

@@ -30,12 +30,14 @@ with workflow.unsafe.imports_passed_through():
         activity_options,
         as_zone,
         feishu_call,
+        first_workday_of_month,
+        load_site_context,
         raise_event,
         workflow_org,
     )
     from engine.sdk import feishu as fr
 
-from . import rules
+from . import outcome, rules
 from .bitable import history_fields, loan_fields
 from .config import AssetLoanSettings
 from .models import (
@@ -54,6 +56,9 @@ from .models import (
     LoanState,
     MarkRequest,
     MyLoansInput,
+    OutcomeData,
+    OutcomeInput,
+    OutcomeRequest,
     SummaryInput,
     UserProfile,
 )
@@ -228,7 +233,7 @@ class LoanWorkflow:
                 await self._request_approval(loan, decision)
                 return {"ok": True, "status": self.status, "due": loan.due.isoformat(),
                         "toast": decision.data["message"]}
-            await self._start_loan(loan, decision.reason, actor=profile.open_id)
+            await self._start_loan(loan, decision.reason, actor=profile.open_id, scanned_at=request.scanned_at)
             return {"ok": True, "status": self.status, "due": loan.due.isoformat(), "toast": decision.data["message"]}
         finally:
             self.claim = None
@@ -323,7 +328,8 @@ class LoanWorkflow:
         detail = f"returned via {request.via}" + (f", {late} day(s) late" if late else "")
         if request.note:
             detail += f": {request.note}"
-        history = self._history_row("return", request.actor_open_id, loan.borrower_open_id, detail, due=loan.due)
+        history = self._history_row("return", request.actor_open_id, loan.borrower_open_id, detail, due=loan.due,
+                                    scanned_at=request.scanned_at)
         await self._effects(
             history, self._asset_row(None, returned_at=now),
             self._message(loan.borrower_open_id, "asset_loan:returned",
@@ -460,12 +466,12 @@ class LoanWorkflow:
 
     # ------------------------------------------------------------------------------------- helpers
 
-    async def _start_loan(self, loan: Loan, reason: str, *, actor: str) -> None:
+    async def _start_loan(self, loan: Loan, reason: str, *, actor: str, scanned_at: datetime | None = None) -> None:
         loan.borrowed_at = self._now()
         self.status, self.loan = "on_loan", loan
         self.version += 1
         history = self._history_row("borrow", actor, loan.borrower_open_id, f"{reason}; due {loan.due}",
-                                    due=loan.due)
+                                    due=loan.due, scanned_at=scanned_at)
         card = self._view(loan.borrower_open_id)
         await self._effects(self._name_lookup(loan, card), history, self._asset_row(loan),
                             self._message(loan.borrower_open_id, "asset_loan:asset.card", card, "borrowed"))
@@ -540,10 +546,10 @@ class LoanWorkflow:
             workflow.logger.warning("damage of %s not reported to other scenarios: %s", self.asset_id, error)
 
     def _history_row(self, action: str, actor: str, borrower: str, detail: str, *,
-                     due: date | None = None) -> Effect:
+                     due: date | None = None, scanned_at: datetime | None = None) -> Effect:
         """Keep the entry in the workflow's state now; the effect writes it to the history table."""
         entry = HistoryEntry(at=self._now(), action=action, actor_open_id=actor, borrower_open_id=borrower,
-                             detail=detail)
+                             detail=detail, scanned_at=scanned_at)
         self._remember(entry)
         self.writes += 1
         request = fr.BitableCreate(
@@ -726,4 +732,43 @@ class WeeklySummaryWorkflow:
         return len(summary)
 
 
-WORKFLOWS = [LoanWorkflow, MyLoansWorkflow, WeeklySummaryWorkflow]
+@workflow.defn(name="asset_loan.MonthlyOutcome")
+class MonthlyOutcomeWorkflow:
+    """Last month's loans, one card per configured site, sent on the first working day of the month.
+
+    Started every morning of days 1-12 by a schedule; a run that is not on the first working day ends
+    without sending (the calendar knows the holidays a cron cannot). Figures come from the history table
+    only (``outcome.loan_figures``).
+    """
+
+    @workflow.run
+    async def run(self, params: OutcomeInput) -> int:
+        context = await load_site_context(SCENARIO, org=params.org)
+        settings = context.settings_as(AssetLoanSettings)
+        calendar = context.calendar()
+        now = context.clock.now(workflow.now())
+        today = calendar.local(now).date()
+        if today != first_workday_of_month(today.year, today.month, calendar) or not settings.report_recipients:
+            return 0
+        month = outcome.month_before(today)
+        until = calendar.at_local(today.replace(day=1), datetime.min.time())
+        data = await workflow.execute_activity("asset_loan.outcome_data", OutcomeRequest(org=params.org, until=until),
+                                               result_type=OutcomeData, **OWN_ACTIVITY)
+        sent = 0
+        for site, recipients in sorted(settings.report_recipients.items()):
+            figures = outcome.loan_figures(data.rows, data.assets, month=month, zone=calendar.zone, site=site)
+            # a site's card in its language, under its name
+            where = await load_site_context(SCENARIO, site, org=params.org) if site else context
+            card = {**figures, "month": f"{month:%Y-%m}", "site": where.site_name if site else "",
+                    "recorded": bool(settings.history_fields.scanned_at), "now": now.isoformat()}
+            for open_id in recipients:
+                await feishu_call(fr.SEND_MESSAGE, fr.SendMessage(
+                    org=params.org, to=fr.Recipient(id=open_id), template="asset_loan:outcome.card", context=card,
+                    locale=where.locale,
+                    idempotency_key=f"{workflow.info().workflow_id}:{month:%Y-%m}:{site}:{open_id}"),
+                    result_type=fr.SentMessage)
+                sent += 1
+        return sent
+
+
+WORKFLOWS = [LoanWorkflow, MyLoansWorkflow, WeeklySummaryWorkflow, MonthlyOutcomeWorkflow]

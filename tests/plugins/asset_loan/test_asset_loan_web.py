@@ -49,7 +49,9 @@ def csrf_of(page: str) -> str:
 async def test_scan_page_login_borrow_and_return(scenario_harness: Any) -> None:
     port = free_port()
     public = f"http://127.0.0.1:{port}"
-    document = org_config(plugins=["asset_loan"])
+    # the history table has the scan-time column: the page's presses are stamped in their rows
+    document = org_config(plugins=["asset_loan"],
+                          settings={"asset_loan": {"history_fields": {"scanned_at": "扫码时间"}}})
     document["ingress"] = {"public_url": public}
     async with scenario_harness({"asset_loan": asset_loan}, config=document) as env, env.serve_plugin_routes(port):
         env.standin.state.merge_json(SEED)
@@ -94,6 +96,10 @@ async def test_scan_page_login_borrow_and_return(scenario_harness: Any) -> None:
             done = await keeper.post(url, data={"op": "return", "csrf": csrf_of(page.text), "request_id": "r2"})
             assert "已归还" in done.text and "value='borrow'" in done.text
         await env.settle()
+        table = env.standin.state.table("bascnAssetLoan", "tblAssetHistory")
+        history = [r["fields"] for r in table["records"].values()]
+        stamped = {h["动作"]: h["扫码时间"] for h in history if "扫码时间" in h}
+        assert set(stamped) == {"borrow", "return"} and all(isinstance(v, int) and v > 0 for v in stamped.values())
 
 
 async def test_tampered_links_are_rejected(scenario_harness: Any) -> None:
