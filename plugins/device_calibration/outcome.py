@@ -94,7 +94,8 @@ def outcome_figures(rows: Iterable[LogRow], devices: dict[str, DeviceMeta], *, m
         counts["overdue"] += 1
         late.append((((done or end) - due).days, device_id, kind))
     quarantined = {(r.device_id, r.kind, r.cycle): r for r in mine if r.action == "quarantined"}
-    closed = {(r.device_id, r.kind, r.cycle): r for r in mine if r.action == "assessment_closed"}
+    # an assessment ends with its closing, or with the cycle's retirement (the device left the table)
+    closed = {(r.device_id, r.kind, r.cycle): r for r in mine if r.action in ("assessment_closed", "retired")}
     closed_now = [r for r in in_month if r.action == "assessment_closed"]
     notices = [r for r in in_month if r.action in NOTICES]
     messages = sum(len(r.detail.get("to") or []) for r in notices)

@@ -60,6 +60,8 @@ def test_a_site_counts_its_own_devices_and_the_estimate_uses_the_settings() -> N
                             assumptions=OutcomeSettings(minutes_per_reminder=5, minutes_per_device_cycle=30))
     # quarantined in September and never closed: open at October's end, but not October's
     assert (group["quarantined"], group["assessments_open"]) == (0, 1)
+    gone = figures([*rows, row("DR-2", "retired", at(date(2026, 10, 20)))])
+    assert gone["assessments_open"] == 0  # the device left the table: its assessment is no longer open
     assert group["estimate_minutes"] == 3 * 5 + 2 * 30
     assert figures([])["overdue_days_p50"] is None and figures([])["due"] == 0
 
