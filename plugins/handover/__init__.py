@@ -72,6 +72,11 @@ def schedules(org: OrgContext) -> list[ScheduleSpec]:
         specs.append(ScheduleSpec(id="monthly-stats", cron=group.stats_cron, workflow="handover.MonthlyStats",
                                   args=[org.id, list(group.medical_affairs)], setting="stats_cron",
                                   description="monthly handover statistics for the medical affairs office"))
+    if group.report_recipients:
+        specs.append(ScheduleSpec(id="monthly-outcome", cron=f"0 {group.report_hour} 1-12 * *",
+                                  workflow="handover.MonthlyOutcome", args=[{"org": org.id}], setting="report_hour",
+                                  description="last month's handover outcome per department, on the first "
+                                              "working day"))
     return specs
 
 

@@ -25,6 +25,7 @@ log = logging.getLogger(__name__)
 PLAN_SHIFT = "handover.plan_shift"
 START_SHIFT = "handover.start_shift"
 COLLECT_STATS = "handover.collect_stats"
+OUTCOME_ROWS = "handover.outcome_rows"
 
 
 def department_context(services: Services, org_id: str, department: str) -> SiteContext:
@@ -157,6 +158,21 @@ class HandoverActivities:
         month = request.month or rules.previous_month(request.as_of, zone)
         records = await read_handover_records(self.services, request.org)
         return m.StatsReport(org=request.org, month=month, rows=rules.monthly_stats(records, month))
+
+    @activity.defn(name=OUTCOME_ROWS)
+    async def outcome_rows(self, request: m.OutcomeRequest) -> list[m.OutcomeRow]:
+        """The month's outcome per department, from the handover records in Bitable (every page), with the
+        departments' configured names."""
+        names: dict[str, str] = {}
+        for site in [None, *self.services.org(request.org).site_ids]:
+            try:
+                settings = self.services.context(request.org, m.SCENARIO, site).settings_as(HandoverSettings)
+            except (KeyError, UnknownContext):
+                continue
+            for department_id, department in settings.departments.items():
+                names.setdefault(department_id, department.name)
+        records = await read_handover_records(self.services, request.org)
+        return rules.outcome_rows(records, request.month, names)
 
 
 ACTIVITIES = [HandoverActivities]

@@ -236,3 +236,29 @@ class StatsReport(BaseModel):
     org: str
     month: str
     rows: list[StatsRow] = Field(default_factory=list)
+
+
+class OutcomeInput(BaseModel):
+    """The monthly outcome card's run (the schedule's argument)."""
+
+    org: str
+
+
+class OutcomeRequest(BaseModel):
+    org: str
+    month: str  # "2026-10": the month whose handovers are counted (by their shift key)
+
+
+class OutcomeRow(BaseModel):
+    """One department's month: handovers due, written, on time, minutes to acknowledge, unacknowledged."""
+
+    department: str  # id
+    name: str  # the department's name as configured (the id when it has none)
+    handovers: int = 0
+    written: int = 0
+    on_time: int = 0
+    ack_p50: float | None = None  # minutes from the start of the acknowledgement clock
+    ack_p90: float | None = None
+    acknowledged: int = 0
+    unacknowledged: int = 0
+    missing: int = 0

@@ -5,6 +5,8 @@
 - ``handover.RotaDriver``: started by the department's schedule before each shift change; resolves the
   rota and starts that shift's ``handover.Shift``.
 - ``handover.MonthlyStats``: the monthly statistics card for the medical affairs office.
+- ``handover.MonthlyOutcome``: last month's outcome per department (handovers, on time, time to
+  acknowledge, unacknowledged) to ``report_recipients`` on the month's first working day.
 
 Card presses are answered at once: an update decides from the workflow's state, queues the Feishu
 and Bitable I/O it decided on in ``self.deferred`` and returns its toast; the main loop runs the queue.
@@ -27,11 +29,20 @@ from temporalio import workflow
 from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
-    from engine.sdk import Decision, Deferred, SeenEvents, activity_options, feishu_call, load_site_context
+    from engine.sdk import (
+        Decision,
+        Deferred,
+        SeenEvents,
+        activity_options,
+        feishu_call,
+        first_workday_of_month,
+        load_site_context,
+    )
     from engine.sdk import feishu as fr
     from plugins.handover import models as m
     from plugins.handover import rules
-    from plugins.handover.activities import COLLECT_STATS, PLAN_SHIFT, START_SHIFT
+    from plugins.handover.activities import COLLECT_STATS, OUTCOME_ROWS, PLAN_SHIFT, START_SHIFT
+    from plugins.handover.config import HandoverSettings
 
 PLUGIN_ACTIVITY_TIMEOUT = timedelta(minutes=5)
 # Changes of running workflows' command order (histories recorded before them replay the old way):
@@ -535,4 +546,44 @@ class MonthlyStats:
         return report
 
 
-WORKFLOWS = [Shift, RotaDriver, MonthlyStats]
+@workflow.defn(name="handover.MonthlyOutcome")
+class MonthlyOutcome:
+    """Last month's outcome per department, sent on the first working day of the month.
+
+    Started every morning of the month's first twelve days by a schedule; a run that is not on the first
+    working day ends without sending (the calendar knows the holidays a cron cannot). Result: cards sent.
+    """
+
+    @workflow.run
+    async def run(self, params: m.OutcomeInput) -> int:
+        context = await load_site_context(m.SCENARIO, org=params.org)
+        settings = context.settings_as(HandoverSettings)
+        calendar = context.calendar()
+        today = calendar.local(context.clock.now(workflow.now())).date()
+        if today != first_workday_of_month(today.year, today.month, calendar):
+            return 0
+        month = f"{(today.replace(day=1) - timedelta(days=1)):%Y-%m}"
+        rows: list[m.OutcomeRow] = await workflow.execute_activity(
+            OUTCOME_ROWS, m.OutcomeRequest(org=params.org, month=month),
+            **activity_options(timedelta(minutes=2), schedule_to_close=PLUGIN_ACTIVITY_TIMEOUT),
+            result_type=list[m.OutcomeRow])
+        sent = 0
+        for department, recipients in sorted(settings.report_recipients.items()):
+            mine = [r for r in rows if not department or r.department == department]
+            if not mine:
+                continue
+            card = {"month": month, "department": mine[0].name if department else "",
+                    "rows": [r.model_dump() for r in mine],
+                    "overtime_hours": rules.overtime_estimate_hours(mine, settings.overtime_saved_minutes),
+                    "overtime_minutes": settings.overtime_saved_minutes}
+            for open_id in recipients:
+                await feishu_call(fr.SEND_MESSAGE, fr.SendMessage(
+                    org=params.org, to=fr.Recipient(id=open_id), template=f"{m.SCENARIO}:outcome.card",
+                    context=card, locale=context.locale,
+                    idempotency_key=f"{workflow.info().workflow_id}:outcome:{month}:{department}:{open_id}"),
+                    result_type=fr.SentMessage)
+                sent += 1
+        return sent
+
+
+WORKFLOWS = [Shift, RotaDriver, MonthlyStats, MonthlyOutcome]

@@ -270,7 +270,7 @@ def test_every_template_renders_in_both_locales():
     engine = TemplateEngine({"handover": Path(handover.__file__).parent / "templates"})
     assert engine.check_all() == []
     names = engine.names()
-    assert len(names) == 12 and "handover:receive.card" in names
+    assert len(names) == 13 and "handover:receive.card" in names
     assert {"handover:status", "handover:status_missing"} <= set(names)
 
 
