@@ -46,6 +46,13 @@ def schedules(org: Any) -> list[Any]:
 
 
     settings = org.settings(SCENARIO)
-    return [ScheduleSpec(id="portfolio_digest", cron=settings.portfolio_cron,
-                         workflow="project_delivery.PortfolioDigest", args=[{"org": org.id}], setting="portfolio_cron",
-                         description="weekly portfolio digest per region to the regional managers")]
+    specs = [ScheduleSpec(id="portfolio_digest", cron=settings.portfolio_cron,
+                          workflow="project_delivery.PortfolioDigest", args=[{"org": org.id}],
+                          setting="portfolio_cron",
+                          description="weekly portfolio digest per region to the regional managers")]
+    if settings.report_recipients:
+        specs.append(ScheduleSpec(id="monthly_outcome", cron=f"0 {settings.report_hour} 1-12 * *",
+                                  workflow="project_delivery.MonthlyOutcome", args=[{"org": org.id}],
+                                  setting="report_hour",
+                                  description="last month's milestones per project, on the first working day"))
+    return specs

@@ -154,6 +154,10 @@ class ProjectDeliverySettings(PluginSettings):
     warranty_reminder_days: list[int] = Field(default_factory=lambda: [60, 30, 7])
     close_at_warranty_end: bool = True
     close_action: Literal["rename", "dissolve"] = "rename"
+    # the monthly outcome card: recipients (open ids) per region ("" for every region), sent at report_hour
+    # on the month's first working day
+    report_recipients: dict[str, list[str]] = Field(default_factory=dict)
+    report_hour: int = Field(9, ge=0, le=23)
 
     @field_validator("digest_cron", "portfolio_cron")
     @classmethod

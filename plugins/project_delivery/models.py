@@ -197,3 +197,24 @@ class ProjectRow(BaseModel):
     next_milestone: str = ""
     next_due: date | None = None
     late_days: int = 0
+
+
+class OutcomeInput(BaseModel):
+    """The monthly outcome card's run (the schedule's argument)."""
+
+    org: str
+
+
+class MilestoneOutcome(BaseModel):
+    """One project's milestones (stages) planned in a month: how many were reached on time, how late."""
+
+    project_id: str
+    name: str  # the project's group name as recorded
+    label: str  # customer · product: short enough for a chart's axis
+    region: str = ""
+    due: int = 0  # stages planned in the month (the first stage, reached at signing, is not a milestone)
+    on_time: int = 0  # reached by their planned day
+    late: int = 0  # reached after it
+    open: int = 0  # not reached by the month's last day
+    slip_p50: float | None = None  # days late, over the late and open ones (open: to the month's last day)
+    slip_max: int | None = None

@@ -16,7 +16,15 @@ from zoneinfo import ZoneInfo
 from engine.sdk import Decision, LadderSettings, WorkCalendar, add_months, cells, cron_next, next_notice
 
 from .config import ROLES, NamingRule, ProjectDeliverySettings, StaffingTable
-from .models import CreateRequest, ParseResult, ProjectRow, ProjectState, StageChange, StageEvent
+from .models import (
+    CreateRequest,
+    MilestoneOutcome,
+    ParseResult,
+    ProjectRow,
+    ProjectState,
+    StageChange,
+    StageEvent,
+)
 
 _SPLIT = re.compile(r"[\s,，、;；]+")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
@@ -480,3 +488,79 @@ def status_view(state: ProjectState, settings: ProjectDeliverySettings, today: d
     if state.status != "open":
         view.update(next_stage="", next_zh="", next_en="", next_due="", days_left=0)
     return view
+
+
+# ------------------------------------------------------------------------------------ monthly outcome
+
+_LOG_LINE = re.compile(r"^(\d{4}-\d{2}-\d{2}) \d{2}:\d{2} (.+?) \(")
+
+
+def stage_log_days(text: str, settings: ProjectDeliverySettings) -> list[tuple[int, date]]:
+    """``(stage index, day reached)`` of each line of a row's stage log (:func:`project_fields` writes it:
+    ``2026-10-05 09:00 现场勘察 (card ou_x, 延期3天)``); lines naming no configured stage are skipped."""
+    found = []
+    for line in text.splitlines():
+        matched = _LOG_LINE.match(line.strip())
+        if matched is None:
+            continue
+        index = next((i for i, s in enumerate(settings.stages) if matched.group(2) in (s.name_zh, s.name_en, s.key)),
+                     -1)
+        if index >= 0:
+            found.append((index, date.fromisoformat(matched.group(1))))
+    return found
+
+
+def _median(values: Sequence[int]) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    middle = len(ordered) // 2
+    return float(ordered[middle]) if len(ordered) % 2 else (ordered[middle - 1] + ordered[middle]) / 2
+
+
+def milestone_outcomes(records: Iterable[Mapping[str, Any]], settings: ProjectDeliverySettings, first: date,
+                       last: date, zone: ZoneInfo) -> list[MilestoneOutcome]:
+    """Per project, the milestones planned in ``[first, last]`` (days, local), from the projects table.
+
+    A stage's planned day is the row's 创建时间 (the day the project started, local) plus the stage's
+    ``offset_days`` (the closing stage: the row's 保修截止 when set), as :func:`plan` planned it. It is
+    reached on the first stage-log day of it or of a later stage (a skipped stage is passed); ``late``
+    ones slipped ``reached - planned`` days, ``open`` ones (not reached) ``last - planned`` days so far.
+    Cancelled projects and rows without a start are left out. Rows in name order.
+    """
+    f, out = settings.projects.fields, []
+    for fields in records:
+        started = cells.or_none(cells.moment, fields.get(f.created), where=f"projects column {f.created!r}")
+        if started is None or cells.text(fields.get(f.status)) == settings.projects.status_cancelled:
+            continue
+        start = started.astimezone(zone).date()
+        log = stage_log_days(cells.text(fields.get(f.stage_log)), settings)
+        warranty_end = _date_cell(fields.get(f.warranty_end), zone)
+        on_time = late = still_open = 0
+        slips: list[int] = []
+        for index, stage in enumerate(settings.stages):
+            planned = start + timedelta(days=stage.offset_days)
+            if stage.key == settings.closing_stage and warranty_end is not None:
+                planned = warranty_end
+            if index == 0 or not first <= planned <= last:
+                continue
+            reached = min((day for i, day in log if i >= index), default=None)
+            if reached is not None and reached <= planned:
+                on_time += 1
+            elif reached is not None:
+                late += 1
+                slips.append((reached - planned).days)
+            else:
+                still_open += 1
+                slips.append((last - planned).days)
+        due = on_time + late + still_open
+        if not due:
+            continue
+        customer, product = cells.text(fields.get(f.customer)), cells.text(fields.get(f.product))
+        project_id = cells.text(fields.get(f.project_id))
+        out.append(MilestoneOutcome(
+            project_id=project_id, name=cells.text(fields.get(f.name)) or project_id,
+            label=" · ".join(p for p in (customer, product) if p) or project_id,
+            region=cells.text(fields.get(f.region)), due=due, on_time=on_time, late=late, open=still_open,
+            slip_p50=_median(slips), slip_max=max(slips) if slips else None))
+    return sorted(out, key=lambda o: (o.name, o.project_id))

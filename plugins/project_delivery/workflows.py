@@ -13,6 +13,8 @@
   race) and forwards Bitable edits of a project's row to that project.
 * ``project_delivery.PortfolioDigest`` (scheduled): per region, open projects by stage and late ones,
   sent to the region's managers.
+* ``project_delivery.MonthlyOutcome`` (scheduled): last month's milestones per project (due, on time,
+  slip days), to ``report_recipients`` on the month's first working day.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ with workflow.unsafe.imports_passed_through():
         WorkCalendar,
         activity_options,
         feishu_call,
+        first_workday_of_month,
         load_site_context,
         workflow_org,
     )
@@ -50,6 +53,7 @@ from .models import (
     CreateRequest,
     FormGaps,
     OpenProject,
+    OutcomeInput,
     PortfolioInput,
     ProjectContext,
     ProjectInput,
@@ -630,4 +634,41 @@ class PortfolioDigestWorkflow:
         return {"regions": summary, "sent": sent, "as_of": datetime.combine(today, datetime.min.time()).isoformat()}
 
 
-WORKFLOWS = [ProjectWorkflow, RegistryWorkflow, PortfolioDigestWorkflow]
+@workflow.defn(name="project_delivery.MonthlyOutcome")
+class MonthlyOutcomeWorkflow:
+    """Last month's milestones per project, sent on the first working day of the month.
+
+    Started every morning of the month's first twelve days by a schedule; a run that is not on the first
+    working day ends without sending (the calendar knows the holidays a cron cannot). Result: cards sent.
+    """
+
+    @workflow.run
+    async def run(self, params: OutcomeInput) -> int:
+        context = await load_site_context(SCENARIO, org=params.org)
+        settings, calendar = context.settings_as(ProjectDeliverySettings), context.calendar()
+        today = calendar.local(context.clock.now(workflow.now())).date()
+        if today != first_workday_of_month(today.year, today.month, calendar):
+            return 0
+        last = today.replace(day=1) - timedelta(days=1)
+        projects: list[fr.BitableRecord] = await feishu_call(fr.BITABLE_SEARCH, fr.BitableSearch(
+            org=params.org, app_token=settings.projects.app_token, table_id=settings.projects.table_id),
+            result_type=list[fr.BitableRecord])
+        rows = rules.milestone_outcomes([r.fields for r in projects], settings, last.replace(day=1), last,
+                                        calendar.zone)
+        sent = 0
+        for region, recipients in sorted(settings.report_recipients.items()):
+            mine = [r for r in rows if not region or r.region == region]
+            if not mine:
+                continue
+            card = {"month": f"{last:%Y-%m}", "region": region, "projects": [r.model_dump() for r in mine]}
+            for open_id in recipients:
+                await feishu_call(fr.SEND_MESSAGE, fr.SendMessage(
+                    org=params.org, to=fr.Recipient(id=open_id), template=f"{SCENARIO}:outcome.card",
+                    context=card, locale=context.locale,
+                    idempotency_key=f"{workflow.info().workflow_id}:{last:%Y-%m}:{region}:{open_id}"),
+                    result_type=fr.SentMessage)
+                sent += 1
+        return sent
+
+
+WORKFLOWS = [ProjectWorkflow, RegistryWorkflow, PortfolioDigestWorkflow, MonthlyOutcomeWorkflow]

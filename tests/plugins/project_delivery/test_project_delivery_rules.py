@@ -185,4 +185,4 @@ def test_every_template_renders_in_both_locales() -> None:
     engine = TemplateEngine({"project_delivery": TEMPLATES})
     assert engine.check_all() == []
     names = engine.names()
-    assert "project_delivery:project.card" in names and len(names) == 14
+    assert "project_delivery:project.card" in names and len(names) == 15
