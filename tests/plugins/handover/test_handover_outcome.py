@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import pytest
 from handover_helpers import HEAD, OFFICE, RECORDS, handover_settings
 
 import plugins.handover as handover
@@ -150,3 +151,33 @@ def test_the_card_renders_in_both_languages() -> None:
     assert "2026-10 交班成效" in zh and "各科室交班数" in zh and "估算" in zh and "Handover" not in zh
     assert "Handover outcome 2026-10" in en and "Handovers by department" in en and "an estimate" in en
     assert "交班成效" not in en
+
+
+def pinned_clock(moment: str) -> dict[str, Any]:
+    """An organization clock that stands (almost) still at ``moment``: business time is that fixed day
+    whatever day the test runs (a clock slowed a billion times, ``[organizations.<id>.clock]``)."""
+    return {"clock": {"origin": moment, "scale": 1e-9}}
+
+
+@pytest.mark.parametrize(("moment", "sent"), [("2026-11-02T09:00:00+08:00", 1), ("2026-11-03T09:00:00+08:00", 0)])
+async def test_october_2026_with_national_day(scenario_harness: Any, moment: str, sent: int) -> None:
+    # 2 November 2026 (a Monday) is November's first working day: October's card goes; the 3rd sends none
+    settings = handover_settings(report_recipients={"": [OFFICE]})
+    config = org_config(plugins=["handover"], settings={"handover": settings}, extra=pinned_clock(moment))
+    async with scenario_harness({"handover": handover}, config=config) as env:
+        records = month_records(date(2026, 11, 2), date(2026, 10, 3))  # one on National Day
+        env.standin.state.merge_json({"bitable": {RECORDS["app_token"]: {RECORDS["table_id"]: {"records": records}}}})
+        run = await env.start_workflow("handover.MonthlyOutcome", m.OutcomeInput(org="acme"), id="outcome")
+        assert await run.result() == sent
+        if sent:
+            (office,) = env.messages(to=OFFICE)
+            assert office.card["header"]["title"]["content"] == "2026-10 交班成效"
+            (panel,) = [e for e in office.card["body"]["elements"] if e["tag"] == "collapsible_panel"]
+            # cardiology is not in these settings: its records show under its id
+            assert panel["elements"][0]["content"] == (
+                "**ICU**：交班 5 次，已提交 4 次，按时 3 次；"
+                "确认用时 p50 20.0 分钟 / p90 36.0 分钟；未确认 1 次，未提交 1 次\n"
+                "**cardio**：交班 3 次，已提交 3 次，按时 1 次；"
+                "确认用时 p50 35.0 分钟 / p90 59.0 分钟；未确认 1 次，未提交 0 次")
+        else:
+            assert env.messages(to=OFFICE) == []

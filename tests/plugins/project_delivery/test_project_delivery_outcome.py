@@ -8,6 +8,8 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import pytest
+
 import plugins.project_delivery as project_delivery
 from engine.config import parse_config
 from engine.plugins import load_plugins
@@ -147,3 +149,30 @@ def test_the_card_renders_in_both_languages() -> None:
     assert "2026-10 交付里程碑" in zh and "各项目里程碑" in zh and "延期 p50 3 天" in zh and "Milestone" not in zh
     assert "Delivery milestones 2026-10" in en and "Milestones by project" in en and "slip p50 3 day(s)" in en
     assert "里程碑" not in en
+
+
+@pytest.mark.parametrize(("moment", "sent"), [("2026-11-02T09:00:00+08:00", 1), ("2026-11-03T09:00:00+08:00", 0)])
+async def test_october_2026_with_national_day(scenario_harness: Any, moment: str, sent: int) -> None:
+    # 2 November 2026 (a Monday) is November's first working day: October's card goes; the 3rd sends none.
+    # The organization's clock stands (almost) still at that moment, whatever day the test runs.
+    config = org_config(plugins=["project_delivery"], settings={"project_delivery": {"report_recipients": {"": [ALL]}}},
+                        extra={"clock": {"origin": moment, "scale": 1e-9}})
+    async with scenario_harness({"project_delivery": project_delivery}, config=config) as env:
+        rows = month_rows(date(2026, 10, 31))  # PD-A ships on 11 October, after the National Day week
+        env.standin.state.merge_json({"bitable": {"bascnDelivery": {"tblProjects": {"records": rows}}}})
+        run = await env.start_workflow("project_delivery.MonthlyOutcome", OutcomeInput(org="acme"), id="pd-outcome")
+        assert await run.result() == sent
+        if sent:
+            (card,) = env.messages(to=ALL)
+            assert card.card["header"]["title"]["content"] == "2026-10 交付里程碑"
+            (panel,) = [e for e in card.card["body"]["elements"] if e["tag"] == "collapsible_panel"]
+            # the site survey planned on 5 October is still open on the 31st: 26 days
+            assert panel["elements"][0]["content"] == (
+                "**【交付】华东-仁济医院-MR**：应达成 1 个，按时 0 个，延期达成 0 个，仍未达成 1 个；"
+                "延期 p50 26 天，最长 26 天\n"
+                "**【交付】华东-瑞金医院-CT**：应达成 2 个，按时 1 个，延期达成 1 个，仍未达成 0 个；"
+                "延期 p50 3 天，最长 3 天\n"
+                "**【交付】华北-协和医院-DSA**：应达成 3 个，按时 1 个，延期达成 2 个，仍未达成 0 个；"
+                "延期 p50 12.5 天，最长 20 天")
+        else:
+            assert env.messages(to=ALL) == []
