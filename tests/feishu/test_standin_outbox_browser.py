@@ -71,7 +71,9 @@ async def test_chromium_shows_the_outbox_as_feishu_would(standin: FeishuStandIn,
 
 
 # The monthly reports people read (their sample contexts), each shown in both languages as the outbox draws it.
-REPORTS = ("repair:monthly.card", "engine:approval_report.card", "recruiting:report.card")
+REPORTS = ("repair:monthly.card", "engine:approval_report.card", "recruiting:report.card", "recruiting:hr_report.card",
+           "device_calibration:outcome.card", "asset_loan:outcome.card", "handover:outcome.card",
+           "project_delivery:outcome.card")
 
 
 @pytest.mark.parametrize("name", REPORTS)
