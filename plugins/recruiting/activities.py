@@ -341,7 +341,11 @@ async def report_for(services: Services, org_id: str, month: str, as_of: datetim
     reqs = await fields(settings.tables.requisitions)
     apps = await fields(settings.tables.applications)
     people = await fields(settings.tables.onboarding)
-    return rules.compute_report(month, reqs, apps, people, as_of, settings, calendar, sites=org.site_ids)
+    report = rules.compute_report(month, reqs, apps, people, as_of, settings, calendar, sites=org.site_ids)
+    for row in report.rows:  # cards show hospitals by name, never by site id
+        site = org.config.sites.get(row.site) if row.site != "*" else None
+        row.name = "" if row.site == "*" else (site.name if site and site.name else row.site)
+    return report
 
 
 ACTIVITIES = [RecruitingActivities]

@@ -497,6 +497,7 @@ class ReportRow(BaseModel):
 
     month: str
     site: str
+    name: str = ""  # the hospital's name, as the card shows it ("" for the group)
     open_positions: int = 0
     applications: int = 0
     hires: int = 0

@@ -273,6 +273,8 @@ async def test_monthly_report_figures_from_the_recorded_rows(scenario_harness: A
         assert figures["hosp_b"]["open_risks"] == 1
         assert figures["*"]["applications"] == 3 and figures["*"]["net_headcount"] == 1
         assert f"人力资源月报 {month}" in env.messages(to="ou_group_hr")[-1].text
+        (funnel,) = [m.text for m in env.messages(to="ou_group_hr") if f"招聘月报 {month}" in m.text]
+        assert "集团合计" in funnel and "hosp_" not in funnel and "&#42;" not in funnel  # names, not site ids
         summary = {r["报表键"]: r for r in rows(env, "tblHrReport").values()}
         assert summary[f"{month}:*"]["投递数"] == 3 and summary[f"{month}:hosp_a"]["Offer接受率"] == 0.5
 
