@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from outbox_scenes import ENGINE, NEUSOFT, Bot, hostile, rendered, showcase
+from outbox_scenes import ENGINE, NEUSOFT, Bot, hostile, people, rendered, showcase
 from PIL import Image
 
 from engine.feishu.standin import FeishuStandIn
@@ -79,6 +79,7 @@ REPORTS = ("repair:monthly.card", "engine:approval_report.card", "recruiting:rep
 @pytest.mark.parametrize("name", REPORTS)
 async def test_chromium_shows_each_monthly_report_with_its_charts(standin: FeishuStandIn, tmp_path: Path,
                                                                   name: str) -> None:
+    people(standin)
     bot, reader = Bot(standin), f"ou_reader_{uuid.uuid4().hex[:8]}"
     standin.add_user(reader, name="院长", tenant_key=NEUSOFT)
     ids = [await bot.send(reader, rendered(name, locale)) for locale in ("zh_CN", "en_US")]

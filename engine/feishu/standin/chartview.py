@@ -32,7 +32,7 @@ def _field(spec: dict[str, Any], key: str) -> str:
     return str(value or "")
 
 
-def _label(text: str, limit: int = 10) -> str:
+def _label(text: str, limit: int = 16) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
