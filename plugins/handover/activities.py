@@ -157,22 +157,33 @@ class HandoverActivities:
         zone = self.services.context(request.org, m.SCENARIO).zone
         month = request.month or rules.previous_month(request.as_of, zone)
         records = await read_handover_records(self.services, request.org)
-        return m.StatsReport(org=request.org, month=month, rows=rules.monthly_stats(records, month))
+        org = self.services.org(request.org)
+        departments = self._department_names(request.org)
+        rows = rules.monthly_stats(records, month)
+        for row in rows:  # names for the card: ids stay in the CSV and the table
+            site = org.config.sites.get(row.site)
+            row.whole, row.site_total = row.site == "*", row.site != "*" and row.department == "*"
+            row.site_name = (site.name if site and site.name else row.site) if row.site not in ("", "*") else ""
+            row.department_name = departments.get(row.department, row.department)
+        return m.StatsReport(org=request.org, month=month, rows=rows)
+
+    def _department_names(self, org_id: str) -> dict[str, str]:
+        names: dict[str, str] = {}
+        for site in [None, *self.services.org(org_id).site_ids]:
+            try:
+                settings = self.services.context(org_id, m.SCENARIO, site).settings_as(HandoverSettings)
+            except (KeyError, UnknownContext):
+                continue
+            for department_id, department in settings.departments.items():
+                names.setdefault(department_id, department.name)
+        return names
 
     @activity.defn(name=OUTCOME_ROWS)
     async def outcome_rows(self, request: m.OutcomeRequest) -> list[m.OutcomeRow]:
         """The month's outcome per department, from the handover records in Bitable (every page), with the
         departments' configured names."""
-        names: dict[str, str] = {}
-        for site in [None, *self.services.org(request.org).site_ids]:
-            try:
-                settings = self.services.context(request.org, m.SCENARIO, site).settings_as(HandoverSettings)
-            except (KeyError, UnknownContext):
-                continue
-            for department_id, department in settings.departments.items():
-                names.setdefault(department_id, department.name)
         records = await read_handover_records(self.services, request.org)
-        return rules.outcome_rows(records, request.month, names)
+        return rules.outcome_rows(records, request.month, self._department_names(request.org))
 
 
 ACTIVITIES = [HandoverActivities]

@@ -222,6 +222,12 @@ class StatsRow(BaseModel):
     month: str
     site: str
     department: str
+    # what the card shows: the site's and department's names, and which kind of row it is (the card must not
+    # compare ids such as "*", which reach a card template markdown-escaped)
+    site_name: str = ""
+    department_name: str = ""
+    whole: bool = False  # the organization's row
+    site_total: bool = False  # a site's row (every department)
     shifts: int = 0
     written: int = 0
     on_time: int = 0

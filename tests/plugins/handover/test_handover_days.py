@@ -142,6 +142,9 @@ async def test_days_of_shifts_holiday_rota_statistics_and_group_privacy(scenario
             assert row.median_ack_minutes == pytest.approx(statistics.median(minutes), abs=0.5)
         stats_card = env.messages(to=OFFICE)[-1]
         assert stats_card.card is not None and month in stats_card.text
+        # rows named, never by id: the department's configured name, the organization's row in words
+        assert "&#42;" not in stats_card.text and "· icu" not in stats_card.text and "全院" in stats_card.text
+        assert icu_row.department_name and f"· {icu_row.department_name}" in stats_card.text
 
         # the same numbers as CSV from `engine handover stats`
         from engine.cli import cli
