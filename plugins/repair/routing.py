@@ -39,7 +39,7 @@ def _photos(event: Any) -> list[str]:
     """Image keys of an image message or of a rich-text (post) message's images."""
     import json
 
-    message = (event.raw.get("event") or {}).get("message") or {}
+    message = event.raw.get("message") or {}  # ``raw`` is the event object: {"sender", "message"}
     try:
         content = json.loads(message.get("content") or "{}")
     except (TypeError, ValueError):

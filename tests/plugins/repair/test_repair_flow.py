@@ -186,11 +186,12 @@ async def test_a_photo_sent_to_the_bot_is_a_report(scenario_harness: Any) -> Non
     async with scenario_harness({"repair": repair}, org_settings={"repair": SETTINGS}) as env:
         env.standin.state.merge_json(SEED)
         start = await env.begin_at(moments.ordinary_workday())
-        event = report("", message_id="om_photo", chat_type="p2p", at=start).model_copy(update={
-            "message_type": "image",
-            "raw": {"event": {"message": {"content": '{"image_key": "img_v3_leak"}'}}}})
-        await env.deliver(event)
-        number = ticket_of(env, "om_photo")
+        # pushed as Feishu pushes it: signed over HTTP, read by the ingress's normalizer
+        event = env.standin.message_event("", "oc_p2p_li", REPORTER, mentions_bot=False, chat_type="p2p")
+        event["message"].update(message_type="image", content='{"image_key": "img_v3_leak"}')
+        assert start <= await env.now()
+        await env.push("im.message.receive_v1", event)
+        number = ticket_of(env, event["message"]["message_id"])
         ticket = await state(env, number)
         assert ticket.photos == ["img_v3_leak"] and ticket.category == "facilities"
         assert "照片" in str(env.messages(to=FAC_TECH)[0].card)
