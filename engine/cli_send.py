@@ -139,6 +139,24 @@ def send_message(state: CliState, text: str, org: str | None, chat_id: str, p2p:
     _show_answers(url, before, shown)
 
 
+@send.command("file")
+@_config_option
+@click.argument("name")
+@click.option("--org", default=None, help="Organization id (default: the config's first).")
+@click.option("--from", "sender", default="ou_try", show_default=True, help="The sender's open_id.")
+@click.option("--size", type=click.IntRange(min=1, max=30 * 1024 * 1024), default=1024, show_default=True,
+              help="The file's size in bytes (its content is not kept).")
+@pass_app
+def send_file(state: CliState, name: str, org: str | None, sender: str, size: int) -> None:
+    """Send the bot a file named NAME in a direct chat, as Feishu pushes `im.message.receive_v1`."""
+    url, shown, tenant = _standin(state, org)
+    message = {"file_name": name, "sender_open_id": sender, "size": size}
+    answer, before = _post(url, {"tenant_key": tenant, "file_message": message, "wait": True, "retries": []})
+    if not answer.get("acknowledged", True):
+        raise Fail(f"the ingress did not acknowledge the file: {json.dumps(answer)[:300]}", "see dev's log")
+    _show_answers(url, before, shown)
+
+
 @send.command("press")
 @_config_option
 @click.argument("value")

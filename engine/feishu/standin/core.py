@@ -405,6 +405,19 @@ class FeishuStandIn:
         return answer
 
     # ---- event builders bound to this stand-in's bot and tenant ------------------------------------
+    def file_message_event(self, file_name: str, sender_open_id: str, chat_id: str = "", size: int = 1024,
+                           tenant_key: str | None = None) -> dict[str, Any]:
+        """An ``im.message.receive_v1`` event of a file ``sender_open_id`` sends the bot in their direct chat
+        (the file's metadata is kept, its content is ``size`` zero bytes); the message is stored too."""
+        file_key = self.state.add_file(file_name, bytes(size), sender_open_id=sender_open_id)
+        event = self.message_event("", chat_id or f"oc_p2p_{sender_open_id}", sender_open_id, mentions_bot=False,
+                                   chat_type="p2p", tenant_key=tenant_key)
+        content = json.dumps({"file_key": file_key, "file_name": file_name}, ensure_ascii=False)
+        event["message"].update(message_type="file", content=content)
+        stored = self.state.messages[event["message"]["message_id"]]
+        stored["msg_type"], stored["body"] = "file", {"content": content}
+        return event
+
     def message_event(self, text: str, chat_id: str, sender_open_id: str, mentions_bot: bool = True,
                       chat_type: str = "group", tenant_key: str | None = None, **kwargs: Any) -> dict[str, Any]:
         """An ``im.message.receive_v1`` event from a user (of ``tenant_key``'s organization, default the
@@ -520,7 +533,8 @@ class FeishuStandIn:
         """``POST /_standin/deliver``: ``{"url"?, "event_type", "event"}``, or ``{"message": {"text",
         "chat_id", "sender_open_id", ...}}``, or ``{"card_action": {"value", "operator_open_id",
         "message_id", ...}}``, or ``{"record_changed": {"app_token", "table_id", "record_id", "action"?,
-        "operator_open_id"?}}`` (the row's fields from the stand-in's state). ``"wait": true`` waits for the
+        "operator_open_id"?}}`` (the row's fields from the stand-in's state), or ``{"file_message": {"file_name",
+        "sender_open_id", ...}}`` (a file sent to the bot in a direct chat). ``"wait": true`` waits for the
         outcome, ``"retries": [...]`` sets delays; ``"tenant_key"`` pushes it as a user of that organization
         (one app serves several tenants). Without a url and an ``event_url``, the event goes over the long
         connection (when the engine has one open)."""
@@ -536,6 +550,9 @@ class FeishuStandIn:
             return {"answer": await self.card_action(url or None, **press)}
         if "message" in data:
             event_type, event = ev.EVENT_MESSAGE, self.message_event(**{"tenant_key": tenant_key, **data["message"]})
+        elif "file_message" in data:
+            event_type, event = ev.EVENT_MESSAGE, self.file_message_event(**{"tenant_key": tenant_key,
+                                                                              **data["file_message"]})
         elif "record_changed" in data:
             change = data["record_changed"]
             event_type = ev.EVENT_BITABLE_RECORD_CHANGED

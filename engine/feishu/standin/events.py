@@ -96,6 +96,16 @@ def message_event(text: str, chat_id: str, sender_open_id: str, *, mentions_bot:
     }
 
 
+def file_message_event(file_key: str, file_name: str, chat_id: str, sender_open_id: str, *,
+                       chat_type: str = "p2p", **kwargs: Any) -> dict[str, Any]:
+    """An ``im.message.receive_v1`` event of a file a user sent: ``message_type`` "file", content
+    ``{"file_key", "file_name"}`` (a file message has no text and mentions no one)."""
+    event = message_event("", chat_id, sender_open_id, mentions_bot=False, chat_type=chat_type, **kwargs)
+    event["message"]["message_type"] = "file"
+    event["message"]["content"] = json.dumps({"file_key": file_key, "file_name": file_name}, ensure_ascii=False)
+    return event
+
+
 def bitable_record_changed(app_token: str, table_id: str, record_id: str, *, operator_open_id: str,
                            action: str = "record_edited", before: dict[str, Any] | None = None,
                            after: dict[str, Any] | None = None, revision: int = 1,

@@ -19,6 +19,8 @@ CARD_LIMIT = 30 * 1024
 CHAT_MAX_USERS = 50
 CHAT_MAX_BOTS = 5
 IMAGE_MAX_BYTES = 10 * 1024 * 1024
+FILE_MAX_BYTES = 30 * 1024 * 1024  # "文件大小不得超过 30 MB，且不允许上传空文件"
+FILE_TYPES = {"opus", "mp4", "pdf", "doc", "xls", "ppt", "stream"}
 
 # error codes
 INVALID_PARAM = 230001
@@ -346,6 +348,24 @@ async def upload_image(ctx: Ctx) -> Reply:
     return ok({"image_key": key})
 
 
+async def upload_file(ctx: Ctx) -> Reply:
+    """``POST /open-apis/im/v1/files`` (上传文件): multipart ``file_type``, ``file_name``, ``file``, optional
+    ``duration``; answers ``{"file_key": ...}``. Failures use the image upload's codes."""
+    form = ctx.form or {}
+    upload = form.get("file")
+    file_type = form.get("file_type", (None, b""))[1].decode("utf-8", "replace")
+    file_name = form.get("file_name", (None, b""))[1].decode("utf-8", "replace")
+    if upload is None or not upload[1]:
+        return fail(400, IMAGE_INVALID, "invalid request param: file is required and may not be empty")
+    if file_type not in FILE_TYPES or not file_name:
+        return fail(400, IMAGE_INVALID, f"invalid request param: file_type is one of {sorted(FILE_TYPES)}, "
+                                        "file_name is required")
+    if len(upload[1]) > FILE_MAX_BYTES:
+        return fail(400, IMAGE_TOO_LARGE, "The file size exceed the max value.")
+    key = ctx.state.add_file(file_name, upload[1], file_type=file_type, app_id=ctx.app_id)
+    return ok({"file_key": key})
+
+
 def _send_receiver(ctx: Ctx) -> str | None:
     return ctx.json.get("receive_id")
 
@@ -370,4 +390,5 @@ ENDPOINTS = [
     Endpoint("GET", "/open-apis/im/v1/chats/{chat_id}/members", list_members),
     Endpoint("POST", "/open-apis/im/v1/pins", pin_message),
     Endpoint("POST", "/open-apis/im/v1/images", upload_image),
+    Endpoint("POST", "/open-apis/im/v1/files", upload_file),
 ]

@@ -83,6 +83,7 @@ class State:
     chats: dict[str, dict[str, Any]] = field(default_factory=dict)  # chat_id -> chat
     messages: dict[str, dict[str, Any]] = field(default_factory=dict)  # message_id -> message (ordered)
     images: dict[str, dict[str, Any]] = field(default_factory=dict)  # image_key -> metadata
+    files: dict[str, dict[str, Any]] = field(default_factory=dict)  # file_key -> metadata (no content)
     pins: list[dict[str, Any]] = field(default_factory=list)
     # tenant_key -> {"tenant_key", "name", "timezone", "plugins"}: the organizations, for the outbox page
     tenants: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -122,6 +123,15 @@ class State:
         }
         self.users[open_id] = user
         return user
+
+    def add_file(self, name: str, content: bytes, *, file_type: str = "stream", app_id: str = "",
+                 sender_open_id: str = "") -> str:
+        """Keep a file's metadata (uploaded by the bot, or sent by a user); returns its new ``file_key``."""
+        key = new_id("file_v3_")
+        self.files[key] = {"file_key": key, "file_name": name, "file_type": file_type, "size": len(content),
+                           "sha256": hashlib.sha256(content).hexdigest(), "app_id": app_id,
+                           "sender_open_id": sender_open_id}
+        return key
 
     def find_user(self, value: str, id_type: str | None = None) -> dict[str, Any] | None:
         """Look a user up by ``open_id``/``user_id``/``union_id``/``email``/``mobile`` (any when not given)."""
@@ -191,6 +201,7 @@ class State:
             "chats": self.chats,
             "messages": list(self.messages.values()),
             "images": self.images,
+            "files": self.files,
             "pins": self.pins,
             "tenants": list(self.tenants.values()),
             "bitable": {
@@ -223,6 +234,7 @@ class State:
         for message in data.get("messages", []):
             self.messages[message["message_id"]] = message
         self.images.update(data.get("images", {}))
+        self.files.update(data.get("files", {}))
         self.pins.extend(data.get("pins", []))
         for tenant in data.get("tenants", []):
             tenant = dict(tenant)
@@ -278,6 +290,7 @@ class State:
         self.chats.clear()
         self.messages.clear()
         self.images.clear()
+        self.files.clear()
         self.pins.clear()
         self.bitable.clear()
         self.approvals.clear()
