@@ -57,7 +57,7 @@ def _file_message(event: Any) -> list[Any] | None:
                           message_id=event.message_id)] if event.chat_type == "p2p" else None
     note = FileNote(sender_open_id=event.sender_open_id, message_id=event.message_id,
                     file_key=file_key, file_name=file_name, sent_at=event.create_time)
-    return [act.SignalWorkflow(scenario=SCENARIO, key=named.group(0).upper(), signal="upload", arg=note)]
+    return [act.SignalWorkflow(scenario=SCENARIO, key=named.group(0).rstrip("-").upper(), signal="upload", arg=note)]
 
 
 def _table_row(event: Any, settings: Any) -> list[Any] | None:

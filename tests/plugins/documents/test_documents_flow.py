@@ -111,3 +111,31 @@ async def test_an_upload_round_answered_by_file_and_by_link(scenario_harness: An
         assert table["DOC-2612-QUALITY/hosp_a"]["材料"] == "DOC-2612-QUALITY 仁诺A院.xlsx"
         assert "全部医院已回复" in card_text(env.messages(to=HQ)[-1])
         assert env.messages(to=B_RESP)[1:] == []  # answered before any reminder
+
+
+async def test_a_row_added_to_the_rounds_table_sends_the_round(scenario_harness: Any) -> None:
+    from engine.sdk import cells
+    from engine.testing.events import record_changed
+
+    async with scenario_harness({"documents": documents}, config=config()) as env:
+        start = await env.begin_at(moments.ordinary_workday())
+        deadline = start.date() + timedelta(days=8)
+        rounds = env.standin.state.table("bascnDocuments", "tblRounds", create=True)["records"]
+        rounds["recR1"] = {"record_id": "recR1", "fields": {
+            "轮次编号": "DOC-2612-FORM", "标题": "设备安全承诺书", "类型": "上报", "说明": "院长签字后上传",
+            "截止日期": cells.encode_date(deadline, "Asia/Shanghai"), "医院": ["仁诺A院", "hosp_c"],
+            "发起人": [{"id": "ou_doc_sender"}]}}
+        await env.deliver(record_changed("bascnDocuments", "tblRounds", "recR1", action="record_added",
+                                         after=rounds["recR1"]["fields"], create_time=start))
+        sent = await state(env, "DOC-2612-FORM")
+        assert (sent.kind, sent.title, sent.deadline) == ("upload", "设备安全承诺书", deadline)
+        assert [h.site for h in sent.hospitals] == ["hosp_a", "hosp_c"] and env.messages(to=B_RESP) == []
+        assert "Link to the material" in card_text(env.messages(to=C_RESP)[0])
+        assert len(env.messages(to="ou_doc_sender")) == 1 and len(env.messages(to=HQ)) == 1  # status cards
+        # a row naming a hospital the organization does not have sends nothing, and says why in the history
+        rounds["recR2"] = {"record_id": "recR2", "fields": {"标题": "x", "截止日期": cells.encode_date(
+            deadline, "Asia/Shanghai"), "医院": ["仁诺Z院"]}}
+        await env.deliver(record_changed("bascnDocuments", "tblRounds", "recR2", action="record_added",
+                                         after=rounds["recR2"]["fields"], create_time=start))
+        refused = await state(env, "DOC-RECR2")
+        assert refused.status == "refused" and "unknown site" in refused.history[-1].note
