@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date
+from typing import Any
 
 import click
 
@@ -49,7 +50,7 @@ async def send(state: object, org_id: str, round_id: str, kind: str, title: str,
         due = date.fromisoformat(deadline)
     except ValueError:
         raise Fail(f"--deadline {deadline!r} is not a date", "write it as YYYY-MM-DD, e.g. 2026-12-15") from None
-    known = {s for site_id, site in config.orgs[org_id].sites.items() for s in (site_id, site.name) if s}
+    known = {s for site_id, site in config.orgs[org_id].config.sites.items() for s in (site_id, site.name) if s}
     unknown = [s for s in sites if s not in known]
     if unknown:
         raise Fail(f"no site {', '.join(unknown)} in organization {org_id!r}", f"known: {', '.join(sorted(known))}")
@@ -58,10 +59,42 @@ async def send(state: object, org_id: str, round_id: str, kind: str, title: str,
     async with command_services(config) as services:
         assert services.temporal is not None  # command_services connects it
         try:
-            await services.temporal.start_workflow(
+            handle = await services.temporal.start_workflow(
                 "documents.Round", start, id=workflow_id(org_id, "documents", start.round_id),
                 task_queue=services.task_queue, id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE)
         except WorkflowAlreadyStartedError:
             raise Fail(f"round {start.round_id} was sent already", "give the new round its own --id") from None
+        sent = await _when_sent(handle)
+    if sent is None:
+        click.echo(f"round {start.round_id} started; its cards are not out yet (is the worker running?)")
+        return
+    if sent.status == "refused":
+        reason = sent.history[-1].note if sent.history else "?"
+        raise Fail(f"round {start.round_id} was not sent: {reason}",
+                   "set the hospitals' responsible_open_ids (site settings), or name other --site")
+    for h in sent.hospitals:
+        click.echo(f"→ {h.name}: card to {', '.join(h.responsible)}")
     click.echo(f"round {start.round_id} sent: {kind}, deadline {due.isoformat()}; "
                f"status: @bot {start.round_id} status")
+
+
+async def _when_sent(handle: Any, wait: float = 30.0) -> Any:
+    """The round's state once its cards are out (or it was refused); None when that takes over ``wait`` s."""
+    import asyncio
+
+    from temporalio.service import RPCError
+
+    from plugins.documents.models import Round
+
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + wait
+    while loop.time() < deadline:
+        try:
+            found = Round.model_validate(await handle.query("state"))
+        except RPCError:
+            found = None  # not picked up by the worker yet
+        if found is not None and (found.status == "refused"
+                                  or (found.status != "new" and all(h.cards for h in found.hospitals))):
+            return found
+        await asyncio.sleep(0.3)
+    return None

@@ -30,7 +30,7 @@ def _card_action(event: Any) -> list[Any] | None:
 
 def file_of(event: Any) -> tuple[str, str] | None:
     """``(file_key, file_name)`` of a file message (Feishu: ``{"file_key": ..., "file_name": ...}``)."""
-    message = (event.raw.get("event") or {}).get("message") or {}
+    message = event.raw.get("message") or {}  # ``raw`` is the event body: {"sender", "message"}
     try:
         content = json.loads(message.get("content") or "{}")
     except (TypeError, ValueError):

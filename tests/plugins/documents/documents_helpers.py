@@ -56,8 +56,10 @@ def file_message(name: str, sender: str, *, message_id: str, event_id: str | Non
     content = {"file_key": f"file_v3_{message_id}", "file_name": name}
     base = build_message("", sender=sender, chat_type="p2p", message_id=message_id, event_id=event_id,
                          create_time=at)
-    return base.model_copy(update={"message_type": "file", "raw": {"event": {"message": {
-        "message_id": message_id, "message_type": "file", "content": json.dumps(content, ensure_ascii=False)}}}})
+    # ``raw`` is the event body, as the ingress normalizes it
+    raw = {"sender": {"sender_id": {"open_id": sender}}, "message": {
+        "message_id": message_id, "message_type": "file", "content": json.dumps(content, ensure_ascii=False)}}
+    return base.model_copy(update={"message_type": "file", "raw": raw})
 
 
 def question(text: str, *, message_id: str, sender: str = HQ) -> MessageReceived:

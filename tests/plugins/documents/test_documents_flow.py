@@ -99,8 +99,10 @@ async def test_an_upload_round_answered_by_file_and_by_link(scenario_harness: An
         await env.deliver(file_message("质量月报.xlsx", C_RESP, message_id="om_file_c0", at=start))
         (ask,) = [m for m in env.messages() if m.reply_to == "om_file_c0"]
         assert "DOC-" in ask.text
-        await env.deliver(file_message("doc-2612-quality Rennuo C.pdf", C_RESP, message_id="om_file_c", at=start))
-        (thanks_c,) = [m for m in env.messages() if m.reply_to == "om_file_c"]
+        # C's file comes the whole way: Feishu's push of the file message, through the ingress
+        pushed = env.standin.file_message_event("doc-2612-quality Rennuo C.pdf", C_RESP)
+        await env.push("im.message.receive_v1", pushed)
+        (thanks_c,) = [m for m in env.messages() if m.reply_to == pushed["message"]["message_id"]]
         assert thanks_c.text.startswith('Received "doc-2612-quality Rennuo C.pdf" for Rennuo C')
 
         final = await state(env, "DOC-2612-QUALITY")

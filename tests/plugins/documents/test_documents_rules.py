@@ -61,12 +61,12 @@ def test_routing_presses_files_questions_and_rows() -> None:
                        operator_open_id="ou_a", action_value={"scenario": "repair", "op": "accept"})
     assert plugin.route_event(event=other, org=org) is None
     file = message("", chat_type="p2p", message_id="om_f").model_copy(update={
-        "message_type": "file", "raw": {"event": {"message": {"content": json.dumps(
-            {"file_key": "file_v3_x", "file_name": "DOC-12-仁诺A院.xlsx"})}}}})
+        "message_type": "file", "raw": {"message": {"content": json.dumps(
+            {"file_key": "file_v3_x", "file_name": "DOC-12-仁诺A院.xlsx"})}}})
     (signal,) = plugin.route_event(event=file, org=org)
     assert isinstance(signal, act.SignalWorkflow) and signal.key == "DOC-12" and signal.arg.message_id == "om_f"
-    unnamed = file.model_copy(update={"raw": {"event": {"message": {"content": json.dumps(
-        {"file_key": "file_v3_y", "file_name": "报表.xlsx"})}}}})
+    unnamed = file.model_copy(update={"raw": {"message": {"content": json.dumps(
+        {"file_key": "file_v3_y", "file_name": "报表.xlsx"})}}})
     (ask,) = plugin.route_event(event=unnamed, org=org)
     assert isinstance(ask, act.Reply) and ask.template == "documents:name_the_round"
     (status,) = plugin.route_event(event=message("DOC-12 状态", chat_type="group", message_id="om_q"), org=org)
