@@ -10,7 +10,7 @@ import logging
 
 from temporalio import activity
 
-from engine.sdk import FeishuError, Services, SiteContext
+from engine.sdk import FeishuError, Services, SiteContext, cells
 
 from .bitable import read_round_row
 from .config import DocumentsSettings
@@ -38,6 +38,7 @@ class DocumentsActivities:
         org_id, given = request.org, request.round
         group = self.services.context(org_id, SCENARIO)
         settings = group.settings_as(DocumentsSettings)
+        row_has_id = True
         if given.record_id:
             try:
                 record = await self.services.feishu.bitable_get(settings.app_token, settings.rounds_table_id,
@@ -45,12 +46,14 @@ class DocumentsActivities:
             except FeishuError as error:
                 raise error.to_application_error() from error
             given = read_round_row(record.fields, settings, given, group.zone)
+            row_has_id = bool(cells.text(record.fields.get(settings.fields.round_id)))
         sites = self.services.org(org_id).config.sites
         wanted: list[str] = []
         for named in given.sites:
             found = next((sid for sid, site in sites.items() if named in (sid, site.name)), None)
             if found is None:
-                return Plan(round=given, group=group, problem=f"unknown site {named!r}")
+                return Plan(round=given, group=group, problem=f"unknown site {named!r}", problem_kind="unknown_site",
+                            row_has_id=row_has_id)
             wanted.append(found)
         hospitals: list[SiteContext] = []
         for site_id in wanted or list(sites):
@@ -58,13 +61,15 @@ class DocumentsActivities:
             if context.settings_as(DocumentsSettings).responsible_open_ids:
                 hospitals.append(context)
             elif wanted:
-                return Plan(round=given, group=group, problem=f"site {site_id!r} has no responsible_open_ids")
-        problem = "" if given.deadline else "no deadline"
+                return Plan(round=given, group=group, problem=f"site {site_id!r} has no responsible_open_ids",
+                            problem_kind="nobody_responsible", row_has_id=row_has_id)
+        problem, kind = ("", "") if given.deadline else ("no deadline", "no_deadline")
         if not hospitals and not problem:
-            problem = "no hospital has responsible_open_ids"
+            problem, kind = "no hospital has responsible_open_ids", "nobody_responsible"
         if problem:
             log.warning("round %s not sent: %s", given.round_id, problem)
-        return Plan(round=given, group=group, hospitals=hospitals, problem=problem)
+        return Plan(round=given, group=group, hospitals=hospitals, problem=problem, problem_kind=kind,  # type: ignore[arg-type]
+                    row_has_id=row_has_id)
 
 
 ACTIVITIES = [DocumentsActivities]

@@ -45,6 +45,8 @@ class Plan(BaseModel):
     group: SiteContext | None = None
     hospitals: list[SiteContext] = Field(default_factory=list)
     problem: str = ""
+    problem_kind: Literal["", "no_deadline", "unknown_site", "nobody_responsible"] = ""  # what the sender is told
+    row_has_id: bool = True  # the rounds-table row carries the round id already (or there is no row)
 
 
 class UploadedFile(BaseModel):

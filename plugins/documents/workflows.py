@@ -51,6 +51,8 @@ from .models import (
 SCENARIO = "documents"
 HISTORY_KEPT = 200
 OWN_ACTIVITY = activity_options(timedelta(seconds=30))
+TELL_REFUSED = "documents-tell-refused"  # a refused round's sender is told why
+ROW_ID = "documents-row-id"  # a rounds-table row without a round id gets the one the engine gave it
 
 
 class Refused(Refusal):
@@ -87,8 +89,16 @@ class RoundWorkflow:
             self.r.status = "refused"
             self._remember("refused", "", "", plan.problem or "no context")
             self.loaded = True
+            sender = plan.round.sender_open_id
+            if plan.group is not None and sender and workflow.patched(TELL_REFUSED):
+                self.group = plan.group
+                self.r.title = plan.round.title
+                await self._send(sender, "documents:refused", {**self._round_context(), "why": plan.problem_kind},
+                                 "refused", plan.group.locale, None)
             return "refused"
         self._take(plan)
+        if params.record_id and not plan.row_has_id and workflow.patched(ROW_ID):
+            await self._write_round_id(params.record_id)
         for h in self.r.hospitals:
             await self._request(h, "new", "new")
         for open_id in self._hq():
@@ -378,6 +388,16 @@ class RoundWorkflow:
                                                             timezone=timezone))
         except ActivityError as error:
             workflow.logger.warning("card %s of %s not updated: %s", template, self.r.round_id, error)
+
+    async def _write_round_id(self, record_id: str) -> None:
+        """Put the round id into the rounds-table row that started it, so people can ask about it."""
+        try:
+            await feishu_call(fr.BITABLE_UPDATE, fr.BitableUpdate(
+                org=workflow_org(), app_token=self.settings.app_token, table_id=self.settings.rounds_table_id,
+                record_id=record_id, fields={self.settings.fields.round_id: self.r.round_id}),
+                result_type=fr.BitableRecord)
+        except ActivityError as error:
+            workflow.logger.warning("round id of %s not written to its row: %s", self.r.round_id, error)
 
     async def _write_rows(self, hospitals: list[Hospital]) -> None:
         """Upsert the answers rows of ``hospitals`` (one per round × hospital, keyed by round/site)."""

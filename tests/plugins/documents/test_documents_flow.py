@@ -136,8 +136,16 @@ async def test_a_row_added_to_the_rounds_table_sends_the_round(scenario_harness:
         assert len(env.messages(to="ou_doc_sender")) == 1 and len(env.messages(to=HQ)) == 1  # status cards
         # a row naming a hospital the organization does not have sends nothing, and says why in the history
         rounds["recR2"] = {"record_id": "recR2", "fields": {"标题": "x", "截止日期": cells.encode_date(
-            deadline, "Asia/Shanghai"), "医院": ["仁诺Z院"]}}
+            deadline, "Asia/Shanghai"), "医院": ["仁诺Z院"], "发起人": [{"id": HQ}]}}
         await env.deliver(record_changed("bascnDocuments", "tblRounds", "recR2", action="record_added",
                                          after=rounds["recR2"]["fields"], create_time=start))
         refused = await state(env, "DOC-RECR2")
         assert refused.status == "refused" and "unknown site" in refused.history[-1].note
+        assert "轮次 DOC-RECR2（x）未下发：其中的医院不在本集团的配置中" in env.messages(to=HQ)[-1].text
+        # a row without a round id is sent under DOC-<record id>, written into the row
+        rounds["recR3"] = {"record_id": "recR3", "fields": {"标题": "通知", "截止日期": cells.encode_date(
+            deadline, "Asia/Shanghai")}}
+        await env.deliver(record_changed("bascnDocuments", "tblRounds", "recR3", action="record_added",
+                                         after=rounds["recR3"]["fields"], create_time=start))
+        assert (await state(env, "DOC-RECR3")).status == "open" and rounds["recR3"]["fields"]["轮次编号"] == "DOC-RECR3"
+        assert rounds["recR1"]["fields"]["轮次编号"] == "DOC-2612-FORM"  # kept as written
