@@ -57,8 +57,8 @@ async def test_a_round_is_sent_and_a_second_send_of_its_id_is_refused(scenario_h
         async with open_client(env.config) as feishu:  # the command's services, on the test's server
             services = Services(config=env.config, feishu=feishu, temporal=env.client, task_queue=TASK_QUEUE)
             sent = await send_round(services, env.org.id, wanted)
-            env.started.append(env.workflow_id("documents", "DOC-CLI-1"))
             with pytest.raises(Fail, match="was sent already"):
                 await send_round(services, env.org.id, wanted)
         assert sent is not None and [h.site for h in sent.hospitals] == ["hosp_a"] and sent.hospitals[0].cards
+        await env.settle()  # the command returns once the hospitals' cards are out; headquarters' follows
         assert len(env.messages(to=A_RESP)) == 1 and len(env.messages(to=HQ)) == 1
