@@ -169,13 +169,17 @@ class RoundWorkflow:
         timer = self._next_timer()
         assert timer is not None
         delay = timer[0] - self._now()
+        woken = False
         if delay > timedelta(0):
             with contextlib.suppress(TimeoutError):
                 await workflow.wait_condition(lambda: self.deferred.pending or self.version != version,
                                               timeout=self.clock.real_delay(delay))
+                woken = True
         if self.deferred.pending:
             await self.deferred.run()
-        if self.version != version or self.r.status != "open" or timer[0] > self._now():
+        # the timer ran out: act on it, even when the clock reads a hair before its moment (Temporal's timers
+        # count whole milliseconds, a business clock scales them), or the loop would wait again, forever
+        if woken or self.version != version or self.r.status != "open":
             return
         await self._on_timer(*timer)
 
