@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
-from engine.sdk import Decision, LadderSettings, Texts, WorkCalendar, next_notice
+from engine.sdk import Decision, LadderSettings, Texts, WorkCalendar, all_notices, next_notice
 
 from .models import AnswerRequest, Hospital, Round
 
@@ -89,6 +89,13 @@ def next_hospital_notice(hospital: Hospital, deadline: date, now: datetime, ladd
     if hospital.status != "waiting":
         return Decision.nothing(f"{hospital.site} answered ({hospital.status})")
     return next_notice(deadline, hospital.fired, now, ladder, calendar)
+
+
+def passed_notices(deadline: date, sent_at: datetime, ladder: LadderSettings, calendar: WorkCalendar) -> list[str]:
+    """The ladder's reminders whose moment is already past when the round goes out: the card itself says
+    what they would have, so they are counted as sent (escalations after the deadline are not skipped)."""
+    return [d.step for d in all_notices(deadline, ladder, calendar)
+            if d.action == "remind" and d.at is not None and d.at <= sent_at]
 
 
 def figures(r: Round) -> dict[str, Any]:

@@ -53,6 +53,7 @@ HISTORY_KEPT = 200
 OWN_ACTIVITY = activity_options(timedelta(seconds=30))
 TELL_REFUSED = "documents-tell-refused"  # a refused round's sender is told why
 ROW_ID = "documents-row-id"  # a rounds-table row without a round id gets the one the engine gave it
+SKIP_PAST = "documents-skip-past"  # a round sent late skips reminders whose day has passed (the card is one)
 
 
 class Refused(Refusal):
@@ -131,6 +132,11 @@ class RoundWorkflow:
         calendar = plan.group.calendar()
         r.status, r.sent_at = "open", now
         r.summary_at = rules.summary_moment(r.deadline, calendar, self.settings.ladder.send_at)
+        if workflow.patched(SKIP_PAST):
+            for h in r.hospitals:
+                context = self.contexts[h.site]
+                h.fired = rules.passed_notices(r.deadline, now, context.settings_as(DocumentsSettings).ladder,
+                                               context.calendar())
         self._remember("sent", "", r.sender_open_id,
                        f"{r.kind} round to {', '.join(h.site for h in r.hospitals)}; deadline {r.deadline}")
         self.loaded = True
