@@ -87,3 +87,12 @@ def test_every_template_renders_in_both_locales() -> None:
     for name in engine.names():
         for locale in ("zh_CN", "en_US"):
             assert engine.render_message(name, engine.sample_context(name), locale=locale).content
+
+
+def test_a_round_sent_late_skips_the_reminders_already_past() -> None:
+    from plugins.documents.config import default_ladder
+
+    deadline = date(2026, 12, 11)  # a Friday: reminders on Tuesday (3 days) and Thursday (1 day), Friday itself
+    sent = datetime(2026, 12, 10, 2, 0, tzinfo=UTC)  # Thursday 10:00 in Shanghai
+    assert rules.passed_notices(deadline, sent, default_ladder(), SHANGHAI) == ["before:3", "before:1"]
+    assert rules.passed_notices(deadline, datetime(2026, 12, 1, tzinfo=UTC), default_ladder(), SHANGHAI) == []
