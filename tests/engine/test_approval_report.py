@@ -193,8 +193,14 @@ def last_months_rows(start: date, zone: Any) -> list[dict[str, Any]]:
 def lines(card: Any) -> list[str]:
     texts = [card["header"]["title"]["content"]]
     for element in card["body"]["elements"]:
-        texts.extend(element["content"].split("\n"))
+        if element["tag"] != "chart":
+            texts.extend(element["content"].split("\n"))
     return texts
+
+
+def chart_values(card: Any) -> list[tuple[str, str, int]]:
+    (chart,) = [e for e in card["body"]["elements"] if e["tag"] == "chart"]
+    return [(v["name"], v["series"], v["value"]) for v in chart["chart_spec"]["data"]["values"]]
 
 
 async def test_last_months_cards_on_the_first_working_day_after_a_holiday(scenario_harness: Any) -> None:
@@ -256,6 +262,11 @@ async def test_last_months_cards_on_the_first_working_day_after_a_holiday(scenar
             "**Slowest steps**",
             '- 1.7 h: Deputy Zhang at 主任审批 of 请假审批, "请假 3 天" (西院)',
             '- 1.0 h: Li Na at 财务 of 采购审批, "采购 超声探头" (西院)']
+        # the chart: decisions by approval, the outcomes in each card's language
+        assert chart_values(group.card) == [("采购审批", "通过", 1), ("采购审批", "拒绝", 1), ("采购审批", "撤回", 1),
+                                            ("请假审批", "通过", 1), ("请假审批", "拒绝", 0), ("请假审批", "撤回", 0)]
+        assert chart_values(west.card)[:3] == [("采购审批", "approved", 1), ("采购审批", "rejected", 0),
+                                               ("采购审批", "withdrawn", 1)]
         # east had none: its card says so, in its (the group's) language
         (east,) = env.messages(to=EAST_BOSS)
         assert lines(east.card) == [f"{month} 审批用时 · 东院", f"{month} 没有办结的审批。"]
