@@ -99,6 +99,8 @@ DEFERRED_PRESSES = "recruiting.deferred_presses"
 ACCEPTED_AT_START = "recruiting.accepted_at_start"
 # A Bitable edit the rules refuse is written back (the row shows the stage again) and its editor told.
 EDIT_REFUSED = "recruiting.edit_refused"
+# A row read that a press overtook is dropped, not taken for someone's edit (it told the recruiter off).
+STALE_ROW_READ = "recruiting.stale_row_read"
 # A checklist item is ticked only by its owner (at the hire's site) or the site's HR.
 ITEM_OWNERS = "recruiting.item_owners"
 # A requisition whose site names a Feishu approval definition is approved there instead of by cards.
@@ -582,10 +584,16 @@ class ApplicationWorkflow(_Base):
         return None
 
     async def _apply_record_change(self, change: RecordChanged) -> None:
+        version = self.version
         read = await workflow.execute_activity(
             "recruiting.read_stage", ReadStage(org=_org(), record_id=change.record_id,
                                                site=self.facts.site if self.facts else ""), result_type=StageRead,
             **OWN_ACTIVITY)
+        if self.version != version and workflow.patched(STALE_ROW_READ):
+            # a press moved the application while the row was read: the row shows the stage before it, and
+            # the press's own write is on its way (an edit made meanwhile comes with an event of its own)
+            self._record("stale_read", change.actor, "bitable", f"row read at {read.stage!r} during a move")
+            return
         if read.start_date:
             self.start_date = read.start_date
         if read.stage and read.stage != self.stage:

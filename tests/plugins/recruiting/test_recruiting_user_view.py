@@ -135,3 +135,32 @@ async def test_the_status_of_a_row_no_workflow_follows_is_read_from_the_table(sc
         for reply in (requisition, application):
             assert "未记录" not in reply and "表格" in reply
         assert "table" in english
+
+
+async def test_a_row_read_that_a_press_overtook_is_no_edit(scenario_harness: Any) -> None:
+    """A row event re-read while the recruiter's press ends the application: the read shows the stage before
+    the press (its write is still on its way), which is nobody's edit: no "your edit was undone" notice."""
+    import asyncio
+
+    from recruiting_helpers import APP
+
+    from engine.feishu.standin.faults import Fault
+
+    async with scenario_harness(PLUGINS, config=config()) as env:
+        seed(env)
+        await env.deliver(record_event("tblApplications", "recAppB01", operator="ou_rc_b"))
+        before = len(env.messages(to="ou_rc_b"))
+        # the row's read and then the press's write each take 3 s: the read answers with the old stage
+        env.standin.inject(Fault(kind="slow", delay=3, times=2,
+                                 path_prefix=f"/open-apis/bitable/v1/apps/{APP}/tables/tblApplications/records"))
+        edited = asyncio.create_task(env.deliver(record_event("tblApplications", "recAppB01",
+                                                              action="record_edited", operator="ou_rc_b")))
+        await asyncio.sleep(1)  # the read is in flight
+        ended = await env.deliver(press("ou_rc_b", "move", app="recAppB01", to="rejected"))
+        assert ended.toast
+        await edited
+        await env.settle()
+        app = await state(env, "app:recAppB01")
+        assert app.stage == "rejected" and rows(env, "tblApplications")["recAppB01"]["阶段"] == "未录用"
+        assert not [m.text for m in env.messages(to="ou_rc_b")[before:] if "未生效" in m.text]
+        assert any(h.action == "stale_read" for h in app.history)
