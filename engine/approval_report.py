@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import json
 import logging
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, Field
@@ -31,7 +31,7 @@ from temporalio.exceptions import ActivityError, ApplicationError
 from engine.context import SiteContext
 from engine.feishu import requests as rq
 from engine.rules.approval_times import DecidedApproval, HeldTask, month_figures, site_figures
-from engine.rules.recurrence import first_workday_of_month
+from engine.rules.recurrence import report_month
 from engine.workflow_support import FEISHU_RETRY, FEISHU_START_TO_CLOSE, activity_options, feishu_call
 
 if TYPE_CHECKING:
@@ -232,12 +232,6 @@ def report_schedule(org: OrgContext) -> ScheduleSpec | None:
                         description="last month's approval times, on the first working day of the month")
 
 
-def previous_month(today: date) -> str:
-    """``YYYY-MM`` of the month before ``today``'s."""
-    last = today.replace(day=1) - timedelta(days=1)
-    return f"{last:%Y-%m}"
-
-
 @workflow.defn(name=REPORT_WORKFLOW)
 class ApprovalReport:
     """Sends last month's approval cards on the first working day of the month (see the module docstring).
@@ -253,10 +247,10 @@ class ApprovalReport:
             return 0
         calendar = plan.context.calendar()
         now = plan.context.clock.now(workflow.now())
-        today = calendar.local(now).date()
-        if today != first_workday_of_month(today.year, today.month, calendar):
+        report = report_month(now, calendar)
+        if report is None:
             return 0
-        month = previous_month(today)
+        month = report.month
         figures = await workflow.execute_activity(
             FIGURES, FiguresRequest(org=params.org, month=month, sites=[a.site for a in plan.audiences if a.site],
                                     top_steps=plan.top_steps, top_approvers=plan.top_approvers),

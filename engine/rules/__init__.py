@@ -8,11 +8,13 @@ from engine.rules.cron import CronError
 from engine.rules.decision import Decision
 from engine.rules.ladder import EscalationStep, LadderSettings, all_notices, next_notice
 from engine.rules.recurrence import (
+    ReportMonth,
     add_months,
     cron_iter,
     cron_next,
     first_workday_of_month,
     next_due,
+    report_month,
     validate_cron,
 )
 from engine.rules.workdays import (
@@ -28,6 +30,7 @@ __all__ = [
     "Decision",
     "EscalationStep",
     "LadderSettings",
+    "ReportMonth",
     "WorkCalendar",
     "add_months",
     "all_notices",
@@ -39,6 +42,7 @@ __all__ = [
     "first_workday_of_month",
     "next_due",
     "next_notice",
+    "report_month",
     "uncovered_ranges",
     "validate_cron",
 ]

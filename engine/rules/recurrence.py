@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import calendar as _stdlib_calendar
 from collections.abc import Iterator
-from datetime import date, datetime
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from engine.rules.cron import CronError, next_fire, parse_cron, validate_cron
@@ -45,6 +46,35 @@ def next_due(last: date, interval_months: int) -> date:
 def first_workday_of_month(year: int, month: int, calendar: WorkCalendar) -> date:
     """The first workday of ``year``-``month`` in ``calendar`` (e.g. 2026-10-09 after National Day)."""
     return calendar.next_workday(date(year, month, 1))
+
+
+@dataclass(frozen=True)
+class ReportMonth:
+    """The month a monthly report covers: ``month`` as ``YYYY-MM``, its ``first`` and ``last`` days, and its
+    bounds as aware moments in the calendar's zone, ``since`` (the 1st, 00:00) inclusive and ``until`` (the
+    next month's 1st, 00:00) exclusive."""
+
+    month: str
+    first: date
+    last: date
+    since: datetime
+    until: datetime
+
+
+def report_month(now: datetime, calendar: WorkCalendar) -> ReportMonth | None:
+    """Last month, when ``now`` (aware) falls on this month's first working day in ``calendar``'s zone;
+    ``None`` on every other day.
+
+    A monthly report's schedule fires on days 1-12 (a cron cannot know holidays: the first working day
+    after National Day is the 8th) and its run sends only when this says so, once, on the right day.
+    """
+    today = calendar.local(now).date()
+    if today != first_workday_of_month(today.year, today.month, calendar):
+        return None
+    last = today.replace(day=1) - timedelta(days=1)
+    first = last.replace(day=1)
+    return ReportMonth(month=f"{first:%Y-%m}", first=first, last=last, since=calendar.at_local(first, time.min),
+                       until=calendar.at_local(today.replace(day=1), time.min))
 
 
 def cron_next(expr: str, after: datetime, zone: ZoneInfo | str) -> datetime:

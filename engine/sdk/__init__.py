@@ -49,6 +49,7 @@ from engine.rules import (
     Decision,
     EscalationStep,
     LadderSettings,
+    ReportMonth,
     WorkCalendar,
     add_months,
     all_notices,
@@ -59,6 +60,7 @@ from engine.rules import (
     first_workday_of_month,
     next_due,
     next_notice,
+    report_month,
     validate_cron,
 )
 from engine.scenario import PluginSettings, Scenario, ScheduleSpec
@@ -112,6 +114,7 @@ __all__ = [
     "RegisterRoute",
     "RegisterScenario",
     "Reply",
+    "ReportMonth",
     "Scenario",
     "ScheduleSpec",
     "SecretSpec",
@@ -151,6 +154,7 @@ __all__ = [
     "pass_app",
     "question_locale",
     "raise_event",
+    "report_month",
     "request_approval",
     "resolve_site_context",
     "run_async",

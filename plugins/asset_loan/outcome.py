@@ -80,6 +80,3 @@ def loan_figures(rows: Iterable[HistoryRow], assets: dict[str, AssetMeta], *, mo
     }
 
 
-def month_before(day: date) -> date:
-    """The first day of the month before ``day``'s."""
-    return (day.replace(day=1) - timedelta(days=1)).replace(day=1)

@@ -30,9 +30,9 @@ with workflow.unsafe.imports_passed_through():
         activity_options,
         as_zone,
         feishu_call,
-        first_workday_of_month,
         load_site_context,
         raise_event,
+        report_month,
         workflow_org,
     )
     from engine.sdk import feishu as fr
@@ -747,11 +747,10 @@ class MonthlyOutcomeWorkflow:
         settings = context.settings_as(AssetLoanSettings)
         calendar = context.calendar()
         now = context.clock.now(workflow.now())
-        today = calendar.local(now).date()
-        if today != first_workday_of_month(today.year, today.month, calendar) or not settings.report_recipients:
+        report = report_month(now, calendar)
+        if report is None or not settings.report_recipients:
             return 0
-        month = outcome.month_before(today)
-        until = calendar.at_local(today.replace(day=1), datetime.min.time())
+        month, until = report.first, report.until
         data = await workflow.execute_activity("asset_loan.outcome_data", OutcomeRequest(org=params.org, until=until),
                                                result_type=OutcomeData, **OWN_ACTIVITY)
         sent = 0

@@ -122,9 +122,6 @@ def outcome_figures(rows: Iterable[LogRow], devices: dict[str, DeviceMeta], *, m
     }
 
 
-def month_before(day: date) -> date:
-    """The first day of the month before ``day``'s."""
-    return (day.replace(day=1) - timedelta(days=1)).replace(day=1)
 
 
 def log_row(fields: dict[str, Any], names: Any) -> LogRow | None:

@@ -36,8 +36,8 @@ with workflow.unsafe.imports_passed_through():
         WorkCalendar,
         activity_options,
         feishu_call,
-        first_workday_of_month,
         load_site_context,
+        report_month,
     )
     from engine.sdk import feishu as fr
     from plugins.device_calibration import outcome, rules
@@ -799,11 +799,10 @@ class MonthlyOutcome:
         settings = context.settings_as(DeviceCalibrationSettings)
         calendar = context.calendar()
         now = context.clock.now(workflow.now())
-        today = calendar.local(now).date()
-        if today != first_workday_of_month(today.year, today.month, calendar) or not settings.report_recipients:
+        report = report_month(now, calendar)
+        if report is None or not settings.report_recipients:
             return 0
-        month = outcome.month_before(today)
-        until = calendar.at_local(today.replace(day=1), datetime.min.time())
+        month, until = report.first, report.until
         data: OutcomeData = await _plugin_activity(
             "device_calibration.outcome_data", OutcomeRequest(org=inp.org, until=until), OutcomeData, minutes=10)
         sent = 0

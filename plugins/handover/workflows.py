@@ -35,8 +35,8 @@ with workflow.unsafe.imports_passed_through():
         SeenEvents,
         activity_options,
         feishu_call,
-        first_workday_of_month,
         load_site_context,
+        report_month,
     )
     from engine.sdk import feishu as fr
     from plugins.handover import models as m
@@ -559,10 +559,10 @@ class MonthlyOutcome:
         context = await load_site_context(m.SCENARIO, org=params.org)
         settings = context.settings_as(HandoverSettings)
         calendar = context.calendar()
-        today = calendar.local(context.clock.now(workflow.now())).date()
-        if today != first_workday_of_month(today.year, today.month, calendar):
+        report = report_month(context.clock.now(workflow.now()), calendar)
+        if report is None:
             return 0
-        month = f"{(today.replace(day=1) - timedelta(days=1)):%Y-%m}"
+        month = report.month
         rows: list[m.OutcomeRow] = await workflow.execute_activity(
             OUTCOME_ROWS, m.OutcomeRequest(org=params.org, month=month),
             **activity_options(timedelta(minutes=2), schedule_to_close=PLUGIN_ACTIVITY_TIMEOUT),

@@ -38,8 +38,8 @@ with workflow.unsafe.imports_passed_through():
         WorkCalendar,
         activity_options,
         feishu_call,
-        first_workday_of_month,
         load_site_context,
+        report_month,
         workflow_org,
     )
     from engine.sdk import feishu as fr
@@ -646,10 +646,10 @@ class MonthlyOutcomeWorkflow:
     async def run(self, params: OutcomeInput) -> int:
         context = await load_site_context(SCENARIO, org=params.org)
         settings, calendar = context.settings_as(ProjectDeliverySettings), context.calendar()
-        today = calendar.local(context.clock.now(workflow.now())).date()
-        if today != first_workday_of_month(today.year, today.month, calendar):
+        report = report_month(context.clock.now(workflow.now()), calendar)
+        if report is None:
             return 0
-        last = today.replace(day=1) - timedelta(days=1)
+        last = report.last
         projects: list[fr.BitableRecord] = await feishu_call(fr.BITABLE_SEARCH, fr.BitableSearch(
             org=params.org, app_token=settings.projects.app_token, table_id=settings.projects.table_id),
             result_type=list[fr.BitableRecord])

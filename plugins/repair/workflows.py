@@ -27,9 +27,9 @@ with workflow.unsafe.imports_passed_through():
         WorkCalendar,
         activity_options,
         feishu_call,
-        first_workday_of_month,
         load_site_context,
         raise_event,
+        report_month,
         workflow_org,
     )
     from engine.sdk import feishu as fr
@@ -473,12 +473,10 @@ class MonthlyReportWorkflow:
         settings = context.settings_as(RepairSettings)
         calendar = context.calendar()
         now = context.clock.now(workflow.now())
-        today = calendar.local(now).date()
-        if today != first_workday_of_month(today.year, today.month, calendar):
+        report = report_month(now, calendar)
+        if report is None:
             return 0
-        month_start = calendar.at_local(today.replace(day=1), datetime.min.time())
-        last = (today.replace(day=1) - timedelta(days=1)).replace(day=1)
-        since = calendar.at_local(last, datetime.min.time())
+        month_start, last, since = report.until, report.first, report.since
         rows = await workflow.execute_activity(
             "repair.list_tickets", ReportRequest(org=params.org, since=since, until=month_start),
             result_type=list[TicketRow], **OWN_ACTIVITY)

@@ -15,6 +15,7 @@ from engine.rules import (
     cron_next,
     first_workday_of_month,
     next_due,
+    report_month,
     validate_cron,
 )
 
@@ -68,6 +69,20 @@ def test_first_workday_of_month() -> None:
     assert first_workday_of_month(2027, 1, cal) == date(2027, 1, 4)
     assert not cal.covered(2027)
     assert cal.provisional(date(2027, 1, 4))
+
+
+def test_report_month_is_last_month_on_the_first_working_day_only() -> None:
+    cal = WorkCalendar(SHANGHAI)
+    october = report_month(datetime(2026, 10, 8, 9, 0, tzinfo=SHANGHAI), cal)  # the first after National Day
+    assert october is not None and october.month == "2026-09"
+    assert (october.first, october.last) == (date(2026, 9, 1), date(2026, 9, 30))
+    assert october.since == datetime(2026, 9, 1, tzinfo=SHANGHAI)
+    assert october.until == datetime(2026, 10, 1, tzinfo=SHANGHAI)
+    assert report_month(datetime(2026, 10, 1, 9, 0, tzinfo=SHANGHAI), cal) is None  # National Day
+    assert report_month(datetime(2026, 10, 9, 9, 0, tzinfo=SHANGHAI), cal) is None  # the day after
+    # a moment given in UTC is read on the calendar's wall clock: 2026-11-30 16:30 UTC is 1 December there
+    assert report_month(datetime(2026, 12, 1, 0, 30, tzinfo=SHANGHAI), cal).month == "2026-11"  # type: ignore[union-attr]
+    assert report_month(datetime(2026, 11, 30, 16, 30, tzinfo=UTC), cal).last == date(2026, 11, 30)  # type: ignore[union-attr]
 
 
 # ---------------------------------------------------------------------------------------------- cron

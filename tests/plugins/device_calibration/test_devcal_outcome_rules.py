@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 
 from plugins.device_calibration.config import LogFields, OutcomeSettings
 from plugins.device_calibration.models import DeviceMeta, LogRow
-from plugins.device_calibration.outcome import log_row, month_before, outcome_figures
+from plugins.device_calibration.outcome import log_row, outcome_figures
 
 ZONE = ZoneInfo("Asia/Shanghai")
 MONTH = date(2026, 10, 1)  # National Day's October
@@ -77,4 +77,3 @@ def test_log_rows_as_bitable_gives_them() -> None:
     broken = log_row({"设备编号": "CT-1", "动作": "remind", "时间": moment, "详情": "not json"}, names)
     assert broken is not None and broken.detail == {} and broken.kind == "calibration"
     assert log_row({"动作": "remind", "时间": moment}, names) is None  # not a row the engine wrote
-    assert month_before(date(2026, 11, 2)) == date(2026, 10, 1) and month_before(date(2027, 1, 4)) == date(2026, 12, 1)
