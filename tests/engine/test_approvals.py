@@ -141,10 +141,12 @@ async def test_a_transfer_reaches_the_follower_by_its_task_event(scenario_harnes
         _, code = await ask(env, "PR-9")
         before = await env.now()
         assert env.standin.decide_approval(code, "transfer", open_id="ou_head", to="ou_deputy") is None
-        for _ in range(500):  # the stand-in pushes in the background
-            if env.standin.deliveries and all(d.acknowledged for d in env.standin.deliveries):
+        pushed = len(env.standin.approval_payloads) + len(env.standin.approval_task_payloads)  # all subscribed
+        for _ in range(1000):  # the stand-in pushes in the background: wait for every push to be answered
+            if len(env.standin.deliveries) == pushed and all(d.acknowledged for d in env.standin.deliveries):
                 break
             await asyncio.sleep(0.01)
+        assert len(env.standin.deliveries) == pushed
         await env.settle()
         (task_event,) = env.standin.approval_task_payloads
         assert (task_event["event"]["type"], task_event["event"]["status"]) == ("approval_task", "TRANSFERRED")
