@@ -184,6 +184,13 @@ async def test_workflow_survives_a_restart_of_engine_dev(dev_setup: tuple[Path, 
             return (await handle.query("state"))["count"] == 4
 
         await wait_for(pinged_four_times)
+
+        async def fourth_answered() -> bool:  # its signal handler done: the stop below completes the workflow
+            async with httpx.AsyncClient(timeout=10) as http:
+                outbox = (await http.get(f"http://127.0.0.1:{ports['standin']}/_standin/outbox")).json()
+            return any("fourth" in (m["text"] or "") for m in outbox)
+
+        await wait_for(fourth_answered)
         nobody = subprocess.run([ENGINE, "send", "event", "nobody.listens", "--config", str(config)],
                                 capture_output=True, text=True, env=dev.env, timeout=60)
         assert nobody.returncode == 2 and "no enabled scenario" in nobody.stderr, nobody.stderr
