@@ -59,22 +59,15 @@ def add_commands(cli: Any) -> None:
         """Write the month's figures per hospital and for the group (site "*") as CSV."""
         from datetime import UTC, datetime
 
-        from engine.sdk import FeishuError, Services, UnknownContext, resolve_site_context
+        from engine.sdk import FeishuError, Services
         from engine.sdk.feishu import open_client
 
         from .activities import report_for
-        from .models import SCENARIO
         from .rules import report_csv_rows
 
         if not _MONTH.match(month):
             raise click.BadParameter("expected YYYY-MM, e.g. 2026-11", param_hint="--month")
-        config = state.config()
-        try:
-            org = config.org(org_id)
-            site = resolve_site_context(org, SCENARIO)
-        except (KeyError, UnknownContext) as error:
-            raise Fail(f"no recruiting organization {org_id!r}", "check --org against the config's organizations "
-                       "and that it enables recruiting") from error
+        config, org, site = _open_org(state, org_id)
         # the Feishu client only: the report reads tables and needs no Temporal connection
         async with open_client(config) as client:
             try:
