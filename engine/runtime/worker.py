@@ -33,13 +33,19 @@ PASSTHROUGH_MODULES = (
 
 
 def ensure_bytecode(workflows: Sequence[type]) -> None:
-    """Write the bytecode of the modules that define ``workflows`` if it is missing or stale.
+    """Write the bytecode of the modules that define ``workflows``, and of their packages, if it is
+    missing or stale.
 
     The sandbox re-imports a workflow's module for every workflow run it creates; without a ``.pyc``
     (``PYTHONDONTWRITEBYTECODE``, a fresh checkout) each re-import compiles the source again, which was a
     third of the worker's CPU per started cycle (bench/devices.py). A read-only install is left alone.
     """
-    for module_name in sorted({workflow.__module__ for workflow in workflows}):
+    names: set[str] = set()
+    for workflow in workflows:
+        # the packages above the module too: the sandbox re-imports their ``__init__`` with it
+        parts = workflow.__module__.split(".")
+        names.update(".".join(parts[:n]) for n in range(1, len(parts) + 1))
+    for module_name in sorted(names):
         source = getattr(sys.modules.get(module_name), "__file__", None)
         if source and source.endswith(".py"):
             with contextlib.suppress(OSError):

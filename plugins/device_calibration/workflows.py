@@ -28,6 +28,10 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
+    # by their full names: "from <package> import <module>" would load them again for every run, past the
+    # sandbox's pass-through (its fresh copy of the package lacks them)
+    import plugins.device_calibration.outcome as outcome
+    import plugins.device_calibration.rules as rules
     from engine.sdk import (
         BusinessClock,
         Decision,
@@ -40,7 +44,6 @@ with workflow.unsafe.imports_passed_through():
         report_month,
     )
     from engine.sdk import feishu as fr
-    from plugins.device_calibration import outcome, rules
     from plugins.device_calibration.config import DeviceCalibrationSettings
     from plugins.device_calibration.models import (
         CYCLE_WORKFLOW,

@@ -29,6 +29,10 @@ from temporalio import workflow
 from temporalio.exceptions import ActivityError
 
 with workflow.unsafe.imports_passed_through():
+    # by their full names: "from <package> import <module>" would load them again for every run, past the
+    # sandbox's pass-through (its fresh copy of the package lacks them)
+    import plugins.handover.models as m
+    import plugins.handover.rules as rules
     from engine.sdk import (
         Decision,
         Deferred,
@@ -39,8 +43,6 @@ with workflow.unsafe.imports_passed_through():
         report_month,
     )
     from engine.sdk import feishu as fr
-    from plugins.handover import models as m
-    from plugins.handover import rules
     from plugins.handover.activities import COLLECT_STATS, OUTCOME_ROWS, PLAN_SHIFT, START_SHIFT
     from plugins.handover.config import HandoverSettings
 
