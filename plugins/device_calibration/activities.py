@@ -12,6 +12,7 @@ import asyncio
 import logging
 from datetime import date
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from temporalio import activity
 from temporalio.client import Client, WorkflowExecutionStatus
@@ -28,6 +29,7 @@ from plugins.device_calibration.models import (
     CalendarFacts,
     CycleContext,
     CycleInput,
+    CycleSeed,
     CycleState,
     CycleView,
     DepartmentDigest,
@@ -53,6 +55,8 @@ log = logging.getLogger(__name__)
 RECORD_NOT_FOUND = 1254043
 # Devices a reconciliation checks at once (each is a few round trips to the Temporal server).
 RECONCILE_IN_FLIGHT = 16
+# Cycles a reconciliation starts per batch: Feishu's batch_create takes up to 500 records (one audit row each).
+START_BATCH = 500
 
 
 def _settings(org: Any) -> DeviceCalibrationSettings:
@@ -104,9 +108,13 @@ async def load_context(services: Services, request: LoadContext) -> CycleContext
             if parsed is not None and parsed.device_id == request.device_id.upper():
                 device = parsed
                 break
-    # the device's hospital: its own settings (those site_overridable lets it set, e.g. its reminder ladder),
-    # zone, locale and working days; the group's for a device without a site
-    site = services.context(org.id, SCENARIO, device.info.site if device is not None else None)
+    return cycle_context(services, org.id, device)
+
+
+def cycle_context(services: Services, org_id: str, device: DeviceRecord | None) -> CycleContext:
+    """The context a cycle runs in: the device's hospital's own settings (those site_overridable lets it
+    set, e.g. its reminder ladder), zone, locale and working days; the group's for a device without a site."""
+    site = services.context(org_id, SCENARIO, device.info.site if device is not None else None)
     calendar = CalendarFacts(timezone=site.timezone, holidays=site.holidays, workdays=site.workdays, clock=site.clock)
     return CycleContext(settings=site.settings, calendar=calendar, locale=site.locale, device=device)
 
@@ -196,6 +204,7 @@ async def reconcile(services: Services, request: ReconcileInput) -> ReconcileRep
                 activity.heartbeat(checker.done)
 
     await asyncio.gather(*(check(device) for device in devices))
+    await _start_cycles(services, org, checker.new, request.run_key, report)
     if running is not None:
         await _retire_vanished(client, org.id, running, wanted, request.run_key, report)
     report.changes.sort(key=lambda change: change.key)
@@ -212,6 +221,7 @@ class _DeviceCheck:
         self.settings, self.today, self.run_key = settings, today, run_key
         self.running, self.wanted, self.report = running, wanted, report
         self.done = 0
+        self.new: list[tuple[DeviceRecord, str]] = []  # (device, kind) of cycles to start, in batches
 
     async def _view(self, wid: str) -> CycleView | None:
         """The cycle's view: from the listing's memo when it has one, else described and asked."""
@@ -246,25 +256,26 @@ class _DeviceCheck:
                 reason = applies.reason if applies.is_nothing else intent.reason
                 await client.get_workflow_handle(wid).signal(
                     "retire", Retire(event_id=f"{self.run_key}:{key}", reason=reason, by="reconciliation"))
-                report.changes.append(ReconcileChange(key=key, action="retired", reason=reason))
+                report.add(ReconcileChange(key=key, action="retired", reason=reason))
+                continue
+            if state is None and self.running is not None and activity.info().attempt > 1:
+                # a retried run: a cycle its first attempt started may not be in the listing yet
+                state = await self._described(wid)
+            if state is None:
+                self.new.append((device, kind_name))
                 continue
             start = CycleInput(org=self.org_id, device_id=device.device_id, kind=kind_name,
                                record_id=device.record_id)
-            if state is None:
-                await client.start_workflow(CYCLE_WORKFLOW, start, id=wid, task_queue=self.task_queue,
-                                            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING)
-                report.changes.append(ReconcileChange(key=key, action="started", reason="no cycle was running"))
-                continue
             why = drift(state, device, kind_name, settings, self.today)
             if why and self.running is not None and self.running.get(wid) is not None:
                 # the listing lags behind the cycle a little: confirm the drift with the cycle itself
                 state = await self._described(wid)
                 if state is None:
-                    self.report.changes.append(ReconcileChange(key=key, action="unchanged"))
+                    self.report.add(ReconcileChange(key=key, action="unchanged"))
                     continue
                 why = drift(state, device, kind_name, settings, self.today)
             if not why:
-                report.changes.append(ReconcileChange(key=key, action="unchanged"))
+                report.add(ReconcileChange(key=key, action="unchanged"))
                 continue
             # signal-with-start: if the cycle ended in the meantime, it starts again with the row's facts
             await client.start_workflow(
@@ -272,7 +283,72 @@ class _DeviceCheck:
                 start_signal_args=[RecordChanged(event_id=f"{self.run_key}:{key}", record_id=device.record_id,
                                                  operator="reconciliation")],
                 id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING)
-            report.changes.append(ReconcileChange(key=key, action="updated", reason=why))
+            report.add(ReconcileChange(key=key, action="updated", reason=why))
+
+
+async def _start_cycles(services: Services, org: Any, new: list[tuple[DeviceRecord, str]], run_key: str,
+                        report: ReconcileReport) -> None:
+    """Start the cycles ``new`` lacks, each seeded with its row and site context, ``START_BATCH`` at a time.
+
+    Each batch's "registered" audit rows are written first, in one batch call whose client token comes from
+    the run and the batch's keys (a retried run writes the same batch once), then its cycles start: a seeded
+    cycle reads and logs nothing more to register, so its start is one workflow task.
+    """
+    client: Client = services.temporal
+    scheduled = activity.info().current_attempt_scheduled_time
+    contexts: dict[str | None, tuple[CycleContext, DeviceCalibrationSettings, date, Any]] = {}
+    starts: list[tuple[str, str, CycleInput, dict[str, Any] | None, tuple[str, str] | None,
+                       dict[str, Any] | None]] = []
+    for device, kind_name in sorted(new, key=lambda item: (item[0].device_id, item[1])):
+        site = device.info.site
+        if site not in contexts:
+            ctx = cycle_context(services, org.id, device)
+            settings = DeviceCalibrationSettings.model_validate(ctx.settings)
+            now = ctx.calendar.clock.now(scheduled)
+            contexts[site] = (ctx, settings, now.astimezone(ZoneInfo(ctx.calendar.timezone)).date(), now)
+        ctx, settings, today, now = contexts[site]
+        key = cycle_key(device.device_id, kind_name)
+        wid = workflow_id(org.id, SCENARIO, key)
+        start = CycleInput(org=org.id, device_id=device.device_id, kind=kind_name, record_id=device.record_id)
+        kind, facts = settings.schedules.get(kind_name), device.kinds.get(kind_name)
+        row: dict[str, Any] | None = None
+        table: tuple[str, str] | None = None
+        memo: dict[str, Any] | None = None
+        if kind is not None and facts is not None and not rules.applies(kind_name, kind, facts).is_nothing:
+            # the site's own settings agree that it applies: the cycle will register, as planned here
+            start.seed = CycleSeed(context=ctx.model_copy(update={"device": device}), planned_on=today)
+            plan, entry = rules.registration(facts, kind, today, now)
+            # the view the cycle will keep if the row needs nothing else (pause, a status): a memo at the start
+            # spares the cycle a memo write of its own
+            memo = {VIEW_MEMO: CycleView(phase="active", due=date.fromisoformat(plan.data["due"]),
+                                         info=info_fingerprint(device.info)).model_dump(mode="json")}
+            if settings.bitable.log_table_id:
+                table = (settings.bitable.app_token, settings.bitable.log_table_id)
+                row = rules.log_row(settings.log_fields, rules.log_key(wid, entry), device.device_id, kind_name, entry)
+        starts.append((key, wid, start, row, table, memo))
+    limit = asyncio.Semaphore(RECONCILE_IN_FLIGHT)
+
+    async def start_one(wid: str, start: CycleInput, memo: dict[str, Any] | None) -> None:
+        async with limit:
+            # eager: this worker takes the cycle's first workflow task in the start's answer, no poll (a server
+            # that does not offer it queues the task as usual)
+            await client.start_workflow(CYCLE_WORKFLOW, start, id=wid, task_queue=services.task_queue,
+                                        id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+                                        memo=memo, request_eager_start=True)
+
+    for first in range(0, len(starts), START_BATCH):
+        batch = starts[first:first + START_BATCH]
+        tables: dict[tuple[str, str], list[dict[str, Any]]] = {}
+        for _, _, _, row, table, _ in batch:
+            if row is not None and table is not None:
+                tables.setdefault(table, []).append(row)
+        token = f"{run_key}:registered:{batch[0][0]}:{batch[-1][0]}:{len(batch)}"
+        for (app_token, table_id), rows in tables.items():
+            await services.feishu.bitable_create(app_token, table_id, rows, client_token=token)
+        await asyncio.gather(*(start_one(wid, start, memo) for _, wid, start, _, _, memo in batch))
+        for key, *_ in batch:
+            report.add(ReconcileChange(key=key, action="started", reason="no cycle was running"))
+        activity.heartbeat(first + len(batch))
 
 
 async def _running_cycles(client: Client, org_id: str,
@@ -308,7 +384,7 @@ async def _retire_vanished(client: Client, org_id: str, running: dict[str, Cycle
             if error.status == RPCStatusCode.NOT_FOUND:
                 continue  # it ended since the listing (the listing lags a little behind)
             raise
-        report.changes.append(ReconcileChange(key=key, action="retired", reason="no longer in the device table"))
+        report.add(ReconcileChange(key=key, action="retired", reason="no longer in the device table"))
 
 
 # -------------------------------------------------------------------------------------------- digest

