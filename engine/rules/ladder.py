@@ -328,7 +328,7 @@ def next_notice(
     reminders = _reminders(due, settings, calendar)
     # The last reminder's successor, for obsolescence, is the due-day moment even when no due-day notice
     # is sent: a "due in 1 day" message is wrong once the due day has come.
-    successors = [*reminders[1:], _due_notice(due, settings, calendar)]
+    successors = [*reminders[1:], _due_notice(due, settings, calendar)] if reminders else []
     for i, (notice, successor) in enumerate(zip(reminders, successors, strict=True)):
         if notice.step in fired:
             continue

@@ -390,3 +390,17 @@ def test_decision_model() -> None:
         Decision(action="remind", reason="x", at=datetime(2026, 11, 17, 9, 0))
     with pytest.raises(ValidationError):
         wait.action = "none"  # type: ignore[misc]
+
+
+def test_a_ladder_without_any_notice_decides_nothing(cal: WorkCalendar) -> None:
+    # no reminder, no due-day notice, no escalation: a site that wants no chasing at all
+    quiet = LadderSettings(before_days=[], on_due=False, after=[])
+    decision = next_notice(DUE, [], sh(2026, 11, 10), quiet, cal)
+    assert decision.is_nothing
+    assert all_notices(DUE, quiet, cal) == []
+
+
+def test_a_ladder_of_escalations_only_starts_after_the_due_day(cal: WorkCalendar) -> None:
+    late_only = LadderSettings(before_days=[], on_due=False, after=[EscalationStep(every_days=1, times=1, to="head")])
+    decision = next_notice(DUE, [], sh(2026, 11, 10), late_only, cal)
+    assert (decision.step, decision.at) == ("after:head:1", sh(2026, 11, 17).astimezone(UTC))
