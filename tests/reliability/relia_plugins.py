@@ -30,18 +30,36 @@ plugins/project_delivery/README.md) and idempotency keys, never the engine's own
   ticket number, the technician's card, "accepted" and the confirm card to the reporter, "rated" to the
   technician; one ticket row written 已派单, 已接单, 待确认, 已关闭. Accept and fix SLAs of 70 days and a
   3000-hour auto-close keep every timer outside a run.
+* recruiting with Feishu approval: requisition rows of the site ``hosp_fa``, whose ``approval.feishu`` names
+  a definition (the hospital head, then group HR passed when nobody is named), pushed twice; each asks the
+  stand-in's Approval API v4 for one instance, which the run decides at the stand-in (approved by the head,
+  one rejected, one withdrawn by its applicant) and whose ``approval_instance`` events it pushes as Feishu
+  would, the decision twice with the stale PENDING news in between: "approved" (or "rejected") to the
+  recruiter once, nothing when withdrawn; the row written pending_approval, then open, rejected or closed;
+  the decision recorded once in the requisition's history. ``decide_within_days`` of 60 keeps the
+  approval's reminders outside a run.
+* documents: one upload round, its rounds-table row added (pushed twice) with a deadline two working days
+  out, to the hospitals ``hosp_d*``: one card per responsible person; all but the first answer at once (a
+  link from the card's form, one a file sent to the bot, pushed again under a new event id, answered by a
+  reply); the first, whose site ladder is "on the day, then the responsible people and the head the next
+  working day", never answers: its reminders and the head's escalation per the SDK's ladder on working
+  days, headquarters' status card (updated as answers come) and the summary at the deadline (one hospital
+  still waiting), one answers row per hospital: 已上报 (written 待回复 first), the late one's 待回复 with
+  its two reminders counted and its head told. The round stays open (it closes 30 days on).
 """
 
 from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from engine.feishu.activities import message_uuid
 from engine.ids import workflow_id
+from engine.rules import WorkCalendar, all_notices
+from engine.sdk import LadderSettings
 from plugins.project_delivery.rules import project_id_for
 
 ORG = "relia"
@@ -66,6 +84,15 @@ RP_APP, RP_TICKETS = "bascnRepair", "tblTickets"
 RP_TECH, RP_LEAD, RP_HEAD = "ou_rp_tech", "ou_rp_lead", "ou_rp_head"
 RP_CHAT = "oc_rp_reports"  # the group the faults are reported in ("@bot 报修 ...")
 RP_STEPS = 80  # a progress message's key ends with the length of the ticket's history: looked for up to this
+RC_FA_SITE, RC_APPROVAL_CODE = "hosp_fa", "RELIA-REQ-APPROVAL"  # a site approving requisitions in Feishu
+APPROVALS = "recruiting (Feishu approval)"  # its own row of the per-plugin table
+DOCUMENTS = "documents"
+DOC_APP, DOC_ROUNDS, DOC_ANSWERS = "bascnDocuments", "tblRounds", "tblAnswers"
+DOC_HQ = "ou_doc_hq"  # headquarters' 质控部, who sends the round
+# The row leaves its round id empty: a record-changed event names cells by field id, and the round is then
+# DOC-<record id> (the workflow writes it into the row)
+DOC_RECORD = "recDocRound01"
+DOC_ROUND = f"DOC-{DOC_RECORD.upper()}"
 PATIENT = {"bed": "1", "name": "患者甲", "category": "critically_ill", "severity": "unstable",
            "summary": "重症肺炎", "actions": "复查血气", "contingency": "SpO2<88% 上调 FiO2"}
 
@@ -116,6 +143,31 @@ def repair_settings() -> dict[str, Any]:
             "sla": {"accept_minutes_urgent": 100000, "accept_minutes_normal": 100000,
                     "fix_minutes_urgent": 100000, "fix_minutes_normal": 100000},
             "auto_close_hours": 3000, "rating_hours": 3000}
+
+
+def recruiting_site() -> dict[str, Any]:
+    """The site ``hosp_fa``'s recruiting overrides: requisitions approved in Feishu's approval app."""
+    return {"approval": {"feishu": {"approval_code": RC_APPROVAL_CODE, "decide_within_days": 60}}}
+
+
+def approval_definitions() -> list[dict[str, Any]]:
+    """The stand-in's approval definition: the hospital head, then group HR (passed when nobody is named)."""
+    return [{"approval_code": RC_APPROVAL_CODE, "approval_name": "招聘需求审批", "nodes": [
+        {"custom_node_id": "hospital_head", "approvers": []},
+        {"custom_node_id": "group_hr", "approvers": [], "if_empty": "pass"}]}]
+
+
+def doc_ladder(late: bool) -> dict[str, Any]:
+    """The late hospital's ladder: on the deadline, then its responsible people and its head the next
+    working day; the others' (the organization's): none, they answer at once."""
+    after = [{"every_days": 1, "to": "responsible", "times": 1}, {"every_days": 1, "to": "head", "times": 1}]
+    return {"before_days": [], "on_due": late, "after": after if late else [], "working_days_only": True,
+            "send_at": "09:00:00"}
+
+
+def documents_settings() -> dict[str, Any]:
+    return {"app_token": DOC_APP, "rounds_table_id": DOC_ROUNDS, "answers_table_id": DOC_ANSWERS,
+            "hq_open_ids": [DOC_HQ], "ladder": doc_ladder(False)}
 
 
 # ------------------------------------------------------------------------------------------ the items
@@ -233,20 +285,106 @@ class Report:
         return f"报修 门诊{self.index}号诊室打印机卡纸"
 
 
-def people(depts: list[Department], projects: list[Project], reports: list[Report] = ()  # type: ignore[assignment]
-           ) -> set[str]:
-    found = {HD_OFFICE, *PD_STAFF.values(), *RC_ROLES.values(), RP_TECH, RP_LEAD, RP_HEAD}
+@dataclass(frozen=True)
+class FeishuOpening:
+    """A requisition of ``hosp_fa``, approved in Feishu's approval app; ``outcome``: the stand-in's action."""
+
+    index: int
+    outcome: str  # approve / reject / cancel
+
+    @property
+    def req_record(self) -> str:
+        return f"recRcFa{self.index:03d}"
+
+    @property
+    def req_wid(self) -> str:
+        return workflow_id(ORG, RECRUITING, f"req:{self.req_record}")
+
+    @property
+    def position(self) -> str:
+        """The approval form's position widget: how the run finds the instance the requisition asked for."""
+        return f"外科{self.index} 住院医师"
+
+    def requisition(self) -> dict[str, Any]:
+        return {"医院": RC_FA_SITE, "科室": f"外科{self.index}", "职位": "住院医师", "人数": 1, "职级": "初级",
+                "标签": "外科"}
+
+
+def feishu_openings(count: int) -> list[FeishuOpening]:
+    """``count`` requisitions: the first rejected, the second withdrawn, the others approved."""
+    return [FeishuOpening(i, "reject" if i == 0 else "cancel" if i == 1 else "approve") for i in range(count)]
+
+
+@dataclass(frozen=True)
+class DocHospital:
+    """A hospital of the documents round; the first is left late, the second sends a file."""
+
+    index: int
+
+    @property
+    def site(self) -> str:
+        return f"hosp_d{self.index}"
+
+    @property
+    def name(self) -> str:
+        return f"D{self.index}院"
+
+    @property
+    def late(self) -> bool:
+        return self.index == 0
+
+    @property
+    def uploads_file(self) -> bool:
+        return self.index == 1
+
+    @property
+    def responsible(self) -> list[str]:
+        return [f"ou_doc_{self.site}", *([f"ou_doc2_{self.site}"] if self.late else [])]
+
+    @property
+    def head(self) -> str:
+        return f"ou_doc_head_{self.site}"
+
+    def settings(self) -> dict[str, Any]:
+        own: dict[str, Any] = {"responsible_open_ids": self.responsible, "head_open_id": self.head}
+        return {**own, "ladder": doc_ladder(True)} if self.late else own
+
+    def people(self) -> set[str]:
+        return {*self.responsible, self.head}
+
+
+def doc_hospitals(count: int) -> list[DocHospital]:
+    return [DocHospital(i) for i in range(count)]
+
+
+def round_fields(deadline_ms: int | None = None) -> dict[str, Any]:
+    """The round's rows-table row (its deadline is set when the run sends it)."""
+    fields: dict[str, Any] = {"标题": "11月医疗质量月报", "类型": "上报",
+                              "说明": "各院上报本月质量指标", "发起人": [{"id": DOC_HQ}]}
+    return fields if deadline_ms is None else {**fields, "截止日期": deadline_ms}
+
+
+def people(depts: list[Department], projects: list[Project], reports: list[Report] = (),  # type: ignore[assignment]
+           hospitals: list[DocHospital] = ()) -> set[str]:  # type: ignore[assignment]
+    found = {HD_OFFICE, *PD_STAFF.values(), *RC_ROLES.values(), RP_TECH, RP_LEAD, RP_HEAD, DOC_HQ}
     for d in depts:
         found |= d.people()
+    for h in hospitals:
+        found |= h.people()
     return found | {p.requester for p in projects} | {r.reporter for r in reports}
 
 
-def tables(openings: list[Opening] = ()) -> dict[str, dict[str, Any]]:  # type: ignore[assignment]
+def tables(openings: list[Opening] = (), fa_openings: list[FeishuOpening] = ()  # type: ignore[assignment]
+           ) -> dict[str, dict[str, Any]]:
     """The stand-in's Bitable for these plugins: empty handover tables, the staffing row, no project yet,
-    the requisition and application rows (their record-changed events come during the run)."""
+    the requisition and application rows (their record-changed events come during the run), the round's
+    row (its deadline comes when it is sent) and an empty answers table."""
+    requisitions = [{"record_id": o.req_record, "fields": o.requisition()} for o in openings]
+    requisitions += [{"record_id": o.req_record, "fields": o.requisition()} for o in fa_openings]
     return {
-        RC_APP: {RC_REQS: {"name": "招聘需求", "records": [{"record_id": o.req_record, "fields": o.requisition()}
-                                                       for o in openings]},
+        DOC_APP: {DOC_ROUNDS: {"name": "下发轮次", "records": [{"record_id": DOC_RECORD, "fields": round_fields()}]},
+                  DOC_ANSWERS: {"name": "各院回复", "records": []}},
+        RC_APP: {RC_REQS: {"name": "招聘需求", "records": requisitions},
                  RC_APPS: {"name": "投递", "records": [{"record_id": o.app_record, "fields": o.application()}
                                                      for o in openings]},
                  RC_POOL: {"name": "人才库", "records": []}},
@@ -317,6 +455,51 @@ def opening_effects(opening: Opening) -> list[Effects]:
                     ["已投递", "已筛选", "未录用"], table=(RC_APP, RC_APPS, "投递编号", "阶段"))]
 
 
+def feishu_opening_effects(opening: FeishuOpening) -> Effects:
+    wid = opening.req_wid
+    told, final = {"approve": ({f"{wid}:approved"}, "open"), "reject": ({f"{wid}:rejected"}, "rejected"),
+                   "cancel": (set(), "closed")}[opening.outcome]
+    return Effects(APPROVALS, f"{opening.req_record} (Feishu approval, {opening.outcome})", told,
+                   opening.req_record, ["pending_approval", final], table=(RC_APP, RC_REQS, "职位编号", "状态"))
+
+
+def round_wid() -> str:
+    return workflow_id(ORG, DOCUMENTS, DOC_ROUND)
+
+
+def late_notices(hospital: DocHospital, deadline: date, calendar: WorkCalendar) -> tuple[list[str], datetime]:
+    """The step keys of the late hospital's reminders and escalations, from the SDK's ladder, and the
+    moment of the last."""
+    ladder = LadderSettings.model_validate(doc_ladder(True))
+    keys = []
+    notices = all_notices(deadline, ladder, calendar)
+    for decision in notices:
+        if decision.data.get("to") == "head":
+            keys.append(f"{round_wid()}:{hospital.site}:{decision.step}")
+        else:
+            keys += [f"{round_wid()}:{hospital.site}:{decision.step}:{p}" for p in hospital.responsible]
+    return keys, max(d.at for d in notices if d.at is not None)
+
+
+def document_effects(hospitals: list[DocHospital], deadline: date, calendar: WorkCalendar) -> list[Effects]:
+    """Per hospital its cards (and the late one's ladder) and its answers row; headquarters' status card and
+    the summary at the deadline (the late hospital still waiting; it is the first working morning after the
+    deadline, when the late hospital's escalations go out too)."""
+    wid = round_wid()
+    found = [Effects(DOCUMENTS, "headquarters", {f"{wid}:status:{DOC_HQ}", f"{wid}:summary:deadline:{DOC_HQ}"})]
+    for h in hospitals:
+        cards = {f"{wid}:{h.site}:new:{p}" for p in h.responsible}
+        last = None
+        if h.late:
+            ladder, last = late_notices(h, deadline, calendar)
+            cards |= set(ladder)
+            found[0].done_by = last
+        found.append(Effects(DOCUMENTS, f"{DOC_ROUND}/{h.site}", cards, f"{DOC_ROUND}/{h.site}",
+                             ["待回复"] if h.late else ["待回复", "已上报"],
+                             table=(DOC_APP, DOC_ANSWERS, "编号", "状态"), done_by=last))
+    return found
+
+
 # ----------------------------------------------------------------------------------------- comparison
 
 
@@ -342,6 +525,8 @@ def plugin_of(message: dict[str, Any], depts: list[Department], project_chats: s
     """Which of these plugins a bot message belongs to, by its recipient or chat (None: neither)."""
     to = (message.get("_to") or {}).get("id")
     chat = message.get("chat_id")
+    if str(to).startswith(("ou_doc", "oc_p2p_ou_doc")) or str(chat).startswith("oc_p2p_ou_doc"):
+        return DOCUMENTS
     if any(to in d.people() or to == d.group_chat for d in depts) or to == HD_OFFICE:
         return HANDOVER
     if chat in project_chats or chat == PD_REQUESTS or to in project_chats:
@@ -384,6 +569,8 @@ def compare(effects: list[Effects], state: dict[str, Any], tallies: dict[str, Ta
             uuids = [message_uuid(ORG, k) for k in keys]
             known.update(uuids)
             tally.add("messages", key, 1, sum(by_uuid.get(uuid, 0) for uuid in uuids))
+        if not item.row_key:
+            continue
         app, table, key_cell, status_cell = item.table
         rows = [r for r in _records(state, app, table) if _text(r["fields"].get(key_cell)) == item.row_key]
         if item.plugin == HANDOVER:

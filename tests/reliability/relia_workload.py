@@ -60,6 +60,8 @@ class Profile:
     projects: int = 0  # delivery projects created by message, moved one stage by a press (project_delivery)
     openings: int = 0  # requisitions approved and closed, one application each screened then rejected (recruiting)
     reports: int = 0  # repair tickets reported by message, accepted, done and rated
+    fa_openings: int = 0  # requisitions approved in Feishu (one rejected, one withdrawn, the others approved)
+    doc_hospitals: int = 0  # hospitals of the documents round (one late, one sending a file)
     scale: float = 2880.0  # a business day per 30 real seconds
 
 
@@ -67,13 +69,16 @@ PROFILES = {
     # a quick look while working on the suite itself: one fault of each kind, a shorter timeline
     "smoke": Profile("smoke", devices=40, offsets=(-3, 0), sent_out=4, calibrated=6, decoys=4,
                      worker_kills=1, temporal_restarts=1, loans=10,
-                     shifts=2, missing_shifts=1, projects=3, openings=2, reports=2),
+                     shifts=2, missing_shifts=1, projects=3, openings=2, reports=2, fa_openings=3,
+                     doc_hospitals=3),
     "short": Profile("short", devices=150, offsets=(-5, -3, 0, 4), sent_out=10, calibrated=20, decoys=10,
                      worker_kills=3, temporal_restarts=1, loans=50,
-                     shifts=6, missing_shifts=2, projects=8, openings=6, reports=6),
+                     shifts=6, missing_shifts=2, projects=8, openings=6, reports=6, fa_openings=4,
+                     doc_hospitals=5),
     "full": Profile("full", devices=300, offsets=SAFE_OFFSETS, sent_out=20, calibrated=40, decoys=20,
                     worker_kills=5, temporal_restarts=2, loans=100,
-                     shifts=12, missing_shifts=4, projects=16, openings=12, reports=12),
+                     shifts=12, missing_shifts=4, projects=16, openings=12, reports=12, fa_openings=8,
+                     doc_hospitals=9),
 }
 
 
@@ -107,7 +112,7 @@ def loan_settings() -> dict[str, Any]:
             "reminders": {"before_due_days": [], "on_due_date": False, "escalation": []}}
 
 
-ALL_PLUGINS = (SCENARIO, LOANS, rp.HANDOVER, rp.PROJECTS, rp.RECRUITING, rp.REPAIR)
+ALL_PLUGINS = (SCENARIO, LOANS, rp.HANDOVER, rp.PROJECTS, rp.RECRUITING, rp.REPAIR, rp.DOCUMENTS)
 
 
 def config_toml(temporal_port: int, ingress_port: int, origin: datetime, scale: float,
@@ -127,13 +132,23 @@ def config_toml(temporal_port: int, ingress_port: int, origin: datetime, scale: 
     ]
     sections = {SCENARIO: plugin_settings(), LOANS: loan_settings(),
                 rp.HANDOVER: rp.handover_settings(profile.missing_shifts), rp.PROJECTS: rp.project_settings(),
-                rp.RECRUITING: rp.recruiting_settings(), rp.REPAIR: rp.repair_settings()}
+                rp.RECRUITING: rp.recruiting_settings(), rp.REPAIR: rp.repair_settings(),
+                rp.DOCUMENTS: rp.documents_settings()}
     for name in loaded:
         lines += [f"[organizations.{ORG}.settings.{name}]", _toml_table(sections[name]), ""]
     if rp.HANDOVER in loaded:
         lines += [f"[organizations.{ORG}.sites.{rp.WARD}]", 'name = "病区"', "",
                   f"[organizations.{ORG}.sites.{rp.WARD}.settings.{rp.HANDOVER}]",
                   _toml_table(rp.ward_settings(profile.shifts))]
+    if rp.RECRUITING in loaded and profile.fa_openings:
+        lines += ["", f"[organizations.{ORG}.sites.{rp.RC_FA_SITE}]", 'name = "F院"', "",
+                  f"[organizations.{ORG}.sites.{rp.RC_FA_SITE}.settings.{rp.RECRUITING}]",
+                  _toml_table(rp.recruiting_site())]
+    if rp.DOCUMENTS in loaded:
+        for hospital in rp.doc_hospitals(profile.doc_hospitals):
+            lines += ["", f"[organizations.{ORG}.sites.{hospital.site}]", f'name = "{hospital.name}"', "",
+                      f"[organizations.{ORG}.sites.{hospital.site}.settings.{rp.DOCUMENTS}]",
+                      _toml_table(hospital.settings())]
     return "\n".join(lines) + "\n"
 
 
@@ -252,9 +267,10 @@ def build_assets(profile: Profile) -> list[Asset]:
 
 def seed(devices: list[Device], encrypt_key: str, verification_token: str,
          assets: Sequence[Asset] = (), others: set[str] = frozenset(),  # type: ignore[assignment]
-         openings: Sequence[rp.Opening] = ()) -> dict[str, Any]:
+         openings: Sequence[rp.Opening] = (), fa_openings: Sequence[rp.FeishuOpening] = ()) -> dict[str, Any]:
     """The stand-in's starting state: its app with an Encrypt Key, the people, the plugins' tables
-    (``others``: the people of the plugins in :mod:`relia_plugins`, ``openings`` recruiting's rows)."""
+    (``others``: the people of the plugins in :mod:`relia_plugins`, ``openings`` and ``fa_openings``
+    recruiting's rows), the approval definition of ``fa_openings``."""
     people = {d.custodian for d in devices} | set(MANAGERS) | {"ou_equipment_office"}
     people |= {a.borrower for a in assets} | set(KEEPERS) | {LOAN_MANAGER} | set(others)
     return {
@@ -269,7 +285,8 @@ def seed(devices: list[Device], encrypt_key: str, verification_token: str,
                 ASSETS: {"name": "研发物资台账",
                          "records": [{"record_id": a.record_id, "fields": a.fields} for a in assets]},
                 LOAN_HISTORY: {"name": "借还记录", "records": []}},
-            **rp.tables(list(openings))},
+            **rp.tables(list(openings), list(fa_openings))},
+        "approvals": rp.approval_definitions(),
     }
 
 

@@ -8,8 +8,11 @@ presses ("sent for calibration", "calibrated" with a passing result) on some of 
 items borrowed and returned from their cards (on the real clock: no reminder falls in a run); and, on the
 same business clock, handover shifts (written and confirmed by card presses, or left missing to run their
 ladder), project_delivery projects (asked for by message, moved a stage by a press), recruiting
-requisitions and applications (Bitable rows, approval and stage presses) and repair tickets (reported by
-message, accepted, done and rated by presses): see relia_plugins.py. While it runs,
+requisitions and applications (Bitable rows, approval and stage presses), requisitions of a hospital
+approving them in Feishu's approval app (decided at the stand-in, its approval_instance events pushed twice
+and out of order), repair tickets (reported by message, accepted, done and rated by presses) and a
+documents round to the hospitals (answered by card presses and a file, one hospital late through its
+reminders and its head's escalation): see relia_plugins.py. While it runs,
 the suite SIGKILLs the worker, restarts the Temporal server and the ingress, makes the stand-in
 answer rate limits, 5xx (HTML and JSON) and slow responses, expires the access tokens, delivers every
 event at least twice (some out of order, some after an ingress restart), and sends forged, malformed
@@ -79,7 +82,7 @@ CRASH_GRACE, TEMPORAL_GRACE = 10.0, 20.0
 # the run. asset_loan's borrow still reads the asset's row and its guard (activities) before it answers,
 # and device_calibration's presses were answered late outside a crash on a loaded machine: their late
 # answers are counted and printed, not asserted.
-ANSWERS_FIRST = {"handover", "project_delivery", "recruiting", "repair"}
+ANSWERS_FIRST = {"documents", "handover", "project_delivery", "recruiting", "repair"}
 ENGINE_TOASTS = {"这张卡片已失效，请以最新消息为准。", "This card is no longer active; please use the latest message."}
 
 
@@ -150,6 +153,14 @@ class Run:
         if not result.get("acknowledged"):
             self.unacknowledged.append(f"{event_id}: {result.get('status')} {result.get('attempts', [])[-1:]}")
         self.events["redelivered after a non-2xx answer"] += len(result.get("attempts", [])) - 1
+
+    async def push(self, payload: dict[str, Any], event_id: str, label: str) -> None:
+        """A ready payload (an approval_instance v1 callback, a message event) pushed like Feishu, retried."""
+        result = await self.sender.deliver(self.stack.events_url, payload, event_id=event_id, retries=REDELIVERY)
+        self.events[label] += 1
+        if not result.acknowledged:
+            self.unacknowledged.append(f"{event_id}: {result.status}")
+        self.events["redelivered after a non-2xx answer"] += len(result.attempts) - 1
 
     async def press(self, device: wl.Device, op: str, event_id: str, form: dict[str, Any] | None,
                     label: str) -> str:
@@ -389,13 +400,13 @@ async def wait_for_cell(run: Run, app: str, table: str, record_id: str, cell: st
     await rh.wait_until(written, f"{record_id}'s {cell}", 180, every=1.0)
 
 
-async def wait_for_message(run: Run, key: str, what: str) -> None:
+async def wait_for_message(run: Run, key: str, what: str, timeout: float = 180) -> None:
     uuid = wl.message_uuid(wl.ORG, key)
 
     async def sent() -> bool:
         return any(m.get("_uuid") == uuid for m in (await run.state())["messages"])
 
-    await rh.wait_until(sent, what, 180, every=1.0)
+    await rh.wait_until(sent, what, timeout, every=1.0)
 
 
 async def gather_limited(jobs: list[Callable[[], Awaitable[Any]]], limit: int) -> None:
@@ -417,6 +428,67 @@ async def stack(tmp_path: Path) -> AsyncIterator[rh.Stack]:
         with contextlib.suppress(Exception):
             await asyncio.wait_for(stack.stop_all(), 60)
         stack.kill_all()
+
+
+async def send_file(run: Run, hospital: rp.DocHospital) -> str:
+    """The hospital's material sent to the bot as a file naming the round, then the same message pushed again
+    under a new event id; returns its message id."""
+    sender, name = hospital.responsible[0], f"{rp.DOC_ROUND} {hospital.name}质量月报.xlsx"
+    response = await run.http.post(f"{run.stack.standin_url}/_standin/deliver", json={
+        "url": run.stack.events_url, "event_id": f"ev-doc-file-{hospital.site}", "wait": True, "retries": REDELIVERY,
+        "file_message": {"file_name": name, "sender_open_id": sender}})
+    result = response.json()
+    run.events["message (a file naming the round)"] += 1
+    if not result.get("acknowledged"):
+        run.unacknowledged.append(f"file of {hospital.site}: {result.get('status')}")
+    stored = next(m for m in (await run.state())["messages"]
+                  if m.get("msg_type") == "file" and (m.get("sender") or {}).get("id") == sender)
+    event = ev.message_event("", stored["chat_id"], sender, mentions_bot=False, chat_type="p2p", tenant_key=rh.TENANT,
+                             message_id=stored["message_id"])
+    event["message"].update(message_type="file", content=stored["body"]["content"])
+    again = f"ev-doc-file-{hospital.site}-again"
+    await run.push(ev.envelope_v2(ev.EVENT_MESSAGE, event, app_id=rh.APP_ID, tenant_key=rh.TENANT,
+                                  token=rh.VERIFICATION_TOKEN, event_id=again), again,
+                   "message pushed again under a new event id")
+    return str(stored["message_id"])
+
+
+async def check_approvals(stack: rh.Stack, openings: list[rp.FeishuOpening], tallies: dict[str, rp.Tally]) -> None:
+    """Each Feishu decision reached its requisition's workflow exactly once (its history records it once)."""
+    from engine.runtime.worker import connect
+
+    if not openings:
+        return
+    client = await connect(stack.temporal.address, "default")
+    tally = tallies.setdefault(rp.APPROVALS, rp.Tally())
+    for item in openings:
+        state = await client.get_workflow_handle(item.req_wid).query("state")
+        decided = [t for t in state.get("history", []) if str(t.get("action", "")).startswith("feishu_")]
+        tally.add("decisions reaching the workflow", item.req_record, 1, len(decided))
+
+
+def check_documents(hospitals: list[rp.DocHospital], state: dict[str, Any], calls: list[dict[str, Any]],
+                    tallies: dict[str, rp.Tally]) -> None:
+    """Headquarters' status card updated in place, and each answers row's final values: the hospitals that
+    answered did so in time; the late one's reminders (one per notice to its responsible people) and its
+    head's escalation are counted."""
+    tally = tallies.setdefault(rp.DOCUMENTS, rp.Tally())
+    uuid = wl.message_uuid(wl.ORG, f"{rp.round_wid()}:status:{rp.DOC_HQ}")
+    card = next((m["message_id"] for m in state["messages"] if m.get("_uuid") == uuid), "")
+    updates = [c for c in calls if card and c["method"] == "PATCH" and c["path"].endswith(f"/{card}")
+               and c["status"] == 200 and c["code"] == 0]
+    tally.add("status card updated", "headquarters", 1, min(1, len(updates)))
+    rows = {r["fields"].get("编号"): r["fields"] for r in state["bitable"][rp.DOC_APP][rp.DOC_ANSWERS]["records"]}
+    for h in hospitals:
+        row = rows.get(f"{rp.DOC_ROUND}/{h.site}") or {}
+        want = {"逾期": False, "已上报院长": h.late, "提醒次数": 2 if h.late else 0}
+        got = {k: row.get(k) for k in want}
+        material = str(row.get("材料", ""))
+        wanted_material = rp.DOC_ROUND if h.uploads_file else "" if h.late else f"/drive/file/{h.site}"
+        if got != want or wanted_material not in material:
+            tally.lost.append(f"answers row {h.site}: {got}, material {material!r}; expected {want}, {wanted_material}")
+        tally.expected["answers row final values"] += 1
+        tally.seen["answers row final values"] += 1 if got == want and wanted_material in material else 0
 
 
 def row_writes(calls: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
@@ -454,8 +526,11 @@ async def test_nothing_lost_nothing_duplicated(stack: rh.Stack, capsys: pytest.C
     projects = [rp.Project(i) for i in range(PROFILE.projects)]
     openings = [rp.Opening(i) for i in range(PROFILE.openings)]
     reports = [rp.Report(i) for i in range(PROFILE.reports)]
+    fa_openings = rp.feishu_openings(PROFILE.fa_openings)
+    hospitals = rp.doc_hospitals(PROFILE.doc_hospitals)
     stack.standin_state.write_text(json.dumps(wl.seed(devices, rh.ENCRYPT_KEY, rh.VERIFICATION_TOKEN, assets,
-                                                      rp.people(depts, projects, reports) | {STATUS_ASKER}, openings),
+                                                      rp.people(depts, projects, reports, hospitals) | {STATUS_ASKER},
+                                                      openings, fa_openings),
                                               ensure_ascii=False), encoding="utf-8")
     await stack.start_standin()
     stack.config_path.write_text(wl.config_toml(stack.ports["temporal"], stack.ports["ingress"], clock.origin,
@@ -645,6 +720,63 @@ async def test_nothing_lost_nothing_duplicated(stack: rh.Stack, capsys: pytest.C
                        f"om_rc_{item.req_record}", f"ev-rc-close-{item.index:03d}", None,
                        "card press (close a requisition)", rp.RECRUITING)
 
+    async def fa_opening(item: rp.FeishuOpening) -> None:
+        """A requisition row (pushed twice) of the hospital approving in Feishu: its instance decided at the
+        stand-in, the approval_instance events pushed as Feishu may: the decision, the stale PENDING news
+        after it, the decision again."""
+        plugin_effects.append(rp.feishu_opening_effects(item))
+        for label in ("record event (recruiting requisition, Feishu approval)", "record event again (duplicate)"):
+            await run.deliver_row(rp.RC_APP, rp.RC_REQS, item.req_record, "record_added", f"ev-rc-{item.req_record}",
+                                  label)
+
+        async def instance() -> str:
+            for found in (await run.state()).get("approval_instances", []):
+                if item.position in str(found.get("form")):
+                    return str(found["instance_code"])
+            return ""
+
+        code = await rh.wait_until(instance, f"{item.req_record}'s approval instance", 180, every=1.0)
+        await asyncio.sleep(run.random.uniform(0.0, 3.0))
+        response = await run.http.post(f"{stack.standin_url}/_standin/approval/decide", json={
+            "instance_code": code, "action": item.outcome,
+            "open_id": "" if item.outcome == "cancel" else rp.RC_ROLES["hospital_head"]})
+        assert response.status_code == 200, response.text
+        decided = response.json()["event"]
+        stale = ev.approval_v1(rp.RC_APPROVAL_CODE, code, "PENDING", app_id=rh.APP_ID, tenant_key=rh.TENANT,
+                               token=rh.VERIFICATION_TOKEN)
+        for payload, label in ((decided, "approval_instance event (the decision)"),
+                               (stale, "approval_instance event out of order (PENDING after the decision)"),
+                               (decided, "approval_instance event again (duplicate)")):
+            await run.push(payload, str(payload["uuid"]), label)
+
+    async def documents_round() -> None:
+        """The round's row added (pushed twice) with a deadline two working days out; every hospital but the
+        late one answers once its card is out (one by a file, pushed again under a new event id); the late
+        one never does: its ladder and the deadline's summary run while the rest of the run goes on."""
+        if not hospitals:
+            return
+        deadline = calendar.add_workdays(clock.business().date(), 2)
+        deadline_ms = int(datetime.combine(deadline, datetime.min.time(), tzinfo=wl.ZONE).timestamp() * 1000)
+        merged = await run.http.post(f"{stack.standin_url}/_standin/state", json={"bitable": {rp.DOC_APP: {
+            rp.DOC_ROUNDS: {"records": [{"record_id": rp.DOC_RECORD, "fields": rp.round_fields(deadline_ms)}]}}}})
+        assert merged.status_code == 200, merged.text
+        effects = rp.document_effects(hospitals, deadline, calendar)
+        plugin_effects.extend(effects)
+        for label in ("record event (documents round added)", "record event again (duplicate)"):
+            await run.deliver_row(rp.DOC_APP, rp.DOC_ROUNDS, rp.DOC_RECORD, "record_added", "ev-doc-round", label)
+        wid = rp.round_wid()
+        base = {"scenario": rp.DOCUMENTS, "op": "submit", "round": rp.DOC_ROUND}
+        for h, effect in zip(hospitals, effects[1:], strict=True):
+            await wait_for_message(run, f"{wid}:{h.site}:new:{h.responsible[0]}", f"{h.site}'s round card")
+            if h.late:
+                continue
+            if h.uploads_file:
+                effect.messages.add(f"{wid}:reply:{await send_file(run, h)}")
+                continue
+            await run.card({**base, "site": h.site}, h.responsible[0], f"om_doc_{h.site}", f"ev-doc-submit-{h.site}",
+                           {"link": f"https://example.feishu.cn/drive/file/{h.site}"},
+                           "card press (documents: material's link)", rp.DOCUMENTS)
+
     tickets: list[str] = []
 
     async def ticket(item: rp.Report) -> None:
@@ -678,9 +810,11 @@ async def test_nothing_lost_nothing_duplicated(stack: rh.Stack, capsys: pytest.C
     card_jobs += [lambda p=p: project(p) for p in projects]  # type: ignore[misc]
     card_jobs += [lambda o=o: opening(o) for o in openings]  # type: ignore[misc]
     card_jobs += [lambda r=r: ticket(r) for r in reports]  # type: ignore[misc]
+    card_jobs += [lambda o=o: fa_opening(o) for o in fa_openings]  # type: ignore[misc]
     run.random.shuffle(card_jobs)
     duplicates = [job(item, "record event again (duplicate)") for item in deliveries[: half // 2]]
-    await asyncio.gather(gather_limited(card_jobs + duplicates, 4), chaos(), redeliver_after_restart())
+    await asyncio.gather(gather_limited(card_jobs + duplicates, 4), chaos(), redeliver_after_restart(),
+                         documents_round())
     # the presses again, same event ids (Feishu would not, a network would): each must change nothing
     again_jobs = []
     for device in pressed:
@@ -709,7 +843,8 @@ async def test_nothing_lost_nothing_duplicated(stack: rh.Stack, capsys: pytest.C
     questions: dict[str, str] = {}  # the question's message id -> the plugin asked
     subjects = [(wl.SCENARIO, [d.device_id for d in registered]), (wl.LOANS, [a.asset_id for a in assets]),
                 (rp.HANDOVER, [d.department for d in depts]), (rp.PROJECTS, [p.project_id for p in projects]),
-                (rp.RECRUITING, [o.req_record for o in openings]), (rp.REPAIR, tickets)]
+                (rp.RECRUITING, [o.req_record for o in openings]), (rp.REPAIR, tickets),
+                (rp.DOCUMENTS, [rp.DOC_ROUND] if hospitals else [])]
 
     async def ask(turn: int, plugin: str, key: str) -> None:
         message_id = f"om_status_{turn}_{plugin}"
@@ -762,7 +897,7 @@ async def test_nothing_lost_nothing_duplicated(stack: rh.Stack, capsys: pytest.C
     keyed.update(rp.keyed_writes(await run.calls(f"/open-apis/bitable/v1/apps/{rp.PD_APP}/tables/{rp.PD_PROJECTS}/"),
                                  "项目编号"))
     for app, table, key_cell in ((rp.RC_APP, rp.RC_REQS, "职位编号"), (rp.RC_APP, rp.RC_APPS, "投递编号"),
-                                 (rp.RP_APP, rp.RP_TICKETS, "工单号")):
+                                 (rp.RP_APP, rp.RP_TICKETS, "工单号"), (rp.DOC_APP, rp.DOC_ANSWERS, "编号")):
         keyed.update(rp.keyed_writes(await run.calls(f"/open-apis/bitable/v1/apps/{app}/tables/{table}/"),
                                      key_cell))
     replies = Counter(m.get("parent_id") for m in state["messages"]
@@ -771,6 +906,9 @@ async def test_nothing_lost_nothing_duplicated(stack: rh.Stack, capsys: pytest.C
         tallies.setdefault(plugin, rp.Tally()).add("status replies", message_id, 1, replies.get(message_id, 0))
     answers = [m for m in state["messages"] if m.get("parent_id") not in questions]
     theirs = rp.compare(plugin_effects, {**state, "messages": answers}, tallies, keyed, depts)
+    await check_approvals(stack, fa_openings, tallies)
+    if hospitals:
+        check_documents(hospitals, state, all_calls, tallies)
     others = [m for m in answers if m.get("_uuid") not in theirs]
     notices = {key: v for e in expected.values() for key, v in e.notices.items()}
     messages = wl.compare_messages(notices, others)
@@ -922,11 +1060,11 @@ def classify(process: str, last: str) -> str | None:
 def render_plugins(run: Run, tallies: dict[str, rp.Tally]) -> str:
     """One row per plugin: its effects (messages, Bitable rows and writes, log rows, chats) expected, seen,
     lost and duplicated, and its card presses with those answered late (outside / inside a process crash)."""
-    lines = [f"{'plugin':<20}{'effects':>9}{'seen':>8}{'lost':>6}{'dup':>6}{'presses':>9}{'late':>6}{'excused':>9}"
+    lines = [f"{'plugin':<30}{'effects':>9}{'seen':>8}{'lost':>6}{'dup':>6}{'presses':>9}{'late':>6}{'excused':>9}"
              "   effects by kind (expected)"]
     for plugin, tally in sorted(tallies.items()):
         kinds = ", ".join(f"{kind} {n}" for kind, n in sorted(tally.expected.items()) if n)
-        lines.append(f"  {plugin:<18}{sum(tally.expected.values()):>9}{sum(tally.seen.values()):>8}"
+        lines.append(f"  {plugin:<28}{sum(tally.expected.values()):>9}{sum(tally.seen.values()):>8}"
                      f"{len(tally.lost):>6}{len(tally.duplicated):>6}{run.presses[plugin]:>9}"
                      f"{len(run.late.get(plugin, [])):>6}{run.excused[plugin]:>9}   {kinds}")
     lines.append(f"  (late: a first press not answered with the plugin's own toast at once, i.e. repeated after a "
