@@ -113,12 +113,14 @@ class ApprovalRequest(BaseModel):
 
 class ApprovalDecision(BaseModel):
     """How an approval ended: ``outcome`` (``status`` is Feishu's), who decided (the open id of the task
-    that approved or rejected; empty when withdrawn or deleted), and when the engine read it."""
+    that approved or rejected; empty when withdrawn or deleted), the comment that approver wrote (the
+    approver's own words, empty when none), and when the engine read it."""
 
     instance_code: str
     outcome: Outcome
     status: str
     decided_by: str = ""
+    comment: str = ""
     decided_at: datetime
 
     @property
@@ -209,9 +211,10 @@ def decision_of(instance: rq.ApprovalInstance, now: datetime) -> ApprovalDecisio
     if outcome is None:
         return None
     deciding = {"approved": "APPROVED", "rejected": "REJECTED"}.get(outcome)
-    by = [task.open_id for task in instance.tasks if deciding and task.status == deciding]
+    by = [task for task in instance.tasks if deciding and task.status == deciding]
     return ApprovalDecision(instance_code=instance.instance_code, outcome=outcome,  # type: ignore[arg-type]
-                            status=instance.status, decided_by=by[-1] if by else "", decided_at=now)
+                            status=instance.status, decided_by=by[-1].open_id if by else "",
+                            comment=by[-1].comment if by else "", decided_at=now)
 
 
 @workflow.defn(name=FOLLOW_WORKFLOW)

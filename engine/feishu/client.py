@@ -841,6 +841,8 @@ class FeishuClient:
 
         response = await self._call("approval.v4.instance.get", invoke)
         data = response.data
+        # a decision's comment sits in the timeline entry of its task (Feishu's "timeline[].comment")
+        comments = {str(e.task_id): e.comment for e in data.timeline or [] if e.task_id and e.comment}
         return ApprovalInstance(
             instance_code=data.instance_code or instance_code, approval_code=data.approval_code or "",
             status=data.status or "", approval_name=data.approval_name or "",
@@ -849,7 +851,7 @@ class FeishuClient:
             tasks=[ApprovalTask(id=str(t.id or ""), open_id=t.open_id or "", status=t.status or "",
                                 node_id=t.node_id or "", custom_node_id=t.custom_node_id or "",
                                 node_name=t.node_name or "", start_time=int(t.start_time or 0),
-                                end_time=int(t.end_time or 0))
+                                end_time=int(t.end_time or 0), comment=comments.get(str(t.id or ""), ""))
                    for t in data.task_list or []])
 
     async def cancel_approval(self, approval_code: str, instance_code: str, applicant_open_id: str) -> None:

@@ -231,6 +231,8 @@ class ApprovalTask(BaseModel):
     node_name: str = ""
     start_time: int = 0
     end_time: int = 0
+    # what its approver wrote deciding it (the instance timeline's entry of this task: PASS, REJECT...)
+    comment: str = ""
 
 
 class ApprovalInstance(BaseModel):

@@ -353,7 +353,8 @@ class RequisitionWorkflow(_Base):
             self._record("feishu_rejected", decision.decided_by, "feishu_approval", detail)
             self.status = "rejected"
             await self._write_row()
-            await self._send(self._recruiter(), "notice", self._notice("req_rejected", comment=""), "rejected")
+            await self._send(self._recruiter(), "notice", self._notice("req_rejected", comment=decision.comment),
+                             "rejected")
             return self.status
         # withdrawn (or deleted) by its applicant in Feishu: the requisition is closed, as by the card
         self._record(f"feishu_{decision.outcome}", detail=detail)

@@ -10,7 +10,8 @@ marked ``"if_empty": "pass"`` may be left without approvers and is then passed. 
 approver's decision settles a node (Feishu's "或签"). Nodes run in order: the last node approved approves
 the instance; any rejection rejects it. Each task in ``task_list`` carries its ``start_time``/``end_time``
 (epoch ms as strings, ``"0"`` while pending) and each decision its ``timeline`` entry (``PASS``,
-``REJECT``, ``TRANSFER`` with the ``task_id``), as Feishu's get call answers. A transfer hands the
+``REJECT``, ``TRANSFER`` with the ``task_id``; a decision's ``comment`` too, also kept in ``comment_list``),
+as Feishu's get call answers. A transfer hands the
 task to someone else and leaves the instance ``PENDING``. Every change of the instance's status emits a
 v1 ``approval_instance`` event (see :func:`decide`), which the stand-in pushes to its ``event_url`` when
 the app subscribed to the definition (``POST /open-apis/approval/v4/approvals/{approval_code}/subscribe``,
@@ -180,14 +181,14 @@ def decide(state: Any, instance_code: str, action: str, *, open_id: str = "", to
                 if other is not task:
                     other["status"], other["end_time"] = "DONE", now
             instance["timeline"].append({"type": "REJECT", "create_time": now, "open_id": task["open_id"],
-                                         "user_id": task["user_id"], "task_id": task["id"]})
+                                         "user_id": task["user_id"], "task_id": task["id"], "comment": comment})
         else:
             task["status"] = "APPROVED"
             for other in pending:  # "或签": one approval settles the node
                 if other is not task:
                     other["status"], other["end_time"] = "DONE", now
             instance["timeline"].append({"type": "PASS", "create_time": now, "open_id": task["open_id"],
-                                         "user_id": task["user_id"], "task_id": task["id"]})
+                                         "user_id": task["user_id"], "task_id": task["id"], "comment": comment})
             if not _enter(state, instance, instance["_node"] + 1):
                 instance["status"] = "APPROVED"
     if instance["status"] == before:

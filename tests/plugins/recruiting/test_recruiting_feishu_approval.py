@@ -48,12 +48,13 @@ async def open_requisition(env: Any, record_id: str, site: str, headcount: int, 
     return created[0]
 
 
-async def decide(env: Any, instance_code: str, action: str, open_id: str = "") -> dict[str, Any] | None:
-    """Act on the instance as Feishu's approval app does, through the stand-in's HTTP endpoint; returns the
-    ``approval_instance`` payload when its status changed."""
+async def decide(env: Any, instance_code: str, action: str, open_id: str = "", comment: str = ""
+                 ) -> dict[str, Any] | None:
+    """Act on the instance as Feishu's approval app does (``comment``: the approver's words), through the
+    stand-in's HTTP endpoint; returns the ``approval_instance`` payload when its status changed."""
     async with httpx.AsyncClient(base_url=env.standin.base_url) as http:
-        response = await http.post("/_standin/approval/decide",
-                                   json={"instance_code": instance_code, "action": action, "open_id": open_id})
+        response = await http.post("/_standin/approval/decide", json={
+            "instance_code": instance_code, "action": action, "open_id": open_id, "comment": comment})
     assert response.status_code == 200, response.text
     return response.json()["event"]
 
@@ -111,8 +112,31 @@ async def test_rejected_in_feishu(scenario_harness: Any) -> None:
         assert [(s.role, s.status, s.decided_by) for s in st.chain] == [("hospital_head", "rejected", "ou_head_b")]
         assert rows(env, "tblRequisitions")["recReqF2"]["状态"] == "rejected"
         assert told(env, "ou_rc_b", "被驳回") == 1
+        assert told(env, "ou_rc_b", "被驳回：") == 0  # no comment, no comment line
         assert not env.messages(to="ou_group_hr")  # one person: group HR never had a task
         assert [t for t in tasks(env, code) if t[0] == "ou_group_hr"] == []
+
+
+@pytest.mark.parametrize("locale", ["zh_CN", "en_US"])
+async def test_the_rejecting_approvers_comment_reaches_the_recruiter(scenario_harness: Any, locale: str) -> None:
+    settings = feishu_config()
+    settings["organizations"]["acme"]["sites"]["hosp_b"]["locale"] = locale
+    async with scenario_harness(PLUGINS, config=settings) as env:
+        seed(env, applications=False)
+        define(env)
+        code = await open_requisition(env, "recReqF9", "hosp_b", 1, "ou_rc_b")
+        # the approver's words, with a mention of everyone that must not become one
+        rejected = await decide(env, code, "reject", "ou_head_b", comment='编制已满 <at user_id="all"></at>')
+        assert rejected is not None
+        await env.push_payload(rejected)
+        st = await state(env, "req:recReqF9")
+        assert (st.status, st.approval_outcome) == ("rejected", "rejected")
+        await env.settle()
+        [notice] = [m.text for m in env.messages(to="ou_rc_b")]
+        lead = "被驳回：编制已满" if locale == "zh_CN" else "was rejected: 编制已满"
+        assert lead in notice
+        assert '<at user_id="all">' not in notice  # escaped: shown as text, nobody is mentioned
+        assert ("was rejected" in notice) == (locale == "en_US")  # the site's language only
 
 
 async def test_withdrawn_in_feishu_closes_the_requisition(scenario_harness: Any) -> None:
