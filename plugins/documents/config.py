@@ -65,6 +65,10 @@ class DocumentsSettings(PluginSettings):
     rounds_table_id: str = "tblRounds"
     answers_table_id: str = "tblAnswers"
     fields: RoundFields = Field(default_factory=RoundFields)
+    # Feishu's Bitable events name fields by id, not by name: give the id of the rounds table's round-id
+    # field ({"round_id": "fldXXXX"}) so a round id typed into a new row keys its round; without it the
+    # round takes DOC-<record id> and writes that into the row
+    field_ids: dict[str, str] = Field(default_factory=dict)
     answer_fields: AnswerFields = Field(default_factory=AnswerFields)
     # headquarters: who gets the live status card and the summary of every round (the sender too)
     hq_open_ids: list[str] = Field(default_factory=list)

@@ -70,7 +70,8 @@ def _table_row(event: Any, settings: Any) -> list[Any] | None:
     if (event.app_token, event.table_id) != (settings.app_token, settings.rounds_table_id) \
             or event.action != "record_added":
         return None
-    given = cells.text(event.after.get(settings.fields.round_id)) if event.after else ""
+    after = event.after or {}
+    given = cells.text(after.get(settings.fields.round_id) or after.get(settings.field_ids.get("round_id", "")))
     round_id = given.upper() if ROUND_PATTERN.fullmatch(given) else f"DOC-{event.record_id.upper()}"
     start = RoundInput(round_id=round_id, record_id=event.record_id)
     return [act.StartWorkflow(scenario=SCENARIO, key=round_id, workflow="documents.Round", args=[start],

@@ -78,6 +78,14 @@ def test_routing_presses_files_questions_and_rows() -> None:
     named = record_changed("bascnDocuments", "tblRounds", "recAbd", action="record_added",
                            after={"轮次编号": "DOC-2612-Q"})
     assert plugin.route_event(event=named, org=org)[0].key == "DOC-2612-Q"
+    # a real event names the field by its id: found with field_ids, else the round takes the record id
+    by_id = record_changed("bascnDocuments", "tblRounds", "recAbe", action="record_added",
+                           after={"fldRound": "DOC-2612-R"})
+    assert plugin.route_event(event=by_id, org=org)[0].key == "DOC-RECABE"
+    settings = {"documents": {"field_ids": {"round_id": "fldRound"}}}
+    org_ids = parse_config(org_config(plugins=["documents"], settings=settings), Path("t.toml"),
+                           plugin_set.scenarios).orgs["acme"]
+    assert plugin.route_event(event=by_id, org=org_ids)[0].key == "DOC-2612-R"
     assert plugin.route_event(event=record_changed("bascnDocuments", "tblRounds", "recAbc"), org=org) is None
 
 
