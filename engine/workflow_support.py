@@ -18,6 +18,7 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ApplicationError
 
 from engine.context import SITE_CONTEXT, SiteContext, SiteContextRequest
+from engine.feishu import requests as fr
 from engine.ids import split_workflow_id
 
 # Feishu calls: retried with backoff for up to a day (rate limits, 5xx, outages); errors the edge marks
@@ -67,6 +68,24 @@ async def feishu_call(activity: str, request: Any, *, result_type: type | None =
         retry_policy=FEISHU_RETRY,
         result_type=result_type,
     )
+
+
+async def send_to_each(org: str, open_ids: Iterable[str], template: str, context: dict[str, Any], *,
+                       key: str, locale: str | None = None) -> int:
+    """Send ``template`` rendered with ``context`` to each of ``open_ids``, one after the other, in ``locale``
+    (None: the organization's); returns how many were sent.
+
+    Each message's idempotency key is ``{key}:{open_id}``: give ``key`` what makes this send unique (the
+    workflow id, the month, the site), and a repeated run sends nothing twice. A monthly report's card to a
+    site's recipients is the usual case.
+    """
+    sent = 0
+    for open_id in open_ids:
+        await feishu_call(fr.SEND_MESSAGE, fr.SendMessage(
+            org=org, to=fr.Recipient(id=open_id), template=template, context=context, locale=locale,
+            idempotency_key=f"{key}:{open_id}"), result_type=fr.SentMessage)
+        sent += 1
+    return sent
 
 
 def workflow_org() -> str:

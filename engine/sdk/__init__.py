@@ -78,6 +78,7 @@ from engine.workflow_support import (
     activity_options,
     feishu_call,
     load_site_context,
+    send_to_each,
     workflow_org,
 )
 
@@ -159,6 +160,7 @@ __all__ = [
     "resolve_site_context",
     "run_async",
     "scan_page",
+    "send_to_each",
     "split_workflow_id",
     "status_question",
     "status_reply",

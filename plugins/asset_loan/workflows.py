@@ -33,6 +33,7 @@ with workflow.unsafe.imports_passed_through():
         load_site_context,
         raise_event,
         report_month,
+        send_to_each,
         workflow_org,
     )
     from engine.sdk import feishu as fr
@@ -760,13 +761,8 @@ class MonthlyOutcomeWorkflow:
             where = await load_site_context(SCENARIO, site, org=params.org) if site else context
             card = {**figures, "month": f"{month:%Y-%m}", "site": where.site_name if site else "",
                     "recorded": bool(settings.history_fields.scanned_at), "now": now.isoformat()}
-            for open_id in recipients:
-                await feishu_call(fr.SEND_MESSAGE, fr.SendMessage(
-                    org=params.org, to=fr.Recipient(id=open_id), template="asset_loan:outcome.card", context=card,
-                    locale=where.locale,
-                    idempotency_key=f"{workflow.info().workflow_id}:{month:%Y-%m}:{site}:{open_id}"),
-                    result_type=fr.SentMessage)
-                sent += 1
+            sent += await send_to_each(params.org, recipients, "asset_loan:outcome.card", card, locale=where.locale,
+                                       key=f"{workflow.info().workflow_id}:{month:%Y-%m}:{site}")
         return sent
 
 

@@ -41,6 +41,7 @@ with workflow.unsafe.imports_passed_through():
         feishu_call,
         load_site_context,
         report_month,
+        send_to_each,
     )
     from engine.sdk import feishu as fr
     from plugins.device_calibration.config import DeviceCalibrationSettings
@@ -831,13 +832,8 @@ class MonthlyOutcome:
             where = await load_site_context(SCENARIO, site, org=inp.org) if site else context
             card = {**figures, "month": f"{month:%Y-%m}", "site": where.site_name if site else "",
                     "now": now.isoformat()}
-            for open_id in recipients:
-                await feishu_call(fr.SEND_MESSAGE, fr.SendMessage(
-                    org=inp.org, to=fr.Recipient(id=open_id), template="device_calibration:outcome.card",
-                    context=card, locale=where.locale,
-                    idempotency_key=f"{workflow.info().workflow_id}:{month:%Y-%m}:{site}:{open_id}"),
-                    result_type=fr.SentMessage)
-                sent += 1
+            sent += await send_to_each(inp.org, recipients, "device_calibration:outcome.card", card,
+                                       locale=where.locale, key=f"{workflow.info().workflow_id}:{month:%Y-%m}:{site}")
         return sent
 
 

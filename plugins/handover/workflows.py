@@ -41,6 +41,7 @@ with workflow.unsafe.imports_passed_through():
         feishu_call,
         load_site_context,
         report_month,
+        send_to_each,
     )
     from engine.sdk import feishu as fr
     from plugins.handover.activities import COLLECT_STATS, OUTCOME_ROWS, PLAN_SHIFT, START_SHIFT
@@ -578,13 +579,9 @@ class MonthlyOutcome:
                     "rows": [r.model_dump() for r in mine],
                     "overtime_hours": rules.overtime_estimate_hours(mine, settings.overtime_saved_minutes),
                     "overtime_minutes": settings.overtime_saved_minutes}
-            for open_id in recipients:
-                await feishu_call(fr.SEND_MESSAGE, fr.SendMessage(
-                    org=params.org, to=fr.Recipient(id=open_id), template=f"{m.SCENARIO}:outcome.card",
-                    context=card, locale=context.locale,
-                    idempotency_key=f"{workflow.info().workflow_id}:outcome:{month}:{department}:{open_id}"),
-                    result_type=fr.SentMessage)
-                sent += 1
+            sent += await send_to_each(params.org, recipients, f"{m.SCENARIO}:outcome.card", card,
+                                       locale=context.locale,
+                                       key=f"{workflow.info().workflow_id}:outcome:{month}:{department}")
         return sent
 
 

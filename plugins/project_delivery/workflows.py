@@ -40,6 +40,7 @@ with workflow.unsafe.imports_passed_through():
         feishu_call,
         load_site_context,
         report_month,
+        send_to_each,
         workflow_org,
     )
     from engine.sdk import feishu as fr
@@ -661,13 +662,9 @@ class MonthlyOutcomeWorkflow:
             if not mine:
                 continue
             card = {"month": f"{last:%Y-%m}", "region": region, "projects": [r.model_dump() for r in mine]}
-            for open_id in recipients:
-                await feishu_call(fr.SEND_MESSAGE, fr.SendMessage(
-                    org=params.org, to=fr.Recipient(id=open_id), template=f"{SCENARIO}:outcome.card",
-                    context=card, locale=context.locale,
-                    idempotency_key=f"{workflow.info().workflow_id}:{last:%Y-%m}:{region}:{open_id}"),
-                    result_type=fr.SentMessage)
-                sent += 1
+            sent += await send_to_each(params.org, recipients, f"{SCENARIO}:outcome.card", card,
+                                       locale=context.locale,
+                                       key=f"{workflow.info().workflow_id}:{last:%Y-%m}:{region}")
         return sent
 
 
