@@ -30,6 +30,7 @@ with workflow.unsafe.imports_passed_through():
         load_site_context,
         raise_event,
         report_month,
+        send_to_each,
         workflow_org,
     )
     from engine.sdk import feishu as fr
@@ -61,6 +62,8 @@ OWN_ACTIVITY = activity_options(timedelta(seconds=30))
 ANSWER_CLOSED = timedelta(days=7)
 # Tickets on an asset tell the other scenarios when it goes into repair and when it is back in service.
 PATCH_ASSET_EVENTS = "asset-events"
+# A site's monthly card: its rows by id or name, its name in the title, its language.
+PATCH_SITE_CARDS = "monthly-site-cards"
 
 
 class Refused(Refusal):
@@ -483,16 +486,19 @@ class MonthlyReportWorkflow:
         figures = rules.monthly_figures(rows, settings.patrol_baseline_seconds)
         sent = 0
         for site, recipients in sorted(settings.report_recipients.items()):
-            mine = [f for f in figures if not site or f["site"] == site]
+            # recipients are keyed by site id, the rows name the site as it was written (its name): a site's
+            # card takes the rows of either, is titled with its name and written in its language
+            where = await load_site_context(SCENARIO, site, org=params.org) \
+                if site and workflow.patched(PATCH_SITE_CARDS) else None
+            own = {site, where.site_name if where else ""} - {""}
+            mine = [f for f in figures if not site or f["site"] in own]
             if not mine:
                 continue
-            for open_id in recipients:
-                await feishu_call(fr.SEND_MESSAGE, fr.SendMessage(
-                    org=params.org, to=fr.Recipient(id=open_id), template="repair:monthly.card",
-                    context={"month": f"{last:%Y-%m}", "site": site, "groups": mine, "now": now.isoformat()},
-                    idempotency_key=f"{workflow.info().workflow_id}:{last:%Y-%m}:{site}:{open_id}"),
-                    result_type=fr.SentMessage)
-                sent += 1
+            sent += await send_to_each(
+                params.org, recipients, "repair:monthly.card",
+                {"month": f"{last:%Y-%m}", "site": (where.site_name if where else "") or site, "groups": mine,
+                 "now": now.isoformat()},
+                key=f"{workflow.info().workflow_id}:{last:%Y-%m}:{site}", locale=where.locale if where else None)
         return sent
 
 

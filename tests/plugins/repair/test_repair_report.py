@@ -10,6 +10,7 @@ from repair_helpers import SEED, SETTINGS
 import plugins.repair as repair
 from engine.sdk import cells
 from engine.testing import moments
+from engine.testing.kit import org_config
 from plugins.repair.models import ReportInput
 
 HEAD = "ou_rp_head_it"
@@ -59,3 +60,23 @@ async def test_the_first_working_day_brings_last_months_card(scenario_harness: A
         second = await env.start_workflow("repair.MonthlyReport", ReportInput(org="acme"), id="report-second")
         assert await second.result() == 0
         assert len(env.messages(to=HEAD)) == 1
+
+
+async def test_a_sites_card_takes_its_rows_by_name_and_speaks_its_language(scenario_harness: Any) -> None:
+    """Recipients are keyed by site id, while the rows carry the site's name as the ticket wrote it."""
+    config = org_config(plugins=["repair"], settings={"repair": {**SETTINGS, "report_recipients": {
+        "xj": [HEAD]}}}, sites={"xj": {"name": "新疆分院", "timezone": "Asia/Urumqi", "locale": "en_US"}})
+    async with scenario_harness({"repair": repair}, config=config) as env:
+        env.standin.state.merge_json(SEED)
+        first = await env.begin_at(moments.first_workday_of_month())
+        last_month = (first.replace(day=1) - timedelta(days=1)).replace(day=1, hour=10)
+        records = [row("X1", last_month, site="新疆分院"), row("X2", last_month + timedelta(days=1), site="新疆分院"),
+                   row("A1", last_month)]  # another hospital's: not on this card
+        env.standin.state.merge_json({"bitable": {"bascnRepair": {"tblTickets": {"records": records}}}})
+        handle = await env.start_workflow("repair.MonthlyReport", ReportInput(org="acme"), id="report-site")
+        assert await handle.result() == 1
+        (card,) = env.messages(to=HEAD)
+        text = str(card.card)
+        assert f"Repair report {last_month:%Y-%m} · 新疆分院" in text
+        assert "新疆分院 · IT**: 2 ticket(s)" in text and "A院" not in text
+        assert "报修月报" not in text
