@@ -16,7 +16,6 @@ import plugins.project_delivery as project_delivery
 from engine.feishu.standin.events import card_action_event
 from engine.feishu.standin.faults import Fault
 from engine.sdk import WorkCalendar
-from engine.testing import moments
 from engine.testing.kit import org_config
 from plugins.project_delivery import TEMPLATES
 from plugins.project_delivery.config import ProjectDeliverySettings
@@ -54,7 +53,6 @@ def _texts(env: Any, **filters: Any) -> list[str]:
 async def test_a_regions_site_gets_its_own_settings_zone_and_locale(scenario_harness: Any) -> None:
     """Behaviour 1: overridable settings, zone and locale take effect per site (the project's region)."""
     async with scenario_harness(PLUGINS, config=_config()) as env:
-        await env.begin_at(moments.ordinary_workday())  # a fixed moment, not the clock of the run
         h.seed(env)
         south = await _create(env, "建群 中山医院 MR1.5T 华南", "ev-south")
         north = await _create(env, "建群 协和医院 CT128 华北", "ev-north")
@@ -153,7 +151,6 @@ async def test_a_stage_press_is_answered_at_once_while_feishu_is_slow(scenario_h
     """Behaviour 3: a card press is answered at once (its own toast) while the Open API is slow, and what
     it decided happens exactly once afterwards."""
     async with scenario_harness(PLUGINS, org_settings={"project_delivery": {"working_days_only": False}}) as env:
-        await env.begin_at(moments.ordinary_workday())  # a fixed moment, not the clock of the run
         h.seed(env)
         project = await _create(env, "建群 协和医院 CT128 华北", "ev-1")
         # a submitted creation form: answered with our toast while the group's calls are slow
@@ -197,7 +194,6 @@ async def test_status_is_answered_in_the_askers_language(scenario_harness: Any) 
     """Behaviour 4: "@bot <project id> 状态" / "status" answers stage, next milestone and slips in the
     asker's locale."""
     async with scenario_harness(PLUGINS, org_settings={"project_delivery": {"working_days_only": False}}) as env:
-        await env.begin_at(moments.ordinary_workday())  # a fixed moment, not the clock of the run
         h.seed(env)
         project = await _create(env, "建群 协和医院 CT128 华北", "ev-1")
         await env.advance_to(datetime.combine(project.planned["site_survey"] + timedelta(days=2), time(12),
@@ -221,7 +217,6 @@ async def test_a_request_pushed_again_under_a_new_event_id_makes_one_project(sce
     """Behaviour 5: a message redelivered under a new event id (same message_id) is handled once, even
     after its project has finished."""
     async with scenario_harness(PLUGINS, org_settings={"project_delivery": {"working_days_only": False}}) as env:
-        await env.begin_at(moments.ordinary_workday())  # a fixed moment, not the clock of the run
         h.seed(env)
         project = await _create(env, "建群 协和医院 CT128 华北", "ev-1", message_id="om_request")
         await env.deliver(h.mention("建群 协和医院 CT128 华北", "ev-2", message_id="om_request"))
@@ -246,7 +241,6 @@ async def test_users_see_their_own_language_and_no_internal_reason(scenario_harn
     for path in sorted((TEMPLATES / "en_US").glob("*.j2")):
         assert not CJK.search(path.read_text(encoding="utf-8")), path.name  # no Chinese of their own
     async with scenario_harness(PLUGINS, config=_config()) as env:
-        await env.begin_at(moments.ordinary_workday())  # a fixed moment, not the clock of the run
         h.seed(env)
         south = await _create(env, "create project Ruijin DR 华南", "ev-south")
         north = await _create(env, "建群 协和医院 CT128 华北", "ev-north")
@@ -285,7 +279,6 @@ async def test_a_compressed_business_clock_drives_the_milestone_ladder(scenario_
     config = org_config(plugins=["project_delivery"], settings={"project_delivery": {"working_days_only": False}},
                         extra={"clock": {"scale": scale, "origin": origin.isoformat()}})
     async with scenario_harness(PLUGINS, config=config) as env:
-        await env.begin_at(moments.ordinary_workday())  # a fixed moment, not the clock of the run
         h.seed(env)
         project = await _create(env, "建群 协和医院 CT128 华北", "ev-1")
         await env.advance(minutes=15)  # 15 business days: the site survey's reminders came due
