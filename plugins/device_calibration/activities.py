@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from datetime import date
-from typing import Any
+from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
 from temporalio import activity
@@ -286,6 +286,17 @@ class _DeviceCheck:
             report.add(ReconcileChange(key=key, action="updated", reason=why))
 
 
+class _Start(NamedTuple):
+    """One cycle the reconciliation starts: its input, and the audit row and memo that go with it."""
+
+    key: str
+    wid: str
+    start: CycleInput
+    row: dict[str, Any] | None  # its "registered" audit row, written before it starts
+    table: tuple[str, str] | None  # (app token, table id) of the log table
+    memo: dict[str, Any] | None  # the view it starts with
+
+
 async def _start_cycles(services: Services, org: Any, new: list[tuple[DeviceRecord, str]], run_key: str,
                         report: ReconcileReport) -> None:
     """Start the cycles ``new`` lacks, each seeded with its row and site context, ``START_BATCH`` at a time.
@@ -297,8 +308,7 @@ async def _start_cycles(services: Services, org: Any, new: list[tuple[DeviceReco
     client: Client = services.temporal
     scheduled = activity.info().current_attempt_scheduled_time
     contexts: dict[str | None, tuple[CycleContext, DeviceCalibrationSettings, date, Any]] = {}
-    starts: list[tuple[str, str, CycleInput, dict[str, Any] | None, tuple[str, str] | None,
-                       dict[str, Any] | None]] = []
+    starts: list[_Start] = []
     for device, kind_name in sorted(new, key=lambda item: (item[0].device_id, item[1])):
         site = device.info.site
         if site not in contexts:
@@ -325,29 +335,29 @@ async def _start_cycles(services: Services, org: Any, new: list[tuple[DeviceReco
             if settings.bitable.log_table_id:
                 table = (settings.bitable.app_token, settings.bitable.log_table_id)
                 row = rules.log_row(settings.log_fields, rules.log_key(wid, entry), device.device_id, kind_name, entry)
-        starts.append((key, wid, start, row, table, memo))
+        starts.append(_Start(key, wid, start, row, table, memo))
     limit = asyncio.Semaphore(RECONCILE_IN_FLIGHT)
 
-    async def start_one(wid: str, start: CycleInput, memo: dict[str, Any] | None) -> None:
+    async def start_one(one: _Start) -> None:
         async with limit:
             # eager: this worker takes the cycle's first workflow task in the start's answer, no poll (a server
             # that does not offer it queues the task as usual)
-            await client.start_workflow(CYCLE_WORKFLOW, start, id=wid, task_queue=services.task_queue,
+            await client.start_workflow(CYCLE_WORKFLOW, one.start, id=one.wid, task_queue=services.task_queue,
                                         id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-                                        memo=memo, request_eager_start=True)
+                                        memo=one.memo, request_eager_start=True)
 
     for first in range(0, len(starts), START_BATCH):
         batch = starts[first:first + START_BATCH]
         tables: dict[tuple[str, str], list[dict[str, Any]]] = {}
-        for _, _, _, row, table, _ in batch:
-            if row is not None and table is not None:
-                tables.setdefault(table, []).append(row)
-        token = f"{run_key}:registered:{batch[0][0]}:{batch[-1][0]}:{len(batch)}"
+        for one in batch:
+            if one.row is not None and one.table is not None:
+                tables.setdefault(one.table, []).append(one.row)
+        token = f"{run_key}:registered:{batch[0].key}:{batch[-1].key}:{len(batch)}"
         for (app_token, table_id), rows in tables.items():
             await services.feishu.bitable_create(app_token, table_id, rows, client_token=token)
-        await asyncio.gather(*(start_one(wid, start, memo) for _, wid, start, _, _, memo in batch))
-        for key, *_ in batch:
-            report.add(ReconcileChange(key=key, action="started", reason="no cycle was running"))
+        await asyncio.gather(*(start_one(one) for one in batch))
+        for one in batch:
+            report.add(ReconcileChange(key=one.key, action="started", reason="no cycle was running"))
         activity.heartbeat(first + len(batch))
 
 
