@@ -25,6 +25,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from engine import actions as act
 from engine.config import OrgContext
+from engine.dormant import query_running, signal_running
 from engine.events import ApprovalStatusChanged, CardAction, FeishuEvent, MessageReceived
 from engine.ids import workflow_id
 from engine.notices.toasts import toast
@@ -211,11 +212,8 @@ class Router:
             return None
         handle = self.client.get_workflow_handle(wid)
         if isinstance(action, act.SignalWorkflow):
-            try:
-                await handle.signal(action.signal, action.arg)
-            except RPCError as error:
-                if error.status != RPCStatusCode.NOT_FOUND:
-                    raise
+            # a workflow started with a delay (engine.dormant) takes the signal at once
+            if not await signal_running(self.client, wid, action.signal, action.arg):
                 log.info("signal %s skipped: no workflow %s", action.signal, wid)
                 return _SKIPPED
             return None
@@ -234,7 +232,7 @@ class Router:
                 return {"toast": toast("card_expired", org.locale)}
         if isinstance(action, act.QueryWorkflow):
             try:
-                state = await handle.query(action.query)
+                state = await query_running(self.client, wid, action.query)
             except RPCError as error:
                 if error.status not in (RPCStatusCode.NOT_FOUND, RPCStatusCode.INVALID_ARGUMENT):
                     raise

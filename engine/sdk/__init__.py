@@ -30,6 +30,7 @@ from engine.cli import Fail, pass_app, run_async
 from engine.clock import BusinessClock
 from engine.config import OrgContext
 from engine.context import SiteContext, UnknownContext, resolve_site_context
+from engine.dormant import is_dormant, query_running, signal_running
 from engine.events import (
     ApprovalStatusChanged,
     BitableRecordChanged,
@@ -147,12 +148,14 @@ __all__ = [
     "feishu_call",
     "first_workday_of_month",
     "hookimpl",
+    "is_dormant",
     "labels",
     "load_site_context",
     "message_key",
     "next_due",
     "next_notice",
     "pass_app",
+    "query_running",
     "question_locale",
     "raise_event",
     "report_month",
@@ -161,6 +164,7 @@ __all__ = [
     "run_async",
     "scan_page",
     "send_to_each",
+    "signal_running",
     "split_workflow_id",
     "status_question",
     "status_reply",

@@ -53,6 +53,7 @@ from temporalio.worker import (
 
 from engine.codec import data_converter
 from engine.config import EngineConfig, parse_config
+from engine.dormant import query_running
 from engine.events import FeishuEvent
 from engine.ids import workflow_id
 from engine.plugins import PluginSet, load_plugins
@@ -500,7 +501,8 @@ class ScenarioHarness:
             yield wid
 
     async def query(self, scenario: str, key: str, query: str = "state", org: str | None = None) -> Any:
-        return await self.handle(scenario, key, org).query(query)
+        """The workflow's answer to ``query``; a dormant one (``engine.dormant``) is woken first, as the router does."""
+        return await query_running(self.client, self.workflow_id(scenario, key, org), query)
 
     def messages(self, **filters: Any) -> list[Any]:
         """Messages the stand-in delivered (see ``FeishuStandIn.messages``)."""
