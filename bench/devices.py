@@ -8,8 +8,8 @@ memory is its own. The figures:
   of workflows of a type no worker polls (32 in flight), measured first in the same run;
 * start: the first reconciliation over the table, which starts one cycle per device (its wall time,
   and the ratio to the baseline), then the time until every cycle has registered (its "registered" row in
-  the audit-log table, and asleep on its timer after its first workflow task), with the worker's and the
-  server's CPU per cycle and one cycle's history;
+  the audit-log table, and asleep: dormant until its first reminder, or on its timer after its first
+  workflow task), with the worker's and the server's CPU per cycle and one cycle's history;
 * held: the worker's resident memory idle before, and while it holds every cycle (now and peak);
 * reconcile: the daily run over the whole table with nothing to change, and with 1% of the rows edited.
 
@@ -151,17 +151,26 @@ def cycle_ids(count: int) -> list[str]:
     return [f"{ORG}:device_calibration:DEV-{i:05d}" for i in range(count)]
 
 
-async def asleep(client: Client, ids: list[str]) -> int:
-    """How many of ``ids`` have finished their first workflow task: running, no workflow task pending, and
-    a timer started (a history of at least five events)."""
+async def asleep(client: Client, ids: list[str]) -> tuple[int, int]:
+    """How many of ``ids`` are asleep, and how many of those dormant. Asleep: running, no workflow task
+    pending, and either dormant (started with a delay that has not ended: no workflow task until it does)
+    or after its first workflow task, a timer started (a history of at least five events)."""
+    from engine.dormant import is_dormant
+
     limit = asyncio.Semaphore(IN_FLIGHT)
 
-    async def done(wid: str) -> bool:
+    async def state(wid: str) -> tuple[bool, bool]:
         async with limit:
-            raw = (await client.get_workflow_handle(wid).describe()).raw_description
-        return not raw.HasField("pending_workflow_task") and raw.workflow_execution_info.history_length >= 5
+            description = await client.get_workflow_handle(wid).describe()
+        raw = description.raw_description
+        if raw.HasField("pending_workflow_task"):
+            return False, False
+        length = raw.workflow_execution_info.history_length
+        dormant = is_dormant(description) and length == 1
+        return dormant or length >= 5, dormant
 
-    return sum(await asyncio.gather(*(done(wid) for wid in ids)))
+    states = await asyncio.gather(*(state(wid) for wid in ids))
+    return sum(a for a, _ in states), sum(d for _, d in states)
 
 
 def type_name(event: Any) -> str:
@@ -233,26 +242,29 @@ async def run(encrypted: bool) -> None:
                 # and if one was still awake the wait goes on and that is the time printed.
                 ids = cycle_ids(DEVICES)
                 watched = ids[-IN_FLIGHT:]
-                while (done := logged(standin)) < DEVICES or await asleep(client, watched) < len(watched):
+                while (done := logged(standin)) < DEVICES or (await asleep(client, watched))[0] < len(watched):
                     exits = [w.poll() for w in workers]
                     if any(code is not None for code in exits) or time.perf_counter() - began > REGISTER_DEADLINE_S:
                         raise RuntimeError(f"{done} of {DEVICES} cycles logged; worker exits {exits}")
                     await asyncio.sleep(1)
                 settle = time.perf_counter() - began
                 checking = time.perf_counter()
-                while (sleeping := await asleep(client, ids)) < DEVICES:
-                    print(f"  ({DEVICES - sleeping} cycles still in their first workflow task; waiting)")
+                while (sleeping := await asleep(client, ids))[0] < DEVICES:
+                    print(f"  ({DEVICES - sleeping[0]} cycles still in their first workflow task; waiting)")
                     settle = time.perf_counter() - began
-                print(f"  (every cycle checked asleep in {time.perf_counter() - checking:.1f} s, not counted)")
+                print(f"  (every cycle checked asleep in {time.perf_counter() - checking:.1f} s, not counted; "
+                      f"{sleeping[1]:,} of them dormant until an hour before their first reminder)")
                 spent = {name: seconds - cpu_before[name] for name, seconds in cpu().items()}
                 print(f"  all cycles registered                  {first + settle:7.1f} s after reconcile began   "
                       f"({settle:.1f} s after it ended; {DEVICES / (first + settle):.1f} cycles/s; "
                       f"{(first + settle) / floor:.2f}x baseline)")
                 history = await client.get_workflow_handle(ids[-1]).fetch_history()
                 kinds = [type_name(event) for event in history.events]
-                eager = history.events[0].workflow_execution_started_event_attributes.eager_execution_accepted
-                print(f"  a registered cycle's history: {len(kinds)} events ({', '.join(kinds)}); eager start "
-                      f"{'taken' if eager else 'not taken'}")
+                started = history.events[0].workflow_execution_started_event_attributes
+                delay = started.first_workflow_task_backoff.ToTimedelta()
+                how = f"dormant for {delay.days} days" if delay else \
+                    f"eager start {'taken' if started.eager_execution_accepted else 'not taken'}"
+                print(f"  a registered cycle's history: {len(kinds)} events ({', '.join(kinds)}); {how}")
                 print(f"  CPU for it: worker(s) {spent['worker']:6.1f} s "
                       f"({spent['worker'] / DEVICES * 1000:.1f} ms/cycle)   "
                       f"Temporal server {spent['server']:6.1f} s ({spent['server'] / DEVICES * 1000:.1f} ms/cycle)")

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import date
+import time
+from datetime import date, datetime, timedelta
 from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
@@ -19,7 +20,15 @@ from temporalio.client import Client, WorkflowExecutionStatus
 from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.service import RPCError, RPCStatusCode
 
-from engine.sdk import FeishuError, Services, workflow_id
+from engine.sdk import (
+    BusinessClock,
+    FeishuError,
+    Services,
+    WorkCalendar,
+    query_running,
+    signal_running,
+    workflow_id,
+)
 from plugins.device_calibration import outcome, rules
 from plugins.device_calibration.config import DeviceCalibrationSettings
 from plugins.device_calibration.models import (
@@ -57,6 +66,11 @@ RECORD_NOT_FOUND = 1254043
 RECONCILE_IN_FLIGHT = 16
 # Cycles a reconciliation starts per batch: Feishu's batch_create takes up to 500 records (one audit row each).
 START_BATCH = 500
+# A cycle whose first act (a reminder, a status change) is further away than DORMANT_FROM starts dormant
+# (engine.dormant): Temporal dispatches its first workflow task WAKE_EARLY before that act, and until then it
+# costs no workflow task and no worker memory. Waking early is harmless: the cycle sleeps the rest.
+WAKE_EARLY = timedelta(hours=1)
+DORMANT_FROM = timedelta(hours=2)
 
 
 def _settings(org: Any) -> DeviceCalibrationSettings:
@@ -156,7 +170,7 @@ async def cycle_state(client: Client, wid: str) -> CycleState | None:
         raise
     if description.status != WorkflowExecutionStatus.RUNNING:
         return None
-    raw = await handle.query("state")
+    raw = await query_running(client, wid, "state")  # a dormant cycle is woken to answer
     return CycleState.model_validate(raw) if raw is not None else None
 
 
@@ -181,6 +195,7 @@ def drift(state: CycleView, device: DeviceRecord, kind_name: str, settings: Devi
 
 async def reconcile(services: Services, request: ReconcileInput) -> ReconcileReport:
     """Start, update or retire cycles so they match the device table; say what changed and why."""
+    began = time.monotonic()  # with the attempt's start time on the server, the server's time at a start
     org = services.org(request.org)
     settings = _settings(org)
     client: Client = services.temporal
@@ -189,7 +204,11 @@ async def reconcile(services: Services, request: ReconcileInput) -> ReconcileRep
     report = ReconcileReport(org=org.id, rows=len(devices), locale=org.locale)
     # One listing of the running cycles, with the view each keeps in its memo: a cycle whose view agrees
     # with its row costs no round trip; the others (and cycles without a view yet) are described and asked.
-    running = await _running_cycles(client, org.id, report) if request.record_ids is None else None
+    running = None
+    if request.record_ids is None:
+        running = await _running_cycles(client, org.id, report.errors)
+        if running is None:
+            report.errors[-1] += "; deleted rows not checked"
     wanted: set[str] = set()
     checker = _DeviceCheck(client, org.id, services.task_queue, settings, today, request.run_key,
                            running, wanted, report)
@@ -204,7 +223,7 @@ async def reconcile(services: Services, request: ReconcileInput) -> ReconcileRep
                 activity.heartbeat(checker.done)
 
     await asyncio.gather(*(check(device) for device in devices))
-    await _start_cycles(services, org, checker.new, request.run_key, report)
+    await _start_cycles(services, org, checker.new, request.run_key, report, began)
     if running is not None:
         await _retire_vanished(client, org.id, running, wanted, request.run_key, report)
     report.changes.sort(key=lambda change: change.key)
@@ -254,8 +273,9 @@ class _DeviceCheck:
                 if state is None:
                     continue
                 reason = applies.reason if applies.is_nothing else intent.reason
-                await client.get_workflow_handle(wid).signal(
-                    "retire", Retire(event_id=f"{self.run_key}:{key}", reason=reason, by="reconciliation"))
+                # a dormant cycle too (engine.dormant): a plain signal would wait for its first task
+                await signal_running(client, wid, "retire",
+                                     Retire(event_id=f"{self.run_key}:{key}", reason=reason, by="reconciliation"))
                 report.add(ReconcileChange(key=key, action="retired", reason=reason))
                 continue
             if state is None and self.running is not None and activity.info().attempt > 1:
@@ -295,19 +315,23 @@ class _Start(NamedTuple):
     row: dict[str, Any] | None  # its "registered" audit row, written before it starts
     table: tuple[str, str] | None  # (app token, table id) of the log table
     memo: dict[str, Any] | None  # the view it starts with
+    first_act: datetime | None  # business time of its first act when it may start dormant until then
+    clock: BusinessClock | None  # its site's clock (with first_act)
 
 
 async def _start_cycles(services: Services, org: Any, new: list[tuple[DeviceRecord, str]], run_key: str,
-                        report: ReconcileReport) -> None:
+                        report: ReconcileReport, began: float) -> None:
     """Start the cycles ``new`` lacks, each seeded with its row and site context, ``START_BATCH`` at a time.
 
     Each batch's "registered" audit rows are written first, in one batch call whose client token comes from
     the run and the batch's keys (a retried run writes the same batch once), then its cycles start: a seeded
-    cycle reads and logs nothing more to register, so its start is one workflow task.
+    cycle reads and logs nothing more to register, so its start is one workflow task. A cycle whose first act
+    is more than DORMANT_FROM away starts dormant (``start_delay``) instead, and costs no workflow task until
+    WAKE_EARLY before that act. ``began`` is ``time.monotonic()`` when the attempt started.
     """
     client: Client = services.temporal
     scheduled = activity.info().current_attempt_scheduled_time
-    contexts: dict[str | None, tuple[CycleContext, DeviceCalibrationSettings, date, Any]] = {}
+    contexts: dict[str | None, tuple[CycleContext, DeviceCalibrationSettings, date, Any, WorkCalendar]] = {}
     starts: list[_Start] = []
     for device, kind_name in sorted(new, key=lambda item: (item[0].device_id, item[1])):
         site = device.info.site
@@ -315,8 +339,9 @@ async def _start_cycles(services: Services, org: Any, new: list[tuple[DeviceReco
             ctx = cycle_context(services, org.id, device)
             settings = DeviceCalibrationSettings.model_validate(ctx.settings)
             now = ctx.calendar.clock.now(scheduled)
-            contexts[site] = (ctx, settings, now.astimezone(ZoneInfo(ctx.calendar.timezone)).date(), now)
-        ctx, settings, today, now = contexts[site]
+            contexts[site] = (ctx, settings, now.astimezone(ZoneInfo(ctx.calendar.timezone)).date(), now,
+                              rules.build_calendar(ctx.calendar))
+        ctx, settings, today, now, calendar = contexts[site]
         key = cycle_key(device.device_id, kind_name)
         wid = workflow_id(org.id, SCENARIO, key)
         start = CycleInput(org=org.id, device_id=device.device_id, kind=kind_name, record_id=device.record_id)
@@ -324,27 +349,35 @@ async def _start_cycles(services: Services, org: Any, new: list[tuple[DeviceReco
         row: dict[str, Any] | None = None
         table: tuple[str, str] | None = None
         memo: dict[str, Any] | None = None
+        first_act: datetime | None = None
         if kind is not None and facts is not None and not rules.applies(kind_name, kind, facts).is_nothing:
             # the site's own settings agree that it applies: the cycle will register, as planned here
-            start.seed = CycleSeed(context=ctx.model_copy(update={"device": device}), planned_on=today)
-            plan, entry = rules.registration(facts, kind, today, now)
+            start.seed = CycleSeed(context=ctx.model_copy(update={"device": device}), planned_on=today,
+                                   registered_at=now)
+            state = rules.registered_state(org.id, device.device_id, kind_name, device.record_id, facts, kind,
+                                           today, now)
+            entry = state.history[-1]
             # the view the cycle will keep if the row needs nothing else (pause, a status): a memo at the start
             # spares the cycle a memo write of its own
-            memo = {VIEW_MEMO: CycleView(phase="active", due=date.fromisoformat(plan.data["due"]),
+            memo = {VIEW_MEMO: CycleView(phase="active", due=state.due,
                                          info=info_fingerprint(device.info)).model_dump(mode="json")}
             if settings.bitable.log_table_id:
                 table = (settings.bitable.app_token, settings.bitable.log_table_id)
                 row = rules.log_row(settings.log_fields, rules.log_key(wid, entry), device.device_id, kind_name, entry)
-        starts.append(_Start(key, wid, start, row, table, memo))
+            first_act = rules.first_act(state, device, settings, calendar, now)
+        starts.append(_Start(key, wid, start, row, table, memo, first_act, ctx.calendar.clock))
     limit = asyncio.Semaphore(RECONCILE_IN_FLIGHT)
+
+    attempt_started = activity.info().started_time
 
     async def start_one(one: _Start) -> None:
         async with limit:
+            delay = _dormant_delay(one, attempt_started + timedelta(seconds=time.monotonic() - began))
             # eager: this worker takes the cycle's first workflow task in the start's answer, no poll (a server
-            # that does not offer it queues the task as usual)
+            # that does not offer it queues the task as usual); a dormant cycle has no task to take yet
             await client.start_workflow(CYCLE_WORKFLOW, one.start, id=one.wid, task_queue=services.task_queue,
                                         id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
-                                        memo=one.memo, request_eager_start=True)
+                                        memo=one.memo, start_delay=delay, request_eager_start=delay is None)
 
     for first in range(0, len(starts), START_BATCH):
         batch = starts[first:first + START_BATCH]
@@ -361,10 +394,18 @@ async def _start_cycles(services: Services, org: Any, new: list[tuple[DeviceReco
         activity.heartbeat(first + len(batch))
 
 
-async def _running_cycles(client: Client, org_id: str,
-                          report: ReconcileReport) -> dict[str, CycleView | None] | None:
+def _dormant_delay(one: _Start, server_now: datetime) -> timedelta | None:
+    """The start delay of ``one`` started at ``server_now``: until WAKE_EARLY before its first act, on its site's
+    clock; None (start at once) when that is less than DORMANT_FROM away."""
+    if one.first_act is None or one.clock is None:
+        return None
+    delay = one.clock.real_delay(one.first_act - one.clock.now(server_now))
+    return delay - WAKE_EARLY if delay >= DORMANT_FROM else None
+
+
+async def _running_cycles(client: Client, org_id: str, errors: list[str]) -> dict[str, CycleView | None] | None:
     """This organization's running cycles, each with the view in its memo (None for a cycle that keeps
-    none: it started before cycles kept one); None when the server cannot list them."""
+    none: it started before cycles kept one); None when the server cannot list them (why: in ``errors``)."""
     prefix = f"{org_id}:{SCENARIO}:"
     query = f"WorkflowType = '{CYCLE_WORKFLOW}' AND ExecutionStatus = 'Running'"
     running: dict[str, CycleView | None] = {}
@@ -376,7 +417,7 @@ async def _running_cycles(client: Client, org_id: str,
         return running
     except RPCError as error:
         # the time-skipping test server has no visibility API; a real server always does
-        report.errors.append(f"running cycles could not be listed ({error.message}); deleted rows not checked")
+        errors.append(f"running cycles could not be listed ({error.message})")
         return None
 
 
@@ -386,14 +427,9 @@ async def _retire_vanished(client: Client, org_id: str, running: dict[str, Cycle
     prefix = f"{org_id}:{SCENARIO}:"
     for wid in sorted(running.keys() - wanted):
         key = wid[len(prefix):]
-        try:
-            await client.get_workflow_handle(wid).signal(
-                "retire", Retire(event_id=f"{run_key}:{key}", reason="no longer in the device table",
-                                 by="reconciliation"))
-        except RPCError as error:
-            if error.status == RPCStatusCode.NOT_FOUND:
-                continue  # it ended since the listing (the listing lags a little behind)
-            raise
+        if not await signal_running(client, wid, "retire", Retire(
+                event_id=f"{run_key}:{key}", reason="no longer in the device table", by="reconciliation")):
+            continue  # it ended since the listing (the listing lags a little behind)
         report.add(ReconcileChange(key=key, action="retired", reason="no longer in the device table"))
 
 
@@ -408,6 +444,12 @@ async def collect_digest(services: Services, request: DigestInput) -> list[Depar
     client: Client = services.temporal
     today = _as_of(org)
     digests: dict[str, DepartmentDigest] = {}
+    # the phase and due date of each cycle from its memo, in one listing: a dormant cycle is not woken and a
+    # large table costs no query per device (only cycles out for calibration are asked, for their vendor)
+    unlisted: list[str] = []
+    running = await _running_cycles(client, org.id, unlisted)
+    if running is None:
+        log.info("digest of %s: %s; each cycle is asked instead", org.id, unlisted[0])
     for device in await read_devices(services.feishu, org, settings):
         department = device.info.department or "-"
         digest = digests.setdefault(department, DepartmentDigest(department=department))
@@ -415,13 +457,20 @@ async def collect_digest(services: Services, request: DigestInput) -> list[Depar
             digest.head = device.info.department_head.open_id
         for kind_name in settings.schedules:
             key = cycle_key(device.device_id, kind_name)
-            state = await cycle_state(client, workflow_id(org.id, SCENARIO, key))
+            wid = workflow_id(org.id, SCENARIO, key)
+            if running is not None and wid not in running:
+                continue
+            view = running.get(wid) if running is not None else None
+            state: CycleView | CycleState | None = view
+            if view is None or view.phase == "sent_out":
+                state = await cycle_state(client, wid)
             if state is None:
                 continue
+            sent_out = state.sent_out if isinstance(state, CycleState) else None
             left = (state.due - today).days if state.due else None
             item = DigestItem(key=key, device_id=device.device_id, name=device.info.name, kind=kind_name,
                               due=state.due, days_left=left, phase=state.phase,
-                              vendor=state.sent_out.vendor if state.sent_out else "")
+                              vendor=sent_out.vendor if sent_out else "")
             if state.phase == "sent_out":
                 digest.sent_out.append(item)
             elif state.phase in ("overdue", "quarantined") or (left is not None and left < 0):

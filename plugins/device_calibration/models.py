@@ -305,6 +305,7 @@ class CycleSeed(BaseModel):
 
     context: CycleContext
     planned_on: date
+    registered_at: datetime | None = None  # the business time of its "registered" entry (None: its first task)
 
 
 class WriteStatus(BaseModel):

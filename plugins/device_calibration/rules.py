@@ -520,3 +520,27 @@ def registration(facts: KindFacts, kind: ScheduleKind, today: date,
     entry = HistoryEntry(at=at, cycle=1, seq=1, action="registered", reason=plan.reason,
                          detail={"due": plan.data["due"]})
     return plan, entry
+
+
+def registered_state(org: str, device_id: str, kind_name: str, record_id: str | None, facts: KindFacts,
+                     kind: ScheduleKind, today: date, at: datetime) -> CycleState:
+    """A new cycle's state once registered: due date planned on ``today``, its "registered" entry at ``at``."""
+    plan, entry = registration(facts, kind, today, at)
+    return CycleState(org=org, device_id=device_id, kind=kind_name, record_id=record_id,
+                      info={"device_id": device_id}, phase="active", due=date.fromisoformat(plan.data["due"]),
+                      interval_months=plan.data["interval"], last_calibrated=facts.last,
+                      last_certificate=facts.certificate, next_seq=entry.seq, history=[entry])
+
+
+def first_act(state: CycleState, device: DeviceRecord, settings: DeviceCalibrationSettings,
+              calendar: WorkCalendar, now: datetime) -> datetime | None:
+    """When a cycle just registered from ``device``'s row first acts by itself (a reminder, a status change).
+
+    None when its first workflow task has more to do than plan and sleep (the row pauses or retires it) or
+    nothing is ever due: such a cycle starts at once. Otherwise it may start dormant until then.
+    """
+    if table_intent(device, settings).action != "track":
+        return None
+    decision = next_action(state.model_copy(update={"info": device.info, "record_id": device.record_id}), now,
+                           settings, calendar)
+    return None if decision.is_nothing else decision.at

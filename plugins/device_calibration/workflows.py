@@ -218,15 +218,13 @@ class CalibrationCycle:
             self._ended = True
             return
         assert kind is not None and facts is not None
-        # a seeded start plans on the reconciliation's day, which wrote this same entry to the log table
-        planned_on = inp.seed.planned_on if inp.seed is not None else today
-        plan, entry = rules.registration(facts, kind, planned_on, self._now())
-        self.s.due = date.fromisoformat(plan.data["due"])
-        self.s.interval_months = plan.data["interval"]
-        self.s.last_calibrated = facts.last
-        self.s.last_certificate = facts.certificate
-        self.s.next_seq = entry.seq
-        self.s.history.append(entry)
+        # a seeded start plans on the reconciliation's day, which wrote this same entry to the log table (and
+        # may have started the cycle dormant: its first task then runs long after that moment)
+        seed = inp.seed
+        planned_on = seed.planned_on if seed is not None else today
+        at = seed.registered_at if seed is not None and seed.registered_at is not None else self._now()
+        self.s = rules.registered_state(inp.org, inp.device_id, inp.kind, inp.record_id, facts, kind, planned_on, at)
+        entry = self.s.history[-1]
         if inp.seed is None:
             await self._log(entry)
         await self._apply_context(ctx, actor="system", initial=True)

@@ -4,16 +4,19 @@ from __future__ import annotations
 
 import csv
 import json
-from datetime import timedelta
+from datetime import UTC, timedelta
 from pathlib import Path
 
 import devcal_helpers as h
+from temporalio.api.enums.v1 import EventType
 
 import plugins.device_calibration as device_calibration
-from engine.rules import add_months
+from engine.rules import add_months, all_notices
 from engine.testing import moments
 from engine.testing.kit import org_config
+from plugins.device_calibration.activities import WAKE_EARLY
 from plugins.device_calibration.commands import export_rows, write_csv
+from plugins.device_calibration.config import DeviceCalibrationSettings
 from plugins.device_calibration.models import VIEW_MEMO, CycleState, ReconcileReport
 
 
@@ -98,6 +101,47 @@ async def test_reconciliation_digest_and_export(scenario_harness: object, tmp_pa
         one = await export_rows(env.config, env.app.feishu, env.client, "acme", device="CT-0003")
         assert one and {r["device_id"] for r in one} == {"CT-0003"}
         assert any(r["action"] == "retired" for r in one)
+
+
+async def test_a_cycle_months_from_its_first_reminder_starts_dormant_and_reminds_on_time(
+        scenario_harness: object) -> None:
+    """A cycle the reconciliation starts costs no workflow task until an hour before its first reminder."""
+    async with scenario_harness({"device_calibration": device_calibration},  # type: ignore[operator]
+                                config=_config()) as env:
+        today = (await env.begin_at(moments.ordinary_workday())).date()
+        due = today + timedelta(days=200)
+        h.seed(env.standin, {"recA": h.device_row("CT-0001", last=add_months(due, -12))})
+        handle = await env.start_workflow("device_calibration.Reconcile", {"org": "acme"},
+                                          id="acme:device_calibration:schedule:reconcile-dormant")
+        report = ReconcileReport.model_validate(await handle.result())
+        assert {c.key: c.action for c in report.changes} == {"CT-0001": "started"}
+        env.started.append(env.workflow_id("device_calibration", "CT-0001"))
+        await env.settle()
+        assert len(_registered(env, "CT-0001")) == 1  # its audit row is written at once all the same
+
+        reminders = all_notices(due, DeviceCalibrationSettings().reminders, env.calendar())
+        first = min(n.at for n in reminders if n.action == "remind" and n.at is not None)
+        cycle = env.handle("device_calibration", "CT-0001")
+        described = await cycle.describe()
+        assert described.execution_time is not None
+        assert abs(described.execution_time - (first - WAKE_EARLY)) < timedelta(minutes=5)
+        # (the time-skipping server may skip to that moment as soon as nothing else is due, so the test looks
+        # at when a workflow task was first scheduled, if one was, not at whether one ran)
+        events = [e async for e in cycle.fetch_history_events()]
+        assert events[0].event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_STARTED
+        assert events[0].event_time.ToDatetime(UTC) < first - timedelta(days=100)
+        tasks = [e.event_time.ToDatetime(UTC) for e in events
+                 if e.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_SCHEDULED]
+        assert all(at >= described.execution_time - timedelta(seconds=1) for at in tasks)
+
+        # woken an hour early, it sends its first reminder on time, and keeps the day it was registered
+        await env.advance_to(max(first + timedelta(minutes=5), await env.now()))
+        state = CycleState.model_validate(await env.query("device_calibration", "CT-0001"))
+        assert (state.phase, state.due) == ("active", due)
+        sent = h.history(state, "remind")
+        assert [e.detail["step"] for e in sent] == ["before:30"]
+        assert abs(sent[0].at - first) < timedelta(minutes=1)
+        assert h.history(state, "registered")[0].at < first - timedelta(days=100)
 
 
 def _registered(env: object, device_id: str) -> list[dict[str, object]]:
