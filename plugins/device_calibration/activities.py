@@ -332,8 +332,8 @@ async def _start_cycles(services: Services, org: Any, new: list[tuple[DeviceReco
     client: Client = services.temporal
     scheduled = activity.info().current_attempt_scheduled_time
     contexts: dict[str | None, tuple[CycleContext, DeviceCalibrationSettings, date, Any, WorkCalendar]] = {}
-    starts: list[_Start] = []
-    for device, kind_name in sorted(new, key=lambda item: (item[0].device_id, item[1])):
+
+    def prepare(device: DeviceRecord, kind_name: str) -> _Start:
         site = device.info.site
         if site not in contexts:
             ctx = cycle_context(services, org.id, device)
@@ -365,7 +365,8 @@ async def _start_cycles(services: Services, org: Any, new: list[tuple[DeviceReco
                 table = (settings.bitable.app_token, settings.bitable.log_table_id)
                 row = rules.log_row(settings.log_fields, rules.log_key(wid, entry), device.device_id, kind_name, entry)
             first_act = rules.first_act(state, device, settings, calendar, now)
-        starts.append(_Start(key, wid, start, row, table, memo, first_act, ctx.calendar.clock))
+        return _Start(key, wid, start, row, table, memo, first_act, ctx.calendar.clock)
+
     limit = asyncio.Semaphore(RECONCILE_IN_FLIGHT)
 
     attempt_started = activity.info().started_time
@@ -379,8 +380,10 @@ async def _start_cycles(services: Services, org: Any, new: list[tuple[DeviceReco
                                         id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
                                         memo=one.memo, start_delay=delay, request_eager_start=delay is None)
 
-    for first in range(0, len(starts), START_BATCH):
-        batch = starts[first:first + START_BATCH]
+    ordered = sorted(new, key=lambda item: (item[0].device_id, item[1]))
+    for first in range(0, len(ordered), START_BATCH):
+        # prepared batch by batch: 100,000 at once would hold the event loop past the heartbeat timeout
+        batch = [prepare(device, kind_name) for device, kind_name in ordered[first:first + START_BATCH]]
         tables: dict[tuple[str, str], list[dict[str, Any]]] = {}
         for one in batch:
             if one.row is not None and one.table is not None:
