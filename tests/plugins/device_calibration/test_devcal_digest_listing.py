@@ -1,0 +1,70 @@
+"""The weekly digest reads each cycle's phase and due date from one listing, and wakes no dormant cycle.
+
+On a real dev server (the time-skipping server has no visibility listing): the cycles are started dormant,
+as a reconciliation starts them, with the view in their memo, and no worker polls their queue, so a digest
+that asked any of them would not get an answer.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import devcal_helpers as h
+from temporalio.testing import ActivityEnvironment
+
+import plugins.device_calibration as device_calibration
+from engine.rules import add_months
+from engine.runtime.server import EmbeddedTemporal
+from engine.runtime.worker import connect
+from engine.sdk import Services
+from engine.testing.kit import org_config
+from plugins.device_calibration.activities import collect_digest
+from plugins.device_calibration.models import (
+    CYCLE_WORKFLOW,
+    SCENARIO,
+    VIEW_MEMO,
+    CycleInput,
+    CycleView,
+    DigestInput,
+    DigestItem,
+)
+
+
+async def test_the_digest_lists_cycles_from_their_memo_and_wakes_none(scenario_harness: Any,
+                                                                       dev_server: EmbeddedTemporal) -> None:
+    org = f"digest{uuid.uuid4().hex[:6]}"  # the dev server outlives the test: a fresh organization id
+    config = org_config(plugins=[SCENARIO], settings={SCENARIO: h.SETTINGS}, extra=h.ORG_EXTRA, org_id=org)
+    async with scenario_harness({SCENARIO: device_calibration}, config=config) as env:
+        today = datetime.now(UTC).astimezone(env.config.org(org).zone).date()
+        due = {"CT-0001": today + timedelta(days=10), "CT-0002": today + timedelta(days=100),
+               "CT-0003": today - timedelta(days=3)}
+        h.seed(env.standin, {f"rec{device_id}": h.device_row(device_id, last=add_months(day, -12))
+                             for device_id, day in due.items()})
+        client = await connect(dev_server.address, "default")
+        queue = f"digest-nobody-{uuid.uuid4().hex[:6]}"
+        handles = {}
+        for device_id, day in due.items():
+            view = CycleView(phase="overdue" if day < today else "active", due=day, info="-")
+            handles[device_id] = await client.start_workflow(
+                CYCLE_WORKFLOW, CycleInput(org=org, device_id=device_id), id=f"{org}:{SCENARIO}:{device_id}",
+                task_queue=queue, start_delay=timedelta(days=30), memo={VIEW_MEMO: view.model_dump(mode="json")})
+
+        services = Services(config=env.config, feishu=env.app.feishu, temporal=client, task_queue=queue)
+        activity_env = ActivityEnvironment()
+        activity_env.info = dataclasses.replace(activity_env.info,
+                                                current_attempt_scheduled_time=datetime.now(UTC))
+        digests = await activity_env.run(collect_digest, services, DigestInput(org=org))
+
+        [radiology] = digests
+        assert [item.device_id for item in radiology.due_soon] == ["CT-0001"]
+        assert radiology.due_soon[0] == DigestItem(key="CT-0001", device_id="CT-0001", name="CT-0001 设备",
+                                                   kind="calibration", due=due["CT-0001"], days_left=10,
+                                                   phase="active")
+        assert [(item.device_id, item.days_left) for item in radiology.overdue] == [("CT-0003", -3)]
+        assert radiology.sent_out == []
+        for handle in handles.values():  # none asked, none woken: still the one start event
+            assert (await handle.describe()).history_length == 1
+            await handle.terminate("test over")
