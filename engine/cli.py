@@ -485,6 +485,7 @@ async def workflows_show(state: CliState, workflow_id: str, query_name: str, as_
     from temporalio.service import RPCError
 
     from engine.codec import PayloadDecryptionError
+    from engine.dormant import query_running
     from engine.runtime.worker import connect_config
 
     config = state.config()
@@ -495,7 +496,7 @@ async def workflows_show(state: CliState, workflow_id: str, query_name: str, as_
         description = await handle.describe()
         status = description.status or WorkflowExecutionStatus.RUNNING
         try:
-            result = await handle.query(query_name)
+            result = await query_running(client, workflow_id, query_name)  # wakes a dormant one (engine.dormant)
             dump = getattr(result, "model_dump", None)
             data = {query_name: dump(mode="json") if callable(dump) else result}
         except WorkflowQueryFailedError as error:
