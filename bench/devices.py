@@ -20,7 +20,7 @@ one server, as a scaled-out deployment does; memory and CPU are then the sum ove
 
 The stand-in writes one Bitable table at a time, 20 ms a write, as Feishu does (concurrent writes to one
 table are refused); the reconciliation writes the registration rows 500 to a call. ``BENCH_DEVICES=100000``
-is the size of a hospital group's or a device maker's installed base (about an hour and a half on two
+is the size of a hospital group's or a device maker's installed base (about 40 minutes on two
 cores; README "Sizing").
 """
 
