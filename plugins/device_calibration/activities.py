@@ -64,6 +64,8 @@ log = logging.getLogger(__name__)
 RECORD_NOT_FOUND = 1254043
 # Devices a reconciliation checks at once (each is a few round trips to the Temporal server).
 RECONCILE_IN_FLIGHT = 16
+# Rows decoded or checked between two turns of the event loop (heartbeats and the listing run meanwhile).
+YIELD_EVERY = 1000
 # Cycles a reconciliation starts per batch: Feishu's batch_create takes up to 500 records (one audit row each).
 START_BATCH = 500
 # A cycle whose first act (a reminder, a status change) is further away than DORMANT_FROM starts dormant
@@ -97,10 +99,12 @@ async def read_devices(feishu: Any, org: Any, settings: DeviceCalibrationSetting
                 if error.code != RECORD_NOT_FOUND:
                     raise
     devices = []
-    for record in raw:
+    for n, record in enumerate(raw, 1):
         device = rules.parse_device(record.record_id, record.fields, settings, org.zone)
         if device is not None:
             devices.append(device)
+        if n % YIELD_EVERY == 0:
+            await asyncio.sleep(0)  # 100,000 rows in one go would hold the loop past the heartbeat timeout
     return devices
 
 
@@ -200,15 +204,21 @@ async def reconcile(services: Services, request: ReconcileInput) -> ReconcileRep
     settings = _settings(org)
     client: Client = services.temporal
     today = _as_of(org)
-    devices = await read_devices(services.feishu, org, settings, request.record_ids)
-    report = ReconcileReport(org=org.id, rows=len(devices), locale=org.locale)
     # One listing of the running cycles, with the view each keeps in its memo: a cycle whose view agrees
     # with its row costs no round trip; the others (and cycles without a view yet) are described and asked.
-    running = None
-    if request.record_ids is None:
-        running = await _running_cycles(client, org.id, report.errors)
-        if running is None:
-            report.errors[-1] += "; deleted rows not checked"
+    # The listing (the server's work) runs while the table is read (Feishu's and this worker's).
+    errors: list[str] = []
+    listing = asyncio.ensure_future(_running_cycles(client, org.id, errors)) if request.record_ids is None else None
+    try:
+        devices = await read_devices(services.feishu, org, settings, request.record_ids)
+    except BaseException:
+        if listing is not None:
+            listing.cancel()
+        raise
+    running = await listing if listing is not None else None
+    report = ReconcileReport(org=org.id, rows=len(devices), locale=org.locale)
+    if listing is not None and running is None:
+        report.errors.append(f"{errors[-1]}; deleted rows not checked")
     wanted: set[str] = set()
     checker = _DeviceCheck(client, org.id, services.task_queue, settings, today, request.run_key,
                            running, wanted, report)
@@ -222,7 +232,15 @@ async def reconcile(services: Services, request: ReconcileInput) -> ReconcileRep
             if checker.done % 200 == 0:
                 activity.heartbeat(checker.done)
 
-    await asyncio.gather(*(check(device) for device in devices))
+    # a row whose cycles the listing shows in step is settled here, without a coroutine of its own
+    pending: list[DeviceRecord] = []
+    for n, device in enumerate(devices, 1):
+        if not checker.settled(device):
+            pending.append(device)
+        if n % YIELD_EVERY == 0:
+            activity.heartbeat(n)
+            await asyncio.sleep(0)
+    await asyncio.gather(*(check(device) for device in pending))
     await _start_cycles(services, org, checker.new, request.run_key, report, began)
     if running is not None:
         await _retire_vanished(client, org.id, running, wanted, request.run_key, report)
@@ -255,6 +273,31 @@ class _DeviceCheck:
     async def _described(self, wid: str) -> CycleView | None:
         state = await cycle_state(self.client, wid)
         return CycleView.of(state) if state is not None else None
+
+    def settled(self, device: DeviceRecord) -> bool:
+        """True when the listing alone shows each cycle of ``device`` in step with its row: each is then
+        recorded "unchanged". False (nothing recorded) leaves the device to :meth:`device`."""
+        if self.running is None:
+            return False
+        settings = self.settings
+        intent = rules.table_intent(device, settings)
+        keys: list[tuple[str, str]] = []
+        for kind_name, kind in settings.schedules.items():
+            key = cycle_key(device.device_id, kind_name)
+            wid = workflow_id(self.org_id, SCENARIO, key)
+            applies = rules.applies(kind_name, kind, device.kinds.get(kind_name))
+            if applies.is_nothing or intent.action == "retire":
+                if wid in self.running:
+                    return False  # a cycle to retire
+                continue
+            view = self.running.get(wid)
+            if view is None or drift(view, device, kind_name, settings, self.today):
+                return False  # a cycle to start, to ask, or to update
+            keys.append((key, wid))
+        for key, wid in keys:
+            self.wanted.add(wid)
+            self.report.add(ReconcileChange(key=key, action="unchanged"))
+        return True
 
     async def device(self, device: DeviceRecord) -> None:
         settings, client, report = self.settings, self.client, self.report
