@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import devcal_helpers as h
@@ -20,6 +20,7 @@ from engine.rules import add_months
 from engine.runtime.server import EmbeddedTemporal
 from engine.runtime.worker import connect
 from engine.sdk import Services
+from engine.testing import moments
 from engine.testing.kit import org_config
 from plugins.device_calibration.activities import collect_digest
 from plugins.device_calibration.models import (
@@ -38,7 +39,8 @@ async def test_the_digest_lists_cycles_from_their_memo_and_wakes_none(scenario_h
     org = f"digest{uuid.uuid4().hex[:6]}"  # the dev server outlives the test: a fresh organization id
     config = org_config(plugins=[SCENARIO], settings={SCENARIO: h.SETTINGS}, extra=h.ORG_EXTRA, org_id=org)
     async with scenario_harness({SCENARIO: device_calibration}, config=config) as env:
-        today = datetime.now(UTC).astimezone(env.config.org(org).zone).date()
+        moment = await env.begin_at(moments.ordinary_workday(), org=org)  # the digest's "today" comes from it
+        today = moment.astimezone(env.config.org(org).zone).date()
         due = {"CT-0001": today + timedelta(days=10), "CT-0002": today + timedelta(days=100),
                "CT-0003": today - timedelta(days=3)}
         h.seed(env.standin, {f"rec{device_id}": h.device_row(device_id, last=add_months(day, -12))
@@ -54,8 +56,7 @@ async def test_the_digest_lists_cycles_from_their_memo_and_wakes_none(scenario_h
 
         services = Services(config=env.config, feishu=env.app.feishu, temporal=client, task_queue=queue)
         activity_env = ActivityEnvironment()
-        activity_env.info = dataclasses.replace(activity_env.info,
-                                                current_attempt_scheduled_time=datetime.now(UTC))
+        activity_env.info = dataclasses.replace(activity_env.info, current_attempt_scheduled_time=moment)
         digests = await activity_env.run(collect_digest, services, DigestInput(org=org))
 
         [radiology] = digests
