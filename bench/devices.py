@@ -166,7 +166,7 @@ async def asleep(client: Client, ids: list[str]) -> tuple[int, int]:
         if raw.HasField("pending_workflow_task"):
             return False, False
         length = raw.workflow_execution_info.history_length
-        dormant = is_dormant(description) and length == 1
+        dormant = is_dormant(description)
         return dormant or length >= 5, dormant
 
     states = await asyncio.gather(*(state(wid) for wid in ids))

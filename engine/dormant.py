@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import UTC, datetime
 from typing import Any
 
 from temporalio.client import (
@@ -53,14 +52,19 @@ async def _running(client: Client, workflow_id: str) -> WorkflowExecutionDescrip
     return description if description.status == WorkflowExecutionStatus.RUNNING else None
 
 
-def is_dormant(description: WorkflowExecutionDescription, now: datetime | None = None) -> bool:
-    """Whether the described run was started with a delay that has not ended by ``now`` (default: the clock).
+def is_dormant(description: WorkflowExecutionDescription) -> bool:
+    """Whether the described run was started with a delay and nothing has happened to it yet.
 
-    True also for a run whose delay a signal-with-start already ended (the server keeps its execution time);
-    waking it again costs one signal, no harm.
+    Read from the server's facts, never from this process's clock (which may differ from the server's, e.g. a
+    test run under a moved clock): the execution time lies after the start time, no workflow task is pending
+    and the history holds only the start event. A plain signal held for the delay's end lengthens the history,
+    so such a run reads as not dormant; :func:`signal_running` and :func:`query_running` do not rely on this.
     """
+    raw = description.raw_description
+    if raw.HasField("pending_workflow_task") or description.history_length != 1:
+        return False
     at = description.execution_time
-    return at is not None and at > (now or datetime.now(UTC))
+    return at is not None and at > description.start_time
 
 
 async def _signal_with_start(client: Client, description: WorkflowExecutionDescription, signal: str,
@@ -84,32 +88,34 @@ async def _signal_with_start(client: Client, description: WorkflowExecutionDescr
 async def signal_running(client: Client, workflow_id: str, signal: str, arg: Any) -> bool:
     """Send ``signal`` with ``arg`` to the running workflow ``workflow_id``, dormant or not.
 
-    Returns False (nothing sent) when no workflow runs under that id. Raises ``RPCError`` for the server's
-    other refusals. A workflow that is not dormant gets a plain signal.
+    Always by signal-with-start, which costs the server what a plain signal costs and ends any start delay,
+    so no local reading of the clock decides whether the workflow is dormant. Returns False (nothing sent)
+    when no workflow runs under that id. Raises ``RPCError`` for the server's other refusals.
     """
     description = await _running(client, workflow_id)
     if description is None:
         return False
-    if not is_dormant(description):
-        await client.get_workflow_handle(workflow_id).signal(signal, arg)
-        return True
     return await _signal_with_start(client, description, signal, [arg])
 
 
 async def wake(client: Client, workflow_id: str) -> bool:
-    """End the start delay of the running workflow ``workflow_id``; False when it does not run or is awake."""
+    """End any start delay of the running workflow ``workflow_id``; False when it does not run.
+
+    Sends :data:`WAKE_SIGNAL` by signal-with-start; to a workflow already awake that is one signal it ignores.
+    """
     description = await _running(client, workflow_id)
-    if description is None or not is_dormant(description):
+    if description is None:
         return False
-    log.info("waking dormant workflow %s (start delay until %s)", workflow_id, description.execution_time)
+    log.info("waking workflow %s (execution time %s)", workflow_id, description.execution_time)
     return await _signal_with_start(client, description, WAKE_SIGNAL, [])
 
 
 async def query_running(client: Client, workflow_id: str, query: str) -> Any:
     """The answer of the running workflow ``workflow_id`` to ``query``, waking it first if it is dormant.
 
-    Raises what ``WorkflowHandle.query`` raises (``RPCError`` NOT_FOUND for no such workflow) when the
-    workflow is not dormant or still cannot answer after :data:`QUERY_ATTEMPTS` tries.
+    A refusal for want of a workflow task (``FAILED_PRECONDITION``) is what marks a dormant workflow: it is
+    woken once and asked again. Raises what ``WorkflowHandle.query`` raises (``RPCError`` NOT_FOUND for no
+    such workflow) for other failures, or when it still cannot answer after :data:`QUERY_ATTEMPTS` tries.
     """
     handle = client.get_workflow_handle(workflow_id)
     woken = False
@@ -124,7 +130,7 @@ async def query_running(client: Client, workflow_id: str, query: str) -> Any:
             if not woken:
                 woken = await wake(client, workflow_id)
                 if not woken:
-                    raise  # not dormant: the query itself failed
+                    raise  # it does not run: the query itself failed
             if attempt == QUERY_ATTEMPTS - 1:
                 raise
         await asyncio.sleep(0.1 * 2**attempt)

@@ -80,6 +80,7 @@ async def test_query_running_wakes_a_dormant_workflow_and_answers(client: Client
     await handle.signal(Sleeper.note, "before")
 
     assert await query_running(client, handle.id, "notes") == ["before"]
+    assert not is_dormant(await handle.describe())  # the wake scheduled its first workflow task
     events = [event.event_type async for event in handle.fetch_history_events()]
     assert EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED in events
     await handle.signal(Sleeper.note, "stop")  # awake now: a plain signal is taken at once
