@@ -36,6 +36,7 @@ async def test_mention_creates_named_group_with_staff_card_and_row(scenario_harn
         [row] = h.projects(env)
         assert row["项目编号"] == pid and row["阶段"] == "合同签订" and row["状态"] == "进行中"
         assert row["群ID"] == group["chat_id"] and row["项目经理"] == h.NORTH["pm"]
+        await env.settle()  # the reply is the project's last step, after the row
         assert any("已创建项目群" in text for text in h.replies(env))
 
 
