@@ -13,7 +13,8 @@ test server differs, see the test of this module):
 * an update ends the delay (the server schedules the workflow task that takes it).
 
 So signals and queries from outside go through :func:`signal_running` and :func:`query_running`, which reach a
-dormant workflow at once and cost one describe more than a plain signal or query.
+dormant workflow at once: a signal costs one describe more than a plain one, a query one describe and one
+wake more only when the server refuses it.
 """
 
 from __future__ import annotations
