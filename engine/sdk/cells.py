@@ -186,7 +186,7 @@ def unwrap(value: Any) -> Any:
     """
     while _is_wrapper(value):
         value = value["value"]
-    if isinstance(value, list) and any(_is_wrapper(item) for item in value):
+    if isinstance(value, list) and any(isinstance(item, dict) and _is_wrapper(item) for item in value):
         flat: list[Any] = []
         for item in value:
             inner = unwrap(item)
@@ -211,6 +211,10 @@ def _items(value: Any) -> Iterator[Any]:
 
 
 def _first(value: Any) -> Any:
+    if isinstance(value, str):
+        return value or None  # a plain cell: no wrapper, no list (a table read decodes many of these)
+    if value is None or isinstance(value, int | float):
+        return value
     return next(_items(value), None)
 
 
@@ -241,6 +245,10 @@ def text(value: Any) -> str:
     Rich-text segments join without a separator (they are parts of one text); other lists (options,
     persons' names, looked-up values of several records) join with ", ".
     """
+    if isinstance(value, str):
+        return value.strip()  # a plain text cell, the most common by far
+    if value is None:
+        return ""
     items = list(_items(value))
     if not items:
         return ""
