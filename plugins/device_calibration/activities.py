@@ -271,8 +271,24 @@ class _DeviceCheck:
         return await self._described(wid)
 
     async def _described(self, wid: str) -> CycleView | None:
-        state = await cycle_state(self.client, wid)
-        return CycleView.of(state) if state is not None else None
+        """The cycle's current view: from its memo as the server holds it now (a describe reads the running
+        execution, not the lagging listing), else asked by query; None when no cycle runs under ``wid``.
+
+        The memo spares a dormant cycle the wake a query costs (engine.dormant): its memo is the view it was
+        started with, and nothing can have changed it before its first workflow task."""
+        try:
+            description = await self.client.get_workflow_handle(wid).describe()
+        except RPCError as error:
+            if error.status == RPCStatusCode.NOT_FOUND:
+                return None
+            raise
+        if description.status != WorkflowExecutionStatus.RUNNING:
+            return None
+        raw = await description.memo_value(VIEW_MEMO, None)
+        if raw is not None:
+            return CycleView.model_validate(raw)
+        state = await query_running(self.client, wid, "state")  # a cycle that keeps no view (started before views)
+        return CycleView.of(CycleState.model_validate(state)) if state is not None else None
 
     def settled(self, device: DeviceRecord) -> bool:
         """True when the listing alone shows each cycle of ``device`` in step with its row: each is then

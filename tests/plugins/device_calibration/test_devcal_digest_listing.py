@@ -1,4 +1,5 @@
-"""The weekly digest reads each cycle's phase and due date from one listing, and wakes no dormant cycle.
+"""The weekly digest reads each cycle's phase and due date from one listing, and wakes no dormant cycle; nor
+does a reconciliation that confirms a drift the listing shows.
 
 On a real dev server (the time-skipping server has no visibility listing): the cycles are started dormant,
 as a reconciliation starts them, with the view in their memo, and no worker polls their queue, so a digest
@@ -9,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import uuid
-from datetime import timedelta
+from datetime import date, timedelta
 from typing import Any
 
 import devcal_helpers as h
@@ -22,7 +23,8 @@ from engine.runtime.worker import connect
 from engine.sdk import Services
 from engine.testing import moments
 from engine.testing.kit import org_config
-from plugins.device_calibration.activities import collect_digest
+from plugins.device_calibration import rules
+from plugins.device_calibration.activities import _DeviceCheck, collect_digest, read_devices
 from plugins.device_calibration.models import (
     CYCLE_WORKFLOW,
     SCENARIO,
@@ -31,6 +33,8 @@ from plugins.device_calibration.models import (
     CycleView,
     DigestInput,
     DigestItem,
+    ReconcileReport,
+    info_fingerprint,
 )
 
 
@@ -69,3 +73,33 @@ async def test_the_digest_lists_cycles_from_their_memo_and_wakes_none(scenario_h
         for handle in handles.values():  # none asked, none woken: still the one start event
             assert (await handle.describe()).history_length == 1
             await handle.terminate("test over")
+
+
+async def test_a_drift_the_listing_shows_is_confirmed_from_the_memo_without_waking(
+        scenario_harness: Any, dev_server: EmbeddedTemporal) -> None:
+    org = f"drift{uuid.uuid4().hex[:6]}"
+    config = org_config(plugins=[SCENARIO], settings={SCENARIO: h.SETTINGS}, extra=h.ORG_EXTRA, org_id=org)
+    async with scenario_harness({SCENARIO: device_calibration}, config=config) as env:
+        moment = await env.begin_at(moments.ordinary_workday(), org=org)
+        today = moment.astimezone(env.config.org(org).zone).date()
+        h.seed(env.standin, {"recCT-0001": h.device_row("CT-0001", last=today - timedelta(days=30))})
+        settings = env.config.org(org).settings(SCENARIO)
+        [device] = await read_devices(env.app.feishu, env.config.org(org), settings)
+        due = rules.plan_due(device.kinds["calibration"], settings.schedules["calibration"], today).data["due"]
+        current = CycleView(phase="active", due=date.fromisoformat(due), info=info_fingerprint(device.info))
+        client = await connect(dev_server.address, "default")
+        wid = f"{org}:{SCENARIO}:CT-0001"
+        # dormant, on a queue no worker polls: a query would wake it and wait for an answer that never comes
+        handle = await client.start_workflow(
+            CYCLE_WORKFLOW, CycleInput(org=org, device_id="CT-0001"), id=wid,
+            task_queue=f"drift-nobody-{uuid.uuid4().hex[:6]}", start_delay=timedelta(days=30),
+            memo={VIEW_MEMO: current.model_dump(mode="json")})
+        stale = current.model_copy(update={"due": today})  # as a listing that lags behind the cycle shows it
+
+        report = ReconcileReport(org=org, rows=1)
+        check = _DeviceCheck(client, org, "unused", settings, today, "run", {wid: stale}, set(), report)
+        await check.device(device)
+
+        assert [(c.key, c.action) for c in report.changes] == [("CT-0001", "unchanged")]
+        assert (await handle.describe()).history_length == 1  # described, not asked: still dormant
+        await handle.terminate("test over")
