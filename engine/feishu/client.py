@@ -32,7 +32,7 @@ import json
 import logging
 import time
 import uuid as uuid_module
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -517,6 +517,24 @@ class FeishuClient:
         page_size: int = BITABLE_PAGE_SIZE,
     ) -> list[BitableRecord]:
         """All records matching ``filter`` (Feishu's ``{"conjunction", "conditions"}`` object), every page."""
+        records: list[BitableRecord] = []
+        async for page in self.bitable_pages(app_token, table_id, filter, field_names, page_size):
+            records.extend(page)
+        return records
+
+    async def bitable_pages(
+        self,
+        app_token: str,
+        table_id: str,
+        filter: dict[str, Any] | None = None,
+        field_names: Sequence[str] | None = None,
+        page_size: int = BITABLE_PAGE_SIZE,
+    ) -> AsyncIterator[list[BitableRecord]]:
+        """The records matching ``filter``, a page (up to ``page_size``, at most 500) at a time.
+
+        The next page is already being fetched while the caller handles this one, so a large table's read
+        overlaps with its decoding. Leaving the loop early cancels the fetch in flight.
+        """
         from lark_oapi.api.bitable.v1 import (
             FilterInfo,
             SearchAppTableRecordRequest,
@@ -524,11 +542,9 @@ class FeishuClient:
         )
 
         size = max(1, min(page_size, BITABLE_PAGE_SIZE))
-        records: list[BitableRecord] = []
-        page_token: str | None = None
-        while True:
 
-            def invoke(option: Any, page_token: str | None = page_token) -> Any:
+        async def fetch(page_token: str | None) -> Any:
+            def invoke(option: Any) -> Any:
                 body = SearchAppTableRecordRequestBody.builder()
                 if filter:
                     body = body.filter(FilterInfo(filter))
@@ -540,13 +556,22 @@ class FeishuClient:
                     request = request.page_token(page_token)
                 return self._lark.bitable.v1.app_table_record.search(request.build(), option)
 
-            response = await self._call("bitable.v1.app_table_record.search", invoke)
-            data = response.data
-            for item in (data.items or []) if data else []:
-                records.append(BitableRecord(record_id=item.record_id, fields=item.fields or {}))
-            if not data or not data.has_more or not data.page_token:
-                return records
-            page_token = data.page_token
+            return (await self._call("bitable.v1.app_table_record.search", invoke)).data
+
+        pending: asyncio.Future[Any] = asyncio.ensure_future(fetch(None))
+        try:
+            while True:
+                data = await pending
+                more = bool(data and data.has_more and data.page_token)
+                if more:
+                    pending = asyncio.ensure_future(fetch(data.page_token))
+                yield [BitableRecord(record_id=item.record_id, fields=item.fields or {})
+                       for item in ((data.items or []) if data else [])]
+                if not more:
+                    return
+        finally:
+            if not pending.done():
+                pending.cancel()
 
     async def bitable_get(self, app_token: str, table_id: str, record_id: str) -> BitableRecord:
         """One record by id."""

@@ -88,23 +88,28 @@ async def read_devices(feishu: Any, org: Any, settings: DeviceCalibrationSetting
                        record_ids: list[str] | None = None) -> list[DeviceRecord]:
     """Every device row of the table (or the rows ``record_ids``), decoded; rows without an id are left out."""
     bitable = settings.bitable
+    devices: list[DeviceRecord] = []
+
+    def parse(records: list[Any]) -> None:
+        for record in records:
+            device = rules.parse_device(record.record_id, record.fields, settings, org.zone)
+            if device is not None:
+                devices.append(device)
+
     if record_ids is None:
-        raw = await feishu.bitable_search(bitable.app_token, bitable.table_id)
-    else:
-        raw = []
-        for record_id in record_ids:
-            try:
-                raw.append(await feishu.bitable_get(bitable.app_token, bitable.table_id, record_id))
-            except FeishuError as error:
-                if error.code != RECORD_NOT_FOUND:
-                    raise
-    devices = []
-    for n, record in enumerate(raw, 1):
-        device = rules.parse_device(record.record_id, record.fields, settings, org.zone)
-        if device is not None:
-            devices.append(device)
-        if n % YIELD_EVERY == 0:
-            await asyncio.sleep(0)  # 100,000 rows in one go would hold the loop past the heartbeat timeout
+        # each page is decoded while the next is fetched; a page (500 rows) is short enough between two
+        # turns of the event loop for the heartbeat and the listing that runs meanwhile
+        async for page in feishu.bitable_pages(bitable.app_token, bitable.table_id):
+            parse(page)
+        return devices
+    raw = []
+    for record_id in record_ids:
+        try:
+            raw.append(await feishu.bitable_get(bitable.app_token, bitable.table_id, record_id))
+        except FeishuError as error:
+            if error.code != RECORD_NOT_FOUND:
+                raise
+    parse(raw)
     return devices
 
 

@@ -283,6 +283,25 @@ async def test_upsert_creates_then_updates(standin: FeishuStandIn, activities: F
     assert updated.record_id == got.record_id
 
 
+async def test_pages_come_one_at_a_time_and_an_early_stop_leaves_nothing_in_flight(standin: FeishuStandIn) -> None:
+    """bitable_pages yields each page as it arrives (the next one already asked for); breaking off is clean."""
+    app_id, secret = new_app(standin)
+    client = FeishuClient(standin.base_url, app_id, secret)
+    standin.state.table("bascnP", "tblP", create=True)
+    try:
+        await client.bitable_create("bascnP", "tblP", [{"Key": f"k{i}"} for i in range(7)], client_token="pages")
+        sizes = [len(page) async for page in client.bitable_pages("bascnP", "tblP", page_size=3)]
+        assert sizes == [3, 3, 1]
+        pages = client.bitable_pages("bascnP", "tblP", page_size=3)
+        async for page in pages:
+            assert len(page) == 3
+            break
+        await pages.aclose()  # cancels the second page's fetch, already started: no error, the client stays usable
+        assert len(await client.bitable_search("bascnP", "tblP", page_size=3)) == 7
+    finally:
+        await client.aclose()
+
+
 async def test_retried_batch_after_a_timeout_creates_no_duplicates(standin: FeishuStandIn) -> None:
     """The first batch_create reaches Feishu but the answer is lost; the retried upsert must not duplicate."""
     app_id, secret = new_app(standin)
