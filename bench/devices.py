@@ -135,6 +135,8 @@ async def reconcile(client: Client) -> tuple[float, dict[str, int]]:
     counts = dict(report.counts)
     if report.errors:
         counts["errors"] = len(report.errors)
+    phases = ", ".join(f"{name} {seconds:.1f} s" for name, seconds in report.phases.items())
+    print(f"  (the run below, in its activity: {phases}; the listing runs while the table is read)")
     return elapsed, counts
 
 

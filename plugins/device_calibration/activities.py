@@ -11,8 +11,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Awaitable
 from datetime import date, datetime, timedelta
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
 from zoneinfo import ZoneInfo
 
 from temporalio import activity
@@ -60,6 +61,7 @@ from plugins.device_calibration.models import (
 )
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 RECORD_NOT_FOUND = 1254043
 # Devices a reconciliation checks at once (each is a few round trips to the Temporal server).
@@ -213,14 +215,17 @@ async def reconcile(services: Services, request: ReconcileInput) -> ReconcileRep
     # with its row costs no round trip; the others (and cycles without a view yet) are described and asked.
     # The listing (the server's work) runs while the table is read (Feishu's and this worker's).
     errors: list[str] = []
-    listing = asyncio.ensure_future(_running_cycles(client, org.id, errors)) if request.record_ids is None else None
+    phases: dict[str, float] = {}
+    listing = asyncio.ensure_future(_timed(_running_cycles(client, org.id, errors), phases, "listing")) \
+        if request.record_ids is None else None
     try:
-        devices = await read_devices(services.feishu, org, settings, request.record_ids)
+        devices = await _timed(read_devices(services.feishu, org, settings, request.record_ids), phases, "read")
     except BaseException:
         if listing is not None:
             listing.cancel()
         raise
     running = await listing if listing is not None else None
+    checking = time.monotonic()
     report = ReconcileReport(org=org.id, rows=len(devices), locale=org.locale)
     if listing is not None and running is None:
         report.errors.append(f"{errors[-1]}; deleted rows not checked")
@@ -246,11 +251,24 @@ async def reconcile(services: Services, request: ReconcileInput) -> ReconcileRep
             activity.heartbeat(n)
             await asyncio.sleep(0)
     await asyncio.gather(*(check(device) for device in pending))
-    await _start_cycles(services, org, checker.new, request.run_key, report, began)
+    phases["check"] = time.monotonic() - checking
+    await _timed(_start_cycles(services, org, checker.new, request.run_key, report, began), phases, "start")
     if running is not None:
-        await _retire_vanished(client, org.id, running, wanted, request.run_key, report)
+        await _timed(_retire_vanished(client, org.id, running, wanted, request.run_key, report), phases, "retire")
     report.changes.sort(key=lambda change: change.key)
+    report.phases = phases
+    log.info("reconciliation of %s: %d rows, %s; %s", org.id, len(devices), dict(sorted(report.counts.items())),
+             ", ".join(f"{name} {seconds:.1f} s" for name, seconds in phases.items()))
     return report
+
+
+async def _timed(step: Awaitable[T], phases: dict[str, float], name: str) -> T:
+    """``await step``, noting in ``phases[name]`` the seconds it took."""
+    began = time.monotonic()
+    try:
+        return await step
+    finally:
+        phases[name] = time.monotonic() - began
 
 
 class _DeviceCheck:

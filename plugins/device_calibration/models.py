@@ -350,6 +350,9 @@ class ReconcileReport(BaseModel):
     counts: dict[str, int] = Field(default_factory=dict)  # every change, by action
     errors: list[str] = Field(default_factory=list)  # for the log: the managers' report says only that some were
     locale: str = "zh_CN"  # the organization's, which the report is written in
+    # seconds per phase ("read", "listing", "check", "start", "retire"), for the log and the benchmark; the
+    # listing runs while the table is read
+    phases: dict[str, float] = Field(default_factory=dict)
 
     def add(self, change: ReconcileChange) -> None:
         """Count ``change``, and list it while fewer than LISTED_CHANGES of its kind are."""

@@ -49,6 +49,8 @@ async def test_reconciliation_digest_and_export(scenario_harness: object, tmp_pa
         await env.settle()
         by_key = {c.key: c for c in report.changes}
         assert report.rows == 4
+        # the seconds of each phase, for the log and the benchmark
+        assert {"read", "check", "start"} <= set(report.phases) and min(report.phases.values()) >= 0
         assert by_key["CT-0001"].action == "started"
         assert by_key["CT-0002"].action == "updated" and new_due.isoformat() in by_key["CT-0002"].reason
         assert by_key["CT-0003"].action == "retired"
