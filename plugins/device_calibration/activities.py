@@ -17,7 +17,7 @@ from typing import Any, NamedTuple, TypeVar
 from zoneinfo import ZoneInfo
 
 from temporalio import activity
-from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.client import Client, WorkflowExecutionDescription, WorkflowExecutionStatus
 from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.service import RPCError, RPCStatusCode
 
@@ -170,16 +170,20 @@ async def load_settings(services: Services, org_id: str) -> dict[str, Any]:
 # ------------------------------------------------------------------------------------- reconciliation
 
 
-async def cycle_state(client: Client, wid: str) -> CycleState | None:
-    """The state of the running cycle ``wid``; None when no cycle runs under that id."""
-    handle = client.get_workflow_handle(wid)
+async def _running(client: Client, wid: str) -> WorkflowExecutionDescription | None:
+    """The description of the cycle ``wid`` while it runs; None when none runs under that id."""
     try:
-        description = await handle.describe()
+        description = await client.get_workflow_handle(wid).describe()
     except RPCError as error:
         if error.status == RPCStatusCode.NOT_FOUND:
             return None
         raise
-    if description.status != WorkflowExecutionStatus.RUNNING:
+    return description if description.status == WorkflowExecutionStatus.RUNNING else None
+
+
+async def cycle_state(client: Client, wid: str) -> CycleState | None:
+    """The state of the running cycle ``wid``; None when no cycle runs under that id."""
+    if await _running(client, wid) is None:
         return None
     raw = await query_running(client, wid, "state")  # a dormant cycle is woken to answer
     return CycleState.model_validate(raw) if raw is not None else None
@@ -299,13 +303,8 @@ class _DeviceCheck:
 
         The memo spares a dormant cycle the wake a query costs (engine.dormant): its memo is the view it was
         started with, and nothing can have changed it before its first workflow task."""
-        try:
-            description = await self.client.get_workflow_handle(wid).describe()
-        except RPCError as error:
-            if error.status == RPCStatusCode.NOT_FOUND:
-                return None
-            raise
-        if description.status != WorkflowExecutionStatus.RUNNING:
+        description = await _running(self.client, wid)
+        if description is None:
             return None
         raw = await description.memo_value(VIEW_MEMO, None)
         if raw is not None:
