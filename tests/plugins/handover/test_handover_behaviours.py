@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import re
-from datetime import UTC, datetime, time, timedelta
+from datetime import datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -240,11 +240,14 @@ async def test_the_business_clock_drives_the_ladder(scenario_harness: Any) -> No
     At 60 business seconds per real one, a missing handover's form, reminder and escalation come at their
     business moments while the real clock is still hours before the shift change.
     """
-    origin = datetime.now(UTC).replace(microsecond=0)  # wall clock: the business clock's origin, not an expectation
+    # the business clock starts at 09:00: the 20:00 shift's form, reminder and escalation all lie ahead (from the
+    # wall clock's own time of day, between the form's time and 20:00 the form would already be due)
+    origin = moments.ahead(moments.next_time(time(9, 0)), WorkCalendar(ZONE))
     scale = 60
     config = org_config(plugins=["handover"], settings={"handover": handover_settings()},
                         extra={"clock": {"scale": scale, "origin": origin.isoformat()}})
     async with scenario_harness({"handover": handover}, config=config) as env:
+        await env.begin_at(moments.at(origin))
         plan = await drive(env, "icu", "20:00")
         assert plan.clock.scale == scale
         business_now = origin + (await env.now() - origin) * scale
