@@ -208,11 +208,13 @@ def test_seed_date_cells_relative_to_today() -> None:
 
     from engine.feishu.standin.state import SEED_ZONE, State
 
+    zone = ZoneInfo(SEED_ZONE)
     state = State()
+    before = datetime.now(zone).date()  # the seed reads the wall clock: midnight may pass while it does
     state.merge_json({"bitable": {"bascnS": {"tblS": {"records": [
         {"record_id": "rec1", "fields": {"到期": {"$days_from_today": -3}, "备注": {"text": "kept as is"}}}]}}}})
+    after = datetime.now(zone).date()
     fields = state.table("bascnS", "tblS")["records"]["rec1"]["fields"]  # type: ignore[index]
-    zone = ZoneInfo(SEED_ZONE)
     day = datetime.fromtimestamp(fields["到期"] / 1000, zone)
-    assert day.date() == datetime.now(zone).date() - timedelta(days=3) and (day.hour, day.minute) == (0, 0)
+    assert day.date() in {before - timedelta(days=3), after - timedelta(days=3)} and (day.hour, day.minute) == (0, 0)
     assert fields["备注"] == {"text": "kept as is"}
