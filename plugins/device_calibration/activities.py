@@ -66,7 +66,8 @@ T = TypeVar("T")
 RECORD_NOT_FOUND = 1254043
 # Devices a reconciliation checks at once (each is a few round trips to the Temporal server).
 RECONCILE_IN_FLIGHT = 16
-# Rows decoded or checked between two turns of the event loop (heartbeats and the listing run meanwhile).
+# Rows checked between two turns of the event loop (heartbeats and the listing run meanwhile); the table is
+# decoded a page (500 rows) at a time, which yields between pages.
 YIELD_EVERY = 1000
 # Cycles a reconciliation starts per batch: Feishu's batch_create takes up to 500 records (one audit row each).
 START_BATCH = 500

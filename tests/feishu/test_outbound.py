@@ -283,8 +283,8 @@ async def test_upsert_creates_then_updates(standin: FeishuStandIn, activities: F
     assert updated.record_id == got.record_id
 
 
-async def test_pages_come_one_at_a_time_and_an_early_stop_leaves_nothing_in_flight(standin: FeishuStandIn) -> None:
-    """bitable_pages yields each page as it arrives (the next one already asked for); breaking off is clean."""
+async def test_pages_come_one_at_a_time_and_an_early_stop_raises_nothing(standin: FeishuStandIn) -> None:
+    """bitable_pages yields each page as it arrives (the next one already asked for); breaking off raises nothing."""
     app_id, secret = new_app(standin)
     client = FeishuClient(standin.base_url, app_id, secret)
     standin.state.table("bascnP", "tblP", create=True)
