@@ -7,7 +7,7 @@ once; 6 no internal reason or text of the other language; 7 the business clock d
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 import devcal_helpers as h
@@ -16,7 +16,7 @@ import plugins.device_calibration as device_calibration
 from engine.events import MessageReceived
 from engine.feishu.standin.events import card_action_event
 from engine.feishu.standin.faults import Fault
-from engine.sdk import add_months
+from engine.sdk import WorkCalendar, add_months
 from engine.testing import moments
 from engine.testing.kit import org_config
 from plugins.device_calibration.models import CycleState
@@ -230,17 +230,18 @@ async def test_users_see_no_internal_reason_in_either_language(scenario_harness:
 
 async def test_a_ladder_in_minutes(scenario_harness: object) -> None:
     """Behaviour 7: on a compressed business clock the ladder runs in minutes, each notice at its business moment."""
-    # the origin must be fixed in the config, so take it from the (real-time) start of the server's clock
-    from datetime import UTC, datetime
-
-    origin = datetime.now(UTC).replace(microsecond=0)  # wall clock: the business clock's origin, not an expectation
+    # the origin must be fixed in the config: the business clock starts at 10:00 on a working day (not at the
+    # wall clock's time of day), after that day's 09:00 send time, so the five notices (days 3, 9, 10, 11 and 12
+    # at 09:00) all lie ahead and within the 13 business days driven
+    calendar = WorkCalendar(h.SHANGHAI, holidays=[date.fromisoformat(d) for d in h.ORG_EXTRA["holidays"]])
+    origin = moments.ahead(moments.workday(time(10, 0)), calendar)
     settings = {**h.SETTINGS, "reminders": {"before_days": [7, 1], "on_due": True, "working_days_only": False,
                                             "after": [{"every_days": 1, "to": "manager", "times": 2}]}}
     config = org_config(plugins=["device_calibration"], settings={"device_calibration": settings},
                         extra={**h.ORG_EXTRA, "clock": {"scale": SCALE, "origin": origin.isoformat()}})
     async with scenario_harness({"device_calibration": device_calibration}, config=config) as env:  # type: ignore[operator]
-        business_now = origin + (await env.now() - origin) * SCALE
-        due = h.local(business_now).date() + timedelta(days=10)
+        await env.begin_at(moments.at(origin))
+        due = h.local(origin).date() + timedelta(days=10)
         h.seed(env.standin, {"rec1": h.device_row("CT-0012", last=None, 有效期至=h.ms(due))})
         await env.deliver(h.record_event("rec1", "CT-0012"))
 

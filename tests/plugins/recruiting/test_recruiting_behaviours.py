@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from datetime import UTC, datetime, time, timedelta
+from datetime import datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -221,21 +221,25 @@ async def test_people_read_their_own_language_and_no_internal_reason(scenario_ha
 async def test_the_business_clock_drives_the_sla_timers(scenario_harness: Any) -> None:
     """Behaviour 7: the business clock (the site context's ``BusinessClock``) drives the SLA timers."""
     scale = 1440  # a business day per real minute
-    # the origin must be fixed in the config, before the server's clock starts: a start, not an expectation
-    origin = datetime.now(UTC).replace(microsecond=0)  # wall clock: the business clock's origin, not an expectation
+    # the origin must be fixed in the config, before the server's clock starts: 10:00 on an ordinary working day,
+    # not the wall clock's time of day, so the stage begins that morning and the nudge at 09:00 on its SLA's due
+    # day (2 working days on, no holiday between) and the escalation after it are known from the origin
+    origin = moments.ahead(moments.ordinary_workday(time(10, 0)), WorkCalendar(SHANGHAI))
     clock = BusinessClock(scale=scale, origin=origin)
     document = org_config(plugins=["recruiting"], settings={"recruiting": {"roles": dict(GROUP_ROLES)}},
                           sites=SITES, extra={"clock": {"scale": scale, "origin": origin.isoformat()}})
     async with scenario_harness(PLUGINS, config=document) as env:
         seed(env)
         cal = env.calendar()
+        await env.begin_at(moments.at(origin))
         before = await env.now()
         await env.deliver(record_event("tblApplications", "recAppA01"))
         after = await env.now()
         st = ApplicationState.model_validate(await env.query("recruiting", "app:recAppA01"))
         # the stage began at the business time of the delivery, not at the workflow clock's
         assert clock.now(before) <= st.stage_at <= clock.now(after) and st.stage_at > after
-        due_day = cal.add_workdays(st.stage_at.astimezone(SHANGHAI).date(), 2)
+        due_day = cal.add_workdays(origin.date(), 2)
+        assert st.stage_at.astimezone(SHANGHAI).date() == origin.date()
         assert st.sla_due == datetime.combine(due_day, time(18, 0), tzinfo=SHANGHAI)
 
         nudge = datetime.combine(due_day, time(9, 0), tzinfo=SHANGHAI)

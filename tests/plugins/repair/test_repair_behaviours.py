@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import UTC, datetime, time, timedelta
+from datetime import datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -25,6 +25,7 @@ from repair_helpers import (
 
 import plugins.repair as repair
 from engine.feishu.standin.faults import Fault
+from engine.sdk import WorkCalendar
 from engine.testing import moments
 from engine.testing.kit import org_config
 from plugins.repair import rules
@@ -169,12 +170,15 @@ async def test_6_users_see_their_language_and_no_internal_reason(scenario_harnes
 
 async def test_7_the_business_clock_drives_the_accept_ladder(scenario_harness: Any) -> None:
     """Behaviour 7: the business clock (``BusinessClock`` of the site context) drives the ticket's timers."""
-    origin = datetime.now(UTC).replace(microsecond=0)  # wall clock: the business clock's origin, not an expectation
+    # the business clock starts at 10:00 on a working day, inside working hours with the technician on duty,
+    # not at the wall clock's time of day
+    origin = moments.ahead(moments.workday(time(10, 0)), WorkCalendar(SHANGHAI))
     config = org_config(plugins=["repair"], settings={"repair": SETTINGS},
                         extra={"clock": {"scale": 60, "origin": origin.isoformat()}})  # a business minute a second
     async with scenario_harness({"repair": repair}, config=config) as env:
         env.standin.state.merge_json(SEED)
-        await env.deliver(report("报修 ICU 监护仪停机", message_id="om_clock"))
+        await env.begin_at(moments.at(origin))
+        await env.deliver(report("报修 ICU 监护仪停机", message_id="om_clock", at=origin))
         ticket = await state(env, ticket_of(env, "om_clock"))
         assert (ticket.category, ticket.priority) == ("medical", "urgent")
         assert ticket.accept_due is not None and ticket.notified_at is not None
