@@ -71,6 +71,9 @@ RECONCILE_IN_FLIGHT = 16
 YIELD_EVERY = 1000
 # Cycles a reconciliation starts per batch: Feishu's batch_create takes up to 500 records (one audit row each).
 START_BATCH = 500
+# Cycles per page of the visibility listing. A server serves at most its frontend.visibilityMaxPageSize (1,000
+# unless raised; the embedded server raises it to 5,000, README: Deploying); fewer pages cost it fewer sorts.
+LISTING_PAGE_SIZE = 5_000
 # A cycle whose first act (a reminder, a status change) is further away than DORMANT_FROM starts dormant
 # (engine.dormant): Temporal dispatches its first workflow task WAKE_EARLY before that act, and until then it
 # costs no workflow task and no worker memory. Waking early is harmless: the cycle sleeps the rest.
@@ -495,7 +498,7 @@ async def _running_cycles(client: Client, org_id: str, errors: list[str]) -> dic
     query = f"WorkflowType = '{CYCLE_WORKFLOW}' AND ExecutionStatus = 'Running'"
     running: dict[str, CycleView | None] = {}
     try:
-        async for execution in client.list_workflows(query):
+        async for execution in client.list_workflows(query, page_size=LISTING_PAGE_SIZE):
             if execution.id.startswith(prefix):
                 raw = await execution.memo_value(VIEW_MEMO, None)
                 running[execution.id] = CycleView.model_validate(raw) if raw is not None else None
