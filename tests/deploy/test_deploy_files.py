@@ -19,6 +19,8 @@ from ruamel.yaml import YAML  # comes with check-jsonschema
 from engine.cli import cli
 from engine.config import load_config
 from engine.plugins import load_plugins
+from engine.runtime.server import VISIBILITY_MAX_PAGE_SIZE
+from plugins.device_calibration.activities import LISTING_PAGE_SIZE
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 CONFIG_IN_CONTAINER = "/etc/engine/engine.toml"
@@ -64,6 +66,18 @@ def test_compose_runs_two_workers_and_two_ingresses_on_one_config_and_one_tempor
     assert len(host_ports) == 2  # each ingress on a port of its own, for the load balancer in front
     temporal = services["temporal"]["environment"]
     assert temporal["DB"].startswith("postgres") and temporal["POSTGRES_SEEDS"] in services
+
+
+def test_temporal_serves_the_listing_its_pages_of_cycles() -> None:
+    """The dynamic config the compose file mounts lets a reconciliation list cycles as many to a page as it
+    asks for (Temporal's default cap is 1,000), the same cap the embedded server sets itself."""
+    temporal = compose()["services"]["temporal"]
+    mounted = {volume.split(":")[1]: volume.split(":")[0] for volume in temporal["volumes"]}
+    path = "/etc/temporal/" + temporal["environment"]["DYNAMIC_CONFIG_FILE_PATH"]
+    assert mounted[path] == "./temporal-dynamic-config.yaml"
+    values = YAML(typ="safe").load((DEPLOY / "temporal-dynamic-config.yaml").read_text(encoding="utf-8"))
+    assert values["frontend.visibilityMaxPageSize"] == [{"value": LISTING_PAGE_SIZE}]
+    assert VISIBILITY_MAX_PAGE_SIZE == LISTING_PAGE_SIZE
 
 
 def test_the_deployed_config_is_valid_and_every_secret_is_in_the_env_example(monkeypatch: pytest.MonkeyPatch) -> None:
