@@ -30,7 +30,7 @@ async def test_one_page_holds_more_than_a_thousand_workflows(dev_server: Embedde
 
     await asyncio.gather(*(start_some() for _ in range(16)))
     query = f"WorkflowType = '{kind}' AND ExecutionStatus = 'Running'"
-    for _ in range(100):  # visibility catches up with the starts a little later
+    for _ in range(600):  # visibility catches up with the starts a little later (more under a loaded suite)
         if (await client.count_workflows(query)).count == COUNT:
             break
         await asyncio.sleep(0.1)
