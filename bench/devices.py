@@ -1,4 +1,4 @@
-"""10,000 devices' calibration cycles started, held and reconciled on the embedded server.
+"""Devices' calibration cycles (``BENCH_DEVICES``, 10,000 by default) started, held and reconciled.
 
 A device table of ``BENCH_DEVICES`` rows (default 10,000; due dates 60 to 425 days ahead, so no reminder
 is due) sits in the Feishu stand-in (in this process). ``engine worker`` runs as its own process, so its
@@ -20,7 +20,7 @@ one server, as a scaled-out deployment does; memory and CPU are then the sum ove
 
 The stand-in writes one Bitable table at a time, 20 ms a write, as Feishu does (concurrent writes to one
 table are refused); the reconciliation writes the registration rows 500 to a call. ``BENCH_DEVICES=100000``
-is the size of a hospital group's or a device maker's installed base (about 40 minutes on two
+is the size of a hospital group's or a device maker's installed base (40 to 50 minutes on two
 cores; README "Sizing").
 """
 
