@@ -17,12 +17,15 @@ from typing import Any, NamedTuple, TypeVar
 from zoneinfo import ZoneInfo
 
 from temporalio import activity
+from temporalio.api.common.v1 import Payload
+from temporalio.api.workflowservice.v1 import ListWorkflowExecutionsRequest, ListWorkflowExecutionsResponse
 from temporalio.client import Client, WorkflowExecutionDescription, WorkflowExecutionStatus
 from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.service import RPCError, RPCStatusCode
 
 from engine.sdk import (
     BusinessClock,
+    Decision,
     FeishuError,
     Services,
     WorkCalendar,
@@ -193,18 +196,47 @@ async def cycle_state(client: Client, wid: str) -> CycleState | None:
     return CycleState.model_validate(raw) if raw is not None else None
 
 
-def drift(state: CycleView, device: DeviceRecord, kind_name: str, settings: DeviceCalibrationSettings,
-          today: date) -> str:
-    """Why the running cycle (its :class:`CycleView`) disagrees with the row ("" when it agrees)."""
+class Expected(NamedTuple):
+    """What a row asks of one of its cycles, worked out from the row alone (so while the listing runs)."""
+
+    kind: str  # the schedule kind's name
+    key: str
+    wid: str
+    stop: bool  # no cycle should run: the kind does not apply, or the row's status retires the device
+    why_stop: str
+    intent: Decision  # the row's status: track, pause or retire
+    info: str  # info_fingerprint of the row's details
+    plan: Decision | None  # the due date the row plans (None when stop)
+
+
+def expected(org_id: str, device: DeviceRecord, settings: DeviceCalibrationSettings,
+             today: date) -> list[Expected]:
+    """What ``device``'s row asks of each of its cycles, one per schedule kind in ``settings``."""
     intent = rules.table_intent(device, settings)
+    info = info_fingerprint(device.info)
+    wanted: list[Expected] = []
+    for kind_name, kind in settings.schedules.items():
+        key = cycle_key(device.device_id, kind_name)
+        applies = rules.applies(kind_name, kind, device.kinds.get(kind_name))
+        stop = applies.is_nothing or intent.action == "retire"
+        wanted.append(Expected(
+            kind=kind_name, key=key, wid=workflow_id(org_id, SCENARIO, key), stop=stop,
+            why_stop=applies.reason if applies.is_nothing else intent.reason, intent=intent, info=info,
+            plan=None if stop else rules.plan_due(device.kinds[kind_name], kind, today)))
+    return wanted
+
+
+def drift(state: CycleView, wanted: Expected) -> str:
+    """Why the running cycle (its :class:`CycleView`) disagrees with its row ("" when it agrees)."""
+    intent = wanted.intent
     if intent.action == "pause" and state.phase != "paused":
         return f"{intent.reason}, cycle is {state.phase}"
     if intent.action == "track" and state.phase == "paused" and state.paused_by_table:
         return "status back in use, cycle is paused"
-    if state.info != info_fingerprint(device.info):
+    if state.info != wanted.info:
         return "device details changed (people, department, name)"
-    if state.phase in ("active", "overdue"):
-        plan = rules.plan_due(device.kinds[kind_name], settings.schedules[kind_name], today)
+    if state.phase in ("active", "overdue") and wanted.plan is not None:
+        plan = wanted.plan
         if plan.data.get("undated") and state.due is not None:
             return ""  # a row with no dates: the cycle keeps the due date it was registered with
         if plan.data["due"] != (state.due.isoformat() if state.due else None):
@@ -232,33 +264,41 @@ async def reconcile(services: Services, request: ReconcileInput) -> ReconcileRep
         if listing is not None:
             listing.cancel()
         raise
-    running = await listing if listing is not None else None
     checking = time.monotonic()
+    # what each row asks of its cycles needs no cycle: it is worked out while the server still lists them
+    rows: list[list[Expected]] = []
+    for n, device in enumerate(devices, 1):
+        rows.append(expected(org.id, device, settings, today))
+        if n % YIELD_EVERY == 0:
+            activity.heartbeat(n)
+            await asyncio.sleep(0)
+    waiting = time.monotonic()
+    running = await listing if listing is not None else None
+    checking += time.monotonic() - waiting  # the check's own time, not the wait for the listing
     report = ReconcileReport(org=org.id, rows=len(devices), locale=org.locale)
     if listing is not None and running is None:
         report.errors.append(f"{errors[-1]}; deleted rows not checked")
     wanted: set[str] = set()
-    checker = _DeviceCheck(client, org.id, services.task_queue, settings, today, request.run_key,
-                           running, wanted, report)
+    checker = _DeviceCheck(client, org.id, services.task_queue, request.run_key, running, wanted, report)
     # Several devices at a time: each costs round trips to the server (describe, query, start), not CPU.
     limit = asyncio.Semaphore(RECONCILE_IN_FLIGHT)
 
-    async def check(device: DeviceRecord) -> None:
+    async def check(device: DeviceRecord, cycles: list[Expected]) -> None:
         async with limit:
-            await checker.device(device)
+            await checker.device(device, cycles)
             checker.done += 1
             if checker.done % 200 == 0:
                 activity.heartbeat(checker.done)
 
     # a row whose cycles the listing shows in step is settled here, without a coroutine of its own
-    pending: list[DeviceRecord] = []
-    for n, device in enumerate(devices, 1):
-        if not checker.settled(device):
-            pending.append(device)
+    pending: list[tuple[DeviceRecord, list[Expected]]] = []
+    for n, (device, cycles) in enumerate(zip(devices, rows, strict=True), 1):
+        if not checker.settled(cycles):
+            pending.append((device, cycles))
         if n % YIELD_EVERY == 0:
             activity.heartbeat(n)
             await asyncio.sleep(0)
-    await asyncio.gather(*(check(device) for device in pending))
+    await asyncio.gather(*(check(device, cycles) for device, cycles in pending))
     phases["check"] = time.monotonic() - checking
     await _timed(_start_cycles(services, org, checker.new, request.run_key, report, began), phases, "start")
     if running is not None:
@@ -282,11 +322,9 @@ async def _timed(step: Awaitable[T], phases: dict[str, float], name: str) -> T:
 class _DeviceCheck:
     """Brings one device's cycles in line with its row (the body of a reconciliation)."""
 
-    def __init__(self, client: Client, org_id: str, task_queue: str, settings: DeviceCalibrationSettings,
-                 today: date, run_key: str, running: dict[str, CycleView | None] | None, wanted: set[str],
-                 report: ReconcileReport) -> None:
-        self.client, self.org_id, self.task_queue = client, org_id, task_queue
-        self.settings, self.today, self.run_key = settings, today, run_key
+    def __init__(self, client: Client, org_id: str, task_queue: str, run_key: str,
+                 running: dict[str, CycleView | None] | None, wanted: set[str], report: ReconcileReport) -> None:
+        self.client, self.org_id, self.task_queue, self.run_key = client, org_id, task_queue, run_key
         self.running, self.wanted, self.report = running, wanted, report
         self.done = 0
         self.new: list[tuple[DeviceRecord, str]] = []  # (device, kind) of cycles to start, in batches
@@ -316,39 +354,30 @@ class _DeviceCheck:
         state = await query_running(self.client, wid, "state")  # a cycle that keeps no view (started before views)
         return CycleView.of(CycleState.model_validate(state)) if state is not None else None
 
-    def settled(self, device: DeviceRecord) -> bool:
-        """True when the listing alone shows each cycle of ``device`` in step with its row: each is then
-        recorded "unchanged". False (nothing recorded) leaves the device to :meth:`device`."""
+    def settled(self, cycles: list[Expected]) -> bool:
+        """True when the listing alone shows each of a row's ``cycles`` in step with it: each is then
+        recorded "unchanged". False (nothing recorded) leaves the row to :meth:`device`."""
         if self.running is None:
             return False
-        settings = self.settings
-        intent = rules.table_intent(device, settings)
-        keys: list[tuple[str, str]] = []
-        for kind_name, kind in settings.schedules.items():
-            key = cycle_key(device.device_id, kind_name)
-            wid = workflow_id(self.org_id, SCENARIO, key)
-            applies = rules.applies(kind_name, kind, device.kinds.get(kind_name))
-            if applies.is_nothing or intent.action == "retire":
-                if wid in self.running:
+        for cycle in cycles:
+            if cycle.stop:
+                if cycle.wid in self.running:
                     return False  # a cycle to retire
                 continue
-            view = self.running.get(wid)
-            if view is None or drift(view, device, kind_name, settings, self.today):
+            view = self.running.get(cycle.wid)
+            if view is None or drift(view, cycle):
                 return False  # a cycle to start, to ask, or to update
-            keys.append((key, wid))
-        for key, wid in keys:
-            self.wanted.add(wid)
-            self.report.add(ReconcileChange(key=key, action="unchanged"))
+        for cycle in cycles:
+            if not cycle.stop:
+                self.wanted.add(cycle.wid)
+                self.report.add(ReconcileChange(key=cycle.key, action="unchanged"))
         return True
 
-    async def device(self, device: DeviceRecord) -> None:
-        settings, client, report = self.settings, self.client, self.report
-        intent = rules.table_intent(device, settings)
-        for kind_name, kind in settings.schedules.items():
-            key = cycle_key(device.device_id, kind_name)
-            wid = workflow_id(self.org_id, SCENARIO, key)
-            applies = rules.applies(kind_name, kind, device.kinds.get(kind_name))
-            stop = applies.is_nothing or intent.action == "retire"
+    async def device(self, device: DeviceRecord, cycles: list[Expected]) -> None:
+        """Start, signal or retire each of ``device``'s cycles (``cycles``: what its row asks of them)."""
+        client, report = self.client, self.report
+        for cycle in cycles:
+            kind_name, key, wid, stop = cycle.kind, cycle.key, cycle.wid, cycle.stop
             if stop and self.running is not None and wid not in self.running:
                 continue  # nothing runs that would have to end
             if not stop:
@@ -357,7 +386,7 @@ class _DeviceCheck:
             if stop:
                 if state is None:
                     continue
-                reason = applies.reason if applies.is_nothing else intent.reason
+                reason = cycle.why_stop
                 # a dormant cycle too (engine.dormant): a plain signal would wait for its first task
                 await signal_running(client, wid, "retire",
                                      Retire(event_id=f"{self.run_key}:{key}", reason=reason, by="reconciliation"))
@@ -371,14 +400,14 @@ class _DeviceCheck:
                 continue
             start = CycleInput(org=self.org_id, device_id=device.device_id, kind=kind_name,
                                record_id=device.record_id)
-            why = drift(state, device, kind_name, settings, self.today)
+            why = drift(state, cycle)
             if why and self.running is not None and self.running.get(wid) is not None:
                 # the listing lags behind the cycle a little: confirm the drift with the cycle itself
                 state = await self._described(wid)
                 if state is None:
                     self.report.add(ReconcileChange(key=key, action="unchanged"))
                     continue
-                why = drift(state, device, kind_name, settings, self.today)
+                why = drift(state, cycle)
             if not why:
                 report.add(ReconcileChange(key=key, action="unchanged"))
                 continue
@@ -493,20 +522,48 @@ def _dormant_delay(one: _Start, server_now: datetime) -> timedelta | None:
 
 async def _running_cycles(client: Client, org_id: str, errors: list[str]) -> dict[str, CycleView | None] | None:
     """This organization's running cycles, each with the view in its memo (None for a cycle that keeps
-    none: it started before cycles kept one); None when the server cannot list them (why: in ``errors``)."""
+    none: it started before cycles kept one); None when the server cannot list them (why: in ``errors``).
+
+    The server's work per listed cycle is most of a reconciliation's time (README: Sizing), so the next
+    page is asked for before this one is decoded, and a page's memos go through the data converter in one
+    call. One call serves a page because the engine's payload codec takes no per-workflow context.
+    """
     prefix = f"{org_id}:{SCENARIO}:"
     query = f"WorkflowType = '{CYCLE_WORKFLOW}' AND ExecutionStatus = 'Running'"
     running: dict[str, CycleView | None] = {}
+
+    def page(token: bytes) -> asyncio.Future[ListWorkflowExecutionsResponse]:
+        return asyncio.ensure_future(client.workflow_service.list_workflow_executions(
+            ListWorkflowExecutionsRequest(namespace=client.namespace, query=query, page_size=LISTING_PAGE_SIZE,
+                                          next_page_token=token), retry=True))
+
+    pending: asyncio.Future[ListWorkflowExecutionsResponse] | None = page(b"")
     try:
-        async for execution in client.list_workflows(query, page_size=LISTING_PAGE_SIZE):
-            if execution.id.startswith(prefix):
-                raw = await execution.memo_value(VIEW_MEMO, None)
-                running[execution.id] = CycleView.model_validate(raw) if raw is not None else None
+        while pending is not None:
+            response = await pending
+            pending = page(response.next_page_token) if response.next_page_token else None
+            ids: list[str] = []
+            memos: list[Payload] = []
+            for info in response.executions:
+                wid = info.execution.workflow_id
+                if not wid.startswith(prefix):
+                    continue
+                memo = info.memo.fields.get(VIEW_MEMO)
+                if memo is None:
+                    running[wid] = None
+                else:
+                    ids.append(wid)
+                    memos.append(memo)
+            for wid, raw in zip(ids, await client.data_converter.decode(memos), strict=True):
+                running[wid] = CycleView.model_validate(raw)
         return running
     except RPCError as error:
         # the time-skipping test server has no visibility API; a real server always does
         errors.append(f"running cycles could not be listed ({error.message})")
         return None
+    finally:
+        if pending is not None:
+            pending.cancel()
 
 
 async def _retire_vanished(client: Client, org_id: str, running: dict[str, CycleView | None], wanted: set[str],

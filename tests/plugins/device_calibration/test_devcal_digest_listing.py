@@ -24,7 +24,7 @@ from engine.sdk import Services
 from engine.testing import moments
 from engine.testing.kit import org_config
 from plugins.device_calibration import rules
-from plugins.device_calibration.activities import _DeviceCheck, collect_digest, read_devices
+from plugins.device_calibration.activities import _DeviceCheck, collect_digest, expected, read_devices
 from plugins.device_calibration.models import (
     CYCLE_WORKFLOW,
     SCENARIO,
@@ -97,8 +97,8 @@ async def test_a_drift_the_listing_shows_is_confirmed_from_the_memo_without_waki
         stale = current.model_copy(update={"due": today})  # as a listing that lags behind the cycle shows it
 
         report = ReconcileReport(org=org, rows=1)
-        check = _DeviceCheck(client, org, "unused", settings, today, "run", {wid: stale}, set(), report)
-        await check.device(device)
+        check = _DeviceCheck(client, org, "unused", "run", {wid: stale}, set(), report)
+        await check.device(device, expected(org, device, settings, today))
 
         assert [(c.key, c.action) for c in report.changes] == [("CT-0001", "unchanged")]
         assert (await handle.describe()).history_length == 1  # described, not asked: still dormant

@@ -12,7 +12,7 @@ import plugins.device_calibration as device_calibration
 from engine.rules import add_months
 from engine.testing import moments
 from engine.testing.kit import org_config
-from plugins.device_calibration.activities import _DeviceCheck, read_devices
+from plugins.device_calibration.activities import _DeviceCheck, expected, read_devices
 from plugins.device_calibration.models import SCENARIO, VIEW_MEMO, CycleState, CycleView, ReconcileReport
 
 
@@ -71,10 +71,11 @@ async def test_the_memo_view_follows_the_cycle_and_spares_reconciliation_a_query
         counter = CountQueries()
         client = Client(**{**env.client.config(), "interceptors": [counter]})
         report = ReconcileReport(org="acme", rows=2)
-        check = _DeviceCheck(client, "acme", "unused", settings, today, "run", running, set(), report)
-        await check.device(devices["CT-0001"])
+        rows = {key: expected("acme", device, settings, today) for key, device in devices.items()}
+        check = _DeviceCheck(client, "acme", "unused", "run", running, set(), report)
+        await check.device(devices["CT-0001"], rows["CT-0001"])
         assert counter.queries == 0  # its view agrees with its row: nothing asked
-        await check.device(devices["CT-0002"])
+        await check.device(devices["CT-0002"], rows["CT-0002"])
         assert counter.queries == 0  # the stale view disagreed: the cycle was described (its memo), and agrees
         assert [(c.key, c.action) for c in report.changes] == [("CT-0001", "unchanged"), ("CT-0002", "unchanged")]
 
@@ -82,10 +83,10 @@ async def test_the_memo_view_follows_the_cycle_and_spares_reconciliation_a_query
         # round trip; one whose view disagrees is left, with nothing recorded, to the full check
         fast = ReconcileReport(org="acme", rows=2)
         wanted: set[str] = set()
-        check = _DeviceCheck(client, "acme", "unused", settings, today, "run", running, wanted, fast)
-        assert check.settled(devices["CT-0001"]) and not check.settled(devices["CT-0002"])
+        check = _DeviceCheck(client, "acme", "unused", "run", running, wanted, fast)
+        assert check.settled(rows["CT-0001"]) and not check.settled(rows["CT-0002"])
         assert counter.queries == 0
         assert [(c.key, c.action) for c in fast.changes] == [("CT-0001", "unchanged")]
         assert wanted == {env.workflow_id(SCENARIO, "CT-0001")}
-        assert not _DeviceCheck(client, "acme", "unused", settings, today, "run", None, set(), fast).settled(
-            devices["CT-0001"])  # no listing (the time-skipping server): every row takes the full check
+        assert not _DeviceCheck(client, "acme", "unused", "run", None, set(), fast).settled(
+            rows["CT-0001"])  # no listing (the time-skipping server): every row takes the full check
