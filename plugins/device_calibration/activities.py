@@ -253,25 +253,25 @@ async def reconcile(services: Services, request: ReconcileInput) -> ReconcileRep
     today = _as_of(org)
     # One listing of the running cycles, with the view each keeps in its memo: a cycle whose view agrees
     # with its row costs no round trip; the others (and cycles without a view yet) are described and asked.
-    # The listing (the server's work) runs while the table is read (Feishu's and this worker's).
+    # The listing (the server's work) runs while the table is read (Feishu's and this worker's), and while
+    # what each row asks of its cycles, which needs no cycle, is worked out.
     errors: list[str] = []
     phases: dict[str, float] = {}
     listing = asyncio.ensure_future(_timed(_running_cycles(client, org.id, errors), phases, "listing")) \
         if request.record_ids is None else None
     try:
         devices = await _timed(read_devices(services.feishu, org, settings, request.record_ids), phases, "read")
+        checking = time.monotonic()
+        rows: list[list[Expected]] = []
+        for n, device in enumerate(devices, 1):
+            rows.append(expected(org.id, device, settings, today))
+            if n % YIELD_EVERY == 0:
+                activity.heartbeat(n)
+                await asyncio.sleep(0)
     except BaseException:
         if listing is not None:
             listing.cancel()
         raise
-    checking = time.monotonic()
-    # what each row asks of its cycles needs no cycle: it is worked out while the server still lists them
-    rows: list[list[Expected]] = []
-    for n, device in enumerate(devices, 1):
-        rows.append(expected(org.id, device, settings, today))
-        if n % YIELD_EVERY == 0:
-            activity.heartbeat(n)
-            await asyncio.sleep(0)
     waiting = time.monotonic()
     running = await listing if listing is not None else None
     checking += time.monotonic() - waiting  # the check's own time, not the wait for the listing
