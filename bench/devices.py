@@ -1,4 +1,4 @@
-"""Devices' calibration cycles (``BENCH_DEVICES``, 10,000 by default) started, held and reconciled.
+"""Calibration cycles of BENCH_DEVICES devices (10,000 by default) started, held and reconciled.
 
 A device table of ``BENCH_DEVICES`` rows (default 10,000; due dates 60 to 425 days ahead, so no reminder
 is due) sits in the Feishu stand-in (in this process). ``engine worker`` runs as its own process, so its
