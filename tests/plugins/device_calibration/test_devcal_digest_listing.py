@@ -1,5 +1,5 @@
 """The weekly digest reads each cycle's phase and due date from one listing, and wakes no dormant cycle; nor
-does a reconciliation that confirms a drift the listing shows.
+does a reconciliation that confirms a drift the listing shows. The listing reads every page it is given.
 
 On a real dev server (the time-skipping server has no visibility listing): the cycles are started dormant,
 as a reconciliation starts them, with the view in their memo, and no worker polls their queue, so a digest
@@ -8,6 +8,7 @@ that asked any of them would not get an answer.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import uuid
 from datetime import date, timedelta
@@ -23,7 +24,7 @@ from engine.runtime.worker import connect
 from engine.sdk import Services
 from engine.testing import moments
 from engine.testing.kit import org_config
-from plugins.device_calibration import rules
+from plugins.device_calibration import activities, rules
 from plugins.device_calibration.activities import _DeviceCheck, collect_digest, expected, read_devices
 from plugins.device_calibration.models import (
     CYCLE_WORKFLOW,
@@ -102,4 +103,37 @@ async def test_a_drift_the_listing_shows_is_confirmed_from_the_memo_without_waki
 
         assert [(c.key, c.action) for c in report.changes] == [("CT-0001", "unchanged")]
         assert (await handle.describe()).history_length == 1  # described, not asked: still dormant
+        await handle.terminate("test over")
+
+
+async def test_the_listing_reads_every_page_with_each_cycles_view(dev_server: EmbeddedTemporal,
+                                                                 monkeypatch: Any) -> None:
+    """Pages of two: five cycles of the organization (one keeps no view) come back over three pages, each
+    with its own view, and another organization's cycle is left out."""
+    monkeypatch.setattr(activities, "LISTING_PAGE_SIZE", 2)
+    org, other = f"pages{uuid.uuid4().hex[:6]}", f"other{uuid.uuid4().hex[:6]}"
+    client = await connect(dev_server.address, "default")
+    queue = f"pages-nobody-{uuid.uuid4().hex[:6]}"
+    views = {f"{org}:{SCENARIO}:CT-000{n}": CycleView(phase="active", due=date(2030, 1, n), info=f"info{n}")
+             for n in range(1, 5)}
+    memos: dict[str, dict[str, Any] | None] = {wid: {VIEW_MEMO: view.model_dump(mode="json")}
+                                               for wid, view in views.items()}
+    memos[f"{org}:{SCENARIO}:CT-0005"] = None  # a cycle started before cycles kept a view
+    memos[f"{other}:{SCENARIO}:CT-0001"] = {VIEW_MEMO: views[f"{org}:{SCENARIO}:CT-0001"].model_dump(mode="json")}
+    handles = [await client.start_workflow(CYCLE_WORKFLOW, CycleInput(org=org, device_id=wid.rsplit(":", 1)[1]),
+                                           id=wid, task_queue=queue, start_delay=timedelta(days=30), memo=memo)
+               for wid, memo in memos.items()]
+    query = f"WorkflowType = '{CYCLE_WORKFLOW}' AND ExecutionStatus = 'Running'"
+    for _ in range(600):  # visibility counts a start a little after it: up to a minute on a loaded machine
+        listed = [execution.id async for execution in client.list_workflows(query)]
+        if all(handle.id in listed for handle in handles):
+            break
+        await asyncio.sleep(0.1)
+
+    errors: list[str] = []
+    running = await activities._running_cycles(client, org, errors)
+
+    assert errors == []
+    assert running == {**views, f"{org}:{SCENARIO}:CT-0005": None}
+    for handle in handles:
         await handle.terminate("test over")
