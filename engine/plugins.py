@@ -15,13 +15,16 @@ from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pluggy
 
 from engine import hookspecs
 from engine.notices import SCENARIO, TEMPLATES
 from engine.scenario import Scenario
+
+if TYPE_CHECKING:
+    from temporalio.common import SearchAttributeKey
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +91,10 @@ class PluginSet:
 
     def workflows(self) -> list[type]:
         return [w for s in self.scenarios.values() for w in s.workflows]
+
+    def search_attributes(self) -> list[SearchAttributeKey[Any]]:
+        """Every scenario's custom search attributes (:attr:`engine.scenario.Scenario.search_attributes`)."""
+        return [k for s in self.scenarios.values() for k in s.search_attributes]
 
     def activities(self, services: Any = None) -> list[Callable[..., Any]]:
         """Every scenario's activities; an activity class is built once with ``services``

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict
+from temporalio.common import SearchAttributeKey
 
 from engine.secrets import SecretSpec
 
@@ -29,6 +30,9 @@ class Scenario:
     the worker builds a class once with the engine's :class:`engine.services.Services` and registers its
     ``@activity.defn`` methods (so activities get their dependencies passed in). ``secrets`` are the keys
     it needs per organization (:mod:`engine.secrets`): production refuses to start without them.
+    ``search_attributes`` are the custom search attributes its workflows set
+    (``temporalio.common.SearchAttributeKey``): a worker registers any the namespace lacks before it polls
+    (:mod:`engine.runtime.search_attributes`), since a workflow that sets an unknown one fails its task.
     """
 
     name: str
@@ -40,6 +44,7 @@ class Scenario:
     description: str = ""
     site_overridable: Sequence[str] = ()
     secrets: Sequence[SecretSpec] = ()
+    search_attributes: Sequence[SearchAttributeKey[Any]] = ()
 
 
 @dataclass(frozen=True)

@@ -93,8 +93,15 @@ async def _serve_ingress(app: EngineApp, router: Any, host: str,
 
 
 async def _start_worker(app: EngineApp, client: Any) -> tuple[Any, asyncio.Task[Any]]:
+    from engine.runtime.search_attributes import SearchAttributeError, ensure_search_attributes
     from engine.runtime.worker import build_worker, engine_activities
 
+    try:
+        added = await ensure_search_attributes(client, app.plugins.search_attributes())
+    except SearchAttributeError as error:
+        raise StartupCheckError(str(error)) from error
+    if added:
+        log.info("registered search attribute(s) %s on namespace %s", ", ".join(added), client.namespace)
     temporal = app.config.temporal
     worker = build_worker(client, app.plugins, engine_activities(app), task_queue=temporal.task_queue,
                           max_concurrent_workflow_tasks=temporal.max_concurrent_workflow_tasks)

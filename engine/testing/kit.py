@@ -61,6 +61,7 @@ from engine.rules.workdays import WorkCalendar
 from engine.runtime.app import EngineApp, set_current_app
 from engine.runtime.dispatch import DispatchResult
 from engine.runtime.router import Router, feishu_reply_sender
+from engine.runtime.search_attributes import ensure_search_attributes
 from engine.runtime.worker import build_worker, engine_activities
 from engine.testing.moments import Situation
 
@@ -317,6 +318,7 @@ class ScenarioHarness:
                 interceptors: list[Interceptor] = [TrackChildWorkflows(started)]
                 if freeze_wall_clock:
                     interceptors.append(FreezeWallClock())
+                await ensure_search_attributes(client, plugin_set.search_attributes())
                 worker = build_worker(client, plugin_set, engine_activities(app), task_queue=TASK_QUEUE,
                                       interceptors=interceptors)
                 router = RecordingRouter(client, plugin_set, task_queue=TASK_QUEUE,
