@@ -25,11 +25,13 @@ def register_scenarios(register: RegisterScenario) -> None:
     from engine.sdk import Scenario
     from plugins.device_calibration.activities import ACTIVITIES
     from plugins.device_calibration.config import SITE_OVERRIDABLE, DeviceCalibrationSettings
+    from plugins.device_calibration.models import VIEW_CHANGED_AT
     from plugins.device_calibration.workflows import WORKFLOWS
 
     register(Scenario(
         name="device_calibration", version=VERSION, settings_model=DeviceCalibrationSettings,
         workflows=WORKFLOWS, activities=ACTIVITIES, templates=TEMPLATES, site_overridable=SITE_OVERRIDABLE,
+        search_attributes=[VIEW_CHANGED_AT],
         description="Calibration, electrical safety and 强检 cycles of measuring equipment (ISO 13485 §7.6)"))
 
 

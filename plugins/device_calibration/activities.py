@@ -11,14 +11,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Mapping
 from datetime import date, datetime, timedelta
 from typing import Any, NamedTuple, TypeVar
 from zoneinfo import ZoneInfo
 
 from temporalio import activity
-from temporalio.api.common.v1 import Payload
-from temporalio.api.workflowservice.v1 import ListWorkflowExecutionsRequest, ListWorkflowExecutionsResponse
 from temporalio.client import Client, WorkflowExecutionDescription, WorkflowExecutionStatus
 from temporalio.common import WorkflowIDConflictPolicy
 from temporalio.service import RPCError, RPCStatusCode
@@ -35,6 +33,7 @@ from engine.sdk import (
 )
 from plugins.device_calibration import outcome, rules
 from plugins.device_calibration.config import DeviceCalibrationSettings
+from plugins.device_calibration.listing import RunningCycles
 from plugins.device_calibration.models import (
     CYCLE_WORKFLOW,
     SCENARIO,
@@ -74,9 +73,6 @@ RECONCILE_IN_FLIGHT = 16
 YIELD_EVERY = 1000
 # Cycles a reconciliation starts per batch: Feishu's batch_create takes up to 500 records (one audit row each).
 START_BATCH = 500
-# Cycles per page of the visibility listing. A server serves at most its frontend.visibilityMaxPageSize (1,000
-# unless raised; the embedded server raises it to 5,000, README: Deploying); fewer pages cost it fewer sorts.
-LISTING_PAGE_SIZE = 5_000
 # A cycle whose first act (a reminder, a status change) is further away than DORMANT_FROM starts dormant
 # (engine.dormant): Temporal dispatches its first workflow task WAKE_EARLY before that act, and until then it
 # costs no workflow task and no worker memory. Waking early is harmless: the cycle sleeps the rest.
@@ -244,8 +240,9 @@ def drift(state: CycleView, wanted: Expected) -> str:
     return ""
 
 
-async def reconcile(services: Services, request: ReconcileInput) -> ReconcileReport:
-    """Start, update or retire cycles so they match the device table; say what changed and why."""
+async def reconcile(services: Services, request: ReconcileInput, listings: RunningCycles) -> ReconcileReport:
+    """Start, update or retire cycles so they match the device table; say what changed and why.
+    ``listings`` is the worker's last listing of the running cycles."""
     began = time.monotonic()  # with the attempt's start time on the server, the server's time at a start
     org = services.org(request.org)
     settings = _settings(org)
@@ -257,7 +254,8 @@ async def reconcile(services: Services, request: ReconcileInput) -> ReconcileRep
     # what each row asks of its cycles, which needs no cycle, is worked out.
     errors: list[str] = []
     phases: dict[str, float] = {}
-    listing = asyncio.ensure_future(_timed(_running_cycles(client, org.id, errors), phases, "listing")) \
+    server_now = activity.info().current_attempt_scheduled_time
+    listing = asyncio.ensure_future(_timed(listings.of(client, org.id, server_now, errors), phases, "listing")) \
         if request.record_ids is None else None
     try:
         devices = await _timed(read_devices(services.feishu, org, settings, request.record_ids), phases, "read")
@@ -323,7 +321,7 @@ class _DeviceCheck:
     """Brings one device's cycles in line with its row (the body of a reconciliation)."""
 
     def __init__(self, client: Client, org_id: str, task_queue: str, run_key: str,
-                 running: dict[str, CycleView | None] | None, wanted: set[str], report: ReconcileReport) -> None:
+                 running: Mapping[str, CycleView | None] | None, wanted: set[str], report: ReconcileReport) -> None:
         self.client, self.org_id, self.task_queue, self.run_key = client, org_id, task_queue, run_key
         self.running, self.wanted, self.report = running, wanted, report
         self.done = 0
@@ -520,53 +518,7 @@ def _dormant_delay(one: _Start, server_now: datetime) -> timedelta | None:
     return delay - WAKE_EARLY if delay >= DORMANT_FROM else None
 
 
-async def _running_cycles(client: Client, org_id: str, errors: list[str]) -> dict[str, CycleView | None] | None:
-    """This organization's running cycles, each with the view in its memo (None for a cycle that keeps
-    none: it started before cycles kept one); None when the server cannot list them (why: in ``errors``).
-
-    The server's work per listed cycle is most of a reconciliation's time (README: Sizing), so the next
-    page is asked for before this one is decoded, and a page's memos go through the data converter in one
-    call. One call serves a page because the engine's payload codec takes no per-workflow context.
-    """
-    prefix = f"{org_id}:{SCENARIO}:"
-    query = f"WorkflowType = '{CYCLE_WORKFLOW}' AND ExecutionStatus = 'Running'"
-    running: dict[str, CycleView | None] = {}
-
-    def page(token: bytes) -> asyncio.Future[ListWorkflowExecutionsResponse]:
-        return asyncio.ensure_future(client.workflow_service.list_workflow_executions(
-            ListWorkflowExecutionsRequest(namespace=client.namespace, query=query, page_size=LISTING_PAGE_SIZE,
-                                          next_page_token=token), retry=True))
-
-    pending: asyncio.Future[ListWorkflowExecutionsResponse] | None = page(b"")
-    try:
-        while pending is not None:
-            response = await pending
-            pending = page(response.next_page_token) if response.next_page_token else None
-            ids: list[str] = []
-            memos: list[Payload] = []
-            for info in response.executions:
-                wid = info.execution.workflow_id
-                if not wid.startswith(prefix):
-                    continue
-                memo = info.memo.fields.get(VIEW_MEMO)
-                if memo is None:
-                    running[wid] = None
-                else:
-                    ids.append(wid)
-                    memos.append(memo)
-            for wid, raw in zip(ids, await client.data_converter.decode(memos), strict=True):
-                running[wid] = CycleView.model_validate(raw)
-        return running
-    except RPCError as error:
-        # the time-skipping test server has no visibility API; a real server always does
-        errors.append(f"running cycles could not be listed ({error.message})")
-        return None
-    finally:
-        if pending is not None:
-            pending.cancel()
-
-
-async def _retire_vanished(client: Client, org_id: str, running: dict[str, CycleView | None], wanted: set[str],
+async def _retire_vanished(client: Client, org_id: str, running: Mapping[str, CycleView | None], wanted: set[str],
                            run_key: str, report: ReconcileReport) -> None:
     """Cycles still running for devices no longer in the table (rows deleted while no event came)."""
     prefix = f"{org_id}:{SCENARIO}:"
@@ -581,7 +533,8 @@ async def _retire_vanished(client: Client, org_id: str, running: dict[str, Cycle
 # -------------------------------------------------------------------------------------------- digest
 
 
-async def collect_digest(services: Services, request: DigestInput) -> list[DepartmentDigest]:
+async def collect_digest(services: Services, request: DigestInput,
+                         listings: RunningCycles) -> list[DepartmentDigest]:
     """Per department: devices due within the window, overdue (or quarantined), and out for calibration."""
     org = services.org(request.org)
     settings = _settings(org)
@@ -592,7 +545,7 @@ async def collect_digest(services: Services, request: DigestInput) -> list[Depar
     # the phase and due date of each cycle from its memo, in one listing: a dormant cycle is not woken and a
     # large table costs no query per device (only cycles out for calibration are asked, for their vendor)
     unlisted: list[str] = []
-    running = await _running_cycles(client, org.id, unlisted)
+    running = await listings.of(client, org.id, activity.info().current_attempt_scheduled_time, unlisted)
     if running is None:
         log.info("digest of %s: %s; each cycle is asked instead", org.id, unlisted[0])
     for device in await read_devices(services.feishu, org, settings):
@@ -652,6 +605,7 @@ class DeviceCalibrationActivities:
 
     def __init__(self, services: Services) -> None:
         self.services = services
+        self.listings = RunningCycles()
 
     @activity.defn(name="device_calibration.load_context")
     async def load_context(self, request: LoadContext) -> CycleContext:
@@ -667,11 +621,11 @@ class DeviceCalibrationActivities:
 
     @activity.defn(name="device_calibration.reconcile")
     async def reconcile(self, request: ReconcileInput) -> ReconcileReport:
-        return await reconcile(self.services, request)
+        return await reconcile(self.services, request, self.listings)
 
     @activity.defn(name="device_calibration.collect_digest")
     async def collect_digest(self, request: DigestInput) -> list[DepartmentDigest]:
-        return await collect_digest(self.services, request)
+        return await collect_digest(self.services, request, self.listings)
 
     @activity.defn(name="device_calibration.outcome_data")
     async def outcome_data(self, request: OutcomeRequest) -> OutcomeData:

@@ -14,6 +14,7 @@ from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, Field
+from temporalio.common import SearchAttributeKey
 
 from engine.sdk import BusinessClock, cells
 from plugins.device_calibration.config import PRIMARY_KIND
@@ -196,6 +197,9 @@ class CycleState(BaseModel):
 
 # The memo key under which a running cycle keeps its CycleView (read back by one visibility listing).
 VIEW_MEMO = "devcal_view"
+# The search attribute a cycle sets to the workflow time at which its view last changed: a reconciliation
+# whose worker holds the last listing lists only the cycles changed since (plugins.device_calibration.listing).
+VIEW_CHANGED_AT = SearchAttributeKey.for_datetime("CalibrationViewChangedAt")
 
 
 def info_fingerprint(info: DeviceInfo) -> str:

@@ -51,6 +51,7 @@ with workflow.unsafe.imports_passed_through():
         OUTCOME_WORKFLOW,
         RECONCILE_WORKFLOW,
         SCENARIO,
+        VIEW_CHANGED_AT,
         VIEW_MEMO,
         Assessment,
         CalendarFacts,
@@ -91,6 +92,8 @@ PATCH_COMBINED_STATUS = "status-combines-every-kind"
 PATCH_DEFERRED_IO = "card-press-answers-first"
 # the cycle keeps its CycleView in its memo, so reconciliation reads all of them in one listing
 PATCH_VIEW_MEMO = "cycle-view-in-memo"
+# ... and stamps when it changed, so a reconciliation lists only the cycles changed since its last listing
+PATCH_VIEW_STAMP = "cycle-view-change-stamped"
 # Changes a reconciliation's message to the managers names one by one (a message has room for a few hundred).
 REPORTED_CHANGES = 100
 
@@ -191,6 +194,8 @@ class CalibrationCycle:
         view = CycleView.of(self.s)
         if view != self._view and workflow.patched(PATCH_VIEW_MEMO):
             workflow.upsert_memo({VIEW_MEMO: view.model_dump(mode="json")})
+            if workflow.patched(PATCH_VIEW_STAMP):
+                workflow.upsert_search_attributes([VIEW_CHANGED_AT.value_set(workflow.now())])
             self._view = view
 
     async def _handlers_done(self) -> None:

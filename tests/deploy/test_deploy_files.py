@@ -20,7 +20,7 @@ from engine.cli import cli
 from engine.config import load_config
 from engine.plugins import load_plugins
 from engine.runtime.server import VISIBILITY_MAX_PAGE_SIZE
-from plugins.device_calibration.activities import LISTING_PAGE_SIZE
+from plugins.device_calibration.listing import LISTING_PAGE_SIZE
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 CONFIG_IN_CONTAINER = "/etc/engine/engine.toml"

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import uuid
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import devcal_helpers as h
@@ -24,8 +24,9 @@ from engine.runtime.worker import connect
 from engine.sdk import Services
 from engine.testing import moments
 from engine.testing.kit import org_config
-from plugins.device_calibration import activities, rules
+from plugins.device_calibration import listing, rules
 from plugins.device_calibration.activities import _DeviceCheck, collect_digest, expected, read_devices
+from plugins.device_calibration.listing import RunningCycles
 from plugins.device_calibration.models import (
     CYCLE_WORKFLOW,
     SCENARIO,
@@ -62,7 +63,7 @@ async def test_the_digest_lists_cycles_from_their_memo_and_wakes_none(scenario_h
         services = Services(config=env.config, feishu=env.app.feishu, temporal=client, task_queue=queue)
         activity_env = ActivityEnvironment()
         activity_env.info = dataclasses.replace(activity_env.info, current_attempt_scheduled_time=moment)
-        digests = await activity_env.run(collect_digest, services, DigestInput(org=org))
+        digests = await activity_env.run(collect_digest, services, DigestInput(org=org), RunningCycles())
 
         [radiology] = digests
         assert [item.device_id for item in radiology.due_soon] == ["CT-0001"]
@@ -110,7 +111,7 @@ async def test_the_listing_reads_every_page_with_each_cycles_view(dev_server: Em
                                                                  monkeypatch: Any) -> None:
     """Pages of two: five cycles of the organization (one keeps no view) come back over three pages, each
     with its own view, and another organization's cycle is left out."""
-    monkeypatch.setattr(activities, "LISTING_PAGE_SIZE", 2)
+    monkeypatch.setattr(listing, "LISTING_PAGE_SIZE", 2)
     org, other = f"pages{uuid.uuid4().hex[:6]}", f"other{uuid.uuid4().hex[:6]}"
     client = await connect(dev_server.address, "default")
     queue = f"pages-nobody-{uuid.uuid4().hex[:6]}"
@@ -131,7 +132,8 @@ async def test_the_listing_reads_every_page_with_each_cycles_view(dev_server: Em
         await asyncio.sleep(0.1)
 
     errors: list[str] = []
-    running = await activities._running_cycles(client, org, errors)
+    server_now = datetime.now(UTC)  # wall clock: the dev server's own, which runs in real time
+    running = await RunningCycles().of(client, org, server_now, errors)
 
     assert errors == []
     assert running == {**views, f"{org}:{SCENARIO}:CT-0005": None}

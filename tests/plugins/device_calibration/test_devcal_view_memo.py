@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import devcal_helpers as h
@@ -13,7 +13,14 @@ from engine.rules import add_months
 from engine.testing import moments
 from engine.testing.kit import org_config
 from plugins.device_calibration.activities import _DeviceCheck, expected, read_devices
-from plugins.device_calibration.models import SCENARIO, VIEW_MEMO, CycleState, CycleView, ReconcileReport
+from plugins.device_calibration.models import (
+    SCENARIO,
+    VIEW_CHANGED_AT,
+    VIEW_MEMO,
+    CycleState,
+    CycleView,
+    ReconcileReport,
+)
 
 
 class CountQueries(Interceptor):
@@ -38,6 +45,13 @@ async def memo_view(env: Any, key: str) -> CycleView:
     return CycleView.model_validate(await description.memo_value(VIEW_MEMO))
 
 
+async def stamp(env: Any, key: str) -> datetime:
+    """When the cycle's view last changed, as its search attribute holds it."""
+    at = (await env.handle(SCENARIO, key).describe()).typed_search_attributes.get(VIEW_CHANGED_AT)
+    assert at is not None, f"{key} keeps no stamp"
+    return at
+
+
 async def test_the_memo_view_follows_the_cycle_and_spares_reconciliation_a_query(scenario_harness: Any) -> None:
     config = org_config(plugins=[SCENARIO], settings={SCENARIO: h.SETTINGS}, extra=h.ORG_EXTRA)
     async with scenario_harness({SCENARIO: device_calibration}, config=config) as env:
@@ -52,6 +66,7 @@ async def test_the_memo_view_follows_the_cycle_and_spares_reconciliation_a_query
         for key in ("CT-0001", "CT-0002"):
             state = CycleState.model_validate(await env.query(SCENARIO, key))
             assert await memo_view(env, key) == CycleView.of(state)
+        registered = {key: await stamp(env, key) for key in ("CT-0001", "CT-0002")}
 
         # an edit the cycle hears of: its memo follows
         new_due = today + timedelta(days=300)  # later than last + 12 months: the extension wins
@@ -60,6 +75,9 @@ async def test_the_memo_view_follows_the_cycle_and_spares_reconciliation_a_query
         await env.settle()
         edited = CycleState.model_validate(await env.query(SCENARIO, "CT-0002"))
         assert edited.due == new_due and await memo_view(env, "CT-0002") == CycleView.of(edited)
+        # ... and the cycle stamps when its view changed: a listing of changes finds it by that
+        assert registered["CT-0002"] < await stamp(env, "CT-0002") <= await env.now()
+        assert await stamp(env, "CT-0001") == registered["CT-0001"]  # its view did not change
 
         # the listing's views: one current, one stale (as a lagging listing may be)
         org = env.config.org("acme")
