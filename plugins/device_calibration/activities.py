@@ -33,7 +33,7 @@ from engine.sdk import (
 )
 from plugins.device_calibration import outcome, rules
 from plugins.device_calibration.config import DeviceCalibrationSettings
-from plugins.device_calibration.listing import RunningCycles
+from plugins.device_calibration.listing import Listed, RunningCycles
 from plugins.device_calibration.models import (
     CYCLE_WORKFLOW,
     SCENARIO,
@@ -324,6 +324,7 @@ class _DeviceCheck:
                  running: Mapping[str, CycleView | None] | None, wanted: set[str], report: ReconcileReport) -> None:
         self.client, self.org_id, self.task_queue, self.run_key = client, org_id, task_queue, run_key
         self.running, self.wanted, self.report = running, wanted, report
+        self.confirm_absent = isinstance(running, Listed) and running.of_changes
         self.done = 0
         self.new: list[tuple[DeviceRecord, str]] = []  # (device, kind) of cycles to start, in batches
 
@@ -390,8 +391,9 @@ class _DeviceCheck:
                                      Retire(event_id=f"{self.run_key}:{key}", reason=reason, by="reconciliation"))
                 report.add(ReconcileChange(key=key, action="retired", reason=reason))
                 continue
-            if state is None and self.running is not None and activity.info().attempt > 1:
-                # a retried run: a cycle its first attempt started may not be in the listing yet
+            if state is None and self.running is not None and (self.confirm_absent or activity.info().attempt > 1):
+                # a retried run: a cycle its first attempt started may not be in the listing yet; a listing of
+                # changes: a cycle visibility showed too late for it stays out of it until a full listing
                 state = await self._described(wid)
             if state is None:
                 self.new.append((device, kind_name))

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -84,11 +83,19 @@ async def listed(client: Client, org_id: str, query: str, *, views: bool = True)
             pending.cancel()
 
 
+class Listed(dict[str, CycleView | None]):
+    """Running cycles by workflow id, each with its view. ``of_changes``: brought up to date by a listing of
+    changes, where a cycle that visibility showed too late to be read stays missing until the next full
+    listing; a caller that would start a missing cycle confirms it is not running first."""
+
+    of_changes: bool = False
+
+
 @dataclass
 class _Listing:
     began: datetime  # the server's time when the listing began
     full_began: datetime  # ... and when the last listing of every cycle began
-    cycles: dict[str, CycleView | None]
+    cycles: Listed
 
 
 class RunningCycles:
@@ -102,7 +109,7 @@ class RunningCycles:
         self._locks: dict[str, asyncio.Lock] = {}
 
     async def of(self, client: Client, org_id: str, now: datetime,
-                 errors: list[str]) -> Mapping[str, CycleView | None] | None:
+                 errors: list[str]) -> Listed | None:
         """The running cycles of ``org_id`` (workflow id to view) as of ``now``, the server's time (an
         activity's ``current_attempt_scheduled_time``); None when the server cannot list them (why: appended
         to ``errors``). The mapping is this worker's own: read it, do not change it.
@@ -116,7 +123,7 @@ class RunningCycles:
                     if with_changes is not None:
                         self._last[org_id] = _Listing(now, last.full_began, with_changes)
                         return with_changes
-                cycles = await listed(client, org_id, RUNNING)
+                cycles = Listed(await listed(client, org_id, RUNNING))
             except RPCError as error:
                 errors.append(f"running cycles could not be listed ({error.message})")
                 return None
@@ -124,7 +131,7 @@ class RunningCycles:
             return cycles
 
     @staticmethod
-    async def _changes(client: Client, org_id: str, last: _Listing) -> dict[str, CycleView | None] | None:
+    async def _changes(client: Client, org_id: str, last: _Listing) -> Listed | None:
         """``last`` brought up to date: cycles closed since it began are dropped, then cycles started or
         changed since are (re)read. None when the server refuses the query (the search attribute is not
         registered): the caller lists every cycle instead.
@@ -142,7 +149,8 @@ class RunningCycles:
             log.warning("changes of %s's cycles could not be listed (%s); every cycle is listed", org_id,
                         error.message)
             return None
-        cycles = dict(last.cycles)  # a reconciliation may still read the mapping it was given
+        cycles = Listed(last.cycles)  # a reconciliation may still read the mapping it was given
+        cycles.of_changes = True
         for wid in closed:
             cycles.pop(wid, None)
         cycles.update(changed)

@@ -26,7 +26,7 @@ from engine.testing import moments
 from engine.testing.kit import org_config
 from plugins.device_calibration import listing, rules
 from plugins.device_calibration.activities import _DeviceCheck, collect_digest, expected, read_devices
-from plugins.device_calibration.listing import RunningCycles
+from plugins.device_calibration.listing import Listed, RunningCycles
 from plugins.device_calibration.models import (
     CYCLE_WORKFLOW,
     SCENARIO,
@@ -104,6 +104,16 @@ async def test_a_drift_the_listing_shows_is_confirmed_from_the_memo_without_waki
 
         assert [(c.key, c.action) for c in report.changes] == [("CT-0001", "unchanged")]
         assert (await handle.describe()).history_length == 1  # described, not asked: still dormant
+
+        # a listing of changes that missed the cycle (visibility showed its start too late): it is described
+        # before anything starts it again (a start would write a second "registered" row)
+        missed = Listed()
+        missed.of_changes = True
+        report = ReconcileReport(org=org, rows=1)
+        check = _DeviceCheck(client, org, "unused", "run", missed, set(), report)
+        await check.device(device, expected(org, device, settings, today))
+
+        assert check.new == [] and [(c.key, c.action) for c in report.changes] == [("CT-0001", "unchanged")]
         await handle.terminate("test over")
 
 

@@ -73,6 +73,7 @@ async def test_the_next_listing_reads_only_cycles_started_changed_or_closed_sinc
     began = datetime.now(UTC)  # wall clock: the server stamps starts and closes with it
     first = await cycles.of(client, org, began, errors)
     assert first is not None and set(first) == {wid["kept"], wid["changed"], wid["closed"], wid["stamped"]}
+    assert not first.of_changes  # a full listing: a cycle missing from it did not run when it was read
 
     await asyncio.sleep(0.05)  # whatever follows starts or closes after the first listing began
     await handles.pop("closed").terminate("its device left the table")
@@ -87,7 +88,7 @@ async def test_the_next_listing_reads_only_cycles_started_changed_or_closed_sinc
 
     second = await cycles.of(client, org, began + timedelta(minutes=1), errors)
 
-    assert errors == []
+    assert errors == [] and second is not None and second.of_changes
     assert second == {wid["kept"]: view(1), wid["changed"]: view(12), wid["stamped"]: view(4),
                       wid["new"]: view(5)}
     assert second[wid["kept"]] is first[wid["kept"]]  # neither changed nor started since: not listed again
@@ -96,6 +97,7 @@ async def test_the_next_listing_reads_only_cycles_started_changed_or_closed_sinc
     # past FULL_LISTING_EVERY, or when the server's clock reads earlier than the last listing: every cycle
     for now in (began + FULL_LISTING_EVERY + timedelta(minutes=2), began):
         again = await cycles.of(client, org, now, errors)
+        assert again is not None and not again.of_changes
         assert again == second and again[wid["kept"]] is not second[wid["kept"]]
         second = again
 
