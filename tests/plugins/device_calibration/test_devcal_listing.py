@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from temporalio.client import Client, WorkflowHandle
@@ -43,6 +43,11 @@ async def start(client: Client, wid: str, shown: CycleView, queue: str,
                                        search_attributes=attributes)
 
 
+async def server_time(handle: WorkflowHandle[Any, Any]) -> datetime:
+    """When the server started ``handle``'s run, by its own clock."""
+    return (await handle.describe()).start_time
+
+
 async def listed_as(client: Client, wanted: dict[str, str]) -> None:
     """Wait until visibility shows each workflow id with the run id given (a start is counted a little after
     it: up to a minute on a loaded machine)."""
@@ -63,14 +68,16 @@ async def test_the_next_listing_reads_only_cycles_started_changed_or_closed_sinc
     wid = {name: f"{org}:{SCENARIO}:{name}" for name in ("kept", "changed", "stamped", "closed", "new")}
     handles = {name: await start(client, wid[name], view(n), queue)
                for n, name in enumerate(("kept", "changed", "closed"), 1)}
-    # a cycle whose view changes after the first listing began: its stamp is later than that
-    later = datetime.now(UTC) + timedelta(seconds=30)  # wall clock: the dev server's, in real time
-    handles["stamped"] = await start(client, wid["stamped"], view(4), queue, stamped=later)
+    # a cycle started before the first listing whose view changes after it began: its stamp is later than that
+    # (times by the server's clock, which stamps starts and closes; the hard-moment runs move this process's)
+    stamp = await server_time(handles["closed"]) + timedelta(minutes=1)
+    handles["stamped"] = await start(client, wid["stamped"], view(4), queue, stamped=stamp)
+    began = await server_time(handles["stamped"]) + timedelta(milliseconds=1)
+    assert began < stamp
     await listed_as(client, {wid[name]: handle.result_run_id for name, handle in handles.items()})
 
     cycles = RunningCycles()
     errors: list[str] = []
-    began = datetime.now(UTC)  # wall clock: the server stamps starts and closes with it
     first = await cycles.of(client, org, began, errors)
     assert first is not None and set(first) == {wid["kept"], wid["changed"], wid["closed"], wid["stamped"]}
     assert not first.of_changes  # a full listing: a cycle missing from it did not run when it was read
@@ -92,7 +99,7 @@ async def test_the_next_listing_reads_only_cycles_started_changed_or_closed_sinc
     assert second == {wid["kept"]: view(1), wid["changed"]: view(12), wid["stamped"]: view(4),
                       wid["new"]: view(5)}
     assert second[wid["kept"]] is first[wid["kept"]]  # neither changed nor started since: not listed again
-    assert second[wid["stamped"]] is not first[wid["stamped"]]  # stamped since: read again
+    assert second[wid["stamped"]] is not first[wid["stamped"]]  # started before, stamped since: read again
 
     # past FULL_LISTING_EVERY, or when the server's clock reads earlier than the last listing: every cycle
     for now in (began + FULL_LISTING_EVERY + timedelta(minutes=2), began):
